@@ -1,0 +1,190 @@
+"""Command line: ``python -m benchmark [run options] | train | report``.
+
+Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from benchmark.errors import InputError
+from benchmark.registry import UnknownNameError
+
+EPILOG = """\
+examples:
+  python -m benchmark --models all                    every runnable model, method and metric
+  python -m benchmark --list                          what is registered
+  python -m benchmark --models blip-itm-tiny --methods cross_attn_gradcam,random --limit 200
+  python -m benchmark train --model blip-itm-tiny     re-train an embedded model
+
+A run writes results.csv, summary.csv, manifest.json and index.html into --out.
+Exit status: 0 success, 2 bad usage or input, 1 internal error.
+"""
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m benchmark", epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Explainability benchmark for BLIP-ITM / PNP-VQA heatmaps: runs "
+                            "attribution methods on models and scores them.")
+    p.add_argument("--models", default="all",
+                   help="comma-separated model names or 'all' (every model whose weights are on "
+                        "disk; the others are skipped with one line each). Default: all")
+    p.add_argument("--methods", default="all", help="comma-separated method names or 'all'")
+    p.add_argument("--metrics", default="all", help="comma-separated metric names or 'all'")
+    p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--data-root", default=None, help="folder of a file-based dataset")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="use only the first N questions")
+    p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, baselines and bootstrap")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--list", action="store_true", help="list registered names and exit")
+    return p
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m benchmark train",
+                description="(Re)train an embedded model on the synthetic train split and "
+                            "evaluate it on the held-out test split.")
+    p.add_argument("--model", required=True, help="embedded model name, e.g. blip-itm-tiny")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="optimiser steps (default: the shipped recipe's)")
+    p.add_argument("--ship", action="store_true",
+                   help="write into the package's checkpoints/ (what ships with the suite) "
+                        "instead of the user cache")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {out}: {e.strerror or e}; choose a writable "
+                         "folder") from None
+
+
+def _list() -> None:
+    import datasets
+    import methods
+    import metrics
+    from benchmark import models
+
+    for title, names in (("models", models.available()), ("methods", methods.available()),
+                         ("metrics", metrics.available()), ("datasets", datasets.available())):
+        print(f"{title}:")
+        for n in names:
+            note = ""
+            if title == "models":
+                reason = models.missing(n)
+                note = "  (weights not on disk)" if reason else ""
+            print(f"  {n}{note}")
+
+
+def _resolve_models(spec: str) -> List[str]:
+    from benchmark import models
+
+    return models.REGISTRY.resolve(spec)
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    import datasets
+    import methods
+    import metrics
+    from benchmark import outputs, runner
+    from reports import html
+
+    args = run_parser().parse_args(argv)
+    if args.list:
+        _list()
+        return 0
+    cfg = runner.RunConfig(models=_resolve_models(args.models),
+                           methods=methods.REGISTRY.resolve(args.methods),
+                           metrics=metrics.REGISTRY.resolve(args.metrics),
+                           dataset=args.dataset, split=args.split, data_root=args.data_root,
+                           limit=args.limit, seed=args.seed, device=args.device,
+                           batch_size=args.batch_size, tolerance=args.tolerance)
+    datasets.get(cfg.dataset)
+    out = Path(args.out)
+    _check_writable(out)
+    result = runner.run(cfg, progress=not args.quiet)
+    if not result.model_info:
+        raise UsageError("no requested model can run here: " + "; ".join(result.skipped.values()))
+    paths = outputs.write_run(out, cfg.to_dict(), result, argv)
+    html.save_gallery(out, result.gallery)
+    paths["html"] = html.write_report(out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    import torch
+
+    from benchmark.models import CHECKPOINT_DIR, cache_dir, embedded
+
+    args = train_parser().parse_args(argv)
+    if args.model not in embedded.EMBEDDED:
+        raise UsageError(f"cannot train {args.model!r}: embedded models are "
+                         f"{', '.join(embedded.EMBEDDED)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, tcfg = embedded.EMBEDDED[args.model]
+    if args.steps:
+        from dataclasses import replace
+
+        tcfg = replace(tcfg, steps=args.steps)
+    key = embedded.run_key(cfg, tcfg)
+    dest = (CHECKPOINT_DIR / f"{args.model}.pt") if args.ship else \
+        cache_dir() / f"{args.model}-{key}.pt"
+    meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet)
+    print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
+          f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = COMMANDS.get(argv[0]) if argv else None
+    try:
+        return command(argv[1:]) if command else cmd_run(argv)
+    except (UsageError, UnknownNameError, InputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,113 @@
+"""Model registry: ``load(name)``, ``wrap(blip_itm)``, ``available()``, ``missing(name)``.
+
+Embedded models (``blip-itm-tiny``, ``difnet-itm-tiny``) load their shipped checkpoint (verified
+by sha256), or — for a configuration with no shipped checkpoint — are trained on first use and
+cached by config hash. Pretrained LAVIS models load from local disk only; :func:`missing` names
+the file a user must provide.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import torch
+
+from benchmark.errors import InputError
+from benchmark.models.adapter import ITMAdapter
+from benchmark.registry import Registry
+
+REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models")
+CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
+
+
+class MissingWeights(InputError):
+    """The model's weights are not on disk; the message says which file and how to get it."""
+
+
+def cache_dir() -> Path:
+    """Where trained-on-first-use models are cached (``$VQA_XAI_BENCH_CACHE`` overrides)."""
+    root = os.environ.get("VQA_XAI_BENCH_CACHE") or Path.home() / ".cache" / "vqa-xai-bench"
+    return Path(root) / "models"
+
+
+def register(name: str, missing: Optional[Callable[[], Optional[str]]] = None):
+    """Register a loader ``fn(**options) -> ITMAdapter``; ``missing()`` says what is absent."""
+
+    def deco(fn):
+        fn.missing = missing or (lambda: None)
+        REGISTRY.register(name, fn)
+        return fn
+
+    return deco
+
+
+def available() -> list:
+    return REGISTRY.available()
+
+
+def missing(name: str) -> Optional[str]:
+    """``None`` when ``name`` can run here, else one line naming the missing file and the fix."""
+    return REGISTRY.get(name).missing()
+
+
+def load(name: str, device: str = "cpu", **options) -> ITMAdapter:
+    """Load a registered model as an :class:`ITMAdapter` in eval mode on ``device``."""
+    loader = REGISTRY.get(name)
+    reason = loader.missing()
+    if reason:
+        raise MissingWeights(reason)
+    adapter = loader(**options)
+    adapter.model.eval()
+    return adapter.to(device)
+
+
+def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
+         default_block: Optional[int] = None, answers=()) -> ITMAdapter:
+    """Wrap a LAVIS ``BlipITM`` you built yourself.
+
+    The patch grid is read from the ViT's ``patch_embed`` when not given; the default Grad-CAM
+    block is PNP-VQA's 7 when the text encoder has 12 layers, else the same relative depth.
+    """
+    vit = model.visual_encoder
+    if grid is None:
+        pe = getattr(vit, "patch_embed", None) or getattr(getattr(vit, "vit", None), "patch_embed", None)
+        if pe is None:
+            raise ValueError("cannot infer the patch grid of this model; pass grid=(gh, gw)")
+        grid = tuple(int(g) for g in pe.grid_size)
+    n_layers = len(model.text_encoder.encoder.layer)
+    block = default_block if default_block is not None else (7 * n_layers) // 12
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return ITMAdapter(model, name, grid, block, answers, {"fingerprint": h.hexdigest()})
+
+
+def read_checkpoint_meta(name: str) -> Optional[dict]:
+    path = CHECKPOINT_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def state_bytes(model: torch.nn.Module) -> bytes:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+# Built-in loaders register themselves on import.
+from benchmark.models import embedded as _embedded  # noqa: E402,F401
+from benchmark.models import pretrained as _pretrained  # noqa: E402,F401
+
+get = REGISTRY.get
+__all__ = ["load", "wrap", "available", "missing", "register", "MissingWeights", "ITMAdapter"]

@@ -1,0 +1,92 @@
+"""The embedded tiny models: shipped checkpoints, or trained on first use and cached."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
+                              save_bytes_atomic, state_bytes)
+from benchmark.models.adapter import ITMAdapter
+from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, state_hash
+from benchmark.models.train import TrainConfig, build_pool, evaluate, train
+from datasets.synthetic import ANSWERS
+
+#: name → (architecture, training recipe) of each embedded model
+EMBEDDED: Dict[str, Tuple[TinyConfig, TrainConfig]] = {
+    "blip-itm-tiny": (TinyConfig(), TrainConfig()),
+}
+EVAL_QUESTIONS = 1000  # held-out test questions behind the recorded itm/vqa accuracy
+
+
+def run_key(cfg: TinyConfig, tcfg: TrainConfig) -> str:
+    """Cache key of a (config, recipe) pair: equal keys mean the same training run."""
+    blob = json.dumps({"model": cfg.to_dict(), "train": asdict(tcfg)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> ITMAdapter:
+    info = {k: meta.get(k) for k in ("itm_accuracy", "vqa_accuracy", "itm_by_family",
+                                     "vqa_by_family", "train_seconds", "checkpoint", "sha256")}
+    info.update(fingerprint=hashlib.sha256((meta["key"] + meta["state_hash"]).encode()).hexdigest(),
+                config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"])
+    return ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS, info)
+
+
+def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
+                   progress: bool = True) -> dict:
+    """Train, evaluate on the held-out test split, and write ``dest`` (.pt) + its ``.json``."""
+    import resource
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = build_tiny_itm(cfg, seed=tcfg.seed)
+    adapter = ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS)
+    stats = train(adapter, cfg, tcfg, progress=progress)
+    test = build_pool("test", EVAL_QUESTIONS, cfg, tcfg.data_seed, progress=progress)
+    scores = evaluate(adapter, test)
+    data = state_bytes(model)
+    meta = {"name": name, "key": run_key(cfg, tcfg), "config": cfg.to_dict(),
+            "train_config": asdict(tcfg), "sha256": hashlib.sha256(data).hexdigest(),
+            "state_hash": state_hash(model), "checkpoint": dest.name, **stats, **scores,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
+    save_bytes_atomic(dest, data)
+    save_bytes_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
+    return meta
+
+
+def load_embedded(name: str, model_overrides: Optional[dict] = None,
+                  train_overrides: Optional[dict] = None, progress: bool = True) -> ITMAdapter:
+    """The shipped checkpoint when the config matches it, else a cached or freshly trained one.
+
+    ``model_overrides`` / ``train_overrides`` replace fields of :class:`TinyConfig` /
+    :class:`TrainConfig`; any change gives a new cache key (trained once, then reused).
+    """
+    cfg, tcfg = EMBEDDED[name]
+    cfg = replace(cfg, **(model_overrides or {}))
+    tcfg = replace(tcfg, **(train_overrides or {}))
+    key = run_key(cfg, tcfg)
+    shipped = read_checkpoint_meta(name)
+    if shipped and shipped["key"] == key:
+        path, meta = CHECKPOINT_DIR / shipped["checkpoint"], shipped
+    else:
+        path = cache_dir() / f"{name}-{key}.pt"
+        json_path = path.with_suffix(".json")
+        if not (path.exists() and json_path.exists()):
+            print(f"{name}: no checkpoint for this configuration ({key}); training it once "
+                  f"into {path}", file=sys.stderr)
+            train_embedded(name, cfg, tcfg, path, progress=progress)
+        meta = json.loads(json_path.read_text())
+    model = build_tiny_itm(cfg, seed=tcfg.seed)
+    load_weights(model, path, meta["sha256"])
+    return _adapter(name, model, cfg, meta)
+
+
+for _name in EMBEDDED:
+    register(_name)(lambda _n=_name, **kw: load_embedded(_n, **kw))

@@ -1,0 +1,43 @@
+"""Pretrained LAVIS BLIP-ITM models, from local disk only (nothing is downloaded)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from benchmark.models import register, wrap
+
+CHECKPOINTS = {
+    "blip-itm-base": ("base", "model_base_retrieval_coco.pth"),
+    "blip-itm-large": ("large", "model_large_retrieval_coco.pth"),
+}
+
+
+def torch_checkpoint_dir() -> Path:
+    """Where LAVIS's ``download_cached_file`` looks first: ``$TORCH_HOME/hub/checkpoints``."""
+    home = os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch"
+    return Path(home) / "hub" / "checkpoints"
+
+
+def _missing_file(filename: str) -> Optional[str]:
+    path = torch_checkpoint_dir() / filename
+    if path.exists():
+        return None
+    return (f"weights not on disk: {path} (download {filename} from the LAVIS/BLIP model zoo on a "
+            f"machine with internet and copy it there, or set TORCH_HOME)")
+
+
+def _load_lavis(name: str, model_type: str):
+    from lavis.models import load_model
+
+    model = load_model("blip_image_text_matching", model_type, is_eval=True, device="cpu")
+    return wrap(model, name=name)
+
+
+for _name, (_type, _file) in CHECKPOINTS.items():
+    register(_name, missing=lambda _f=_file: _missing_file(_f))(
+        lambda _n=_name, _t=_type, **_: _load_lavis(_n, _t))
+
+register("difnet-itm-base", missing=lambda: _missing_file("difnet_itm_base.pth"))(
+    lambda **_: (_ for _ in ()).throw(NotImplementedError(
+        "difnet-itm-base needs a fusion encoder trained on top of BLIP base")))

@@ -1,0 +1,165 @@
+"""Embedded tiny BLIP-ITM models, built offline from LAVIS's own classes.
+
+The model is a real :class:`lavis.models.blip_models.blip_image_text_matching.BlipITM`: LAVIS's
+``VisionTransformerEncoder`` and ``XBertEncoder`` (BERT with cross-attention in every layer, 12
+heads like BLIP so PNP-VQA's per-head Grad-CAM applies unchanged), small widths, and a tokenizer
+over a vocabulary written for the synthetic domain (``vocab.txt``). Two changes make it learnable
+on 2 CPU cores, both inside LAVIS's module structure:
+
+* the ViT's patch projection is a 3-layer strided convolution stem (receptive field 15 px > the
+  8 px patch), because a single linear patch projection cannot see an object's shape from the part
+  of it that falls in one patch;
+* a per-patch head predicts colour, shape and size of the object under each patch (dense
+  auxiliary supervision from the generator's instance and semantic maps; used only in training).
+
+``vqa_head`` answers from the same ``[ENC]`` output that ``itm_head`` reads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+from datasets.synthetic import ANSWERS, COLOURS, SHAPES, SIZES
+
+VOCAB_FILE = Path(__file__).with_name("vocab.txt")
+IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)  # LAVIS/BLIP's normalisation
+IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
+#: per-patch auxiliary targets: index 0 means "no object" in every group
+PATCH_GROUPS: Dict[str, int] = {"colour": len(COLOURS) + 1, "shape": len(SHAPES) + 1,
+                                "size": len(SIZES) + 1}
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    """Everything that defines an embedded model's architecture (hashed into its fingerprint)."""
+
+    image_size: int = 96
+    patch_size: int = 8
+    vit_width: int = 96
+    vit_depth: int = 3
+    vit_heads: int = 4
+    text_width: int = 96
+    text_layers: int = 6
+    text_heads: int = 12
+    stem_channels: int = 48
+    n_answers: int = len(ANSWERS)
+    fused: bool = False
+    fusion: Dict[str, object] = field(default_factory=dict)  # MultiLevelEncoder kwargs when fused
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def default_block(self) -> int:
+        """Grad-CAM block at PNP-VQA's relative depth (its block 7 of BLIP's 12 text layers)."""
+        return (7 * self.text_layers) // 12
+
+
+def _tokenizer():
+    from transformers import BertTokenizer
+
+    tok = BertTokenizer(vocab_file=str(VOCAB_FILE), do_lower_case=True)
+    tok.add_special_tokens({"bos_token": "[DEC]"})
+    tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+    tok.enc_token_id = tok.additional_special_tokens_ids[0]
+    return tok
+
+
+def _conv_stem(width: int, channels: int) -> nn.Module:
+    """Three stride-2 3×3 convolutions: an 8× down-sampling with a 15 px receptive field."""
+    return nn.Sequential(
+        nn.Conv2d(3, channels // 2, 3, stride=2, padding=1), nn.GELU(),
+        nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1), nn.GELU(),
+        nn.Conv2d(channels, width, 3, stride=2, padding=1),
+    )
+
+
+def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
+    """Construct (untrained) the embedded model for ``cfg`` with a seeded initialisation."""
+    from lavis.models.blip_models.blip_image_text_matching import BlipITM
+    from lavis.models.med import BertConfig, XBertEncoder
+    from lavis.models.vit import VisionTransformerEncoder
+
+    class TinyBlipITM(BlipITM):
+        """A LAVIS BlipITM with the synthetic-domain tokenizer and a VQA answer head."""
+
+        @classmethod
+        def init_tokenizer(cls):
+            return _tokenizer()
+
+    torch.manual_seed(seed)
+    if cfg.patch_size != 8:
+        raise ValueError("the convolutional stem down-samples by 8: use patch_size=8")
+    vit = VisionTransformerEncoder(img_size=cfg.image_size, patch_size=cfg.patch_size,
+                                   embed_dim=cfg.vit_width, depth=cfg.vit_depth,
+                                   num_heads=cfg.vit_heads, mlp_ratio=4.0, qkv_bias=True)
+    vit.patch_embed.proj = _conv_stem(cfg.vit_width, cfg.stem_channels)
+    vit.vision_width = cfg.vit_width  # normally set by VisionTransformerEncoder.from_config
+    tok = _tokenizer()
+    bert_cfg = BertConfig(vocab_size=len(tok), hidden_size=cfg.text_width,
+                          num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,
+                          intermediate_size=4 * cfg.text_width, max_position_embeddings=48,
+                          add_cross_attention=True, encoder_width=cfg.vit_width,
+                          add_type_embeddings=False, hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0, pad_token_id=0)
+    text = XBertEncoder(config=bert_cfg, add_pooling_layer=False)
+    if cfg.fused:
+        from benchmark.models.fused import FusedVisualEncoder
+
+        vit = FusedVisualEncoder(vit, grid=cfg.grid, **cfg.fusion)
+    model = TinyBlipITM(image_encoder=vit, text_encoder=text, embed_dim=cfg.text_width,
+                        max_txt_len=40)
+    model.vqa_head = nn.Sequential(nn.Linear(cfg.text_width, 2 * cfg.text_width), nn.GELU(),
+                                   nn.Linear(2 * cfg.text_width, cfg.n_answers))
+    model.patch_head = nn.Linear(cfg.vit_width, sum(PATCH_GROUPS.values()))
+    from benchmark.models.train import TOKEN_AUX
+
+    model.token_head = nn.Linear(cfg.text_width, TOKEN_AUX)
+    return model
+
+
+def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 → (B, 3, H, W) float in the model's normalised space."""
+    x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def denormalise(images: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`normalise`, to (B, H, W, 3) floats in [0, 1] for display."""
+    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
+    return (images.detach().cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def state_hash(model: nn.Module) -> str:
+    """sha256 over parameters and buffers in name order: the weights part of a fingerprint."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_weights(model: nn.Module, path: Path, expected_sha256: Optional[str] = None) -> None:
+    data = path.read_bytes()
+    if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ValueError(f"checkpoint {path} does not match its recorded sha256; "
+                         "re-train it with `python -m benchmark train`")
+    import io
+
+    model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu"))

@@ -1,0 +1,88 @@
+"""A small name → object registry shared by models, methods, metrics and datasets.
+
+Each plugin family (``methods``, ``metrics``, ``datasets``, ``benchmark.models``) owns one
+:class:`Registry`. Registration is decoupled from implementation: a module defines a function or
+class and decorates it with ``@REGISTRY.register("name")``. Packages outside the repository add
+entries through the entry point group named by ``entry_point_group``.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+
+class UnknownNameError(KeyError):
+    """Raised for a name that is not registered; its message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly instead
+        return str(self.args[0])
+
+
+class Registry:
+    """Maps names to objects for one plugin family.
+
+    Args:
+        kind: human name of the family, used in error messages ("method", "metric" ...).
+        entry_point_group: optional ``importlib.metadata`` entry point group scanned lazily, so
+            external distributions can register without the repository knowing them.
+    """
+
+    def __init__(self, kind: str, entry_point_group: Optional[str] = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._items: Dict[str, Any] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str, obj: Any = None) -> Any:
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
+
+        def _add(target: Any) -> Any:
+            if name in self._items and self._items[name] is not target:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = target
+            return target
+
+        return _add(obj) if obj is not None else _add
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or not self.entry_point_group:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self.entry_point_group):
+            if ep.name not in self._items:
+                # Loading the module runs its @register decorators; a bare object is registered here.
+                loaded = ep.load()
+                if ep.name not in self._items:
+                    self._items[ep.name] = loaded
+
+    def get(self, name: str) -> Any:
+        """Return the object registered as ``name`` or raise :class:`UnknownNameError`."""
+        self._load_entry_points()
+        if name not in self._items:
+            known = ", ".join(self.available()) or "(none)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
+        return self._items[name]
+
+    def available(self) -> List[str]:
+        """Sorted names of every registered entry."""
+        self._load_entry_points()
+        return sorted(self._items)
+
+    def resolve(self, spec: str | Iterable[str]) -> List[str]:
+        """Turn ``"all"``, ``"a,b"`` or an iterable of names into validated names, in order."""
+        names = spec.split(",") if isinstance(spec, str) else list(spec)
+        names = [n.strip() for n in names if n.strip()]
+        if names == ["all"]:
+            return self.available()
+        for n in names:
+            self.get(n)
+        return names
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._items
+
+
+def make_api(registry: Registry) -> tuple[Callable, Callable, Callable]:
+    """The module-level ``register, get, available`` trio for a family."""
+    return registry.register, registry.get, registry.available

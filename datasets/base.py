@@ -1,0 +1,59 @@
+"""What every dataset yields: records with an image, a question, answers and regions."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Record:
+    """One question about one image.
+
+    ``target_mask`` is the ground-truth region (empty when undeterminable: the sample is then
+    excluded from localisation metrics); ``distractor_mask`` is a same-image object the question is
+    not about (grounding control; may be empty); ``semantic_map`` feeds fused models.
+    """
+
+    sample_id: str
+    image: np.ndarray  # (H, W, 3) uint8
+    question: str
+    answers: List[str]
+    family: str
+    target_mask: np.ndarray
+    distractor_mask: np.ndarray
+    semantic_map: Optional[np.ndarray] = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def answer(self) -> str:
+        """The most common human answer (ties: first seen)."""
+        return max(self.answers, key=self.answers.count) if self.answers else ""
+
+
+class Dataset:
+    """A sized, indexable collection of :class:`Record` (subclasses implement ``_load``)."""
+
+    name = "dataset"
+    exact_match = True  # synthetic / GQA: exact match; VQA-style data: official VQA accuracy
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Record:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, "n": len(self)}
+
+    def fingerprint(self, records: Optional[Sequence[Record]] = None) -> str:
+        """sha256 over every record's id, question, answers, image and masks."""
+        h = hashlib.sha256()
+        for r in (records if records is not None else (self[i] for i in range(len(self)))):
+            for part in (r.sample_id, r.question, "|".join(r.answers)):
+                h.update(part.encode())
+            for arr in (r.image, r.target_mask, r.distractor_mask):
+                h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()

@@ -1,0 +1,41 @@
+"""The ``synthetic`` dataset: the generator of :mod:`datasets.synthetic` behind the loader API."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from datasets import register
+from datasets import synthetic as syn
+from benchmark.errors import InputError
+from datasets.base import Dataset, Record
+
+
+@register("synthetic")
+class SyntheticDataset(Dataset):
+    """Generated scenes; ``split`` in train/val/test; ``size`` questions (default: the split's)."""
+
+    name = "synthetic"
+    exact_match = True
+
+    def __init__(self, split: str = "test", seed: int = 0, size: int | None = None,
+                 image_size: int = 96, **_: object) -> None:
+        if split not in syn.SPLITS:
+            raise InputError(f"unknown split {split!r} for synthetic; use one of {', '.join(syn.SPLITS)}")
+        self.split, self.seed, self.image_size = split, seed, image_size
+        self.size = size if size is not None else min(syn.DEFAULT_SPLIT_SIZES[split], 100000)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @lru_cache(maxsize=4096)
+    def __getitem__(self, i: int) -> Record:
+        if not 0 <= i < self.size:
+            raise IndexError(i)
+        s = syn.generate(self.seed, self.split, i, image_size=self.image_size)
+        return Record(s.sample_id, s.image, s.question, s.answers, s.family, s.target_mask,
+                      s.distractor_mask, s.semantic_map,
+                      extra={"evidence_mask": s.evidence_mask, "instance_map": s.instance_map,
+                             "objects": s.objects, "program": s.program})
+
+    def describe(self) -> dict:
+        return {"name": self.name, "split": self.split, "seed": self.seed, "n": len(self),
+                "image_size": self.image_size, "generator_version": syn.GENERATOR_VERSION}

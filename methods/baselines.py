@@ -1,0 +1,37 @@
+"""Reference maps every real method must beat: seeded noise and a centre prior."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from benchmark.models.adapter import ITMAdapter
+from methods import register
+from methods.base import Attribution
+
+
+@register("random")
+class RandomMap(Attribution):
+    """Uniform noise on the patch grid, from ``torch.Generator().manual_seed(seed)``.
+
+    Keyword args: ``seed`` (default 0). Same seed and batch → same maps.
+    """
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                  seed: int = 0, **_: object) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(seed))
+        return torch.rand((images.shape[0], *model.grid), generator=g)
+
+
+@register("center")
+class CenterPrior(Attribution):
+    """An isotropic Gaussian at the grid centre, σ = a quarter of the grid side (no input used)."""
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                  **_: object) -> torch.Tensor:
+        gh, gw = model.grid
+        ys = torch.arange(gh, dtype=torch.float32) - (gh - 1) / 2
+        xs = torch.arange(gw, dtype=torch.float32) - (gw - 1) / 2
+        sigma = max(gh, gw) / 4
+        g = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma ** 2))
+        return g.expand(images.shape[0], gh, gw).clone()

@@ -1,0 +1,52 @@
+"""PNP-VQA's heatmap: Grad-CAM on one cross-attention layer of the ITM text encoder."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from benchmark.models.adapter import ITMAdapter
+from methods import register
+from methods._capture import capture
+from methods.base import Attribution, target_score, to_grid
+
+
+@register("cross_attn_gradcam")
+class CrossAttentionGradCAM(Attribution):
+    r"""Cross-attention Grad-CAM as in PNP-VQA (Tiong et al., 2022) / LAVIS ``compute_gradcam``.
+
+    With :math:`A \in \mathbb{R}^{H \times L \times (1+N)}` the text→image attention
+    probabilities of cross-attention layer ``block`` (H heads, L text tokens, image CLS + N
+    patches) and :math:`G = \partial y / \partial A` for the target :math:`y` (default: the raw
+    ITM *match* logit), the map of text token :math:`t` over patch :math:`p` is
+
+    .. math:: M_t(p) = \frac{1}{H} \sum_h A_{h,t,p} \, \max(G_{h,t,p}, 0)
+
+    (image CLS column dropped, padded positions zeroed), and the returned map is the mean of
+    :math:`M_t` over the real question tokens — every token except ``[ENC]`` and the final
+    ``[SEP]``: LAVIS's second output row, the one PNP-VQA samples patches from. Unlike LAVIS it
+    works for any patch grid and head count, and it leaves the model as it found it.
+
+    Keyword args:
+        block: cross-attention layer (default: the model's ``default_block``; PNP-VQA uses 7 on
+            BLIP's 12 layers). The last layer gives all-zero maps (only ``[ENC]`` reaches the head).
+        target: ``"itm"`` (default), ``"itm_prob"`` or ``"answer"``.
+    """
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                  block: Optional[int] = None, target: str = "itm", **_: object) -> torch.Tensor:
+        block = model.default_block if block is None else block
+        layer = model.cross_attention(block)
+        text = model.tokenize(questions)
+        with capture(attentions={"cross": layer}) as rec:
+            score = target_score(model, model.visual_tokens(images), text, target)
+            (grad,) = rec.grads(score, ["cross"])
+        attn = rec.attentions["cross"].detach()
+        cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)
+        cam = cam.mean(1)  # heads
+        mask = text.attention_mask.clone().float()
+        mask[:, 0] = 0  # [ENC]
+        lengths = text.attention_mask.sum(1) - 1
+        mask[torch.arange(len(lengths)), lengths] = 0  # [SEP]
+        per_token = (cam * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return to_grid(per_token, model.grid)

@@ -1,0 +1,27 @@
+"""Scores for heatmaps, one file per family, registered by name.
+
+Localisation metrics are plain functions of one sample, ``fn(heatmap, mask, **kwargs) -> float``
+(``heatmap`` on the patch grid or at image size, ``mask`` an (H, W) bool array): NaN means the
+sample is excluded (empty mask), never a silent 0 or 1. ``metrics.auc`` and
+``metrics.vqa_accuracy`` are shared helpers.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from benchmark.registry import Registry
+
+REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics")
+register = REGISTRY.register
+get = REGISTRY.get
+available = REGISTRY.available
+
+for _mod in pkgutil.iter_modules(__path__):
+    if not _mod.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+from metrics.curves import auc  # noqa: E402  (after registration imports)
+from metrics.vqa import vqa_accuracy  # noqa: E402
+
+__all__ = ["register", "get", "available", "auc", "vqa_accuracy", "REGISTRY"]

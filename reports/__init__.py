@@ -1,0 +1,1 @@
+"""Report rendering: the run folder's index.html (and, later, LaTeX tables)."""

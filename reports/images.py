@@ -1,0 +1,46 @@
+"""Small PNG helpers for the report: heatmap overlays with the ground-truth outline, inlined."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from metrics._common import to_image_size
+
+SCALE = 2  # display size multiplier (nearest neighbour keeps pixels crisp)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a bool mask (mask minus its erosion)."""
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray | None, mask: np.ndarray | None,
+            alpha: float = 0.5) -> np.ndarray:
+    """RGB uint8: the image, the min-max normalised heatmap in 'inferno' on top, mask outline cyan."""
+    from matplotlib import colormaps
+
+    rgb = image.astype(np.float32) / 255.0
+    if heatmap is not None:
+        heat = to_image_size(heatmap, image.shape[:2])
+        heat = np.nan_to_num(heat, nan=0.0, posinf=0.0, neginf=0.0)
+        span = heat.max() - heat.min()
+        heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+        rgb = (1 - alpha) * rgb + alpha * colormaps["inferno"](heat)[..., :3]
+    out = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    if mask is not None and mask.any():
+        out[outline(mask)] = (0, 255, 255)
+    return out
+
+
+def png_data_uri(rgb: np.ndarray, scale: int = SCALE) -> str:
+    """``data:image/png;base64,...`` of an RGB uint8 array, enlarged ``scale``× (deterministic)."""
+    img = Image.fromarray(rgb)
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
