@@ -22,7 +22,7 @@ import metrics
 from benchmark import models
 from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import normalise
-from benchmark.models.train import segmentation_histogram
+from benchmark.segmentation import batch_segmentation
 from metrics._common import default_tolerance
 from metrics.vqa import exact_match, vqa_accuracy
 
@@ -46,6 +46,7 @@ class RunConfig:
     batch_size: int = 16
     tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
     gallery: int = 12
+    segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,12 +74,13 @@ def _batches(n: int, size: int):
         yield list(range(start, min(n, start + size)))
 
 
-def _segmentation(model: ITMAdapter, records) -> Optional[torch.Tensor]:
-    if model.fusion_encoder is None or any(r.semantic_map is None for r in records):
+def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[torch.Tensor]:
+    """The fused model's segmentation stream for a batch (``None`` for other models)."""
+    if model.fusion_encoder is None:
         return None
-    grid = model.grid[0]
-    return torch.from_numpy(np.stack([segmentation_histogram(r.semantic_map, grid)
-                                      for r in records])).to(model.device)
+    seg = batch_segmentation(recs, records, source, model.grid[0],
+                             model.model.visual_encoder.n_classes)
+    return None if seg is None else seg.to(model.device)
 
 
 def _score_localisation(metric: str, heat: np.ndarray, mask: np.ndarray, tolerance: float) -> float:
@@ -97,7 +99,7 @@ def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
     out = {}
     for idx in _batches(len(records), cfg.batch_size):
         recs = [records[i] for i in idx]
-        with model.bind(segmentation=_segmentation(model, recs)):
+        with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
             preds = model.predict_answers(_images(recs, cfg.device), [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
     return out
@@ -167,7 +169,8 @@ def run(cfg: RunConfig, progress: bool = True, log=None) -> RunResult:
                 maps = None
                 if not_applicable is None:
                     images = _images(recs, cfg.device)
-                    with model.bind(segmentation=_segmentation(model, recs)):
+                    with model.bind(segmentation=_segmentation(model, recs, records,
+                                                               cfg.segmentation)):
                         maps = method(model, images, [r.question for r in recs],
                                       seed=cfg.seed * 100003 + b).numpy()
                 for k, r in enumerate(recs):

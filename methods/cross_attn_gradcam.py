@@ -7,8 +7,8 @@ import torch
 
 from benchmark.models.adapter import ITMAdapter
 from methods import register
-from methods._capture import capture
-from methods.base import Attribution, target_score, to_grid
+from methods._capture import capture, grads
+from methods.base import Attribution, question_token_mask, target_score, to_grid
 
 
 @register("cross_attn_gradcam")
@@ -38,15 +38,12 @@ class CrossAttentionGradCAM(Attribution):
         block = model.default_block if block is None else block
         layer = model.cross_attention(block)
         text = model.tokenize(questions)
-        with capture(attentions={"cross": layer}) as rec:
+        with capture(lavis_attentions={"cross": layer}) as rec:
             score = target_score(model, model.visual_tokens(images), text, target)
-            (grad,) = rec.grads(score, ["cross"])
+            (grad,) = grads(score, [rec.attentions["cross"]])
         attn = rec.attentions["cross"].detach()
         cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)
         cam = cam.mean(1)  # heads
-        mask = text.attention_mask.clone().float()
-        mask[:, 0] = 0  # [ENC]
-        lengths = text.attention_mask.sum(1) - 1
-        mask[torch.arange(len(lengths)), lengths] = 0  # [SEP]
+        mask = question_token_mask(text)
         per_token = (cam * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return to_grid(per_token, model.grid)

@@ -21,6 +21,9 @@ from datasets.synthetic import ANSWERS
 #: name → (architecture, training recipe) of each embedded model
 EMBEDDED: Dict[str, Tuple[TinyConfig, TrainConfig]] = {
     "blip-itm-tiny": (TinyConfig(), TrainConfig()),
+    # DIFNet's own setting Lf=1, T=2, N=3; same data, budget, recipe and seed as the baseline
+    "difnet-itm-tiny": (TinyConfig(fused=True, fusion={"Lf": 1, "T": 2, "N": 3, "h": 4,
+                                                       "dropout": 0.1}), TrainConfig()),
 }
 EVAL_QUESTIONS = 1000  # held-out test questions behind the recorded itm/vqa accuracy
 

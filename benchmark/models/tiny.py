@@ -25,7 +25,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from datasets.synthetic import ANSWERS, COLOURS, SHAPES, SIZES
+from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
 VOCAB_FILE = Path(__file__).with_name("vocab.txt")
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)  # LAVIS/BLIP's normalisation
@@ -117,9 +117,9 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
                           attention_probs_dropout_prob=0.0, pad_token_id=0)
     text = XBertEncoder(config=bert_cfg, add_pooling_layer=False)
     if cfg.fused:
-        from benchmark.models.fused import FusedVisualEncoder
+        from benchmark.models.difnet import FusedVisualEncoder
 
-        vit = FusedVisualEncoder(vit, grid=cfg.grid, **cfg.fusion)
+        vit = FusedVisualEncoder(vit, grid=cfg.grid, n_classes=len(SEMANTIC_CLASSES), **cfg.fusion)
     model = TinyBlipITM(image_encoder=vit, text_encoder=text, embed_dim=cfg.text_width,
                         max_txt_len=40)
     model.vqa_head = nn.Sequential(nn.Linear(cfg.text_width, 2 * cfg.text_width), nn.GELU(),

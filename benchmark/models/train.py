@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from benchmark.models.adapter import ITMAdapter, TextBatch
 from benchmark.models.tiny import PATCH_GROUPS, TinyConfig, normalise
+from benchmark.segmentation import class_histogram
 from datasets import synthetic as syn
 
 
@@ -81,12 +82,8 @@ def patch_targets(sample: syn.Sample, patch: int) -> np.ndarray:
 
 
 def segmentation_histogram(semantic_map: np.ndarray, grid: int) -> np.ndarray:
-    """(grid², C) fraction of each semantic class inside each patch of a (H, W) class map."""
-    c = len(syn.SEMANTIC_CLASSES)
-    h = semantic_map.shape[0]
-    patch = h // grid
-    onehot = np.eye(c, dtype=np.float32)[semantic_map]  # (H, W, C)
-    return onehot.reshape(grid, patch, grid, patch, c).mean(axis=(1, 3)).reshape(grid * grid, c)
+    """(grid², C) per-patch class histogram of a synthetic semantic map."""
+    return class_histogram(semantic_map, grid, len(syn.SEMANTIC_CLASSES))
 
 
 def _make(args) -> tuple:

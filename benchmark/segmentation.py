@@ -1,0 +1,73 @@
+"""The fused models' segmentation stream: per-patch class histograms on the model's patch grid.
+
+Sources: the synthetic generator's exact semantic map (``exact``), no stream (``none``: zeros),
+another image's map (``shuffled``: the next sample's, a fixed derangement), or a folder of ``.npy``
+maps in DIFNet's (C, h, w) layout, one per sample, resampled to the grid (``npy:DIR``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import InputError
+
+SOURCES = ("exact", "none", "shuffled", "npy:DIR")
+
+
+def class_histogram(class_map: np.ndarray, grid: int, n_classes: int) -> np.ndarray:
+    """(grid², C) fraction of each class inside each patch of an (H, W) integer class map."""
+    h, w = class_map.shape
+    if h % grid or w % grid:
+        raise InputError(f"a {h}×{w} class map does not tile into a {grid}×{grid} patch grid")
+    onehot = np.eye(n_classes, dtype=np.float32)[class_map]
+    return onehot.reshape(grid, h // grid, grid, w // grid, n_classes).mean(axis=(1, 3)).reshape(
+        grid * grid, n_classes)
+
+
+def resample_scores(maps: np.ndarray, grid: int) -> np.ndarray:
+    """(C, h, w) per-class maps (DIFNet's layout) → (grid², C), area-resampled, rows sum to 1."""
+    t = torch.from_numpy(np.asarray(maps, dtype=np.float32))[None]
+    t = F.adaptive_avg_pool2d(t, grid) if t.shape[-1] >= grid else F.interpolate(
+        t, size=(grid, grid), mode="bilinear", align_corners=False)
+    t = t[0].clamp(min=0).reshape(t.shape[1], -1).T
+    return (t / t.sum(1, keepdim=True).clamp(min=1e-8)).numpy()
+
+
+def load_npy(folder: Path, sample_id: str, grid: int, n_classes: int) -> np.ndarray:
+    path = Path(folder) / f"{sample_id}.npy"
+    if not path.exists():
+        raise InputError(f"segmentation map missing: {path} (expected one (C, h, w) .npy per "
+                         "sample, named <sample_id>.npy)")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"segmentation map {path} is not a readable .npy file: {e}") from None
+    if arr.ndim != 3 or arr.shape[0] != n_classes:
+        raise InputError(f"segmentation map {path} has shape {arr.shape}; expected "
+                         f"({n_classes}, h, w) in DIFNet's layout")
+    return resample_scores(arr, grid)
+
+
+def batch_segmentation(records: Sequence, all_records: Sequence, source: str, grid: int,
+                       n_classes: int) -> Optional[torch.Tensor]:
+    """(B, grid², C) stream for ``records`` (``all_records`` supplies ``shuffled`` partners)."""
+    if source == "none":
+        return None
+    if source.startswith("npy:"):
+        rows = [load_npy(Path(source[4:]), r.sample_id, grid, n_classes) for r in records]
+        return torch.from_numpy(np.stack(rows))
+    if source == "shuffled":
+        pos = {r.sample_id: i for i, r in enumerate(all_records)}
+        records = [all_records[(pos[r.sample_id] + 1) % len(all_records)] for r in records]
+    elif source != "exact":
+        raise InputError(f"unknown segmentation source {source!r}; use one of {', '.join(SOURCES)}")
+    missing: List[str] = [r.sample_id for r in records if r.semantic_map is None]
+    if missing:
+        raise InputError(f"sample {missing[0]} has no semantic map; pass --segmentation npy:DIR "
+                         "with precomputed maps")
+    return torch.from_numpy(np.stack([class_histogram(r.semantic_map, grid, n_classes)
+                                      for r in records]))

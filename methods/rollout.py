@@ -1,0 +1,95 @@
+"""Attention rollout through the visual encoder, conditioned on the question."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+
+from benchmark.models.adapter import ITMAdapter
+from methods import register
+from methods._capture import (capture, fusion_attention_modules, text_attention_modules,
+                              vit_attention_modules)
+from methods.base import Attribution, question_token_mask, to_grid
+
+
+def rollout_matrix(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
+    r"""Abnar & Zuidema (2020): :math:`R = \hat A_L \cdots \hat A_1`, with
+    :math:`\hat A = \mathrm{rownorm}(\bar A + I)` and :math:`\bar A` the head mean.
+
+    ``attentions``: per layer, first layer first, (B, H, S, S) probabilities. Returns (B, S, S).
+    """
+    b, _, s, _ = attentions[0].shape
+    eye = torch.eye(s, dtype=attentions[0].dtype, device=attentions[0].device)
+    r = eye.expand(b, s, s)
+    for a in attentions:
+        a_hat = a.mean(1) + eye
+        r = (a_hat / a_hat.sum(-1, keepdim=True)) @ r
+    return r
+
+
+def _rownorm(x: torch.Tensor) -> torch.Tensor:
+    return x / x.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def fused_rollout(vit: torch.Tensor, pre_x: List[torch.Tensor], pre_y: List[torch.Tensor],
+                  post: List[torch.Tensor]) -> torch.Tensor:
+    r"""Rollout of the fused tokens over image patches, (B, 1+N, N) (row 0: the CLS slot).
+
+    With :math:`V` the ViT rollout (patch rows and columns, renormalised), :math:`P_x, P_y` the
+    rollouts of the pre-fusion layers of each stream (T repeats included), :math:`P_z` that of the
+    post-fusion layers, the streams' mixing over image patches is :math:`X = P_x V` (visual
+    stream) and :math:`Y = P_y` (the segmentation stream of patch *j* describes patch *j*). The
+    fusion by addition averages them, :math:`Z = (X + Y)/2`, and the output residual
+    :math:`z_L + x + y` gives :math:`O = (P_z Z + X + Y)/3`. The CLS slot keeps the ViT CLS row.
+    """
+    v_pp = _rownorm(vit[:, 1:, 1:])
+    x = rollout_matrix(pre_x) @ v_pp if pre_x else v_pp
+    y = rollout_matrix(pre_y) if pre_y else torch.eye(v_pp.shape[-1]).expand_as(v_pp)
+    z = (x + y) / 2
+    out = ((rollout_matrix(post) @ z if post else z) + x + y) / 3
+    return torch.cat([_rownorm(vit[:, :1, 1:]), out], dim=1)
+
+
+@register("rollout")
+class AttentionRollout(Attribution):
+    r"""Attention rollout (Abnar & Zuidema, ACL 2020) conditioned on the question by the
+    text→image cross-attention, as in the rollout baseline of Chefer et al. (ICCV 2021).
+
+    .. math:: M(p) = \sum_{j} c_j \, R_{j, p}
+
+    where :math:`R` (image tokens × patches) is the rollout of the visual encoder — for the
+    baseline the ViT's :math:`\prod_l \mathrm{rownorm}(\bar A_l + I)`, for a fused model the
+    composition through both streams, the T repeats and the addition (:func:`fused_rollout`) —
+    and :math:`c` is the cross-attention of text layer ``block`` (default: the model's Grad-CAM
+    block), averaged over heads and over the real question tokens (``[ENC]`` and ``[SEP]``
+    excluded). No gradients are used.
+    """
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                  block: Optional[int] = None, **_: object) -> torch.Tensor:
+        block = model.default_block if block is None else block
+        model.cross_attention(block)  # validates the block
+        text = model.tokenize(questions)
+        vit_mods = vit_attention_modules(model)
+        fusion_mods = fusion_attention_modules(model)
+        mods = {f"vit{i}": m for i, m in enumerate(vit_mods)}
+        mods.update({f"fusion{i}": m for i, m in enumerate(fusion_mods)})
+        mods["cross"] = text_attention_modules(model, "cross")[block]
+        with capture(outputs=mods) as rec, torch.no_grad():
+            model.text_hidden(model.visual_tokens(images), text)
+        vit = rollout_matrix([rec.last(f"vit{i}") for i in range(len(vit_mods))])
+        if fusion_mods:
+            enc = model.fusion_encoder
+            pre_x, pre_y = [], []
+            for i in range(enc.Lf):  # each pre-fusion layer ran T times on x, then y, alternately
+                calls = rec.outputs[f"fusion{i}"]
+                pre_x += calls[0::2]
+                pre_y += calls[1::2]
+            post = [rec.last(f"fusion{i}") for i in range(enc.Lf, enc.N)]
+            relevance = fused_rollout(vit, pre_x, pre_y, post)
+        else:
+            relevance = vit[:, :, 1:]
+        mask = question_token_mask(text)
+        cross = rec.last("cross").mean(1)  # (B, L, 1+N)
+        c = (cross * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return to_grid(torch.einsum("bj,bjp->bp", c, relevance), model.grid)
