@@ -20,8 +20,11 @@ examples:
   python -m benchmark --list                          what is registered
   python -m benchmark --models blip-itm-tiny --methods cross_attn_gradcam,random --limit 200
   python -m benchmark train --model blip-itm-tiny     re-train an embedded model
+  python -m benchmark report runs/latest              re-render the report from a run folder
 
-A run writes results.csv, summary.csv, manifest.json and index.html into --out.
+A run writes results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
+manifest.json, index.html, tables.tex and run.log into --out; cache/ there lets a
+killed run resume (run the same command again).
 Exit status: 0 success, 2 bad usage or input, 1 internal error.
 """
 
@@ -56,7 +59,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="all", help="comma-separated method names or 'all'")
     p.add_argument("--metrics", default="all", help="comma-separated metric names or 'all'")
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
-    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--split", default=None,
+                   help="dataset split (default: the dataset's own: test for synthetic, val for "
+                        "vqav2)")
     p.add_argument("--data-root", default=None, help="folder of a file-based dataset")
     p.add_argument("--limit", type=_positive_int, default=None,
                    help="use only the first N questions")
@@ -66,6 +71,14 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--tolerance", type=float, default=None,
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
+    p.add_argument("--segmentation", default="exact",
+                   help="fused models' segmentation stream: exact (the dataset's semantic map), "
+                        "none (zeros), shuffled (another image's map) or npy:DIR (one "
+                        "<sample_id>.npy (C, h, w) map per question). Default: exact")
+    p.add_argument("--steps", type=_positive_int, default=16,
+                   help="deletion/insertion steps S (S+1 points; capped at the patch count)")
+    p.add_argument("--sanity-samples", type=_positive_int, default=8,
+                   help="questions used by sanity_mprt (cascading randomisation is costly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list registered names and exit")
     return p
@@ -113,6 +126,16 @@ def _list() -> None:
             print(f"  {n}{note}")
 
 
+def _default_split(dataset: str) -> str:
+    """The dataset's own default split (``split=`` of its constructor), e.g. val for vqav2."""
+    import inspect
+
+    import datasets
+
+    param = inspect.signature(datasets.get(dataset)).parameters.get("split")
+    return param.default if param is not None and isinstance(param.default, str) else "test"
+
+
 def _resolve_models(spec: str) -> List[str]:
     from benchmark import models
 
@@ -123,7 +146,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     import datasets
     import methods
     import metrics
+    import reports
     from benchmark import outputs, runner
+    from benchmark.logs import run_log
     from reports import html
 
     args = run_parser().parse_args(argv)
@@ -133,19 +158,42 @@ def cmd_run(argv: Sequence[str]) -> int:
     cfg = runner.RunConfig(models=_resolve_models(args.models),
                            methods=methods.REGISTRY.resolve(args.methods),
                            metrics=metrics.REGISTRY.resolve(args.metrics),
-                           dataset=args.dataset, split=args.split, data_root=args.data_root,
+                           dataset=args.dataset, split=args.split or _default_split(args.dataset),
+                           data_root=args.data_root,
                            limit=args.limit, seed=args.seed, device=args.device,
-                           batch_size=args.batch_size, tolerance=args.tolerance)
+                           batch_size=args.batch_size, tolerance=args.tolerance,
+                           segmentation=args.segmentation, perturbation_steps=args.steps,
+                           sanity_samples=args.sanity_samples)
     datasets.get(cfg.dataset)
     out = Path(args.out)
     _check_writable(out)
-    result = runner.run(cfg, progress=not args.quiet)
-    if not result.model_info:
-        raise UsageError("no requested model can run here: " + "; ".join(result.skipped.values()))
-    paths = outputs.write_run(out, cfg.to_dict(), result, argv)
-    html.save_gallery(out, result.gallery)
-    paths["html"] = html.write_report(out)
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    with run_log(out) as log:
+        log(f"python -m benchmark {' '.join(argv)}", echo=False)
+        result = runner.run(cfg, out=out, progress=not args.quiet, log=log)
+        if not result.model_info:
+            raise UsageError("no requested model can run here: " + "; ".join(result.skipped.values()))
+        paths = outputs.write_run(out, cfg.to_dict(), result, argv)
+        html.save_gallery(out, result.gallery)
+        paths.update(reports.write_reports(out))
+        log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
+    print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
+    return 0
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    p = _Parser(prog="python -m benchmark report",
+                description="Re-render index.html and tables.tex from a run folder's CSVs and "
+                            "manifest, without recomputing anything.")
+    p.add_argument("run_dir", help="a run folder written by python -m benchmark")
+    args = p.parse_args(argv)
+    out = Path(args.run_dir)
+    for name in ("summary.csv", "manifest.json"):
+        if not (out / name).exists():
+            raise UsageError(f"{out / name} not found: is {out} a run folder?")
+    import reports
+
+    paths = reports.write_reports(out)
+    print(f"re-rendered {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
@@ -174,7 +222,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train}
+COMMANDS = {"train": cmd_train, "report": cmd_report}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,12 +13,16 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from benchmark.stats import bootstrap_ci
+from benchmark.stats import bootstrap_ci, holm, paired_test
 
 RESULT_COLUMNS = ["model", "method", "metric", "region", "sample_id", "question_type", "correct",
                   "value", "note"]
-SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "n", "n_excluded", "mean",
-                   "ci_low", "ci_high"]
+SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "question_type", "n",
+                   "n_excluded", "mean", "ci_low", "ci_high", "higher_is_better"]
+CURVE_COLUMNS = ["model", "method", "metric", "x", "value"]
+COMPARISON_COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
+                      "ci_high", "p", "p_holm"]
+SANITY_COLUMNS = ["model", "method", "index", "stage", "n", "spearman"]
 PACKAGES = ("torch", "torchvision", "salesforce-lavis", "transformers", "timm", "captum", "numpy",
             "scipy", "pandas", "scikit-image", "jinja2", "matplotlib")
 
@@ -54,24 +58,68 @@ def csv_text(rows: Iterable[dict], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def summarise(rows: List[dict], seed: int) -> List[dict]:
-    """One row per (model, method, metric, region, subset) with mean and 95% bootstrap CI.
+def _value(r: dict) -> float:
+    v = r.get("value")
+    return float("nan") if v in (None, "") else float(v)
 
-    ``subset`` is ``all`` or ``correct`` (only the questions the model answered correctly).
-    """
+
+def _groups(rows: List[dict]) -> Dict[tuple, List[dict]]:
     groups: Dict[tuple, List[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["method"], r["metric"], r["region"]), []).append(r)
+    return groups
+
+
+def summarise(rows: List[dict], seed: int, higher_is_better: Dict[str, bool]) -> List[dict]:
+    """Mean and 95% bootstrap CI per (model, method, metric, region) × subset × question type.
+
+    ``subset`` is ``all`` or ``correct`` (questions the model answered correctly);
+    ``question_type`` is ``all`` or one family. Excluded samples (empty value) are counted.
+    """
     out = []
-    for key in sorted(groups):
+    for key, rs in sorted(_groups(rows).items()):
+        families = ["all"] + sorted({r["question_type"] for r in rs})
         for subset in ("all", "correct"):
-            rs = groups[key] if subset == "all" else [r for r in groups[key]
-                                                      if r.get("correct") not in ("", None)
-                                                      and float(r["correct"]) >= 1.0]
-            vals = [float(r["value"]) for r in rs if r["value"] != ""]
-            mean, lo, hi = bootstrap_ci(vals, seed=seed)
-            out.append(dict(zip(SUMMARY_COLUMNS, (*key, subset, len(vals), len(rs) - len(vals),
-                                                  mean, lo, hi))))
+            sub = rs if subset == "all" else [r for r in rs if (r.get("correct") or 0) >= 1.0]
+            for fam in families:
+                part = sub if fam == "all" else [r for r in sub if r["question_type"] == fam]
+                vals = [_value(r) for r in part]
+                finite = [v for v in vals if np.isfinite(v)]
+                mean, lo, hi = bootstrap_ci(finite, seed=seed)
+                out.append(dict(zip(SUMMARY_COLUMNS, (
+                    *key, subset, fam, len(finite), len(part) - len(finite), mean, lo, hi,
+                    higher_is_better.get(key[2], True)))))
+    return out
+
+
+def comparisons(rows: List[dict], seed: int) -> List[dict]:
+    """Paired tests on the same samples: model vs model (same method) and method vs method
+    (same model), per metric and region; Holm-corrected within each (kind, metric, region)."""
+    by_key = {k: {r["sample_id"]: _value(r) for r in rs} for k, rs in _groups(rows).items()}
+    model_names = sorted({k[0] for k in by_key})
+    method_names = sorted({k[1] for k in by_key})
+    metric_regions = sorted({(k[2], k[3]) for k in by_key})
+    out = []
+    for metric, region in metric_regions:
+        for kind, fixed_names, varied in (("model", method_names, model_names),
+                                          ("method", model_names, method_names)):
+            family = []
+            for fixed in fixed_names:
+                for i, a in enumerate(varied):
+                    for b in varied[i + 1:]:
+                        ka = (a, fixed) if kind == "model" else (fixed, a)
+                        kb = (b, fixed) if kind == "model" else (fixed, b)
+                        va = by_key.get((*ka, metric, region))
+                        vb = by_key.get((*kb, metric, region))
+                        if va is None or vb is None:
+                            continue
+                        ids = sorted(set(va) & set(vb))
+                        test = paired_test([va[s] for s in ids], [vb[s] for s in ids], seed=seed)
+                        family.append({"kind": kind, "metric": metric, "region": region,
+                                       "fixed": fixed, "a": a, "b": b, **test})
+            for row, p in zip(family, holm([r["p"] for r in family])):
+                row["p_holm"] = p
+            out += family
     return out
 
 
@@ -116,20 +164,30 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "config": info.get("config")}
                    for name, info in result.model_info.items()},
         "skipped_models": result.skipped,
+        "nonfinite_maps": result.nonfinite_maps,
+        "higher_is_better": result.higher_is_better,
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
     }
 
 
 def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str, Path]:
-    """Write results.csv, summary.csv and manifest.json; returns their paths."""
+    """Write results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv and manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
+    seed = int(config.get("seed", 0))
     rows = sorted(result.rows, key=lambda r: (r["model"], r["method"], r["metric"], r["region"],
                                               r["sample_id"]))
-    summary = summarise(rows, seed=int(config.get("seed", 0)))
-    paths = {"results": out / "results.csv", "summary": out / "summary.csv",
-             "manifest": out / "manifest.json"}
-    write_atomic(paths["results"], csv_text(rows, RESULT_COLUMNS))
-    write_atomic(paths["summary"], csv_text(summary, SUMMARY_COLUMNS))
+    files = {
+        "results": (csv_text(rows, RESULT_COLUMNS)),
+        "summary": csv_text(summarise(rows, seed, result.higher_is_better), SUMMARY_COLUMNS),
+        "curves": csv_text(result.curves, CURVE_COLUMNS),
+        "comparisons": csv_text(comparisons(rows, seed), COMPARISON_COLUMNS),
+        "sanity": csv_text(result.sanity, SANITY_COLUMNS),
+    }
+    paths = {}
+    for name, text in files.items():
+        paths[name] = out / f"{name}.csv"
+        write_atomic(paths[name], text)
+    paths["manifest"] = out / "manifest.json"
     write_atomic(paths["manifest"], json.dumps(manifest(config, result, argv), indent=1,
                                                sort_keys=True, default=str))
     return paths

@@ -1,17 +1,21 @@
 """The engine: dataset → model → method → heatmap → metrics → tidy result rows.
 
-Every (model, method) pair is run over the same samples in batches; each localisation metric is
-scored on the question's target region and, as a grounding control, on a distractor object of the
-same image. A method that does not apply to a model, a non-finite map, or a sample without a
-region keeps its rows, with an empty value and a ``note``.
+Work is split into (model, method, batch) units. Each unit's rows are written atomically to the
+run folder's ``cache/`` as soon as they are computed; a run started again with the same command
+skips the units already there, so a killed run finishes with the same bytes as an uninterrupted
+one. Every localisation metric is scored on the question's target region and, as a grounding
+control, on a distractor object of the same image. A method that does not apply to a model, a
+non-finite map, or a sample without a region keeps its rows, with an empty value and a ``note``.
 """
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,14 +24,17 @@ import datasets
 import methods
 import metrics
 from benchmark import models
+from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import normalise
+from benchmark.outputs import write_atomic
 from benchmark.segmentation import batch_segmentation
+from methods.base import NotApplicable
 from metrics._common import default_tolerance
 from metrics.vqa import exact_match, vqa_accuracy
 
-LOCALISATION = ("pointing_game",)
 REGIONS = ("target", "distractor")
+SANITY = "sanity_mprt"
 
 
 @dataclass
@@ -47,19 +54,30 @@ class RunConfig:
     tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
     gallery: int = 12
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
+    perturbation_steps: int = 16
+    sanity_samples: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def digest(self) -> str:
+        d = self.to_dict()
+        d.pop("device")  # same numbers on any device are not promised, but the cache is shared
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
 class RunResult:
     rows: List[dict] = field(default_factory=list)
+    curves: List[dict] = field(default_factory=list)
+    sanity: List[dict] = field(default_factory=list)
     skipped: Dict[str, str] = field(default_factory=dict)
     model_info: Dict[str, dict] = field(default_factory=dict)
     gallery: List[dict] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     dataset_info: dict = field(default_factory=dict)
+    nonfinite_maps: Dict[str, int] = field(default_factory=dict)
+    higher_is_better: Dict[str, bool] = field(default_factory=dict)
 
 
 def load_dataset(cfg: RunConfig):
@@ -69,9 +87,12 @@ def load_dataset(cfg: RunConfig):
     return datasets.get(cfg.dataset)(**options)
 
 
-def _batches(n: int, size: int):
-    for start in range(0, n, size):
-        yield list(range(start, min(n, start + size)))
+def _batches(n: int, size: int) -> List[List[int]]:
+    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
+
+
+def _images(recs, device: str) -> torch.Tensor:
+    return normalise(torch.from_numpy(np.stack([r.image for r in recs]))).to(device)
 
 
 def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[torch.Tensor]:
@@ -83,13 +104,139 @@ def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[tor
     return None if seg is None else seg.to(model.device)
 
 
-def _score_localisation(metric: str, heat: np.ndarray, mask: np.ndarray, tolerance: float) -> float:
-    fn = metrics.get(metric)
-    return fn(heat, mask, tolerance=tolerance) if metric == "pointing_game" else fn(heat, mask)
+class UnitCache:
+    """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
+
+    def __init__(self, out: Optional[Path], digest: str) -> None:
+        self.root = None if out is None else Path(out) / "cache"
+        if self.root is None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = self.root / "config-digest"
+        if stamp.exists() and stamp.read_text() != digest:
+            raise InputError(f"{self.root} holds results of a different configuration; "
+                             "use another --out folder or delete it")
+        if not stamp.exists():
+            write_atomic(stamp, digest)
+
+    def _path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts).with_suffix(".json")
+
+    def get(self, *parts: str):
+        if self.root is None:
+            return None
+        p = self._path(*parts)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def put(self, value, *parts: str) -> None:
+        if self.root is None:
+            return
+        p = self._path(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(p, json.dumps(value, allow_nan=True))
 
 
-def _images(recs, device: str) -> torch.Tensor:
-    return normalise(torch.from_numpy(np.stack([r.image for r in recs]))).to(device)
+def _localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                       tolerance: float, reason: Optional[str]) -> List[dict]:
+    rows = []
+    finite = heat is not None and bool(np.isfinite(heat).all())
+    for metric in names:
+        fn = metrics.get(metric)
+        for region in REGIONS:
+            mask = rec.target_mask if region == "target" else rec.distractor_mask
+            row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
+            if heat is None:
+                row["note"] = f"not applicable: {reason}"
+            elif not mask.any():
+                row["note"] = f"no {region} region"
+            else:
+                value = fn(heat, mask, tolerance=tolerance) if metric == "pointing_game" \
+                    else fn(heat, mask)
+                row["value"] = None if not np.isfinite(value) else float(value)
+                if not finite:
+                    row["note"] = "non-finite map (counted as a miss)" if metric == "pointing_game" \
+                        else "non-finite map"
+                elif row["value"] is None:
+                    row["note"] = "undefined (no positive relevance)"
+            rows.append(row)
+    return rows
+
+
+def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAdapter,
+                       images, recs, maps: Optional[torch.Tensor], finite: List[bool],
+                       reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
+    rows = []
+    for metric in names:
+        fn = metrics.get(metric)
+        scores = None
+        ok = [i for i, f in enumerate(finite) if f]
+        if maps is not None and ok:
+            sel = torch.tensor(ok)
+            seg = model.bound("segmentation", len(recs))
+            with model.bind(segmentation=None if seg is None else seg[sel]):
+                scores = fn(model, images[sel], [recs[i].question for i in ok], maps[sel],
+                            [recs[i] for i in ok], scorer=scorer, steps=cfg.perturbation_steps,
+                            seed=cfg.seed)
+        pos = {i: k for k, i in enumerate(ok)}
+        for i, base in enumerate(base_rows):
+            row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
+            if maps is None:
+                row["note"] = f"not applicable: {reason}"
+            elif i not in pos:
+                row["note"] = "non-finite map"
+            else:
+                k = pos[i]
+                row["value"] = float(scores.values[k])
+                if scores.curves is not None:
+                    row["curve"] = [float(v) for v in scores.curves[k]]
+                    row["curve_x"] = [float(v) for v in scores.x]
+            rows.append(row)
+    return rows
+
+
+def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunConfig,
+          correct: Dict[str, float], scorer: Callable, tolerance: float) -> dict:
+    """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples."""
+    method = methods.get(method_name)
+    reason = method.applicable(model)
+    images = _images(recs, cfg.device)
+    loc = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "localisation") == "localisation"
+           and m != SANITY]
+    mod = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "model"]
+    maps = None
+    extras: Dict[str, torch.Tensor] = {}
+    with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
+        if reason is None:
+            try:
+                maps = method(model, images, [r.question for r in recs],
+                              seed=cfg.seed * 100003 + b,
+                              masks=np.stack([r.target_mask for r in recs]))
+                extras = dict(getattr(method, "last_extras", {}) or {})
+            except NotApplicable as e:
+                reason = str(e)
+        maps_np = None if maps is None else maps.numpy()
+        finite = [maps_np is not None and bool(np.isfinite(m).all()) for m in
+                  (maps_np if maps_np is not None else [None] * len(recs))]
+        base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
+                      "question_type": r.family, "correct": correct.get(r.sample_id)}
+                     for r in recs]
+        rows = []
+        for i, r in enumerate(recs):
+            heat = None if maps_np is None else maps_np[i]
+            rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, reason)
+        rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, finite, reason,
+                                   scorer, cfg)
+    for key, values in extras.items():
+        rows += [{**base_rows[i], "metric": key, "region": "", "value": float(values[i]),
+                  "note": ""} for i in range(len(recs))]
+    gallery = {r.sample_id: maps_np[i].tolist() for i, r in enumerate(recs)
+               if maps_np is not None and r.sample_id in _gallery_ids(records, cfg)}
+    return {"rows": rows, "gallery": gallery, "nonfinite": int(len(recs) - sum(finite))
+            if maps is not None else 0}
+
+
+def _gallery_ids(records, cfg: RunConfig) -> set:
+    return {r.sample_id for r in records[:cfg.gallery]}
 
 
 def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
@@ -105,28 +252,9 @@ def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
     return out
 
 
-def _localisation_rows(base: dict, loc_metrics: Sequence[str], heat: Optional[np.ndarray], rec,
-                       tolerance: float, not_applicable: Optional[str]) -> List[dict]:
-    rows = []
-    finite = heat is not None and bool(np.isfinite(heat).all())
-    for metric in loc_metrics:
-        for region in REGIONS:
-            mask = rec.target_mask if region == "target" else rec.distractor_mask
-            row = {**base, "metric": metric, "region": region, "value": "", "note": ""}
-            if heat is None:
-                row["note"] = f"not applicable: {not_applicable}"
-            elif not mask.any():
-                row["note"] = f"no {region} region"
-            else:
-                row["value"] = _score_localisation(metric, heat, mask, tolerance)
-                if not finite:
-                    row["note"] = "non-finite map (counted as a miss)"
-            rows.append(row)
-    return rows
-
-
-def run(cfg: RunConfig, progress: bool = True, log=None) -> RunResult:
-    """Compute every requested (model, method, metric, sample) value."""
+def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
+        log: Optional[Callable[[str], None]] = None) -> RunResult:
+    """Compute every requested (model, method, metric, sample) value, resuming from ``out``."""
     from tqdm import tqdm
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -136,14 +264,18 @@ def run(cfg: RunConfig, progress: bool = True, log=None) -> RunResult:
     n = len(data) if cfg.limit is None else min(cfg.limit, len(data))
     records = [data[i] for i in range(n)]
     if not records:
-        raise ValueError(f"dataset {cfg.dataset!r} has no samples")
+        raise InputError(f"dataset {cfg.dataset!r} has no samples")
     result.dataset_info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records)}
     scorer = exact_match if data.exact_match else vqa_accuracy
-    image_side = min(records[0].image.shape[:2])
-    tolerance = cfg.tolerance if cfg.tolerance is not None else default_tolerance(image_side)
-    result.dataset_info["pointing_tolerance_px"] = tolerance
+    result.dataset_info["answer_scoring"] = "exact match" if data.exact_match else "VQA accuracy"
+    side = min(records[0].image.shape[:2])
+    tolerance = cfg.tolerance if cfg.tolerance is not None else default_tolerance(side)
+    result.dataset_info.update(pointing_tolerance_px=tolerance, image_size=side)
     result.timings["load_data_s"] = time.time() - t0
-    loc_metrics = [m for m in cfg.metrics if m in LOCALISATION]
+    result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)
+                               for m in cfg.metrics}
+    cache = UnitCache(out, cfg.digest())
+    batches = _batches(n, cfg.batch_size)
 
     for model_name in cfg.models:
         reason = models.missing(model_name)
@@ -154,45 +286,81 @@ def run(cfg: RunConfig, progress: bool = True, log=None) -> RunResult:
         t_model = time.time()
         model = models.load(model_name, device=cfg.device)
         result.model_info[model_name] = dict(model.info)
-        predictions = _predict(model, records, cfg)
-        correct = {sid: scorer(pred, r.answers)
-                   for r, (sid, pred) in zip(records, predictions.items())}
-        gallery_maps: Dict[str, Dict[str, np.ndarray]] = {}
+        predictions = cache.get(model_name, "predictions")
+        if predictions is None:
+            predictions = _predict(model, records, cfg)
+            cache.put(predictions, model_name, "predictions")
+        correct = {r.sample_id: scorer(predictions[r.sample_id], r.answers) if predictions[r.sample_id]
+                   else None for r in records}
+        gallery_maps: Dict[str, Dict[str, list]] = {}
         for method_name in cfg.methods:
-            method = methods.get(method_name)
-            not_applicable = method.applicable(model)
             t_method = time.time()
-            bar = tqdm(total=n, disable=not progress, unit="sample", leave=False,
+            bar = tqdm(total=n, disable=not progress, unit="q", leave=False, file=sys.stderr,
                        desc=f"{model_name} × {method_name}")
-            for b, idx in enumerate(_batches(n, cfg.batch_size)):
-                recs = [records[i] for i in idx]
-                maps = None
-                if not_applicable is None:
-                    images = _images(recs, cfg.device)
-                    with model.bind(segmentation=_segmentation(model, recs, records,
-                                                               cfg.segmentation)):
-                        maps = method(model, images, [r.question for r in recs],
-                                      seed=cfg.seed * 100003 + b).numpy()
-                for k, r in enumerate(recs):
-                    heat = None if maps is None else maps[k]
-                    if heat is not None and idx[0] + k < cfg.gallery:
-                        gallery_maps.setdefault(r.sample_id, {})[method_name] = heat
-                    base = {"model": model_name, "method": method_name, "sample_id": r.sample_id,
-                            "question_type": r.family, "correct": correct.get(r.sample_id, "")}
-                    result.rows.extend(_localisation_rows(base, loc_metrics, heat, r, tolerance,
-                                                          not_applicable))
+            nonfinite = 0
+            for b, idx in enumerate(batches):
+                unit = cache.get(model_name, method_name, f"batch-{b:05d}")
+                if unit is None:
+                    unit = _unit(model, method_name, [records[i] for i in idx], records, b, cfg,
+                                 correct, scorer, tolerance)
+                    cache.put(unit, model_name, method_name, f"batch-{b:05d}")
+                result.rows += unit["rows"]
+                nonfinite += unit["nonfinite"]
+                for sid, m in unit["gallery"].items():
+                    gallery_maps.setdefault(sid, {})[method_name] = m
                 bar.update(len(idx))
             bar.close()
+            if nonfinite:
+                result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
+                log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
+                    "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
+        if SANITY in cfg.metrics:
+            result.sanity += _sanity(model, records, cfg, cache)
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:
             result.gallery.append({"model": model_name, "record": r,
                                    "prediction": predictions.get(r.sample_id, ""),
-                                   "correct": correct.get(r.sample_id, 0.0) >= 1.0,
-                                   "maps": gallery_maps.get(r.sample_id, {})})
+                                   "correct": (correct.get(r.sample_id) or 0.0) >= 1.0,
+                                   "maps": {k: np.asarray(v, np.float32)
+                                            for k, v in gallery_maps.get(r.sample_id, {}).items()}})
+    result.curves = mean_curves(result.rows)
     result.timings["total_s"] = time.time() - t0
     return result
 
 
-def is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))
+def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
+    """Cascading randomisation (MPRT) per method on the first ``sanity_samples`` questions."""
+    from metrics.sanity import mprt
+
+    recs = records[:cfg.sanity_samples]
+    out = []
+    for method_name in cfg.methods:
+        if methods.get(method_name).applicable(model) or method_name == "oracle":
+            continue
+        stages = cache.get(model.name, method_name, "sanity")
+        if stages is None:
+            with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
+                stages = mprt(model, method_name, _images(recs, cfg.device),
+                              [r.question for r in recs], seed=cfg.seed)
+            cache.put(stages, model.name, method_name, "sanity")
+        for s in stages:
+            vals = [v for v in s["spearman"] if v is not None and np.isfinite(v)]
+            out.append({"model": model.name, "method": method_name, "stage": s["stage"],
+                        "index": s["index"], "n": len(vals),
+                        "spearman": float(np.mean(vals)) if vals else None})
+    return out
+
+
+def mean_curves(rows: List[dict]) -> List[dict]:
+    """Mean curve per (model, method, metric) over the samples that have one."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        if r.get("curve") is not None:
+            groups.setdefault((r["model"], r["method"], r["metric"]), []).append(r)
+    out = []
+    for (model, method, metric), rs in sorted(groups.items()):
+        ys = np.array([r["curve"] for r in rs])
+        for x, y in zip(rs[0]["curve_x"], ys.mean(0)):
+            out.append({"model": model, "method": method, "metric": metric, "x": x, "value": y})
+    return out

@@ -24,3 +24,36 @@ def bootstrap_ci(values: Sequence[float], seed: int = 0, n_boot: int = 2000,
     alpha = (1 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return mean, float(lo), float(hi)
+
+
+def holm(pvalues: Sequence[float]) -> list:
+    """Holm–Bonferroni adjusted p-values (monotone, capped at 1), in the input order; NaN stays."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def paired_test(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict:
+    """Mean difference a − b over pairs where both are finite, its bootstrap CI and the
+    two-sided Wilcoxon signed-rank p-value (1.0 when every difference is zero)."""
+    from scipy.stats import wilcoxon
+
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    d = x[keep] - y[keep]
+    mean, lo, hi = bootstrap_ci(d.tolist(), seed=seed)
+    if d.size == 0:
+        p = float("nan")
+    elif not np.any(d != 0):
+        p = 1.0
+    else:
+        p = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+    return {"n": int(d.size), "mean_diff": mean, "ci_low": lo, "ci_high": hi, "p": p}

@@ -7,7 +7,7 @@ import torch
 
 from benchmark.models.adapter import ITMAdapter
 from methods import register
-from methods.base import Attribution
+from methods.base import Attribution, NotApplicable
 
 
 @register("random")
@@ -35,3 +35,17 @@ class CenterPrior(Attribution):
         sigma = max(gh, gw) / 4
         g = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma ** 2))
         return g.expand(images.shape[0], gh, gw).clone()
+
+
+@register("oracle")
+class OracleMask(Attribution):
+    """The ground-truth target mask pooled to the grid (fraction of each patch inside it): an
+    upper bracket for the downstream metrics. Needs ``masks`` ((B, H, W) bool), which the runner
+    passes; not applicable without ground truth."""
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                  masks=None, **_: object) -> torch.Tensor:
+        if masks is None:
+            raise NotApplicable("oracle needs ground-truth masks")
+        m = torch.as_tensor(masks, dtype=torch.float32)[:, None]
+        return torch.nn.functional.adaptive_avg_pool2d(m, model.grid)[:, 0]

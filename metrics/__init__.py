@@ -13,7 +13,19 @@ import pkgutil
 from benchmark.registry import Registry
 
 REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics")
-register = REGISTRY.register
+
+
+def register(name: str, obj=None):
+    """Register a localisation function, or a :class:`metrics.base.ModelMetric` subclass (an
+    instance is stored); usable as a decorator."""
+
+    def deco(target):
+        REGISTRY.register(name, target() if isinstance(target, type) else target)
+        return target
+
+    return deco(obj) if obj is not None else deco
+
+
 get = REGISTRY.get
 available = REGISTRY.available
 

@@ -67,33 +67,106 @@ def _fmt(v) -> str:
     return "—" if not np.isfinite(f) else f"{f:.3f}"
 
 
-def _summary(out: Path) -> List[dict]:
-    with open(out / "summary.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+def _csv(out: Path, name: str) -> List[dict]:
+    path = out / name
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _truthy(v: str) -> bool:
+    return v in ("1", "True", "true")
+
+
+def _summary(rows: List[dict]) -> List[dict]:
+    """Overall rows (all questions / correctly answered), best real method per model and metric
+    marked using the metric's direction."""
+    main = [r for r in rows if r["question_type"] == "all"]
     best: Dict[tuple, float] = {}
-    for r in rows:
-        if r["region"] == "target" and r["subset"] == "all" and r["mean"] and r["method"] not in ("random", "center"):
+    for r in main:
+        if r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] \
+                and r["method"] not in ("random", "center", "oracle"):
             key = (r["model"], r["metric"])
-            best[key] = max(best.get(key, -np.inf), float(r["mean"]))
+            v = float(r["mean"]) * (1 if _truthy(r["higher_is_better"]) else -1)
+            best[key] = max(best.get(key, -np.inf), v)
+    for r in main:
+        sign = 1 if _truthy(r["higher_is_better"]) else -1
+        r["best"] = (r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] != ""
+                     and r["method"] not in ("random", "center", "oracle")
+                     and float(r["mean"]) * sign == best.get((r["model"], r["metric"])))
+        r["direction"] = "higher" if sign > 0 else "lower"
+    return main
+
+
+def _families(rows: List[dict]) -> dict:
+    """metric → (families, [(model, method, {family: mean})]) for target/all rows."""
+    out: Dict[str, dict] = {}
     for r in rows:
-        r["best"] = (r["region"] == "target" and r["subset"] == "all" and r["mean"] != ""
-                     and float(r["mean"]) == best.get((r["model"], r["metric"])))
-    return rows
+        if r["subset"] != "all" or r["region"] not in ("target", "") or r["question_type"] == "all":
+            continue
+        t = out.setdefault(r["metric"], {"families": set(), "rows": {}})
+        t["families"].add(r["question_type"])
+        t["rows"].setdefault((r["model"], r["method"]), {})[r["question_type"]] = r["mean"]
+    return {m: {"families": sorted(t["families"]),
+                "rows": [(k[0], k[1], v) for k, v in sorted(t["rows"].items())]}
+            for m, t in sorted(out.items())}
+
+
+def _curve_images(out: Path) -> List[dict]:
+    """One PNG per (model, metric): the mean curve of every method."""
+    import io
+    import base64
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _csv(out, "curves.csv")
+    groups: Dict[tuple, Dict[str, list]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["metric"]), {}).setdefault(r["method"], []).append(
+            (float(r["x"]), float(r["value"])))
+    images = []
+    for (model, metric), by_method in sorted(groups.items()):
+        fig, ax = plt.subplots(figsize=(4.2, 3.0), dpi=90)
+        for method, pts in sorted(by_method.items()):
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o", markersize=2, label=method)
+        ax.set_xlabel("fraction of patches" + (" removed" if "deletion" in metric or "drop" in metric
+                                                else " kept/inserted"))
+        ax.set_ylabel("match probability" if metric in ("deletion_auc", "insertion_auc")
+                      else "VQA accuracy")
+        ax.set_title(f"{model}: {metric}", fontsize=9)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", metadata={"Software": None})
+        plt.close(fig)
+        images.append({"title": f"{model} — {metric}",
+                       "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()})
+    return images
 
 
 def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
     cards = _cards(out)
+    summary_rows = _csv(out, "summary.csv")
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
     filters = {"family": sorted({c["family"] for c in cards}),
                "model": sorted({c["model"] for c in cards}),
                "method": sorted({m["method"] for c in cards for m in c["maps"]})}
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
+    comparisons = [r for r in _csv(out, "comparisons.csv") if r["kind"] == "model"]
     return env.get_template("index.html.j2").render(
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
-        models=manifest.get("models", {}), summary=_summary(out), gallery=cards,
+        nonfinite=manifest.get("nonfinite_maps", {}),
+        models=manifest.get("models", {}), summary=_summary(summary_rows),
+        families=_families(summary_rows), comparisons=comparisons,
+        curves=_curve_images(out), sanity=_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))
 

@@ -93,3 +93,16 @@ def load_embedded(name: str, model_overrides: Optional[dict] = None,
 
 for _name in EMBEDDED:
     register(_name)(lambda _n=_name, **kw: load_embedded(_n, **kw))
+
+
+def load_untrained(name: str) -> ITMAdapter:
+    """The grounding control: ``name``'s architecture at its seeded initialisation, untrained."""
+    cfg, tcfg = EMBEDDED[name]
+    model = build_tiny_itm(cfg, seed=tcfg.seed)
+    info = {"fingerprint": hashlib.sha256((run_key(cfg, tcfg) + state_hash(model)).encode()).hexdigest(),
+            "config": cfg.to_dict(), "untrained": True}
+    return ITMAdapter(model, f"{name}@init", (cfg.grid, cfg.grid), cfg.default_block, ANSWERS, info)
+
+
+for _name in EMBEDDED:
+    register(f"{_name}@init")(lambda _n=_name, **_: load_untrained(_n))

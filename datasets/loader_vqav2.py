@@ -1,0 +1,319 @@
+"""The ``vqav2`` dataset: official VQA v2 questions and annotations over COCO images and instances.
+
+``data_root`` holds, for ``split`` (``val`` by default; ``train`` likewise):
+
+- ``v2_OpenEnded_mscoco_<split>2014_questions.json`` and ``v2_mscoco_<split>2014_annotations.json``
+  (VQA v2: the question, its ``question_type`` and the 10 annotator answers);
+- ``instances_<split>2014.json`` (COCO instances: RLE or polygon segmentations, category names);
+- ``<split>2014/COCO_<split>2014_%012d.jpg`` (the images);
+- optionally ``evidence.json``: ``{question_id: [COCO annotation ids]}``, the objects each question
+  is about (written by :func:`datasets.export.export_vqav2`).
+
+Regions. A question's ``target_mask`` is the union of the instances ``evidence.json`` lists for it.
+For a question that ``evidence.json`` does not list (or without that file), it is the union of the
+image's instances whose category name — or a plural or synonym of it (:data:`SYNONYMS`) — appears
+as a word (sequence) in the question; empty when there are none, and the runner then excludes the
+sample from localisation metrics. ``distractor_mask`` (grounding control) is one instance of the
+same image outside the target, preferring one of a target's category (lowest annotation id first);
+empty when the target is empty (a question with no known region has no known non-region either).
+
+``semantic_map`` (fused models' segmentation stream) is built only when every category name of the
+instances file is a class of :data:`datasets.synthetic.SEMANTIC_CLASSES` (the synthetic export):
+0 background, the class index for each instance's pixels. Other category sets leave it ``None``
+(pass precomputed maps with ``segmentation="npy:DIR"``).
+
+JSON files are parsed and validated when the dataset is built; masks and images are decoded per
+item. Every problem with the input raises :class:`benchmark.errors.InputError` with one line naming
+the file and the fix. Accuracy is the official VQA accuracy (``exact_match = False``).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from benchmark.errors import InputError
+from datasets import register
+from datasets.base import Dataset, Record
+from datasets.synthetic import SEMANTIC_CLASSES
+
+#: Extra words that name a category (besides the name itself and its "s"/"es" plural).
+SYNONYMS: Dict[str, Sequence[str]] = {
+    "circle": ("circles", "disc", "discs", "disk", "disks"),
+    "square": ("squares",),
+    "triangle": ("triangles",),
+    "person": ("people", "man", "men", "woman", "women", "boy", "boys", "girl", "girls", "child",
+               "children", "kid", "kids", "player", "players", "persons", "lady", "guy"),
+    "motorcycle": ("motorbike", "motorbikes"),
+    "bicycle": ("bike", "bikes"),
+    "airplane": ("plane", "planes", "aeroplane", "aeroplanes", "jet", "jets"),
+    "tv": ("television", "televisions"),
+    "couch": ("sofa", "sofas"),
+    "cell phone": ("phone", "phones", "cellphone", "cellphones"),
+    "dining table": ("table", "tables"),
+    "sports ball": ("ball", "balls"),
+    "mouse": ("mice",),
+    "knife": ("knives",),
+}
+
+
+def _words(text: str) -> List[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _names_for(category: str) -> List[List[str]]:
+    """Word sequences that name ``category``: itself, its plural(s) and its synonyms."""
+    words = _words(category)
+    if not words:
+        return []
+    head = words[-1]
+    plurals = {head + "s", head + "es"}
+    if head.endswith("y"):
+        plurals.add(head[:-1] + "ies")
+    forms = [words] + [words[:-1] + [p] for p in sorted(plurals)]
+    forms += [_words(s) for s in SYNONYMS.get(category.lower(), ())]
+    return [f for f in forms if f]
+
+
+def _mentions(question_words: Sequence[str], category: str) -> bool:
+    for form in _names_for(category):
+        n = len(form)
+        if any(list(question_words[i:i + n]) == form for i in range(len(question_words) - n + 1)):
+            return True
+    return False
+
+
+def _read_json(path: Path, what: str):
+    if not path.is_file():
+        raise InputError(f"missing {what} file {path} — put the official file in --data-root "
+                         "(or export the synthetic data with datasets.export.export_vqav2)")
+    try:
+        with path.open("r", encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed JSON in {path}: line {e.lineno} column {e.colno}: {e.msg} — "
+                         "re-download or regenerate it") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path}: {e} — re-download or regenerate it") from None
+
+
+def _require(obj, keys: Sequence[str], path: Path, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: {where} is a {type(obj).__name__}, expected an object — "
+                         "is this the official VQA v2 / COCO file?")
+    for k in keys:
+        if k not in obj:
+            raise InputError(f"{path}: {where} has no {k!r} key — is this the official VQA v2 / "
+                             "COCO file? re-download or regenerate it")
+
+
+def _list_of(obj, key: str, path: Path, item_keys: Sequence[str], what: str) -> list:
+    _require(obj, [key], path, "the top level")
+    items = obj[key]
+    if not isinstance(items, list):
+        raise InputError(f"{path}: {key!r} is not a list — re-download or regenerate it")
+    for i, item in enumerate(items):
+        _require(item, item_keys, path, f"{what} {i}")
+    return items
+
+
+@register("vqav2")
+class VQAv2Dataset(Dataset):
+    """VQA v2 + COCO in the official file formats (see the module docstring)."""
+
+    name = "vqav2"
+    exact_match = False  # official VQA accuracy
+
+    def __init__(self, data_root: Optional[str] = None, split: str = "val", seed: int = 0,
+                 **_: object) -> None:
+        split = split or "val"
+        self.split, self.seed = split, seed
+        sub = f"{split}2014"
+        qname = f"v2_OpenEnded_mscoco_{sub}_questions.json"
+        aname = f"v2_mscoco_{sub}_annotations.json"
+        iname = f"instances_{sub}.json"
+        if data_root is None or str(data_root) == "":
+            raise InputError(f"dataset vqav2 needs --data-root DIR: a folder holding {qname}, "
+                             f"{aname}, {iname} and {sub}/COCO_{sub}_<image id>.jpg")
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise InputError(f"--data-root {root} is not a folder — pass the folder holding "
+                             f"{qname}, {aname}, {iname} and {sub}/")
+        self.data_root = root
+        self.image_dir = root / sub
+        self._image_pattern = f"COCO_{sub}_%012d.jpg"
+
+        qpath, apath, ipath = root / qname, root / aname, root / iname
+        self._instances_path = ipath
+        questions = _list_of(_read_json(qpath, "VQA v2 questions"), "questions", qpath,
+                             ("question_id", "image_id", "question"), "question")
+        annotations = _list_of(_read_json(apath, "VQA v2 annotations"), "annotations", apath,
+                               ("question_id", "answers", "question_type"), "annotation")
+        inst = _read_json(ipath, "COCO instances")
+        images = _list_of(inst, "images", ipath, ("id", "height", "width"), "image")
+        objects = _list_of(inst, "annotations", ipath,
+                           ("id", "image_id", "category_id", "segmentation"), "annotation")
+        categories = _list_of(inst, "categories", ipath, ("id", "name"), "category")
+
+        ann_by_q = {}
+        for i, a in enumerate(annotations):
+            if not isinstance(a["answers"], list) or not all(
+                    isinstance(x, dict) and "answer" in x for x in a["answers"]):
+                raise InputError(f"{apath}: annotation {i} has malformed 'answers' (expected a "
+                                 "list of {\"answer\": ...}) — re-download or regenerate it")
+            ann_by_q[a["question_id"]] = a
+        self._categories = {c["id"]: str(c["name"]) for c in categories}
+        self._images = {im["id"]: im for im in images}
+        self._objects_by_image: Dict[int, List[dict]] = {}
+        object_ids = {}
+        for o in objects:
+            if o["category_id"] not in self._categories:
+                raise InputError(f"{ipath}: annotation {o['id']} has unknown category_id "
+                                 f"{o['category_id']} — re-download or regenerate it")
+            self._objects_by_image.setdefault(o["image_id"], []).append(o)
+            object_ids[o["id"]] = o["image_id"]
+        for objs in self._objects_by_image.values():
+            objs.sort(key=lambda o: o["id"])
+
+        self._questions = sorted(questions, key=lambda q: q["question_id"])
+        for q in self._questions:
+            if q["question_id"] not in ann_by_q:
+                raise InputError(f"{apath} has no annotation for question {q['question_id']} of "
+                                 f"{qpath} — use a split with answers (train or val)")
+            if q["image_id"] not in self._images:
+                raise InputError(f"{ipath} has no image {q['image_id']} (asked about by question "
+                                 f"{q['question_id']}) — use the instances file of split {split}")
+        self._answers = ann_by_q
+
+        epath = root / "evidence.json"
+        self._evidence: Optional[Dict[int, List[int]]] = None
+        if epath.exists():
+            raw = _read_json(epath, "evidence")
+            if not isinstance(raw, dict):
+                raise InputError(f"{epath}: expected an object {{question_id: [annotation ids]}} "
+                                 "— regenerate it or delete it")
+            self._evidence = {}
+            images_of_q = {q["question_id"]: q["image_id"] for q in self._questions}
+            for key, ids in raw.items():
+                try:
+                    qid = int(key)
+                except ValueError:
+                    raise InputError(f"{epath}: key {key!r} is not a question id — regenerate "
+                                     "it or delete it") from None
+                if not isinstance(ids, list) or not all(isinstance(x, int) for x in ids):
+                    raise InputError(f"{epath}: question {key} does not map to a list of "
+                                     "annotation ids — regenerate it or delete it")
+                for x in ids:
+                    if qid in images_of_q and object_ids.get(x) != images_of_q[qid]:
+                        raise InputError(f"{epath}: question {key} lists annotation {x}, which is "
+                                         f"not an instance of its image in {ipath} — regenerate "
+                                         "it or delete it")
+                self._evidence[qid] = ids
+
+        names = set(self._categories.values())
+        self._semantic = bool(names) and names <= set(SEMANTIC_CLASSES[2:])
+
+    # ------------------------------------------------------------------ items
+    def __len__(self) -> int:
+        return len(self._questions)
+
+    def image_path(self, image_id: int) -> Path:
+        return self.image_dir / (self._image_pattern % image_id)
+
+    def _load_image(self, image_id: int) -> np.ndarray:
+        from PIL import Image
+
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise InputError(f"missing image {path} — put the COCO {self.split}2014 images in "
+                             f"{self.image_dir}")
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise InputError(f"corrupt image {path}: {e} — re-download or replace it") from None
+
+    def _decode(self, obj: dict, h: int, w: int) -> np.ndarray:
+        from pycocotools import mask as mask_utils
+
+        seg = obj["segmentation"]
+        if isinstance(seg, list) and not seg:  # no polygon at all: an empty instance
+            return np.zeros((h, w), bool)
+        try:
+            if isinstance(seg, list):  # polygons
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+            elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE
+                rle = mask_utils.frPyObjects(seg, h, w)
+            else:  # compressed RLE
+                rle = dict(seg)
+                if isinstance(rle.get("counts"), str):
+                    rle["counts"] = rle["counts"].encode("ascii")
+            m = mask_utils.decode(rle)
+        except Exception as e:  # pycocotools raises assorted errors on bad segmentations
+            raise InputError(f"{self._instances_path}: annotation {obj['id']} has an undecodable "
+                             f"segmentation ({e}) — re-download or regenerate it") from None
+        if m.ndim == 3:
+            m = m.any(axis=2)
+        if m.shape != (h, w):
+            raise InputError(f"{self._instances_path}: annotation {obj['id']} decodes "
+                             f"to {m.shape}, its image is {h}×{w} — re-download or regenerate it")
+        return m.astype(bool)
+
+    def _targets(self, q: dict, objs: List[dict]) -> tuple:
+        qid = q["question_id"]
+        if self._evidence is not None and qid in self._evidence:
+            wanted = set(self._evidence[qid])
+            return [o for o in objs if o["id"] in wanted], "evidence"
+        words = _words(q["question"])
+        named = {cid for cid, name in self._categories.items() if _mentions(words, name)}
+        return [o for o in objs if o["category_id"] in named], "category_name"
+
+    def __getitem__(self, i: int) -> Record:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        q = self._questions[i]
+        ann = self._answers[q["question_id"]]
+        meta = self._images[q["image_id"]]
+        h, w = int(meta["height"]), int(meta["width"])
+        image = self._load_image(q["image_id"])
+        if image.shape[:2] != (h, w):
+            raise InputError(f"image {self.image_path(q['image_id'])} is {image.shape[1]}×"
+                             f"{image.shape[0]} but {self._instances_path} says {w}×{h} "
+                             "— use matching images and annotations")
+        objs = self._objects_by_image.get(q["image_id"], [])
+        targets, source = self._targets(q, objs)
+        target_ids = {o["id"] for o in targets}
+        masks = {o["id"]: self._decode(o, h, w) for o in objs}
+        target = np.zeros((h, w), bool)
+        for o in targets:
+            target |= masks[o["id"]]
+        distractor = np.zeros((h, w), bool)
+        distractor_id = None
+        if target.any():
+            others = [o for o in objs if o["id"] not in target_ids and masks[o["id"]].any()]
+            target_cats = {o["category_id"] for o in targets}
+            same = [o for o in others if o["category_id"] in target_cats]
+            pick = (same or others or [None])[0]
+            if pick is not None:
+                distractor, distractor_id = masks[pick["id"]], pick["id"]
+        semantic = None
+        if self._semantic:
+            semantic = np.zeros((h, w), np.uint8)
+            for o in objs:
+                cls = SEMANTIC_CLASSES.index(self._categories[o["category_id"]])
+                semantic[masks[o["id"]]] = cls
+        return Record(
+            sample_id=str(q["question_id"]), image=image, question=str(q["question"]),
+            answers=[str(a["answer"]) for a in ann["answers"]], family=str(ann["question_type"]),
+            target_mask=target, distractor_mask=distractor, semantic_map=semantic,
+            extra={"image_id": q["image_id"], "question_id": q["question_id"],
+                   "answer_type": ann.get("answer_type", ""), "target_source": source,
+                   "target_annotation_ids": sorted(target_ids),
+                   "distractor_annotation_id": distractor_id})
+
+    def describe(self) -> dict:
+        return {"name": self.name, "split": self.split, "data_root": str(self.data_root),
+                "n": len(self), "evidence": self._evidence is not None}

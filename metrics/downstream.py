@@ -1,0 +1,101 @@
+"""Downstream VQA accuracy when the answerer reads only heatmap-selected patches (PNP-VQA's use)."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.models.adapter import ITMAdapter
+from metrics import register
+from metrics.base import CurveScores, ModelMetric, patch_order
+from metrics.curves import auc
+
+KEEP_FRACTIONS = np.round(np.linspace(0.1, 1.0, 10), 2)
+DROP_FRACTIONS = np.round(np.linspace(0.0, 0.9, 10), 2)
+
+
+def _answers_with_patches(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                          keep: torch.Tensor) -> list:
+    """Predicted answers when sample b reads only the patches where ``keep[b, k]`` is True.
+
+    ``keep`` is (B, K, N); the image CLS slot is never read (PNP-VQA's captioner sees only the
+    gathered patches). Returns K lists of B answers, in (B, K) order flattened sample-major.
+    """
+    b, k, n = keep.shape
+    with torch.no_grad():
+        tokens = model.visual_tokens(images)
+        tokens = tokens.repeat_interleave(k, 0)
+        atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
+                          keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
+        text = model.tokenize(questions).repeat(k)
+        hidden = model.text_hidden(tokens, text, atts)
+        idx = model.model.vqa_head(hidden[:, 0]).argmax(-1).tolist()
+    return [model.answers[i] for i in idx]
+
+
+def _scores(preds: list, records: Sequence, k: int, scorer: Callable) -> np.ndarray:
+    return np.array([[scorer(preds[b * k + j], records[b].answers) for j in range(k)]
+                     for b in range(len(records))], dtype=np.float64)
+
+
+class _PatchSubsetVQA(ModelMetric):
+    needs_answers = True
+    fractions = KEEP_FRACTIONS
+    keep_top = True
+
+    def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
+                 **_) -> CurveScores:
+        n = model.grid[0] * model.grid[1]
+        order = patch_order(maps)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(n).expand_as(order))
+        counts = torch.tensor([max(1, int(round(f * n))) if self.keep_top else int(round(f * n))
+                               for f in self.fractions])
+        top = rank[:, None, :] < counts[None, :, None]  # (B, K, N)
+        keep = top if self.keep_top else ~top
+        preds = _answers_with_patches(model, images, questions, keep.to(images.device))
+        curves = _scores(preds, records, len(self.fractions), scorer)
+        return CurveScores(np.array([auc(c) for c in curves]), np.asarray(self.fractions), curves)
+
+
+@register("vqa_keep_auc")
+class VQAKeepAUC(_PatchSubsetVQA):
+    """Accuracy when only the top-k fraction of patches (most relevant first) is read, for
+    k = 0.1, 0.2, …, 1.0; normalised AUC. Higher is better (Chefer et al.'s negative
+    perturbation, seen from the kept side)."""
+
+
+@register("vqa_drop_auc")
+class VQADropAUC(_PatchSubsetVQA):
+    """Accuracy when the top-k fraction is removed first, k = 0, 0.1, …, 0.9; normalised AUC.
+    Lower is better (positive perturbation)."""
+
+    higher_is_better = False
+    fractions = DROP_FRACTIONS
+    keep_top = False
+
+
+@register("vqa_pnp_sample")
+class VQAPnPSample(ModelMetric):
+    """PNP-VQA-style selection: ``num_patches`` patch indices drawn without replacement with
+    probability ∝ the (non-negative part of the) map, ``repeats`` times with a fixed seed; the
+    value is the mean accuracy over the draws. ``num_patches`` defaults to PNP-VQA's 20 of 576
+    patches scaled to the grid. Higher is better."""
+
+    needs_answers = True
+
+    def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
+                 num_patches: int | None = None, repeats: int = 5, seed: int = 0,
+                 **_) -> CurveScores:
+        b = maps.shape[0]
+        n = model.grid[0] * model.grid[1]
+        m = num_patches or max(1, round(20 * n / 576))
+        probs = maps.reshape(b, n).clamp(min=0).double() + 1e-12
+        g = torch.Generator().manual_seed(int(seed))
+        keep = torch.zeros(b, repeats, n, dtype=torch.bool)
+        for r in range(repeats):
+            idx = torch.multinomial(probs, m, replacement=False, generator=g)
+            keep[:, r].scatter_(1, idx, True)
+        preds = _answers_with_patches(model, images, questions, keep.to(images.device))
+        return CurveScores(_scores(preds, records, repeats, scorer).mean(1))

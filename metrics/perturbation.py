@@ -1,0 +1,114 @@
+"""Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018) on the patch grid."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+
+from benchmark.models.adapter import ITMAdapter, TextBatch
+from metrics import register
+from metrics.base import CurveScores, ModelMetric, chunked, patch_order
+from metrics.curves import auc
+
+RISE_SIGMA_AT_224 = 5.0
+
+
+def blur(images: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur with RISE's σ = 5 px at 224 px, scaled to the image side."""
+    sigma = RISE_SIGMA_AT_224 * images.shape[-1] / 224
+    k = 2 * int(np.ceil(3 * sigma)) + 1
+    return TF.gaussian_blur(images, [k, k], [sigma, sigma])
+
+
+def substrate(images: torch.Tensor, kind: str) -> torch.Tensor:
+    """What replaces deleted patches: ``zero`` (0 in normalised space), ``mean`` (per-image,
+    per-channel mean) or ``blur``."""
+    if kind == "zero":
+        return torch.zeros_like(images)
+    if kind == "mean":
+        return images.mean((2, 3), keepdim=True).expand_as(images)
+    if kind == "blur":
+        return blur(images)
+    raise ValueError(f"unknown substrate {kind!r}; use zero, mean or blur")
+
+
+def step_counts(n_patches: int, steps: int) -> torch.Tensor:
+    """Patches affected after each of the ``S + 1`` points: round(k·N/S), k = 0 … S."""
+    s = min(steps, n_patches)  # at least one patch per step
+    return torch.round(torch.arange(s + 1, dtype=torch.float64) * n_patches / s).long()
+
+
+def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw) -> torch.Tensor:
+    """(B, S+1, H, W) bool: pixels of the top-``counts[k]`` patches at point k."""
+    b = maps.shape[0]
+    order = patch_order(maps)
+    n = order.shape[1]
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(n).expand(b, n))
+    sel = rank[:, None, :] < counts[None, :, None]  # (B, S+1, N)
+    gh, gw = grid
+    ph, pw = image_hw[0] // gh, image_hw[1] // gw
+    sel = sel.reshape(b, -1, gh, gw)
+    return sel.repeat_interleave(ph, 2).repeat_interleave(pw, 3)
+
+
+def match_curve(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                perturbed: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Match probability of every perturbed image, (B, P), all in batches of ``chunk``.
+
+    ``perturbed`` is (B, P, 3, H, W); texts and a bound segmentation stream are repeated per
+    sample (sample-major order).
+    """
+    b, p = perturbed.shape[:2]
+    flat = perturbed.reshape(b * p, *perturbed.shape[2:])
+    text = model.tokenize(questions).repeat(p)
+    seg = model.bound("segmentation", b)
+    seg = None if seg is None else seg.repeat_interleave(p, 0)
+
+    def run(s: int, e: int) -> torch.Tensor:
+        with model.bind(segmentation=None if seg is None else seg[s:e]):
+            return model.match_probability(flat[s:e], TextBatch(text.input_ids[s:e],
+                                                                text.attention_mask[s:e]))
+
+    with torch.no_grad():
+        return chunked(run, b * p, chunk).reshape(b, p).cpu()
+
+
+class _RiseMetric(ModelMetric):
+    insertion = False
+
+    def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
+                 substrate_kind: str = "zero", chunk: int = 256, **_) -> CurveScores:
+        n = model.grid[0] * model.grid[1]
+        counts = step_counts(n, steps)
+        affected = _affected(maps.to(images.device), counts.to(images.device), model.grid,
+                             images.shape[-2:])[:, :, None]  # (B, S+1, 1, H, W)
+        x = images[:, None]
+        if self.insertion:
+            perturbed = torch.where(affected, x, blur(images)[:, None])
+        else:
+            perturbed = torch.where(affected, substrate(images, substrate_kind)[:, None], x)
+        curves = match_curve(model, images, questions, perturbed, chunk).numpy()
+        return CurveScores(np.array([auc(c) for c in curves]),
+                           (counts.double() / n).numpy(), curves)
+
+
+@register("deletion_auc")
+class DeletionAUC(_RiseMetric):
+    """Deletion: remove patches most relevant first (replaced by the substrate, default zeros in
+    normalised space); the curve is the match probability at ``S + 1`` points (both ends
+    included; each step removes round(N/S) patches, ≥ 1); AUC = normalised trapezoid. Lower is
+    better: a faithful map destroys the match fastest."""
+
+    higher_is_better = False
+
+
+@register("insertion_auc")
+class InsertionAUC(_RiseMetric):
+    """Insertion: start from the blurred image (Gaussian, σ = 5 px at 224 px, scaled) and put
+    original patches back, most relevant first; same points and AUC as deletion. Higher is
+    better."""
+
+    insertion = True

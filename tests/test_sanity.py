@@ -1,0 +1,58 @@
+"""Model-parameter randomisation test (sanity_mprt)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import methods
+import metrics
+from metrics.sanity import cascade_stages, mprt, spearman
+
+QUESTIONS = ["what colour is the square?", "is there a red circle?"]
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+
+
+def test_registered():
+    assert metrics.get("sanity_mprt") is mprt
+
+
+def test_independent_random_maps_are_uncorrelated(untrained_tiny):
+    x = torch.zeros(4, 3, 96, 96)
+    rand = methods.get("random")
+    rho = spearman(rand(untrained_tiny, x, QUESTIONS * 2, seed=1),
+                   rand(untrained_tiny, x, QUESTIONS * 2, seed=2))
+    assert len(rho) == 4 and abs(sum(rho) / 4) < 0.2
+
+
+def test_spearman_is_one_for_a_monotone_transform_and_nan_for_constant_maps():
+    a = torch.rand(2, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert spearman(a, a ** 3) == pytest.approx([1.0, 1.0])
+    assert all(math.isnan(r) for r in spearman(a, torch.ones_like(a)))
+
+
+def test_mprt_on_untrained_tiny(untrained_tiny, images):
+    before = {k: v.clone() for k, v in untrained_tiny.model.state_dict().items()}
+    out = mprt(untrained_tiny, "fused_gradcam", images, QUESTIONS, seed=0)
+    names = [name for name, _ in cascade_stages(untrained_tiny)]
+    assert [r["stage"] for r in out] == names
+    assert [r["index"] for r in out] == list(range(len(names)))
+    assert names[0] == "heads" and names[-1] == "patch_embed"
+    assert all(len(r["spearman"]) == 2 for r in out)
+    assert all(math.isfinite(v) for v in out[0]["spearman"])
+    # the original model is untouched
+    after = untrained_tiny.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_mprt_is_deterministic(untrained_tiny, images):
+    first, second = (mprt(untrained_tiny, "fused_gradcam", images, QUESTIONS, seed=3, stages=3)
+                     for _ in range(2))
+    assert len(first) == 3
+    assert [r["stage"] for r in first] == [r["stage"] for r in second]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a["spearman"], b["spearman"])  # NaN == NaN here

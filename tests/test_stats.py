@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from benchmark.stats import bootstrap_ci, holm, paired_test
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+    x = np.random.default_rng(0).normal(1.0, 1.0, 200).tolist()
+    a = bootstrap_ci(x, seed=3)
+    assert a == bootstrap_ci(x, seed=3)
+    mean, lo, hi = a
+    assert lo < mean < hi and abs(mean - np.mean(x)) < 1e-12
+    assert hi - lo == pytest.approx(2 * 1.96 * np.std(x) / np.sqrt(200), rel=0.2)
+
+
+def test_bootstrap_ci_ignores_nan_and_handles_empty():
+    assert bootstrap_ci([float("nan"), 2.0])[0] == 2.0
+    assert all(np.isnan(v) for v in bootstrap_ci([float("nan")]))
+
+
+def test_holm_matches_hand_computation():
+    # sorted p: .01 (x3) .02 (x2) .04 (x1) -> .03 .04 .04 (monotone)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+
+
+def test_paired_test_detects_a_shift_and_not_noise():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1, 100)
+    shifted = paired_test(a + 0.5, a + rng.normal(0, 0.1, 100))
+    assert shifted["p"] < 1e-6 and shifted["ci_low"] > 0.3
+    same = paired_test(a, a)
+    assert same["p"] == 1.0 and same["mean_diff"] == 0.0
