@@ -5,6 +5,8 @@ Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 interna
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
 import sys
 import tempfile
@@ -21,6 +23,7 @@ examples:
   python -m benchmark --models blip-itm-tiny --methods cross_attn_gradcam,random --limit 200
   python -m benchmark train --model blip-itm-tiny     re-train an embedded model
   python -m benchmark report runs/latest              re-render the report from a run folder
+  python -m benchmark reproduce runs/latest/manifest.json   rerun and compare the bytes
 
 A run writes results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
 manifest.json, index.html, tables.tex and run.log into --out; cache/ there lets a
@@ -75,6 +78,9 @@ def run_parser() -> argparse.ArgumentParser:
                    help="fused models' segmentation stream: exact (the dataset's semantic map), "
                         "none (zeros), shuffled (another image's map) or npy:DIR (one "
                         "<sample_id>.npy (C, h, w) map per question). Default: exact")
+    p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=3",
+                   help="MultiLevelEncoder settings for the embedded fused model (ablations); a "
+                        "setting without a shipped checkpoint is trained once and cached")
     p.add_argument("--steps", type=_positive_int, default=16,
                    help="deletion/insertion steps S (S+1 points; capped at the patch count)")
     p.add_argument("--sanity-samples", type=_positive_int, default=8,
@@ -163,7 +169,7 @@ def cmd_run(argv: Sequence[str]) -> int:
                            limit=args.limit, seed=args.seed, device=args.device,
                            batch_size=args.batch_size, tolerance=args.tolerance,
                            segmentation=args.segmentation, perturbation_steps=args.steps,
-                           sanity_samples=args.sanity_samples)
+                           sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion))
     datasets.get(cfg.dataset)
     out = Path(args.out)
     _check_writable(out)
@@ -178,6 +184,72 @@ def cmd_run(argv: Sequence[str]) -> int:
         log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
     print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
     return 0
+
+
+def _fusion(spec: Optional[str]) -> dict:
+    """``"Lf=1,T=2,N=3"`` → ``{"Lf": 1, "T": 2, "N": 3}``."""
+    if not spec:
+        return {}
+    out = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in ("Lf", "T", "N") or not value.strip().isdigit():
+            raise UsageError(f"--fusion expects Lf=INT,T=INT,N=INT, got {spec!r}")
+        out[key.strip()] = int(value)
+    if out.get("Lf", 1) >= out.get("N", 3):
+        raise UsageError(f"--fusion needs Lf < N, got {spec!r}")
+    return out
+
+
+def _without_out(argv: Sequence[str]) -> List[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            out.append(a)
+    return out
+
+
+def cmd_reproduce(argv: Sequence[str]) -> int:
+    p = _Parser(prog="python -m benchmark reproduce",
+                description="Re-run the command recorded in a run's manifest.json into a new "
+                            "folder and say whether results.csv and summary.csv are identical "
+                            "bytes (exit 0) or differ (exit 3).")
+    p.add_argument("manifest", help="RUN_DIR/manifest.json")
+    p.add_argument("--out", default=None, help="folder for the rerun (default: RUN_DIR/reproduce)")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    path = Path(args.manifest)
+    try:
+        manifest = json.loads(path.read_text())
+        command = manifest["command"][3:]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read a run command from {path}: {e}") from None
+    original = path.parent
+    out = Path(args.out) if args.out else original / "reproduce"
+    rerun = _without_out(command) + ["--out", str(out)] + (["--quiet"] if args.quiet else [])
+    code = cmd_run(rerun)
+    if code:
+        return code
+    differ = [n for n in ("results.csv", "summary.csv")
+              if (original / n).read_bytes() != (out / n).read_bytes()]
+    if manifest.get("git_commit") and manifest["git_commit"] != outputs_git_commit():
+        print(f"note: the run was made at commit {manifest['git_commit'][:12]}, this is "
+              f"{outputs_git_commit()[:12]}", file=sys.stderr)
+    if differ:
+        print(f"bytes differ: {', '.join(differ)} ({original} vs {out})")
+        return 3
+    print(f"identical bytes: results.csv and summary.csv of {original} and {out}")
+    return 0
+
+
+def outputs_git_commit() -> str:
+    from benchmark.outputs import git_commit
+
+    return git_commit(Path(__file__).resolve().parent.parent)
 
 
 def cmd_report(argv: Sequence[str]) -> int:
@@ -222,7 +294,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "report": cmd_report}
+COMMANDS = {"train": cmd_train, "report": cmd_report, "reproduce": cmd_reproduce}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -234,5 +306,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted; results computed so far are kept (run the same command to resume)",
+              file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+            print(f"error: cannot write {e.filename or 'the run folder'}: {e.strerror}; free space "
+                  "or choose another --out (results computed so far are kept; run the same "
+                  "command again to resume)", file=sys.stderr)
+            return 2
+        raise

@@ -56,6 +56,7 @@ class RunConfig:
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
     perturbation_steps: int = 16
     sanity_samples: int = 8
+    fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,6 +275,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.timings["load_data_s"] = time.time() - t0
     result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)
                                for m in cfg.metrics}
+    result.higher_is_better["completeness_delta"] = False  # IG's |Σ attributions − Δf|
     cache = UnitCache(out, cfg.digest())
     batches = _batches(n, cfg.batch_size)
 
@@ -284,7 +286,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
             log(f"skipping {model_name}: {reason}")
             continue
         t_model = time.time()
-        model = models.load(model_name, device=cfg.device)
+        model = models.load(model_name, device=cfg.device, **_model_options(model_name, cfg))
         result.model_info[model_name] = dict(model.info)
         predictions = cache.get(model_name, "predictions")
         if predictions is None:
@@ -329,9 +331,18 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     return result
 
 
+def _model_options(name: str, cfg: RunConfig) -> dict:
+    """Loader options from the run config: fusion settings for the embedded fused model."""
+    from benchmark.models.embedded import EMBEDDED
+
+    if not cfg.fusion or name not in EMBEDDED or not EMBEDDED[name][0].fused:
+        return {}
+    return {"model_overrides": {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}}
+
+
 def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
     """Cascading randomisation (MPRT) per method on the first ``sanity_samples`` questions."""
-    from metrics.sanity import mprt
+    from metrics.sanity import mprt, spearman
 
     recs = records[:cfg.sanity_samples]
     out = []
@@ -340,9 +351,15 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
             continue
         stages = cache.get(model.name, method_name, "sanity")
         if stages is None:
+            images, questions = _images(recs, cfg.device), [r.question for r in recs]
+            method = methods.get(method_name)
             with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
-                stages = mprt(model, method_name, _images(recs, cfg.device),
-                              [r.question for r in recs], seed=cfg.seed)
+                stages = mprt(model, method_name, images, questions, seed=cfg.seed)
+                # the same model, another seed: ~0 for a random map, 1 for a deterministic method
+                rerun = spearman(method(model, images, questions, seed=cfg.seed),
+                                 method(model, images, questions, seed=cfg.seed + 1))
+            stages = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
+                       "spearman": rerun}] + stages
             cache.put(stages, model.name, method_name, "sanity")
         for s in stages:
             vals = [v for v in s["spearman"] if v is not None and np.isfinite(v)]

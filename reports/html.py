@@ -99,6 +99,27 @@ def _summary(rows: List[dict]) -> List[dict]:
     return main
 
 
+def _pivots(main: List[dict]) -> List[dict]:
+    """Compact tables: (model, method) rows × metric columns, one per (region, subset) view."""
+    views = [("all questions, target region", "all", ("target", "")),
+             ("grounding control: the distractor object", "all", ("distractor",)),
+             ("correctly answered questions only, target region", "correct", ("target", ""))]
+    out = []
+    for title, subset, regions in views:
+        rows = [r for r in main if r["subset"] == subset and r["region"] in regions]
+        if not rows:
+            continue
+        metrics = sorted({r["metric"] for r in rows})
+        cells: Dict[tuple, dict] = {(r["model"], r["method"], r["metric"]): r for r in rows}
+        keys = sorted({(r["model"], r["method"]) for r in rows},
+                      key=lambda k: (k[0], k[1] in ("random", "center", "oracle"), k[1]))
+        direction = {r["metric"]: r["direction"] for r in rows}
+        out.append({"title": title, "metrics": metrics, "direction": direction,
+                    "rows": [(m, meth, [cells.get((m, meth, x)) for x in metrics])
+                             for m, meth in keys]})
+    return out
+
+
 def _families(rows: List[dict]) -> dict:
     """metric → (families, [(model, method, {family: mean})]) for target/all rows."""
     out: Dict[str, dict] = {}
@@ -164,7 +185,8 @@ def render(out: Path) -> str:
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
-        models=manifest.get("models", {}), summary=_summary(summary_rows),
+        models=manifest.get("models", {}), summary=(main := _summary(summary_rows)),
+        pivots=_pivots(main),
         families=_families(summary_rows), comparisons=comparisons,
         curves=_curve_images(out), sanity=_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,

@@ -1,0 +1,146 @@
+"""The command line: flags, exit codes, one-line errors, the files a run writes."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import methods
+from benchmark.cli import main
+from methods.base import Attribution
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--models", "blip-itm-tiny@init", "--methods", "random,cross_attn_gradcam",
+         "--metrics", "pointing_game,relevance_mass,deletion_auc", "--limit", "6",
+         "--batch-size", "3", "--quiet", "--steps", "4"]
+
+
+def _one_line_error(capsys, argv, code=2):
+    assert main(argv) == code
+    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_list(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("blip-itm-tiny", "cross_attn_gradcam", "pointing_game", "synthetic", "vqav2"):
+        assert name in out
+
+
+def test_help_explains_flags_and_exit_codes():
+    r = subprocess.run([sys.executable, "-m", "benchmark", "--help"], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 0
+    for text in ("--models", "--limit", "--out", "Exit status", "examples"):
+        assert text in r.stdout
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--models", "nope"], "unknown model 'nope'"),
+    (["--methods", "nope"], "unknown method 'nope'"),
+    (["--metrics", "nope"], "unknown metric 'nope'"),
+    (["--dataset", "nope"], "unknown dataset 'nope'"),
+    (["--limit", "0"], "positive integer"),
+    (["--limit", "ten"], "positive integer"),
+    (["--fusion", "Lf=3,N=3"], "Lf < N"),
+])
+def test_bad_usage_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
+    line = _one_line_error(capsys, argv + ["--out", str(tmp_path / "o")])
+    assert needle in line
+
+
+def test_unknown_name_lists_the_known_ones(capsys, tmp_path):
+    line = _one_line_error(capsys, ["--models", "nope", "--out", str(tmp_path)])
+    assert "blip-itm-tiny" in line and "difnet-itm-tiny" in line
+
+
+def test_unwritable_out_is_one_line(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = _one_line_error(capsys, SMALL + ["--out", str(blocker / "run")])
+    assert "cannot write to --out" in line
+
+
+def test_missing_weights_skip_with_one_line_or_fail_cleanly(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    line = _one_line_error(capsys, ["--models", "blip-itm-base", "--out", str(tmp_path / "a")])
+    assert "model_base_retrieval_coco.pth" in line
+    assert main(["--models", "blip-itm-base,blip-itm-tiny@init", *SMALL[2:], "--out",
+                 str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipping blip-itm-base") == 1 and "Traceback" not in err
+
+
+def test_run_writes_every_file(tmp_path):
+    out = tmp_path / "run"
+    assert main(SMALL + ["--out", str(out)]) == 0
+    for name in ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv",
+                 "manifest.json", "index.html", "tables.tex", "run.log"):
+        assert (out / name).exists(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key in ("packages", "seed", "config", "git_commit", "dataset", "timings_s", "machine"):
+        assert key in manifest
+    assert manifest["dataset"]["pointing_tolerance_px"] == pytest.approx(15 * 96 / 224)
+    assert "fingerprint" in manifest["models"]["blip-itm-tiny@init"]
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    for col in ("model", "method", "metric", "sample_id", "question_type", "value", "note"):
+        assert col in header
+    summary = (out / "summary.csv").read_text().splitlines()[0].split(",")
+    for col in ("model", "method", "metric", "n", "mean", "ci_low", "ci_high"):
+        assert col in summary
+    html = (out / "index.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(SMALL + ["--out", str(a)]) == 0
+    assert main(SMALL + ["--out", str(b)]) == 0
+    for name in ("results.csv", "summary.csv", "curves.csv", "comparisons.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    tex = (a / "tables.tex").read_bytes()
+    (a / "index.html").unlink()
+    assert main(["report", str(a)]) == 0
+    assert (a / "index.html").exists() and (a / "tables.tex").read_bytes() == tex
+    assert main(["reproduce", str(a / "manifest.json"), "--out", str(tmp_path / "c")]) == 0
+
+
+class _NaNMap(Attribution):
+    def attribute(self, model, images, questions, **_):
+        maps = torch.rand(images.shape[0], *model.grid)
+        maps[0, 0, 0] = float("nan")  # the first sample of every batch
+        return maps
+
+
+def test_nan_maps_are_counted_and_reported_not_fatal(tmp_path, monkeypatch):
+    monkeypatch.setitem(methods.REGISTRY._items, "nan_map", _NaNMap())
+    out = tmp_path / "run"
+    argv = SMALL[:2] + ["--methods", "nan_map", *SMALL[4:]]
+    assert main(argv + ["--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["nonfinite_maps"] == {"blip-itm-tiny@init/nan_map": 2}
+    rows = (out / "results.csv").read_text().splitlines()
+    pg = [r for r in rows if ",pointing_game,target," in r and "non-finite" in r]
+    assert pg and all(",0," in r for r in pg)  # a miss, never a hit
+    assert any(",deletion_auc,," in r and r.endswith("non-finite map") for r in rows)
+
+
+def test_full_disk_is_one_line_and_keeps_results(tmp_path, capsys):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        code = main(SMALL + ["--out", str(mnt / "run")])
+        err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
+        assert code == 2 and len(err) == 1 and "free space" in err[0], err
+        assert any((mnt / "run" / "cache").rglob("batch-*.json"))  # computed units kept
+    finally:
+        subprocess.run(["umount", str(mnt)])

@@ -1,0 +1,40 @@
+"""index.html opened in headless Chromium: no console errors, every image loads, not blank."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--virtual-time-budget=5000"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_report_in_headless_chromium(tmp_path):
+    out = tmp_path / "run"
+    assert main(["--models", "blip-itm-tiny@init", "--methods", "random,cross_attn_gradcam",
+                 "--metrics", "pointing_game,deletion_auc", "--limit", "6", "--batch-size", "3",
+                 "--quiet", "--steps", "4", "--out", str(out)]) == 0
+    url = (out / "index.html").resolve().as_uri()
+    profile = tmp_path / "profile"
+    dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr",
+                          "--v=0", "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [l for l in dom.stderr.splitlines() if "CONSOLE" in l]
+    assert not [l for l in console if "Uncaught" in l or "error" in l.lower()], console
+    m = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
+    assert m, "the page's load check did not run"
+    loaded, total = map(int, m.groups())
+    assert total > 0 and loaded == total
+    shot = out / "screenshot.png"
+    subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
+                    f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and images, not blank
