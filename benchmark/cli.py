@@ -171,6 +171,11 @@ def cmd_run(argv: Sequence[str]) -> int:
                            segmentation=args.segmentation, perturbation_steps=args.steps,
                            sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion))
     datasets.get(cfg.dataset)
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda requested but torch sees no CUDA device; use --device cpu")
     out = Path(args.out)
     _check_writable(out)
     with run_log(out) as log:

@@ -92,8 +92,15 @@ def _batches(n: int, size: int) -> List[List[int]]:
     return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
 
 
-def _images(recs, device: str) -> torch.Tensor:
-    return normalise(torch.from_numpy(np.stack([r.image for r in recs]))).to(device)
+def _images(recs, model: ITMAdapter) -> torch.Tensor:
+    """Records' images resized (bilinear) to the model's input side and normalised, on its device."""
+    from PIL import Image
+
+    side = model.image_size
+    arrays = [r.image if r.image.shape[:2] == (side, side) else
+              np.asarray(Image.fromarray(r.image).resize((side, side), Image.BILINEAR))
+              for r in recs]
+    return normalise(torch.from_numpy(np.stack(arrays))).to(model.device)
 
 
 def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[torch.Tensor]:
@@ -171,6 +178,8 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
         fn = metrics.get(metric)
         scores = None
         ok = [i for i, f in enumerate(finite) if f]
+        if getattr(fn, "needs_answers", False) and not model.answers:
+            maps, reason = None, "the model has no VQA answer head"
         if maps is not None and ok:
             sel = torch.tensor(ok)
             seg = model.bound("segmentation", len(recs))
@@ -200,7 +209,7 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
     """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples."""
     method = methods.get(method_name)
     reason = method.applicable(model)
-    images = _images(recs, cfg.device)
+    images = _images(recs, model)
     loc = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "localisation") == "localisation"
            and m != SANITY]
     mod = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "model"]
@@ -248,7 +257,7 @@ def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
     for idx in _batches(len(records), cfg.batch_size):
         recs = [records[i] for i in idx]
         with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
-            preds = model.predict_answers(_images(recs, cfg.device), [r.question for r in recs])
+            preds = model.predict_answers(_images(recs, model), [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
     return out
 
@@ -351,7 +360,7 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
             continue
         stages = cache.get(model.name, method_name, "sanity")
         if stages is None:
-            images, questions = _images(recs, cfg.device), [r.question for r in recs]
+            images, questions = _images(recs, model), [r.question for r in recs]
             method = methods.get(method_name)
             with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
                 stages = mprt(model, method_name, images, questions, seed=cfg.seed)

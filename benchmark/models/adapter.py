@@ -62,6 +62,13 @@ class ITMAdapter:
         return next(self.model.parameters()).device
 
     @property
+    def image_size(self) -> int:
+        """Input side in pixels (the patch grid times the patch size)."""
+        vit = getattr(self.model.visual_encoder, "vit", self.model.visual_encoder)
+        size = vit.patch_embed.img_size
+        return int(size[0] if isinstance(size, (tuple, list)) else size)
+
+    @property
     def visual_encoder(self) -> nn.Module:
         return self.model.visual_encoder
 

@@ -38,6 +38,23 @@ for _name, (_type, _file) in CHECKPOINTS.items():
     register(_name, missing=lambda _f=_file: _missing_file(_f))(
         lambda _n=_name, _t=_type, **_: _load_lavis(_n, _t))
 
-register("difnet-itm-base", missing=lambda: _missing_file("difnet_itm_base.pth"))(
-    lambda **_: (_ for _ in ()).throw(NotImplementedError(
-        "difnet-itm-base needs a fusion encoder trained on top of BLIP base")))
+DIFNET_BASE = "difnet_itm_base.pth"  # state_dict of BLIP base + the fusion encoder below
+
+
+def _load_difnet_base(**_):
+    """BLIP-ITM base with a MultiLevelEncoder (DIFNet's Lf=1, T=2, N=3; d_model 768, 12 heads,
+    133 panoptic classes) in front of its text encoder; weights from ``difnet_itm_base.pth``."""
+    import torch
+    from lavis.models import load_model
+
+    from benchmark.models.difnet import FusedVisualEncoder
+
+    model = load_model("blip_image_text_matching", "base", is_eval=True, device="cpu")
+    model.visual_encoder = FusedVisualEncoder(model.visual_encoder, grid=24, Lf=1, T=2, N=3,
+                                              h=12, n_classes=133)
+    state = torch.load(torch_checkpoint_dir() / DIFNET_BASE, map_location="cpu")
+    model.load_state_dict(state.get("model", state))
+    return wrap(model.eval(), name="difnet-itm-base")
+
+
+register("difnet-itm-base", missing=lambda: _missing_file(DIFNET_BASE))(_load_difnet_base)
