@@ -178,7 +178,9 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
         fn = metrics.get(metric)
         scores = None
         ok = [i for i, f in enumerate(finite) if f]
-        if getattr(fn, "needs_answers", False) and not model.answers:
+        if model.info.get("untrained"):
+            maps, reason = None, "untrained control model (localisation metrics only)"
+        elif getattr(fn, "needs_answers", False) and not model.answers:
             maps, reason = None, "the model has no VQA answer head"
         if maps is not None and ok:
             sel = torch.tensor(ok)
@@ -220,7 +222,7 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
             try:
                 maps = method(model, images, [r.question for r in recs],
                               seed=cfg.seed * 100003 + b,
-                              masks=np.stack([r.target_mask for r in recs]))
+                              masks=[r.target_mask for r in recs])
                 extras = dict(getattr(method, "last_extras", {}) or {})
             except NotApplicable as e:
                 reason = str(e)
@@ -326,7 +328,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
                     "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
-        if SANITY in cfg.metrics:
+        if SANITY in cfg.metrics and not model.info.get("untrained"):
             result.sanity += _sanity(model, records, cfg, cache)
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:

@@ -42,7 +42,7 @@ FAMILIES = ("exist", "query_colour", "query_shape", "count", "spatial_relation",
             "relation_check", "compare")
 ANSWERS = ("yes", "no") + tuple(COLOURS) + SHAPES + ("1", "2", "3")
 SPLITS = {"train": 0, "val": 1, "test": 2}
-DEFAULT_SPLIT_SIZES = {"train": 10**9, "val": 500, "test": 1000}
+DEFAULT_SPLIT_SIZES = {"train": 10**9, "val": 500, "test": 600}  # test: ≥ 500 with a target region
 
 
 @dataclass

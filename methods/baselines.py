@@ -40,12 +40,13 @@ class CenterPrior(Attribution):
 @register("oracle")
 class OracleMask(Attribution):
     """The ground-truth target mask pooled to the grid (fraction of each patch inside it): an
-    upper bracket for the downstream metrics. Needs ``masks`` ((B, H, W) bool), which the runner
-    passes; not applicable without ground truth."""
+    upper bracket for the downstream metrics. Needs ``masks`` (one (H, W) bool array per image,
+    any size), which the runner passes; not applicable without ground truth."""
 
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
                   masks=None, **_: object) -> torch.Tensor:
         if masks is None:
             raise NotApplicable("oracle needs ground-truth masks")
-        m = torch.as_tensor(masks, dtype=torch.float32)[:, None]
-        return torch.nn.functional.adaptive_avg_pool2d(m, model.grid)[:, 0]
+        pool = torch.nn.functional.adaptive_avg_pool2d
+        return torch.stack([pool(torch.as_tensor(m, dtype=torch.float32)[None], model.grid)[0]
+                            for m in masks])

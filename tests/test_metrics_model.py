@@ -1,0 +1,96 @@
+"""Relevance metrics against plain references; deletion/insertion and VQA curves on toy models
+whose curves are known analytically."""
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+import metrics
+from benchmark.models.adapter import TextBatch
+from metrics.perturbation import step_counts
+
+
+def test_relevance_mass_and_rank_against_plain_loops():
+    rng = np.random.default_rng(0)
+    heat = rng.normal(size=(12, 12))
+    mask = np.zeros((12, 12), bool)
+    mask[2:6, 3:9] = True
+    pos = np.clip(heat, 0, None)
+    assert metrics.get("relevance_mass")(heat, mask) == pytest.approx(pos[mask].sum() / pos.sum())
+    k = mask.sum()
+    flat = sorted(range(144), key=lambda i: (-heat.flat[i], i))[:k]
+    assert metrics.get("relevance_rank")(heat, mask) == pytest.approx(mask.flat[flat].sum() / k)
+
+
+@pytest.mark.parametrize("name", ["relevance_mass", "relevance_rank"])
+def test_relevance_edge_cases_are_nan(name):
+    fn = metrics.get(name)
+    assert np.isnan(fn(np.ones((4, 4)), np.zeros((4, 4), bool)))
+    bad = np.ones((4, 4))
+    bad[0, 0] = np.inf
+    assert np.isnan(fn(bad, np.ones((4, 4), bool)))
+    if name == "relevance_mass":
+        assert np.isnan(fn(-np.ones((4, 4)), np.ones((4, 4), bool)))
+
+
+class ToyModel:
+    """Match probability = Σ_p w_p · (mean of patch p's pixels) / Σ w on a 4×4 grid of 2 px patches.
+
+    With images of ones and zeros as the deletion substrate, deleting patch p removes w_p / Σ w,
+    so the deletion curve is 1 − cumsum(sorted weights)/Σ w, known in closed form.
+    """
+
+    grid = (4, 4)
+    answers = ("a", "b")
+    info: dict = {}
+
+    def __init__(self, w):
+        self.w = torch.as_tensor(w, dtype=torch.float64).reshape(16)
+
+    def tokenize(self, questions):
+        n = len(questions)
+        return TextBatch(torch.zeros(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.long))
+
+    def bound(self, key, batch):
+        return None
+
+    @contextlib.contextmanager
+    def bind(self, **_):
+        yield self
+
+    def match_probability(self, images, text):
+        patches = torch.nn.functional.avg_pool2d(images.double().mean(1, keepdim=True), 2).flatten(1)
+        return (patches * self.w).sum(1) / self.w.sum()
+
+
+def test_deletion_curve_matches_the_closed_form():
+    w = np.arange(1, 17, dtype=np.float64)
+    model = ToyModel(w)
+    images = torch.ones(1, 3, 8, 8)
+    maps = torch.as_tensor(w).reshape(1, 4, 4)  # perfectly faithful: most weight first
+    out = metrics.get("deletion_auc")(model, images, ["q"], maps, steps=16)
+    order = np.sort(w)[::-1]
+    expected = np.concatenate([[1.0], 1 - np.cumsum(order) / w.sum()])
+    assert np.allclose(out.curves[0], expected)
+    assert out.values[0] == pytest.approx(metrics.auc(expected))
+    worst = metrics.get("deletion_auc")(model, images, ["q"], -maps, steps=16)
+    assert worst.values[0] > out.values[0]  # the reversed order deletes evidence last
+
+
+def test_deletion_steps_and_ties():
+    assert step_counts(144, 16).tolist()[:3] == [0, 9, 18] and step_counts(144, 16)[-1] == 144
+    assert step_counts(10, 16).tolist() == list(range(11))  # never less than one patch per step
+    model = ToyModel(np.ones(16))
+    flat = torch.zeros(1, 4, 4)  # all ties: stable order removes patches in index order
+    out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, steps=4)
+    assert np.allclose(out.curves[0], [1, 0.75, 0.5, 0.25, 0])
+
+
+def test_insertion_starts_blurred_and_ends_at_the_image():
+    model = ToyModel(np.ones(16))
+    images = torch.zeros(1, 3, 8, 8)
+    images[..., :4, :4] = 1.0
+    out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4)
+    assert out.curves[0][-1] == pytest.approx(float(model.match_probability(images, None)))
+    assert len(out.curves[0]) == 5
