@@ -174,15 +174,16 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
                        images, recs, maps: Optional[torch.Tensor], finite: List[bool],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
     rows = []
+    ok = [i for i, f in enumerate(finite) if f]
     for metric in names:
         fn = metrics.get(metric)
-        scores = None
-        ok = [i for i, f in enumerate(finite) if f]
+        scores, why = None, reason
         if model.info.get("untrained"):
-            maps, reason = None, "untrained control model (localisation metrics only)"
+            why = "untrained control model (localisation metrics only)"
         elif getattr(fn, "needs_answers", False) and not model.answers:
-            maps, reason = None, "the model has no VQA answer head"
-        if maps is not None and ok:
+            why = "the model has no VQA answer head"
+        runnable = maps is not None and why is None
+        if runnable and ok:
             sel = torch.tensor(ok)
             seg = model.bound("segmentation", len(recs))
             with model.bind(segmentation=None if seg is None else seg[sel]):
@@ -192,8 +193,8 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
-            if maps is None:
-                row["note"] = f"not applicable: {reason}"
+            if not runnable:
+                row["note"] = f"not applicable: {why}"
             elif i not in pos:
                 row["note"] = "non-finite map"
             else:
