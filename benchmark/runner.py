@@ -33,7 +33,7 @@ from methods.base import NotApplicable
 from metrics._common import default_tolerance
 from metrics.vqa import exact_match, vqa_accuracy
 
-REGIONS = ("target", "distractor")
+REGIONS = ("target", "evidence", "distractor")
 SANITY = "sanity_mprt"
 
 
@@ -151,7 +151,8 @@ def _localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarr
     for metric in names:
         fn = metrics.get(metric)
         for region in REGIONS:
-            mask = rec.target_mask if region == "target" else rec.distractor_mask
+            mask = {"target": rec.target_mask, "evidence": rec.evidence,
+                    "distractor": rec.distractor_mask}[region]
             row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
             if heat is None:
                 row["note"] = f"not applicable: {reason}"

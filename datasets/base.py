@@ -13,7 +13,8 @@ class Record:
     """One question about one image.
 
     ``target_mask`` is the ground-truth region (empty when undeterminable: the sample is then
-    excluded from localisation metrics); ``distractor_mask`` is a same-image object the question is
+    excluded from localisation metrics); ``evidence_mask`` every object the answer depends on
+    (e.g. both objects of "is the red circle left of the blue square?"); ``distractor_mask`` is a same-image object the question is
     not about (grounding control; may be empty); ``semantic_map`` feeds fused models.
     """
 
@@ -25,7 +26,13 @@ class Record:
     target_mask: np.ndarray
     distractor_mask: np.ndarray
     semantic_map: Optional[np.ndarray] = None
+    evidence_mask: Optional[np.ndarray] = None  # every object the answer depends on (≥ target)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def evidence(self) -> np.ndarray:
+        """The evidence region, or the target region where a dataset does not give one."""
+        return self.target_mask if self.evidence_mask is None else self.evidence_mask
 
     @property
     def answer(self) -> str:

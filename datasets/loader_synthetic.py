@@ -32,8 +32,8 @@ class SyntheticDataset(Dataset):
             raise IndexError(i)
         s = syn.generate(self.seed, self.split, i, image_size=self.image_size)
         return Record(s.sample_id, s.image, s.question, s.answers, s.family, s.target_mask,
-                      s.distractor_mask, s.semantic_map,
-                      extra={"evidence_mask": s.evidence_mask, "instance_map": s.instance_map,
+                      s.distractor_mask, s.semantic_map, s.evidence_mask,
+                      extra={"instance_map": s.instance_map,
                              "objects": s.objects, "program": s.program})
 
     def describe(self) -> dict:
