@@ -176,13 +176,16 @@ def cmd_run(argv: Sequence[str]) -> int:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda requested but torch sees no CUDA device; use --device cpu")
+    from benchmark import models
+
+    reasons = [models.missing(m, **runner._model_options(m, cfg)) for m in cfg.models]
+    if all(reasons):
+        raise UsageError("no requested model can run here: " + "; ".join(reasons))
     out = Path(args.out)
     _check_writable(out)
     with run_log(out) as log:
         log(f"python -m benchmark {' '.join(argv)}", echo=False)
         result = runner.run(cfg, out=out, progress=not args.quiet, log=log)
-        if not result.model_info:
-            raise UsageError("no requested model can run here: " + "; ".join(result.skipped.values()))
         paths = outputs.write_run(out, cfg.to_dict(), result, argv)
         html.save_gallery(out, result.gallery)
         paths.update(reports.write_reports(out))

@@ -293,13 +293,14 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     batches = _batches(n, cfg.batch_size)
 
     for model_name in cfg.models:
-        reason = models.missing(model_name)
+        options = _model_options(model_name, cfg)
+        reason = models.missing(model_name, **options)
         if reason:
             result.skipped[model_name] = reason
             log(f"skipping {model_name}: {reason}")
             continue
         t_model = time.time()
-        model = models.load(model_name, device=cfg.device, **_model_options(model_name, cfg))
+        model = models.load(model_name, device=cfg.device, **options)
         result.model_info[model_name] = dict(model.info)
         predictions = cache.get(model_name, "predictions")
         if predictions is None:

@@ -121,10 +121,10 @@ class _NaNMap(Attribution):
 def test_nan_maps_are_counted_and_reported_not_fatal(tmp_path, monkeypatch):
     monkeypatch.setitem(methods.REGISTRY._items, "nan_map", _NaNMap())
     out = tmp_path / "run"
-    argv = SMALL[:2] + ["--methods", "nan_map", *SMALL[4:]]
+    argv = ["--models", "blip-itm-tiny", "--methods", "nan_map", *SMALL[4:]]
     assert main(argv + ["--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["nonfinite_maps"] == {"blip-itm-tiny@init/nan_map": 2}
+    assert manifest["nonfinite_maps"] == {"blip-itm-tiny/nan_map": 2}
     rows = (out / "results.csv").read_text().splitlines()
     pg = [r for r in rows if ",pointing_game,target," in r and "non-finite" in r]
     assert pg and all(",0," in r for r in pg)  # a miss, never a hit

@@ -33,11 +33,12 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def register(name: str, missing: Optional[Callable[[], Optional[str]]] = None):
-    """Register a loader ``fn(**options) -> ITMAdapter``; ``missing()`` says what is absent."""
+def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None):
+    """Register a loader ``fn(**options) -> ITMAdapter``; ``missing(**options)`` says what is
+    absent (``None`` when the model can be loaded with those options)."""
 
     def deco(fn):
-        fn.missing = missing or (lambda: None)
+        fn.missing = missing or (lambda **_: None)
         REGISTRY.register(name, fn)
         return fn
 
@@ -48,15 +49,15 @@ def available() -> list:
     return REGISTRY.available()
 
 
-def missing(name: str) -> Optional[str]:
+def missing(name: str, **options) -> Optional[str]:
     """``None`` when ``name`` can run here, else one line naming the missing file and the fix."""
-    return REGISTRY.get(name).missing()
+    return REGISTRY.get(name).missing(**options)
 
 
 def load(name: str, device: str = "cpu", **options) -> ITMAdapter:
     """Load a registered model as an :class:`ITMAdapter` in eval mode on ``device``."""
     loader = REGISTRY.get(name)
-    reason = loader.missing()
+    reason = loader.missing(**options)
     if reason:
         raise MissingWeights(reason)
     adapter = loader(**options)

@@ -91,8 +91,27 @@ def load_embedded(name: str, model_overrides: Optional[dict] = None,
     return _adapter(name, model, cfg, meta)
 
 
+def untrained_default(name: str, model_overrides: Optional[dict] = None, **_) -> Optional[str]:
+    """Why the default configuration of ``name`` cannot load without an hour of training, or None.
+
+    A run never starts that training silently: without a shipped or cached checkpoint the model
+    is skipped with this line. Non-default configurations (``model_overrides``) are trained on
+    first use, as asked for.
+    """
+    if model_overrides:
+        return None
+    cfg, tcfg = EMBEDDED[name]
+    key = run_key(cfg, tcfg)
+    shipped = read_checkpoint_meta(name)
+    if (shipped and shipped["key"] == key) or (cache_dir() / f"{name}-{key}.json").exists():
+        return None
+    return (f"no trained checkpoint for {name}: run `python -m benchmark train --model {name}` "
+            "once (about an hour on 2 CPU cores; cached afterwards)")
+
+
 for _name in EMBEDDED:
-    register(_name)(lambda _n=_name, **kw: load_embedded(_n, **kw))
+    register(_name, missing=lambda _n=_name, **kw: untrained_default(_n, **kw))(
+        lambda _n=_name, **kw: load_embedded(_n, **kw))
 
 
 def load_untrained(name: str) -> ITMAdapter:

@@ -35,7 +35,7 @@ def _load_lavis(name: str, model_type: str):
 
 
 for _name, (_type, _file) in CHECKPOINTS.items():
-    register(_name, missing=lambda _f=_file: _missing_file(_f))(
+    register(_name, missing=lambda _f=_file, **_: _missing_file(_f))(
         lambda _n=_name, _t=_type, **_: _load_lavis(_n, _t))
 
 DIFNET_BASE = "difnet_itm_base.pth"  # state_dict of BLIP base + the fusion encoder below
@@ -57,4 +57,4 @@ def _load_difnet_base(**_):
     return wrap(model.eval(), name="difnet-itm-base")
 
 
-register("difnet-itm-base", missing=lambda: _missing_file(DIFNET_BASE))(_load_difnet_base)
+register("difnet-itm-base", missing=lambda **_: _missing_file(DIFNET_BASE))(_load_difnet_base)
