@@ -41,6 +41,7 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         for f in (out / "cache").rglob("*.json") if (out / "cache").exists() else []:
             json.loads(f.read_text())  # nothing under a final name is half-written
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    print(f"SIGKILLed at {kills} points before completion")
     assert kills >= 2
     for name in FILES:
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
