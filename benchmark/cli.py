@@ -83,6 +83,12 @@ def run_parser() -> argparse.ArgumentParser:
                         "setting without a shipped checkpoint is trained once and cached")
     p.add_argument("--steps", type=_positive_int, default=16,
                    help="deletion/insertion steps S (S+1 points; capped at the patch count)")
+    p.add_argument("--substrate", default="zero", choices=("zero", "mean", "blur"),
+                   help="deletion: what replaces removed patches (default: zeros in normalised "
+                        "space)")
+    p.add_argument("--insertion-start", default="blur", choices=("blur", "zero", "mean"),
+                   help="insertion: the image patches are inserted into (default: RISE's blur, "
+                        "σ = 5 px at 224 px scaled to the image)")
     p.add_argument("--sanity-samples", type=_positive_int, default=8,
                    help="questions used by sanity_mprt (cascading randomisation is costly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -169,6 +175,7 @@ def cmd_run(argv: Sequence[str]) -> int:
                            limit=args.limit, seed=args.seed, device=args.device,
                            batch_size=args.batch_size, tolerance=args.tolerance,
                            segmentation=args.segmentation, perturbation_steps=args.steps,
+                           substrate=args.substrate, insertion_start=args.insertion_start,
                            sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion))
     datasets.get(cfg.dataset)
     if cfg.device == "cuda":

@@ -55,6 +55,8 @@ class RunConfig:
     gallery: int = 12
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
     perturbation_steps: int = 16
+    substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
+    insertion_start: str = "blur"  # insertion: the starting image (blur | zero | mean)
     sanity_samples: int = 8
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
 
@@ -190,6 +192,7 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
             with model.bind(segmentation=None if seg is None else seg[sel]):
                 scores = fn(model, images[sel], [recs[i].question for i in ok], maps[sel],
                             [recs[i] for i in ok], scorer=scorer, steps=cfg.perturbation_steps,
+                            substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
                             seed=cfg.seed)
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):

@@ -80,14 +80,15 @@ class _RiseMetric(ModelMetric):
     insertion = False
 
     def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
-                 substrate_kind: str = "zero", chunk: int = 256, **_) -> CurveScores:
+                 substrate_kind: str = "zero", start_kind: str = "blur", chunk: int = 256,
+                 **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         counts = step_counts(n, steps)
         affected = _affected(maps.to(images.device), counts.to(images.device), model.grid,
                              images.shape[-2:])[:, :, None]  # (B, S+1, 1, H, W)
         x = images[:, None]
         if self.insertion:
-            perturbed = torch.where(affected, x, blur(images)[:, None])
+            perturbed = torch.where(affected, x, substrate(images, start_kind)[:, None])
         else:
             perturbed = torch.where(affected, substrate(images, substrate_kind)[:, None], x)
         curves = match_curve(model, images, questions, perturbed, chunk).numpy()
@@ -107,8 +108,8 @@ class DeletionAUC(_RiseMetric):
 
 @register("insertion_auc")
 class InsertionAUC(_RiseMetric):
-    """Insertion: start from the blurred image (Gaussian, σ = 5 px at 224 px, scaled) and put
-    original patches back, most relevant first; same points and AUC as deletion. Higher is
-    better."""
+    """Insertion: start from the blurred image (Gaussian, σ = 5 px at 224 px, scaled; or the
+    ``start_kind`` substrate: zero, mean) and put original patches back, most relevant first;
+    same points and AUC as deletion. Higher is better."""
 
     insertion = True

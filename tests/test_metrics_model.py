@@ -94,3 +94,11 @@ def test_insertion_starts_blurred_and_ends_at_the_image():
     out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4)
     assert out.curves[0][-1] == pytest.approx(float(model.match_probability(images, None)))
     assert len(out.curves[0]) == 5
+
+
+def test_insertion_start_is_configurable():
+    model = ToyModel(np.ones(16))
+    images = torch.ones(1, 3, 8, 8)
+    out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4,
+                                       start_kind="zero")
+    assert np.allclose(out.curves[0], [0, 0.25, 0.5, 0.75, 1])  # zeros in, patches back one by one
