@@ -19,12 +19,13 @@ def torch_checkpoint_dir() -> Path:
     return Path(home) / "hub" / "checkpoints"
 
 
-def _missing_file(filename: str) -> Optional[str]:
+def _missing_file(filename: str, how: Optional[str] = None) -> Optional[str]:
     path = torch_checkpoint_dir() / filename
     if path.exists():
         return None
-    return (f"weights not on disk: {path} (download {filename} from the LAVIS/BLIP model zoo on a "
-            f"machine with internet and copy it there, or set TORCH_HOME)")
+    how = how or (f"download {filename} from the LAVIS/BLIP model zoo on a machine with internet "
+                  "and copy it there")
+    return f"weights not on disk: {path} ({how}, or set TORCH_HOME)"
 
 
 def _load_lavis(name: str, model_type: str):
@@ -57,4 +58,6 @@ def _load_difnet_base(**_):
     return wrap(model.eval(), name="difnet-itm-base")
 
 
-register("difnet-itm-base", missing=lambda **_: _missing_file(DIFNET_BASE))(_load_difnet_base)
+register("difnet-itm-base", missing=lambda **_: _missing_file(
+    DIFNET_BASE, "save there the state_dict of a BLIP-ITM base whose visual encoder is the "
+                 "FusedVisualEncoder of benchmark/models/pretrained.py, trained by you"))(_load_difnet_base)
