@@ -90,13 +90,6 @@ def read_checkpoint_meta(name: str) -> Optional[dict]:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def save_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def state_bytes(model: torch.nn.Module) -> bytes:
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)

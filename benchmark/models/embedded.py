@@ -12,8 +12,9 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
-                              save_bytes_atomic, state_bytes)
+                              state_bytes)
 from benchmark.models.adapter import ITMAdapter
+from benchmark.outputs import write_atomic
 from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, state_hash
 from benchmark.models.train import TrainConfig, build_pool, evaluate, train
 from datasets.synthetic import ANSWERS
@@ -59,8 +60,9 @@ def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
             "state_hash": state_hash(model), "checkpoint": dest.name, **stats, **scores,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
-    save_bytes_atomic(dest, data)
-    save_bytes_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True).encode())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(dest, data)
+    write_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True))
     return meta
 
 
