@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark [run options] | train | report``.
+"""Command line: ``python -m benchmark [run options] | train | evaluate | report | reproduce``.
 
 Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 internal error.
 """
@@ -22,6 +22,8 @@ examples:
   python -m benchmark --list                          what is registered
   python -m benchmark --models blip-itm-tiny --methods cross_attn_gradcam,random --limit 200
   python -m benchmark train --model blip-itm-tiny     re-train an embedded model
+  python -m benchmark evaluate                        held-out accuracy per family (exact vs
+                                                      shuffled segmentation for fused models)
   python -m benchmark report runs/latest              re-render the report from a run folder
   python -m benchmark reproduce runs/latest/manifest.json   rerun and compare the bytes
 
@@ -78,7 +80,7 @@ def run_parser() -> argparse.ArgumentParser:
                    help="fused models' segmentation stream: exact (the dataset's semantic map), "
                         "none (zeros), shuffled (another image's map) or npy:DIR (one "
                         "<sample_id>.npy (C, h, w) map per question). Default: exact")
-    p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=3",
+    p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=2",
                    help="MultiLevelEncoder settings for the embedded fused model (ablations); a "
                         "setting without a shipped checkpoint is trained once and cached")
     p.add_argument("--steps", type=_positive_int, default=16,
@@ -86,9 +88,11 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--substrate", default="zero", choices=("zero", "mean", "blur"),
                    help="deletion: what replaces removed patches (default: zeros in normalised "
                         "space)")
-    p.add_argument("--insertion-start", default="blur", choices=("blur", "zero", "mean"),
-                   help="insertion: the image patches are inserted into (default: RISE's blur, "
-                        "σ = 5 px at 224 px scaled to the image)")
+    p.add_argument("--insertion-start", default=None, choices=("blur", "zero", "mean"),
+                   help="insertion: the image patches are inserted into (default: the dataset's "
+                        "— RISE's blur, σ = 5 px at 224 px scaled to the image, for real data; "
+                        "the mean image for synthetic, whose flat-coloured objects survive the "
+                        "blur)")
     p.add_argument("--sanity-samples", type=_positive_int, default=8,
                    help="questions used by sanity_mprt (cascading randomisation is costly)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -309,7 +313,47 @@ def cmd_train(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "report": cmd_report, "reproduce": cmd_reproduce}
+def cmd_evaluate(argv: Sequence[str]) -> int:
+    from benchmark.heldout import SOURCES, heldout_table
+    from benchmark.models import embedded
+
+    p = _Parser(prog="python -m benchmark evaluate",
+                description="Held-out ITM and VQA accuracy of embedded models per question "
+                            "family on the synthetic test split (the questions the checkpoints "
+                            "record), for fused models with each segmentation source.")
+    p.add_argument("--models", default=",".join(embedded.EMBEDDED),
+                   help="comma-separated embedded model names (default: all)")
+    p.add_argument("--segmentation", default="exact,shuffled",
+                   help=f"comma-separated sources for fused models, of {', '.join(SOURCES)} "
+                        "(default: exact,shuffled)")
+    p.add_argument("--questions", type=_positive_int, default=embedded.EVAL_QUESTIONS,
+                   help=f"test questions (default: {embedded.EVAL_QUESTIONS}, as recorded)")
+    p.add_argument("--out", default=None, help="also write the table to this CSV file")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
+    for n in names:
+        if n not in embedded.EMBEDDED:
+            raise UsageError(f"cannot evaluate {n!r}: embedded models are "
+                             f"{', '.join(embedded.EMBEDDED)}")
+    for s in sources:
+        if s not in SOURCES:
+            raise UsageError(f"unknown segmentation source {s!r}; use {', '.join(SOURCES)}")
+    table = heldout_table(names, sources, args.questions, progress=not args.quiet)
+    wide = table.assign(run=table.model + table.segmentation.map(
+        lambda s: "" if s == "-" else f"[{s}]")).pivot_table(
+        index="family", columns="run", values=["itm_accuracy", "vqa_accuracy"], sort=False)
+    print(wide.round(3).to_string())
+    if args.out:
+        from benchmark.outputs import write_atomic
+
+        write_atomic(Path(args.out), table.to_csv(index=False, float_format="%.4f"))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "report": cmd_report, "reproduce": cmd_reproduce,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -56,7 +56,7 @@ class RunConfig:
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
     perturbation_steps: int = 16
     substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
-    insertion_start: str = "blur"  # insertion: the starting image (blur | zero | mean)
+    insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
     sanity_samples: int = 8
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
 
@@ -282,7 +282,10 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     records = [data[i] for i in range(n)]
     if not records:
         raise InputError(f"dataset {cfg.dataset!r} has no samples")
-    result.dataset_info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records)}
+    if cfg.insertion_start is None:
+        cfg = replace(cfg, insertion_start=data.insertion_start)
+    result.dataset_info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records),
+                           "insertion_start": cfg.insertion_start}
     scorer = exact_match if data.exact_match else vqa_accuracy
     result.dataset_info["answer_scoring"] = "exact match" if data.exact_match else "VQA accuracy"
     side = min(records[0].image.shape[:2])

@@ -45,6 +45,9 @@ class Dataset:
 
     name = "dataset"
     exact_match = True  # synthetic / GQA: exact match; VQA-style data: official VQA accuracy
+    #: insertion metric's starting image when the run does not choose one: RISE's blur, unless
+    #: the data's evidence survives that blur (then the curve is flat for every method)
+    insertion_start = "blur"
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -15,6 +15,10 @@ class SyntheticDataset(Dataset):
 
     name = "synthetic"
     exact_match = True
+    # Large flat-coloured objects stay recognisable under RISE's blur scaled to 96 px (σ ≈ 2 px):
+    # the match probability of the blurred image is already ~0.9 of the full one, so insertion
+    # starts from the mean image, which holds no object.
+    insertion_start = "mean"
 
     def __init__(self, split: str = "test", seed: int = 0, size: int | None = None,
                  image_size: int = 96, **_: object) -> None:

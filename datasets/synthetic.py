@@ -8,8 +8,14 @@ object that shares an attribute with the question's target but is not what the q
 about, so that "pointing at the target" differs from "pointing at an object".
 
 Masks are rasterised with numpy from the same geometry as the pixels, so they are exact:
-``target_mask`` (what the question is about), ``evidence_mask`` (every object the answer depends
-on), ``distractor_mask`` (the near-miss object, for the grounding control).
+``target_mask`` (what the question is about: the objects of its program's last step, CLEVR-XAI's
+"GT Unique" — the queried object, every counted object, and *both* objects of a comparison or a
+relation check, which the question is about symmetrically), ``evidence_mask`` (every object the
+answer depends on: also the anchor of a spatial relation), ``distractor_mask`` (the near-miss
+object, for the grounding control).
+
+Version history: 1.1 — targets of ``compare`` and ``relation_check`` are both objects (1.0: the
+first one only); images, questions and answers unchanged.
 
 ``semantic_map`` holds shape classes only (colour is left out on purpose: the fused model's
 segmentation stream then carries shape but not colour).
@@ -23,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 
 COLOURS: Dict[str, Tuple[int, int, int]] = {
     "red": (215, 45, 40),
@@ -285,7 +291,7 @@ def _q_relation_check(rng, objs, margin, want_yes) -> Optional[Built]:
         return None
     refs = [{"colour": a.colour, "shape": a.shape}, {"colour": b.colour, "shape": b.shape}]
     return (f"is the {a.colour} {a.shape} {asked} the {b.colour} {b.shape}?",
-            "yes" if want_yes else "no", [a], [a, b], d, {"referents": refs, "relation": asked})
+            "yes" if want_yes else "no", [a, b], [a, b], d, {"referents": refs, "relation": asked})
 
 
 def _q_compare(rng, objs, margin, want_yes) -> Optional[Built]:
@@ -298,7 +304,7 @@ def _q_compare(rng, objs, margin, want_yes) -> Optional[Built]:
         return None
     refs = [{"colour": a.colour, "shape": a.shape}, {"colour": b.colour, "shape": b.shape}]
     return (f"are the {a.colour} {a.shape} and the {b.colour} {b.shape} the same size?",
-            "yes" if same else "no", [a], [a, b], d, {"referents": refs})
+            "yes" if same else "no", [a, b], [a, b], d, {"referents": refs})
 
 
 BUILDERS: Dict[str, Callable] = {

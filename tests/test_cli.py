@@ -144,3 +144,26 @@ def test_full_disk_is_one_line_and_keeps_results(tmp_path, capsys):
         assert any((mnt / "run" / "cache").rglob("batch-*.json"))  # computed units kept
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["evaluate", "--models", "nope"], "embedded models are"),
+    (["evaluate", "--segmentation", "exact,bogus"], "unknown segmentation source 'bogus'"),
+    (["evaluate", "--questions", "0"], "positive integer"),
+])
+def test_evaluate_bad_usage_is_one_line(capsys, argv, needle):
+    assert needle in _one_line_error(capsys, argv)
+
+
+def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
+    out = tmp_path / "heldout.csv"
+    assert main(["evaluate", "--models", "blip-itm-tiny", "--questions", "28", "--quiet",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "itm_accuracy" in printed and "spatial_relation" in printed
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert set(table.family) == {"all", "exist", "query_colour", "query_shape", "count",
+                                 "spatial_relation", "relation_check", "compare"}
+    assert table[["itm_accuracy", "vqa_accuracy"]].stack().between(0, 1).all()

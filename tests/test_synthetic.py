@@ -7,7 +7,8 @@ import pytest
 
 from datasets import synthetic as syn
 
-GOLDEN = {"1.0": "ce31151e288c9a109e2637eff23d37809da10fd49095838ecfbd7eb2258d87e5"}
+GOLDEN = {"1.0": "ce31151e288c9a109e2637eff23d37809da10fd49095838ecfbd7eb2258d87e5",
+          "1.1": "86a5f93a71940340e5f04dccdbc435c4f7696ce69fd58aab14200adfa89297b6"}
 
 
 def _digest(samples):
@@ -57,6 +58,21 @@ def test_masks_are_exact_object_pixels(samples):
         # semantic map: shape classes exactly on object pixels, colour not encoded
         obj = s.instance_map > 0
         assert (s.semantic_map[obj] >= 2).all() and (s.semantic_map[~obj] <= 1).all()
+
+
+def test_targets_are_the_objects_of_the_last_program_step(samples):
+    """CLEVR-XAI's GT Unique: both objects of a comparison or relation check, only the queried
+    object of a spatial-relation question (its anchor is evidence, not target)."""
+    def n_objects(mask, s):
+        return len(set(np.unique(s.instance_map[mask])) - {0})
+
+    for s in samples:
+        if s.family in ("compare", "relation_check"):
+            assert n_objects(s.target_mask, s) == 2 and (s.target_mask == s.evidence_mask).all()
+        elif s.family == "spatial_relation":
+            assert n_objects(s.target_mask, s) == 1 and n_objects(s.evidence_mask, s) == 2
+        elif s.family in ("query_colour", "query_shape"):
+            assert n_objects(s.target_mask, s) == 1
 
 
 def test_every_question_has_a_near_miss_distractor(samples):

@@ -10,6 +10,15 @@ Recipe (what made a ~1.3M-parameter model learn hard-negative ITM and VQA on 2 C
   a hard negative (one colour/shape word swapped so no object matches) and otherwise another
   sample's question that has no referent in this image;
 * the VQA answer head trained on the same forward pass (cross-entropy over the answer set);
+* word grounding from the scene maps (weight ``ground_weight``): in every cross-attention layer
+  that feeds the next one, each colour or shape word's head-mean attention should fall on the
+  patches of objects with that attribute (−log of that attention mass) — word-level, so how the
+  words of a question combine is left to the model;
+* partial views (probability ``partial_prob`` per sample): the text encoder reads only a random
+  subset of the patches (a fraction drawn from [``partial_min``, 1], image CLS hidden), as
+  PNP-VQA's answerer reads only the patches a heatmap selects. Those rows train the answer head
+  and the word grounding on what is visible; ITM and the word-attribute loss, whose labels may
+  depend on hidden patches, use the full-view rows only;
 * AdamW, linear warm-up then cosine decay, gradient clipping; fixed seeds, a fixed number of steps.
 """
 from __future__ import annotations
@@ -26,6 +35,7 @@ import torch.nn.functional as F
 
 from benchmark.models.adapter import ITMAdapter, TextBatch
 from benchmark.models.tiny import PATCH_GROUPS, TinyConfig, normalise
+from methods._capture import capture
 from benchmark.segmentation import class_histogram
 from datasets import synthetic as syn
 
@@ -44,6 +54,9 @@ class TrainConfig:
     token_aux_weight: float = 0.5
     hard_start: float = 0.3
     hard_ramp: float = 0.4
+    ground_weight: float = 0.5
+    partial_prob: float = 0.3
+    partial_min: float = 0.1
     seed: int = 0
     data_seed: int = 0
 
@@ -181,6 +194,51 @@ def _token_aux_loss(model, hidden_all: torch.Tensor, targets) -> torch.Tensor:
             + F.cross_entropy(logits[:, k:], count[mask])) / 2
 
 
+def word_patch_sets(tokenizer, input_ids: torch.Tensor, patch_classes: torch.Tensor):
+    """Per text token, the patches showing its attribute: (B, L, N) bool, and (B, L) validity.
+
+    ``patch_classes`` is (B, N, 3) as :func:`patch_targets`; a colour word selects the patches
+    whose object has that colour, a shape word (singular or plural) those of that shape. Tokens
+    that are not attribute words, or whose attribute is not in the image, are not valid.
+    """
+    group = torch.full((len(tokenizer),), -1, dtype=torch.long)
+    value = torch.zeros(len(tokenizer), dtype=torch.long)
+    colours = list(syn.COLOURS)
+    for word, (kind, name) in _word_attributes().items():
+        tid = tokenizer.convert_tokens_to_ids(word)
+        group[tid] = 0 if kind == "colour" else 1
+        value[tid] = (colours.index(name) if kind == "colour" else syn.SHAPES.index(name)) + 1
+    g, v = group[input_ids], value[input_ids]  # (B, L)
+    cls = patch_classes[:, None, :, :2].expand(-1, g.shape[1], -1, -1)  # (B, L, N, 2)
+    picked = cls.gather(-1, g.clamp(min=0)[..., None, None].expand(-1, -1, cls.shape[2], 1))[..., 0]
+    sets = (picked == v[..., None]) & (g >= 0)[..., None]
+    return sets, sets.any(-1)
+
+
+def _grounding_loss(attentions: Sequence[torch.Tensor], sets: torch.Tensor,
+                    valid: torch.Tensor) -> torch.Tensor:
+    """Mean over layers and valid word tokens of −log(head-mean attention mass on their patches)."""
+    if not valid.any():
+        return attentions[0].sum() * 0
+    loss = 0.0
+    for attn in attentions:  # (B, H, L, 1 + N)
+        mass = (attn.mean(1)[..., 1:] * sets).sum(-1)  # (B, L)
+        loss = loss + -torch.log(mass[valid] + 1e-6).mean()
+    return loss / len(attentions)
+
+
+def partial_views(b: int, n_patches: int, rng: np.random.Generator, prob: float,
+                  min_keep: float) -> torch.Tensor:
+    """(b, 1 + n_patches) cross-attention mask: full view, or with probability ``prob`` a random
+    subset of patches (fraction uniform in [``min_keep``, 1]) without the image CLS token."""
+    atts = torch.ones(b, 1 + n_patches, dtype=torch.long)
+    for i in np.flatnonzero(rng.random(b) < prob):
+        k = max(1, int(round(rng.uniform(min_keep, 1.0) * n_patches)))
+        atts[i] = 0
+        atts[i, 1 + torch.from_numpy(rng.permutation(n_patches)[:k])] = 1
+    return atts
+
+
 def _aux_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits = model.patch_head(tokens[:, 1:])  # (B, N, sum(groups))
     loss, start = 0.0, 0
@@ -232,16 +290,28 @@ def train(adapter: ITMAdapter, cfg: TinyConfig, tcfg: TrainConfig, progress: boo
         questions = [pool.questions[i] for i in idx]
         text = adapter.tokenize(questions + _negatives(pool, idx, rng, p_hard))
         b = len(idx)
-        hidden_all = adapter.text_hidden(torch.cat([tokens, tokens]), text)
+        atts = partial_views(b, tokens.shape[1] - 1, rng, tcfg.partial_prob, tcfg.partial_min)
+        atts = torch.cat([atts, atts])
+        full = atts[:, 0].bool()  # rows that see the whole image (CLS included)
+        layers = {str(k): adapter.cross_attention(k) for k in range(len(adapter.text_layers) - 1)}
+        with capture(lavis_attentions=layers if tcfg.ground_weight else {}) as rec:
+            hidden_all = adapter.text_hidden(torch.cat([tokens, tokens]), text, atts)
         hidden = hidden_all[:, 0]
         objs = [pool.objects[i] for i in idx]
-        tok = _token_aux_loss(model, hidden_all,
-                              token_targets(adapter.tokenizer, text.input_ids.cpu(), objs + objs))
+        multi, count, words = token_targets(adapter.tokenizer, text.input_ids.cpu(), objs + objs)
+        tok = _token_aux_loss(model, hidden_all, (multi, count, words & full[:, None]))
         itm_target = torch.cat([pool.itm_labels[idx], torch.zeros(b, dtype=torch.long)])
-        itm = F.cross_entropy(model.itm_head(hidden), itm_target)
+        itm = F.cross_entropy(model.itm_head(hidden[full]), itm_target[full])
         vqa = F.cross_entropy(model.vqa_head(hidden[:b]), pool.answers[idx])
         aux = _aux_loss(model, tokens, pool.patch_targets[idx])
         loss = itm + vqa + tcfg.aux_weight * aux + tcfg.token_aux_weight * tok
+        if tcfg.ground_weight:
+            pt = pool.patch_targets[idx]
+            sets, _ = word_patch_sets(adapter.tokenizer, text.input_ids.cpu(), torch.cat([pt, pt]))
+            sets = sets & atts[:, None, 1:].bool()  # only what the row can see
+            ground = _grounding_loss([rec.attentions[k] for k in layers], sets, sets.any(-1))
+            loss = loss + tcfg.ground_weight * ground
+            running["ground"] = 0.98 * running["ground"] + 0.02 * ground.item() if step else ground.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,59 @@
+"""The training recipe's supervision signals, on generated scenes and hand-made inputs."""
+import math
+
+import numpy as np
+import torch
+
+from benchmark.models.tiny import TinyConfig, _tokenizer
+from benchmark.models.train import (_grounding_loss, partial_views, patch_targets,
+                                    word_patch_sets)
+from datasets import synthetic as syn
+
+
+def test_word_patch_sets_select_the_patches_of_each_words_attribute():
+    tok = _tokenizer()
+    cfg = TinyConfig()
+    s = syn.generate(0, "train", 5)
+    classes = torch.from_numpy(patch_targets(s, cfg.patch_size))[None]  # (1, N, 3)
+    colour = s.objects[0].colour
+    shape = s.objects[0].shape
+    words = ["is", colour, syn._plural(shape), "there"]
+    ids = torch.tensor([tok.convert_tokens_to_ids(words)])
+    sets, valid = word_patch_sets(tok, ids, classes)
+    colour_patches = classes[0, :, 0] == list(syn.COLOURS).index(colour) + 1
+    shape_patches = classes[0, :, 1] == syn.SHAPES.index(shape) + 1
+    assert torch.equal(sets[0, 1], colour_patches) and colour_patches.any()
+    assert torch.equal(sets[0, 2], shape_patches) and shape_patches.any()
+    assert not sets[0, 0].any() and not sets[0, 3].any()
+    assert valid[0].tolist() == [False, True, True, False]
+
+
+def test_word_patch_sets_are_empty_for_an_attribute_not_in_the_image():
+    tok = _tokenizer()
+    s = syn.generate(0, "train", 5)
+    classes = torch.from_numpy(patch_targets(s, 8))[None]
+    absent = [c for c in syn.COLOURS if all(o.colour != c for o in s.objects)][0]
+    sets, valid = word_patch_sets(tok, torch.tensor([[tok.convert_tokens_to_ids(absent)]]), classes)
+    assert not sets.any() and not valid.any()
+
+
+def test_grounding_loss_is_minus_log_head_mean_mass_on_the_word_patches():
+    attn = torch.zeros(1, 2, 1, 1 + 4)  # one row, two heads, one token, CLS + 4 patches
+    attn[0, 0, 0] = torch.tensor([0.2, 0.4, 0.4, 0.0, 0.0])
+    attn[0, 1, 0] = torch.tensor([0.0, 0.1, 0.1, 0.4, 0.4])
+    sets = torch.tensor([[[True, False, False, True]]])
+    loss = _grounding_loss([attn, attn], sets, sets.any(-1))
+    mass = (0.4 + 0.1) / 2 + (0.0 + 0.4) / 2  # head mean on patches 0 and 3, CLS ignored
+    assert math.isclose(loss.item(), -math.log(mass + 1e-6), rel_tol=1e-6)
+
+
+def test_partial_views_hide_cls_and_keep_a_bounded_random_subset():
+    rng = np.random.default_rng(0)
+    atts = partial_views(2000, 144, rng, prob=0.3, min_keep=0.1)
+    partial = atts[:, 0] == 0
+    assert 0.25 < partial.float().mean().item() < 0.35
+    kept = atts[partial, 1:].sum(1)
+    assert kept.min().item() >= round(0.1 * 144) and kept.max().item() <= 144
+    assert (atts[~partial] == 1).all()
+    again = partial_views(2000, 144, np.random.default_rng(0), prob=0.3, min_keep=0.1)
+    assert torch.equal(atts, again)
