@@ -321,8 +321,8 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
                 description="Held-out ITM and VQA accuracy of embedded models per question "
                             "family on the synthetic test split (the questions the checkpoints "
                             "record), for fused models with each segmentation source.")
-    p.add_argument("--models", default=",".join(embedded.EMBEDDED),
-                   help="comma-separated embedded model names (default: all)")
+    p.add_argument("--models", default="all",
+                   help="comma-separated embedded model names, or all (default)")
     p.add_argument("--segmentation", default="exact,shuffled",
                    help=f"comma-separated sources for fused models, of {', '.join(SOURCES)} "
                         "(default: exact,shuffled)")
@@ -332,6 +332,8 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if names == ["all"]:
+        names = list(embedded.EMBEDDED)
     sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
     for n in names:
         if n not in embedded.EMBEDDED:

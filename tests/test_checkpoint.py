@@ -67,3 +67,14 @@ def test_training_is_deterministic_for_a_seed(tmp_path, monkeypatch):
     a = embedded.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "a.pt", progress=False)
     b = embedded.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "b.pt", progress=False)
     assert a["state_hash"] == b["state_hash"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(embedded.EMBEDDED))
+def test_full_training_from_scratch_meets_the_bars(name, tmp_path):
+    """The shipped recipe, full size (about 45–50 minutes per model on 2 CPU cores)."""
+    cfg, tcfg = embedded.EMBEDDED[name]
+    meta = embedded.train_embedded(name, cfg, tcfg, tmp_path / f"{name}.pt", progress=False)
+    for key, bar in BARS.items():
+        assert meta[key] >= bar, (key, meta[key])
+    assert meta["train_seconds"] < 3600

@@ -157,7 +157,7 @@ def test_evaluate_bad_usage_is_one_line(capsys, argv, needle):
 
 def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
     out = tmp_path / "heldout.csv"
-    assert main(["evaluate", "--models", "blip-itm-tiny", "--questions", "28", "--quiet",
+    assert main(["evaluate", "--models", "all", "--questions", "28", "--quiet",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "itm_accuracy" in printed and "spatial_relation" in printed
@@ -167,3 +167,6 @@ def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
     assert set(table.family) == {"all", "exist", "query_colour", "query_shape", "count",
                                  "spatial_relation", "relation_check", "compare"}
     assert table[["itm_accuracy", "vqa_accuracy"]].stack().between(0, 1).all()
+    runs = set(zip(table.model, table.segmentation))
+    assert runs == {("blip-itm-tiny", "-"), ("difnet-itm-tiny", "exact"),
+                    ("difnet-itm-tiny", "shuffled")}
