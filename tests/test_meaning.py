@@ -70,7 +70,7 @@ def test_insertion_beats_random(model):
 
 @pytest.mark.xfail(strict=True, reason="issue 5: vqa_keep_auc on 500 questions, blip / difnet: "
                    "Grad-CAM 0.718 / 0.786, oracle 0.733 / 0.809, random 0.764 / 0.766. Random "
-                   "keeps are near full-view accuracy (0.79): objects span ~7 patches, so 10% of "
+                   "keeps are near full-view accuracy (0.79): objects span ~8 patches, so 10% of "
                    "random patches already shows most of them; and the answerer counts by the "
                    "share of attended patches (target patches only: '3' for 79% of count questions)")
 def test_vqa_keep_beats_random_and_oracle_brackets_it():
