@@ -111,6 +111,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="write into the package's checkpoints/ (what ships with the suite) "
                         "instead of the user cache")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
+                   help="continue from a checkpoint of the recipe's first stage (same config; "
+                        "its .json beside it) and run only the second, evidence-view stage")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -307,7 +310,11 @@ def cmd_train(argv: Sequence[str]) -> int:
     key = embedded.run_key(cfg, tcfg)
     dest = (CHECKPOINT_DIR / f"{args.model}.pt") if args.ship else \
         cache_dir() / f"{args.model}-{key}.pt"
-    meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet)
+    if args.stage1 and not (args.stage1.is_file() and args.stage1.with_suffix(".json").is_file()):
+        raise UsageError(f"--stage1 {args.stage1}: needs the checkpoint and its .json beside it; "
+                         "pass a checkpoint written by `python -m benchmark train`")
+    meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet,
+                                   stage1=args.stage1)
     print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
           f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
     return 0

@@ -11,7 +11,12 @@ from metrics import register
 from metrics.base import CurveScores, ModelMetric, patch_order
 from metrics.curves import auc
 
-KEEP_FRACTIONS = np.round(np.linspace(0.1, 1.0, 10), 2)
+#: PNP-VQA captions K = 20 of 576 patches (3.5%); the keep grid runs from that budget to the whole
+#: image in equal ratios, so every doubling of the budget weighs the same in the AUC. A linear grid
+#: from 10% would spend nine of its ten points where random patches already show every object
+#: (objects span many patches), i.e. away from the sparse regime where a heatmap's choice matters.
+PNP_FRACTION = 20 / 576
+KEEP_FRACTIONS = np.round(np.geomspace(PNP_FRACTION, 1.0, 10), 4)
 DROP_FRACTIONS = np.round(np.linspace(0.0, 0.9, 10), 2)
 
 
@@ -61,9 +66,11 @@ class _PatchSubsetVQA(ModelMetric):
 
 @register("vqa_keep_auc")
 class VQAKeepAUC(_PatchSubsetVQA):
-    """Accuracy when only the top-k fraction of patches (most relevant first) is read, for
-    k = 0.1, 0.2, …, 1.0; normalised AUC. Higher is better (Chefer et al.'s negative
-    perturbation, seen from the kept side)."""
+    """Accuracy when only the top-k fraction of patches (most relevant first, at least one) is
+    read, for ten k in geometric steps from PNP-VQA's 20/576 to 1.0 (:data:`KEEP_FRACTIONS`);
+    normalised AUC over the grid's points, i.e. over log k. Higher is better (Chefer et al.'s
+    negative perturbation, seen from the kept side). Ties keep index order; a non-finite map
+    is not scored (counted by the runner)."""
 
 
 @register("vqa_drop_auc")
@@ -81,7 +88,7 @@ class VQAPnPSample(ModelMetric):
     """PNP-VQA-style selection: ``num_patches`` patch indices drawn without replacement with
     probability ∝ the (non-negative part of the) map, ``repeats`` times with a fixed seed; the
     value is the mean accuracy over the draws. ``num_patches`` defaults to PNP-VQA's 20 of 576
-    patches scaled to the grid. Higher is better."""
+    patches scaled to the grid (:data:`PNP_FRACTION`). Higher is better."""
 
     needs_answers = True
 
@@ -90,7 +97,7 @@ class VQAPnPSample(ModelMetric):
                  **_) -> CurveScores:
         b = maps.shape[0]
         n = model.grid[0] * model.grid[1]
-        m = num_patches or max(1, round(20 * n / 576))
+        m = num_patches or max(1, round(PNP_FRACTION * n))
         probs = maps.reshape(b, n).clamp(min=0).double() + 1e-12
         g = torch.Generator().manual_seed(int(seed))
         keep = torch.zeros(b, repeats, n, dtype=torch.bool)

@@ -157,6 +157,8 @@ def _curve_images(out: Path) -> List[dict]:
             ax.plot(xs, ys, marker="o", markersize=2, label=method)
         ax.set_xlabel("fraction of patches" + (" removed" if "deletion" in metric or "drop" in metric
                                                 else " kept/inserted"))
+        if metric == "vqa_keep_auc":  # its grid and AUC are in log k
+            ax.set_xscale("log")
         ax.set_ylabel("match probability" if metric in ("deletion_auc", "insertion_auc")
                       else "VQA accuracy")
         ax.set_title(f"{model}: {metric}", fontsize=9)

@@ -40,7 +40,7 @@ def test_recorded_and_resampled_heldout_accuracy(name):
 
 
 TINY = {"vit_depth": 1, "text_layers": 2, "stem_channels": 16}
-FAST = {"steps": 12, "pool_size": 48, "batch_size": 8, "warmup": 3}
+FAST = {"steps": 12, "pool_size": 48, "batch_size": 8, "warmup": 3, "evidence_steps": 4}
 
 
 def test_cold_cache_trains_once_then_reuses(isolated_cache, monkeypatch):
@@ -72,7 +72,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(embedded.EMBEDDED))
 def test_full_training_from_scratch_meets_the_bars(name, tmp_path):
-    """The shipped recipe, full size (about 45–50 minutes per model on 2 CPU cores)."""
+    """The shipped recipe, full size (about 50–60 minutes per model on 2 CPU cores)."""
     cfg, tcfg = embedded.EMBEDDED[name]
     meta = embedded.train_embedded(name, cfg, tcfg, tmp_path / f"{name}.pt", progress=False)
     for key, bar in BARS.items():

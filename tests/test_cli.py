@@ -155,6 +155,19 @@ def test_evaluate_bad_usage_is_one_line(capsys, argv, needle):
     assert needle in _one_line_error(capsys, argv)
 
 
+def test_train_stage1_must_be_a_first_stage_of_the_same_model(capsys, tmp_path):
+    assert "needs the checkpoint and its .json" in _one_line_error(
+        capsys, ["train", "--model", "blip-itm-tiny", "--stage1", str(tmp_path / "none.pt")])
+    from benchmark.models import CHECKPOINT_DIR
+
+    line = _one_line_error(capsys, ["train", "--model", "difnet-itm-tiny", "--quiet", "--stage1",
+                                    str(CHECKPOINT_DIR / "blip-itm-tiny.pt")])
+    assert "another config" in line
+    line = _one_line_error(capsys, ["train", "--model", "blip-itm-tiny", "--quiet", "--stage1",
+                                    str(CHECKPOINT_DIR / "blip-itm-tiny.pt")])
+    assert "already includes the evidence-view stage" in line
+
+
 def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
     out = tmp_path / "heldout.csv"
     assert main(["evaluate", "--models", "all", "--questions", "28", "--quiet",

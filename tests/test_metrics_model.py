@@ -102,3 +102,50 @@ def test_insertion_start_is_configurable():
     out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4,
                                        start_kind="zero")
     assert np.allclose(out.curves[0], [0, 0.25, 0.5, 0.75, 1])  # zeros in, patches back one by one
+
+
+def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tiny):
+    """vqa_keep / vqa_drop mask the answerer's cross-attention; the reference gathers the kept
+    patch tokens (as PNP-VQA's captioner reads only the sampled patches, no image CLS) and answers
+    one view at a time, the kept set taken from a plain stable sort of the map."""
+    from benchmark.runner import _images
+    from datasets.loader_synthetic import SyntheticDataset
+
+    model = trained_tiny
+    data = SyntheticDataset("test")
+    recs = [data[i] for i in range(8)]
+    images, questions = _images(recs, model), [r.question for r in recs]
+    maps = torch.rand(len(recs), *model.grid, generator=torch.Generator().manual_seed(0))
+    maps[0] = 0.0  # all ties: index order decides
+
+    def exact(pred, answers):
+        return float(pred == answers[0])
+
+    n = model.grid[0] * model.grid[1]
+    with torch.no_grad():
+        tokens = model.visual_tokens(images)
+    for name, keep_top in (("vqa_keep_auc", True), ("vqa_drop_auc", False)):
+        metric = metrics.get(name)
+        out = metric(model, images, questions, maps, recs, scorer=exact)
+        for b, rec in enumerate(recs):
+            flat = maps[b].flatten().tolist()
+            order = sorted(range(n), key=lambda p: -flat[p])  # Python's sort is stable
+            ref = []
+            for f in metric.fractions:
+                c = max(1, round(f * n)) if keep_top else round(f * n)
+                kept = order[:c] if keep_top else order[c:]
+                with torch.no_grad():
+                    h = model.text_hidden(tokens[b:b + 1, [1 + p for p in sorted(kept)]],
+                                          model.tokenize([rec.question]))[:, 0]
+                ref.append(exact(model.answers[int(model.model.vqa_head(h).argmax())], rec.answers))
+            np.testing.assert_array_equal(out.curves[b], ref)
+            assert out.values[b] == pytest.approx(metrics.auc(ref))
+        assert 0 < out.curves.mean() < 1  # the views change answers: the comparison has teeth
+
+
+def test_keep_grid_runs_from_the_pnp_budget_to_the_whole_image():
+    from metrics.downstream import KEEP_FRACTIONS, PNP_FRACTION
+
+    assert KEEP_FRACTIONS[0] == pytest.approx(PNP_FRACTION, abs=1e-4) and KEEP_FRACTIONS[-1] == 1.0
+    ratios = KEEP_FRACTIONS[1:] / KEEP_FRACTIONS[:-1]
+    assert np.allclose(ratios, ratios[0], rtol=1e-2)  # equal ratios: every doubling weighs the same

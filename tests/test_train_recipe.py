@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from benchmark.models.tiny import TinyConfig, _tokenizer
-from benchmark.models.train import (_grounding_loss, partial_views, patch_targets,
-                                    word_patch_sets)
+from benchmark.models.train import (_grounding_loss, evidence_patches, evidence_views,
+                                    partial_views, patch_targets, word_patch_sets)
 from datasets import synthetic as syn
 
 
@@ -57,3 +57,30 @@ def test_partial_views_hide_cls_and_keep_a_bounded_random_subset():
     assert (atts[~partial] == 1).all()
     again = partial_views(2000, 144, np.random.default_rng(0), prob=0.3, min_keep=0.1)
     assert torch.equal(atts, again)
+
+
+def test_evidence_patches_are_the_patches_touching_the_mask():
+    mask = np.zeros((16, 16), bool)
+    mask[7, 9] = True  # one pixel in patch (0, 1) of an 8-px grid
+    mask[12:14, 2:4] = True  # patch (1, 0)
+    assert evidence_patches(mask, 8).tolist() == [False, True, True, False]
+
+
+def test_evidence_views_always_show_the_evidence_and_only_replace_chosen_rows():
+    rng = np.random.default_rng(0)
+    b, n = 400, 144
+    base = partial_views(b, n, rng, prob=0.3, min_keep=0.1)
+    evidence = torch.zeros(b, n, dtype=torch.bool)
+    evidence[:, 10:18] = True
+    evidence[::7] = False  # rows without evidence keep their view
+    atts = evidence_views(base, evidence, rng, prob=0.5)
+    changed = (atts != base).any(1)
+    assert not changed[::7].any()
+    ev_rows = (atts[:, 0] == 0) & evidence.any(1) & changed
+    assert 0.35 < ev_rows.float().mean().item() < 0.55
+    assert (atts[ev_rows][:, 1:][:, 10:18] == 1).all()  # the answer stays visible
+    rest = atts[ev_rows][:, 1:].sum(1) - 8
+    assert rest.min().item() < 10 and rest.max().item() > 100  # a random share of the rest
+    rng = np.random.default_rng(0)
+    again = evidence_views(partial_views(b, n, rng, 0.3, 0.1), evidence, rng, prob=0.5)
+    assert torch.equal(atts, again)  # seeded

@@ -14,6 +14,7 @@ import torch
 from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
                               state_bytes)
 from benchmark.models.adapter import ITMAdapter
+from benchmark.errors import InputError
 from benchmark.outputs import write_atomic
 from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, state_hash
 from benchmark.models.train import TrainConfig, build_pool, evaluate, train
@@ -48,14 +49,37 @@ def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> ITMAdapter:
 
 
 def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
-                   progress: bool = True) -> dict:
-    """Train, evaluate on the held-out test split, and write ``dest`` (.pt) + its ``.json``."""
+                   progress: bool = True, stage1: Optional[Path] = None) -> dict:
+    """Train, evaluate on the held-out test split, and write ``dest`` (.pt) + its ``.json``.
+
+    ``stage1``: a checkpoint holding the weights after the recipe's first stage (same config and
+    recipe); only the second stage then runs, and the recorded training time adds the first
+    stage's time from that checkpoint's ``.json``.
+    """
     import resource
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = build_tiny_itm(cfg, seed=tcfg.seed)
     adapter = ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS)
-    stats = train(adapter, cfg, tcfg, progress=progress)
+    earlier = {}
+    if stage1 is not None:
+        first = json.loads(stage1.with_suffix(".json").read_text())
+        differ = sorted(k for k, v in asdict(tcfg).items()
+                        if not k.startswith("evidence_") and first["train_config"].get(k) != v)
+        if first["config"] != cfg.to_dict() or differ:
+            raise InputError(f"--stage1 {stage1}: trained with another config or first stage "
+                             f"({', '.join(differ) or 'model config'}); pass that model's own "
+                             "first-stage checkpoint, or train from scratch")
+        if first["train_config"].get("evidence_steps"):
+            raise InputError(f"--stage1 {stage1}: already includes the evidence-view stage; "
+                             "pass a checkpoint trained with evidence_steps=0")
+        load_weights(model, stage1)
+        earlier = {"stage1_sha256": hashlib.sha256(stage1.read_bytes()).hexdigest(),
+                   "stage1_seconds": first["train_seconds"]}
+    stats = train(adapter, cfg, tcfg, progress=progress, stages=(2,) if stage1 else (1, 2))
+    if earlier:
+        stats.update(earlier, stage2_seconds=stats["train_seconds"],
+                     train_seconds=stats["train_seconds"] + earlier["stage1_seconds"])
     test = build_pool("test", EVAL_QUESTIONS, cfg, tcfg.data_seed, progress=progress)
     scores = evaluate(adapter, test)
     data = state_bytes(model)

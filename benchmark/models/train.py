@@ -19,7 +19,14 @@ Recipe (what made a ~1.3M-parameter model learn hard-negative ITM and VQA on 2 C
   PNP-VQA's answerer reads only the patches a heatmap selects. Those rows train the answer head
   and the word grounding on what is visible; ITM and the word-attribute loss, whose labels may
   depend on hidden patches, use the full-view rows only;
-* AdamW, linear warm-up then cosine decay, gradient clipping; fixed seeds, a fixed number of steps.
+* AdamW, linear warm-up then cosine decay, gradient clipping; fixed seeds, a fixed number of steps;
+* a second, short stage of evidence views (``evidence_steps`` at ``evidence_lr``): with probability
+  ``evidence_prob`` a sample reads every patch its answer depends on (the generator's evidence
+  mask) plus a random share of the others, so the answer is unchanged by construction. Random
+  partial views alone teach the answerer to read context from any patches; with softmax
+  cross-attention it then counts by the share of attended patches, and answers count questions
+  wrongly from the few patches a heatmap selects. This stage starts from the first stage's
+  weights with its own seed and optimiser, so it can also be run on a saved first stage.
 """
 from __future__ import annotations
 
@@ -57,6 +64,9 @@ class TrainConfig:
     ground_weight: float = 0.5
     partial_prob: float = 0.3
     partial_min: float = 0.1
+    evidence_steps: int = 600
+    evidence_lr: float = 5e-4
+    evidence_prob: float = 0.5
     seed: int = 0
     data_seed: int = 0
 
@@ -75,6 +85,7 @@ class Pool:
     objects: List[list]
     programs: List[dict]
     families: List[str]
+    evidence: torch.Tensor  # (N, gh*gw) bool: patches touching an object the answer depends on
 
 
 def patch_targets(sample: syn.Sample, patch: int) -> np.ndarray:
@@ -94,6 +105,12 @@ def patch_targets(sample: syn.Sample, patch: int) -> np.ndarray:
     return out
 
 
+def evidence_patches(mask: np.ndarray, patch: int) -> np.ndarray:
+    """(gh·gw,) bool: the patches holding at least one pixel of ``mask``."""
+    h = mask.shape[0] // patch
+    return mask.reshape(h, patch, h, patch).any(axis=(1, 3)).reshape(-1)
+
+
 def segmentation_histogram(semantic_map: np.ndarray, grid: int) -> np.ndarray:
     """(grid², C) per-patch class histogram of a synthetic semantic map."""
     return class_histogram(semantic_map, grid, len(syn.SEMANTIC_CLASSES))
@@ -104,7 +121,7 @@ def _make(args) -> tuple:
     s = syn.generate(seed, split, index, image_size=size)
     return (s.image, patch_targets(s, patch), segmentation_histogram(s.semantic_map, size // patch),
             s.question, s.itm_negative, syn.ANSWERS.index(s.answer), s.itm_label, s.objects,
-            s.program, s.family)
+            s.program, s.family, evidence_patches(s.evidence_mask, patch))
 
 
 def build_pool(split: str, n: int, cfg: TinyConfig, seed: int, workers: int = 2,
@@ -125,7 +142,7 @@ def build_pool(split: str, n: int, cfg: TinyConfig, seed: int, workers: int = 2,
     return Pool(torch.from_numpy(np.stack(cols[0])), torch.from_numpy(np.stack(cols[1])),
                 torch.from_numpy(np.stack(cols[2])), list(cols[3]), list(cols[4]),
                 torch.tensor(cols[5]), torch.tensor(cols[6]), list(cols[7]), list(cols[8]),
-                list(cols[9]))
+                list(cols[9]), torch.from_numpy(np.stack(cols[10])))
 
 
 def _negatives(pool: Pool, idx: Sequence[int], rng: np.random.Generator, p_hard: float) -> List[str]:
@@ -239,6 +256,22 @@ def partial_views(b: int, n_patches: int, rng: np.random.Generator, prob: float,
     return atts
 
 
+def evidence_views(atts: torch.Tensor, evidence: torch.Tensor, rng: np.random.Generator,
+                   prob: float) -> torch.Tensor:
+    """With probability ``prob`` per row, replace the view in ``atts`` (b, 1 + N) by the evidence
+    patches plus a random share s² (s uniform in [0, 1]) of the other patches, image CLS hidden.
+    Rows without evidence (e.g. a 'no' answer to an exist question) keep their view."""
+    atts = atts.clone()
+    for i in np.flatnonzero(rng.random(len(atts)) < prob):
+        ev = evidence[i]
+        if not ev.any():
+            continue
+        rest = torch.from_numpy(rng.random(ev.numel()) < rng.random() ** 2)
+        atts[i, 0] = 0
+        atts[i, 1:] = (ev | rest).long()
+    return atts
+
+
 def _aux_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits = model.patch_head(tokens[:, 1:])  # (B, N, sum(groups))
     loss, start = 0.0, 0
@@ -249,78 +282,114 @@ def _aux_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return loss / len(PATCH_GROUPS)
 
 
-def train(adapter: ITMAdapter, cfg: TinyConfig, tcfg: TrainConfig, progress: bool = True,
-          pool: Optional[Pool] = None, seg_source: str = "exact") -> Dict[str, float]:
-    """Train ``adapter.model`` in place; returns timing and the final running losses."""
-    from tqdm import tqdm
+def _schedule(peak: float, warmup: int, steps: int):
+    """Linear warm-up to ``peak``, then cosine decay to 5% of it at ``steps``."""
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return peak * (step + 1) / warmup
+        t = (step - warmup) / max(1, steps - warmup)
+        return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return lr_at
 
-    torch.manual_seed(tcfg.seed)
-    rng = np.random.default_rng(tcfg.seed)
-    pool = pool or build_pool("train", tcfg.pool_size, cfg, tcfg.data_seed, progress=progress)
-    model = adapter.model
-    model.train()
+
+def _optimiser(model, tcfg: TrainConfig) -> torch.optim.Optimizer:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
 
-    def lr_at(step: int) -> float:
-        if step < tcfg.warmup:
-            return tcfg.lr * (step + 1) / tcfg.warmup
-        t = (step - tcfg.warmup) / max(1, tcfg.steps - tcfg.warmup)
-        return tcfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
+def _losses(adapter: ITMAdapter, pool: Pool, idx: np.ndarray, rng: np.random.Generator,
+            p_hard: float, tcfg: TrainConfig, seg_source: str, evidence_prob: float) -> dict:
+    """The recipe's losses on one batch (``loss`` is their weighted sum)."""
+    model = adapter.model
+    images = normalise(pool.images[idx])
+    seg = _segmentation_for(pool, idx, seg_source, rng)
+    with adapter.bind(segmentation=seg):
+        tokens = adapter.visual_tokens(images)
+    questions = [pool.questions[i] for i in idx]
+    text = adapter.tokenize(questions + _negatives(pool, idx, rng, p_hard))
+    b = len(idx)
+    atts = partial_views(b, tokens.shape[1] - 1, rng, tcfg.partial_prob, tcfg.partial_min)
+    if evidence_prob:
+        atts = evidence_views(atts, pool.evidence[idx], rng, evidence_prob)
+    atts = torch.cat([atts, atts])
+    full = atts[:, 0].bool()  # rows that see the whole image (CLS included)
+    layers = {str(k): adapter.cross_attention(k) for k in range(len(adapter.text_layers) - 1)}
+    with capture(lavis_attentions=layers if tcfg.ground_weight else {}) as rec:
+        hidden_all = adapter.text_hidden(torch.cat([tokens, tokens]), text, atts)
+    hidden = hidden_all[:, 0]
+    objs = [pool.objects[i] for i in idx]
+    multi, count, words = token_targets(adapter.tokenizer, text.input_ids.cpu(), objs + objs)
+    out = {"tok": _token_aux_loss(model, hidden_all, (multi, count, words & full[:, None]))}
+    itm_target = torch.cat([pool.itm_labels[idx], torch.zeros(b, dtype=torch.long)])
+    out["itm"] = F.cross_entropy(model.itm_head(hidden[full]), itm_target[full])
+    out["vqa"] = F.cross_entropy(model.vqa_head(hidden[:b]), pool.answers[idx])
+    out["aux"] = _aux_loss(model, tokens, pool.patch_targets[idx])
+    out["loss"] = out["itm"] + out["vqa"] + tcfg.aux_weight * out["aux"] + \
+        tcfg.token_aux_weight * out["tok"]
+    if tcfg.ground_weight:
+        pt = pool.patch_targets[idx]
+        sets, _ = word_patch_sets(adapter.tokenizer, text.input_ids.cpu(), torch.cat([pt, pt]))
+        sets = sets & atts[:, None, 1:].bool()  # only what the row can see
+        out["ground"] = _grounding_loss([rec.attentions[k] for k in layers], sets, sets.any(-1))
+        out["loss"] = out["loss"] + tcfg.ground_weight * out["ground"]
+    return out
+
+
+def _run_stage(adapter: ITMAdapter, pool: Pool, tcfg: TrainConfig, stage: int, progress: bool,
+               seg_source: str) -> Dict[str, float]:
+    """Stage 1 (the main schedule) or stage 2 (evidence views), each with its own seed and
+    optimiser, so that stage 2 gives the same weights whether or not stage 1 ran in this process."""
+    from tqdm import tqdm
+
+    main = stage == 1
+    steps = tcfg.steps if main else tcfg.evidence_steps
+    lr_at = _schedule(tcfg.lr, tcfg.warmup, steps) if main else \
+        _schedule(tcfg.evidence_lr, max(1, steps // 12), steps)
+    torch.manual_seed(tcfg.seed + stage - 1)
+    rng = np.random.default_rng(tcfg.seed if main else [tcfg.seed, stage])
+    model = adapter.model
+    model.train()
+    opt = _optimiser(model, tcfg)
     order = rng.permutation(len(pool.questions))
     cursor, running = 0, defaultdict(float)
-    t0 = time.time()
-    bar = tqdm(range(tcfg.steps), disable=not progress, desc=f"training {adapter.name}", unit="step")
+    bar = tqdm(range(steps), disable=not progress, unit="step",
+               desc=f"training {adapter.name}" + ("" if main else " (evidence views)"))
     for step in bar:
         if cursor + tcfg.batch_size > len(order):
             order, cursor = rng.permutation(len(pool.questions)), 0
         idx = order[cursor:cursor + tcfg.batch_size]
         cursor += tcfg.batch_size
-        p_hard = min(1.0, tcfg.hard_start + (1 - tcfg.hard_start) * step / max(1, tcfg.hard_ramp * tcfg.steps))
+        p_hard = min(1.0, tcfg.hard_start + (1 - tcfg.hard_start) * step / max(1, tcfg.hard_ramp * steps)) \
+            if main else 1.0
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-
-        images = normalise(pool.images[idx])
-        seg = _segmentation_for(pool, idx, seg_source, rng)
-        with adapter.bind(segmentation=seg):
-            tokens = adapter.visual_tokens(images)
-        questions = [pool.questions[i] for i in idx]
-        text = adapter.tokenize(questions + _negatives(pool, idx, rng, p_hard))
-        b = len(idx)
-        atts = partial_views(b, tokens.shape[1] - 1, rng, tcfg.partial_prob, tcfg.partial_min)
-        atts = torch.cat([atts, atts])
-        full = atts[:, 0].bool()  # rows that see the whole image (CLS included)
-        layers = {str(k): adapter.cross_attention(k) for k in range(len(adapter.text_layers) - 1)}
-        with capture(lavis_attentions=layers if tcfg.ground_weight else {}) as rec:
-            hidden_all = adapter.text_hidden(torch.cat([tokens, tokens]), text, atts)
-        hidden = hidden_all[:, 0]
-        objs = [pool.objects[i] for i in idx]
-        multi, count, words = token_targets(adapter.tokenizer, text.input_ids.cpu(), objs + objs)
-        tok = _token_aux_loss(model, hidden_all, (multi, count, words & full[:, None]))
-        itm_target = torch.cat([pool.itm_labels[idx], torch.zeros(b, dtype=torch.long)])
-        itm = F.cross_entropy(model.itm_head(hidden[full]), itm_target[full])
-        vqa = F.cross_entropy(model.vqa_head(hidden[:b]), pool.answers[idx])
-        aux = _aux_loss(model, tokens, pool.patch_targets[idx])
-        loss = itm + vqa + tcfg.aux_weight * aux + tcfg.token_aux_weight * tok
-        if tcfg.ground_weight:
-            pt = pool.patch_targets[idx]
-            sets, _ = word_patch_sets(adapter.tokenizer, text.input_ids.cpu(), torch.cat([pt, pt]))
-            sets = sets & atts[:, None, 1:].bool()  # only what the row can see
-            ground = _grounding_loss([rec.attentions[k] for k in layers], sets, sets.any(-1))
-            loss = loss + tcfg.ground_weight * ground
-            running["ground"] = 0.98 * running["ground"] + 0.02 * ground.item() if step else ground.item()
+        losses = _losses(adapter, pool, idx, rng, p_hard, tcfg, seg_source,
+                         0.0 if main else tcfg.evidence_prob)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        for k, v in (("itm", itm), ("vqa", vqa), ("aux", aux), ("tok", tok)):
-            running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
+        for k, v in losses.items():
+            if k != "loss":
+                running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
         if step % 20 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
     model.eval()
+    return dict(running)
+
+
+def train(adapter: ITMAdapter, cfg: TinyConfig, tcfg: TrainConfig, progress: bool = True,
+          pool: Optional[Pool] = None, seg_source: str = "exact",
+          stages: Sequence[int] = (1, 2)) -> Dict[str, float]:
+    """Train ``adapter.model`` in place (``stages=(2,)`` continues from first-stage weights);
+    returns timing and the final running losses of the last stage."""
+    pool = pool or build_pool("train", tcfg.pool_size, cfg, tcfg.data_seed, progress=progress)
+    t0, running = time.time(), {}
+    for stage in stages:
+        if stage == 1 or tcfg.evidence_steps:
+            running = _run_stage(adapter, pool, tcfg, stage, progress, seg_source)
     return {"train_seconds": time.time() - t0, **{f"final_{k}_loss": v for k, v in running.items()}}
 
 
