@@ -310,9 +310,6 @@ def cmd_train(argv: Sequence[str]) -> int:
     key = embedded.run_key(cfg, tcfg)
     dest = (CHECKPOINT_DIR / f"{args.model}.pt") if args.ship else \
         cache_dir() / f"{args.model}-{key}.pt"
-    if args.stage1 and not (args.stage1.is_file() and args.stage1.with_suffix(".json").is_file()):
-        raise UsageError(f"--stage1 {args.stage1}: needs the checkpoint and its .json beside it; "
-                         "pass a checkpoint written by `python -m benchmark train`")
     meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet,
                                    stage1=args.stage1)
     print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "

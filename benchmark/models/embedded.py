@@ -63,6 +63,9 @@ def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
     adapter = ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS)
     earlier = {}
     if stage1 is not None:
+        if not (stage1.is_file() and stage1.with_suffix(".json").is_file()):
+            raise InputError(f"--stage1 {stage1}: needs the checkpoint and its .json beside it; "
+                             "pass a checkpoint written by `python -m benchmark train`")
         first = json.loads(stage1.with_suffix(".json").read_text())
         differ = sorted(k for k, v in asdict(tcfg).items()
                         if not k.startswith("evidence_") and first["train_config"].get(k) != v)
