@@ -66,7 +66,7 @@ class TrainConfig:
     partial_min: float = 0.1
     evidence_steps: int = 600
     evidence_lr: float = 5e-4
-    evidence_prob: float = 0.5
+    evidence_prob: float = 0.8
     seed: int = 0
     data_seed: int = 0
 
