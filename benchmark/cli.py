@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -364,6 +365,10 @@ COMMANDS = {"train": cmd_train, "report": cmd_report, "reproduce": cmd_reproduce
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # LAVIS's dependencies warn on import about their own deprecated torch calls; nothing a user
+    # of this command can act on, and it buries the one-line errors this command promises
+    for module in ("torch.jit", "fairscale"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
     command = COMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else cmd_run(argv)

@@ -40,10 +40,18 @@ def holm(pvalues: Sequence[float]) -> list:
     return out.tolist()
 
 
+EXACT_MAX_N = 13  # 2**13 sign patterns fit in scipy's default 9999 permutations: enumerated
+
+
 def paired_test(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict:
     """Mean difference a − b over pairs where both are finite, its bootstrap CI and the
-    two-sided Wilcoxon signed-rank p-value (1.0 when every difference is zero)."""
-    from scipy.stats import wilcoxon
+    two-sided Wilcoxon signed-rank p-value (1.0 when every difference is zero).
+
+    Zero differences are dropped (Wilcoxon's rule). With at most ``EXACT_MAX_N`` non-zero
+    differences the p-value is exact: every sign pattern of the (mid-)ranks is enumerated, which
+    stays valid with ties, where the normal approximation is poor for so few pairs.
+    """
+    from scipy.stats import PermutationMethod, wilcoxon
 
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
@@ -55,5 +63,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], seed: int = 0) -> dict:
     elif not np.any(d != 0):
         p = 1.0
     else:
-        p = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+        small = np.count_nonzero(d) <= EXACT_MAX_N
+        p = float(wilcoxon(d, zero_method="wilcox", alternative="two-sided",
+                           method=PermutationMethod() if small else "auto").pvalue)
     return {"n": int(d.size), "mean_diff": mean, "ci_low": lo, "ci_high": hi, "p": p}

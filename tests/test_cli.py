@@ -41,6 +41,14 @@ def test_help_explains_flags_and_exit_codes():
         assert text in r.stdout
 
 
+def test_a_quiet_run_prints_nothing_on_stderr(tmp_path):
+    # third-party import-time deprecation warnings would bury the promised one-line errors
+    r = subprocess.run([sys.executable, "-m", "benchmark", *SMALL, "--out", str(tmp_path)],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--models", "nope"], "unknown model 'nope'"),
     (["--methods", "nope"], "unknown method 'nope'"),

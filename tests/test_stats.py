@@ -1,5 +1,8 @@
+import itertools
+
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 
 from benchmark.stats import bootstrap_ci, holm, paired_test
 
@@ -31,3 +34,24 @@ def test_paired_test_detects_a_shift_and_not_noise():
     assert shifted["p"] < 1e-6 and shifted["ci_low"] > 0.3
     same = paired_test(a, a)
     assert same["p"] == 1.0 and same["mean_diff"] == 0.0
+
+
+def _signflip_p(d):
+    """Two-sided exact Wilcoxon p by enumerating every sign pattern of the mid-ranks."""
+    d = np.asarray([v for v in d if v != 0])
+    r = rankdata(np.abs(d))
+    observed = abs(r[d > 0].sum() - r.sum() / 2)
+    stats = [abs(r[np.array(s, bool)].sum() - r.sum() / 2)
+             for s in itertools.product([0, 1], repeat=len(d))]
+    return np.mean(np.array(stats) >= observed - 1e-12)
+
+
+@pytest.mark.parametrize("d", [
+    [1, 1, -1, 0.5, 1, 1, 0.5],                # ties, few pairs: scipy would warn and approximate
+    [0.3, -0.1, 0.7, 0.2, 0.9, 0, 0.4, -0.2],  # a zero difference is dropped
+    [1.0] * 5 + [-1.0] * 2,
+])
+def test_paired_test_is_exact_on_small_samples_with_ties(d, recwarn):
+    got = paired_test(d, [0.0] * len(d))["p"]
+    assert got == pytest.approx(_signflip_p(d), abs=1e-12)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
