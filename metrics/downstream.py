@@ -83,6 +83,20 @@ class VQADropAUC(_PatchSubsetVQA):
     keep_top = False
 
 
+def pnp_draws(maps: torch.Tensor, num_patches: int, repeats: int, seed: int) -> torch.Tensor:
+    """(B, repeats, N) kept-patch masks: ``num_patches`` indices per draw, sampled without
+    replacement with probability ∝ the map's non-negative part, from a generator seeded with
+    ``seed``. A tiny floor keeps an all-zero map drawable (then uniform)."""
+    b = maps.shape[0]
+    probs = maps.reshape(b, -1).clamp(min=0).double() + 1e-12
+    g = torch.Generator().manual_seed(int(seed))
+    keep = torch.zeros(b, repeats, probs.shape[1], dtype=torch.bool)
+    for r in range(repeats):
+        idx = torch.multinomial(probs, num_patches, replacement=False, generator=g)
+        keep[:, r].scatter_(1, idx, True)
+    return keep
+
+
 @register("vqa_pnp_sample")
 class VQAPnPSample(ModelMetric):
     """PNP-VQA-style selection: ``num_patches`` patch indices drawn without replacement with
@@ -95,14 +109,8 @@ class VQAPnPSample(ModelMetric):
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  num_patches: int | None = None, repeats: int = 5, seed: int = 0,
                  **_) -> CurveScores:
-        b = maps.shape[0]
         n = model.grid[0] * model.grid[1]
         m = num_patches or max(1, round(PNP_FRACTION * n))
-        probs = maps.reshape(b, n).clamp(min=0).double() + 1e-12
-        g = torch.Generator().manual_seed(int(seed))
-        keep = torch.zeros(b, repeats, n, dtype=torch.bool)
-        for r in range(repeats):
-            idx = torch.multinomial(probs, m, replacement=False, generator=g)
-            keep[:, r].scatter_(1, idx, True)
+        keep = pnp_draws(maps, m, repeats, seed)
         preds = _answers_with_patches(model, images, questions, keep.to(images.device))
         return CurveScores(_scores(preds, records, repeats, scorer).mean(1))

@@ -149,3 +149,48 @@ def test_keep_grid_runs_from_the_pnp_budget_to_the_whole_image():
     assert KEEP_FRACTIONS[0] == pytest.approx(PNP_FRACTION, abs=1e-4) and KEEP_FRACTIONS[-1] == 1.0
     ratios = KEEP_FRACTIONS[1:] / KEEP_FRACTIONS[:-1]
     assert np.allclose(ratios, ratios[0], rtol=1e-2)  # equal ratios: every doubling weighs the same
+
+
+def test_pnp_draws_are_seeded_sized_and_proportional_to_the_map():
+    from metrics.downstream import pnp_draws
+
+    maps = torch.tensor([[[0.0, 1.0], [3.0, -2.0]]])  # negative relevance is never drawn
+    keep = pnp_draws(maps, 1, 4000, seed=0)
+    assert torch.equal(keep, pnp_draws(maps, 1, 4000, seed=0))
+    assert (keep.sum(-1) == 1).all()
+    freq = keep[0].double().mean(0)
+    assert freq[0] < 1e-3 and freq[3] < 1e-3
+    assert freq[2] / freq[1] == pytest.approx(3.0, rel=0.15)
+    flat = torch.ones(1, 4, 4)
+    draws = pnp_draws(flat, 5, 3, seed=1)
+    assert (draws.sum(-1) == 5).all() and not torch.equal(draws, pnp_draws(flat, 5, 3, seed=2))
+
+
+def test_pnp_sample_equals_mean_accuracy_over_gathered_draws(trained_tiny):
+    from benchmark.runner import _images
+    from datasets.loader_synthetic import SyntheticDataset
+    from metrics.downstream import pnp_draws
+
+    model = trained_tiny
+    data = SyntheticDataset("test")
+    recs = [data[i] for i in range(6)]
+    images, questions = _images(recs, model), [r.question for r in recs]
+    maps = torch.rand(len(recs), *model.grid, generator=torch.Generator().manual_seed(0))
+
+    def exact(pred, answers):
+        return float(pred == answers[0])
+
+    out = metrics.get("vqa_pnp_sample")(model, images, questions, maps, recs, scorer=exact,
+                                        num_patches=6, repeats=3, seed=4)
+    keep = pnp_draws(maps, 6, 3, seed=4)
+    with torch.no_grad():
+        tokens = model.visual_tokens(images)
+        for b, rec in enumerate(recs):
+            hits = []
+            for r in range(3):
+                idx = [1 + p for p in keep[b, r].nonzero().flatten().tolist()]
+                h = model.text_hidden(tokens[b:b + 1, idx], model.tokenize([rec.question]))[:, 0]
+                hits.append(exact(model.answers[int(model.model.vqa_head(h).argmax())],
+                                  rec.answers))
+            assert out.values[b] == pytest.approx(np.mean(hits))
+    assert 0 < out.values.mean() < 1  # the draws change answers: the comparison has teeth

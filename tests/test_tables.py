@@ -1,0 +1,60 @@
+"""summary.csv and comparisons.csv from hand-made result rows, against plain numpy/scipy."""
+import numpy as np
+import pytest
+
+from benchmark.outputs import comparisons, summarise
+from benchmark.stats import bootstrap_ci, holm, paired_test
+
+FAMILIES = ["count", "exist", "count", "spatial", "exist", "count"]
+
+
+def _rows(model, method, values, correct, ids=None):
+    ids = ids or [f"s{i}" for i in range(len(values))]
+    return [{"model": model, "method": method, "metric": "m", "region": "", "sample_id": s,
+             "question_type": FAMILIES[int(s[1:])], "correct": c,
+             "value": "" if v is None else v, "note": ""}
+            for s, v, c in zip(ids, values, correct)]
+
+
+def test_summary_splits_by_subset_and_family_and_counts_exclusions():
+    values = [0.1, 0.5, None, 0.9, 0.2, 0.4]
+    correct = [1, 0, 1, 1, 1, 0]
+    rows = {(r["subset"], r["question_type"]): r
+            for r in summarise(_rows("A", "x", values, correct), seed=0, higher_is_better={})}
+    assert set(rows) == {(s, f) for s in ("all", "correct")
+                         for f in ("all", "count", "exist", "spatial")}
+    everything = rows[("all", "all")]
+    assert (everything["n"], everything["n_excluded"]) == (5, 1)  # the empty value is counted
+    assert everything["mean"] == pytest.approx(np.mean([0.1, 0.5, 0.9, 0.2, 0.4]))
+    assert (everything["ci_low"], everything["ci_high"]) == \
+        bootstrap_ci([0.1, 0.5, 0.9, 0.2, 0.4], seed=0)[1:]
+    count = rows[("all", "count")]  # samples 0, 2 (excluded), 5
+    assert (count["n"], count["n_excluded"], count["mean"]) == (2, 1, pytest.approx(0.25))
+    right = rows[("correct", "all")]  # answered correctly: samples 0, 2 (excluded), 3, 4
+    assert (right["n"], right["n_excluded"]) == (3, 1)
+    assert right["mean"] == pytest.approx(np.mean([0.1, 0.9, 0.2]))
+
+
+def test_comparisons_pair_the_same_samples_and_holm_correct_each_family():
+    rng = np.random.default_rng(0)
+    base = rng.random(6)
+    rows = (_rows("A", "x", base.tolist(), [1] * 6)
+            + _rows("A", "y", (base + 0.3).tolist(), [1] * 6)
+            + _rows("A", "z", (base - rng.random(6)).tolist(), [1] * 6)
+            # model B has only four of the samples: the model pair uses those four
+            + _rows("B", "x", (base[[0, 2, 3, 5]] + 0.1).tolist(), [1] * 4,
+                    ids=["s0", "s2", "s3", "s5"]))
+    out = comparisons(rows, seed=0)
+    models = [r for r in out if r["kind"] == "model"]
+    assert [(r["fixed"], r["a"], r["b"], r["n"]) for r in models] == [("x", "A", "B", 4)]
+    assert models[0]["mean_diff"] == pytest.approx(-0.1)
+    methods = [r for r in out if r["kind"] == "method"]
+    assert [(r["fixed"], r["a"], r["b"]) for r in methods] == \
+        [("A", "x", "y"), ("A", "x", "z"), ("A", "y", "z")]  # B has one method: no pair
+    vals = {m: np.array([r["value"] for r in rows if r["model"] == "A" and r["method"] == m])
+            for m in "xyz"}
+    for r in methods:
+        ref = paired_test(vals[r["a"]], vals[r["b"]], seed=0)
+        assert r["mean_diff"] == pytest.approx(np.mean(vals[r["a"]] - vals[r["b"]]))
+        assert r["p"] == ref["p"]
+    assert [r["p_holm"] for r in methods] == pytest.approx(holm([r["p"] for r in methods]))
