@@ -104,6 +104,13 @@ def test_insertion_start_is_configurable():
     assert np.allclose(out.curves[0], [0, 0.25, 0.5, 0.75, 1])  # zeros in, patches back one by one
 
 
+def _gathered_answer(model, tokens, patches, question):
+    """The answer read from only ``patches`` of one image's visual tokens (no image CLS)."""
+    with torch.no_grad():
+        h = model.text_hidden(tokens[None, [1 + p for p in patches]], model.tokenize([question]))
+        return model.answers[int(model.model.vqa_head(h[:, 0]).argmax())]
+
+
 def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tiny):
     """vqa_keep / vqa_drop mask the answerer's cross-attention; the reference gathers the kept
     patch tokens (as PNP-VQA's captioner reads only the sampled patches, no image CLS) and answers
@@ -134,10 +141,8 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
             for f in metric.fractions:
                 c = max(1, round(f * n)) if keep_top else round(f * n)
                 kept = order[:c] if keep_top else order[c:]
-                with torch.no_grad():
-                    h = model.text_hidden(tokens[b:b + 1, [1 + p for p in sorted(kept)]],
-                                          model.tokenize([rec.question]))[:, 0]
-                ref.append(exact(model.answers[int(model.model.vqa_head(h).argmax())], rec.answers))
+                ref.append(exact(_gathered_answer(model, tokens[b], sorted(kept), rec.question),
+                                 rec.answers))
             np.testing.assert_array_equal(out.curves[b], ref)
             assert out.values[b] == pytest.approx(metrics.auc(ref))
         assert 0 < out.curves.mean() < 1  # the views change answers: the comparison has teeth
@@ -185,12 +190,8 @@ def test_pnp_sample_equals_mean_accuracy_over_gathered_draws(trained_tiny):
     keep = pnp_draws(maps, 6, 3, seed=4)
     with torch.no_grad():
         tokens = model.visual_tokens(images)
-        for b, rec in enumerate(recs):
-            hits = []
-            for r in range(3):
-                idx = [1 + p for p in keep[b, r].nonzero().flatten().tolist()]
-                h = model.text_hidden(tokens[b:b + 1, idx], model.tokenize([rec.question]))[:, 0]
-                hits.append(exact(model.answers[int(model.model.vqa_head(h).argmax())],
-                                  rec.answers))
-            assert out.values[b] == pytest.approx(np.mean(hits))
+    for b, rec in enumerate(recs):
+        hits = [exact(_gathered_answer(model, tokens[b], keep[b, r].nonzero().flatten().tolist(),
+                                       rec.question), rec.answers) for r in range(3)]
+        assert out.values[b] == pytest.approx(np.mean(hits))
     assert 0 < out.values.mean() < 1  # the draws change answers: the comparison has teeth
