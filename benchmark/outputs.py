@@ -120,6 +120,33 @@ def comparisons(rows: List[dict], seed: int) -> List[dict]:
             for row, p in zip(family, holm([r["p"] for r in family])):
                 row["p_holm"] = p
             out += family
+    return out + region_comparisons(by_key, seed)
+
+
+#: the grounding test: the question's region against the size-matched control, same samples
+REGION_PAIR = ("target", "control")
+
+
+def region_comparisons(by_key: Dict[tuple, Dict[str, float]], seed: int) -> List[dict]:
+    """Paired target − control tests per (model, method) and localisation metric, on the samples
+    that have both regions; Holm-corrected within each metric (kind ``region``, ``fixed`` =
+    ``model/method``)."""
+    out = []
+    for metric in sorted({k[2] for k in by_key if k[3] == REGION_PAIR[0]}):
+        family = []
+        for model, method in sorted({(k[0], k[1]) for k in by_key if k[2] == metric}):
+            va = by_key.get((model, method, metric, REGION_PAIR[0]))
+            vb = by_key.get((model, method, metric, REGION_PAIR[1]))
+            if va is None or vb is None:
+                continue
+            ids = sorted(set(va) & set(vb))
+            test = paired_test([va[s] for s in ids], [vb[s] for s in ids], seed=seed)
+            family.append({"kind": "region", "metric": metric, "region": "target-control",
+                           "fixed": f"{model}/{method}", "a": REGION_PAIR[0],
+                           "b": REGION_PAIR[1], **test})
+        for row, p in zip(family, holm([r["p"] for r in family])):
+            row["p_holm"] = p
+        out += family
     return out
 
 
@@ -161,6 +188,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "itm_by_family": info.get("itm_by_family"),
                           "vqa_by_family": info.get("vqa_by_family"),
                           "checkpoint_sha256": info.get("sha256"),
+                          "counterfactual": info.get("counterfactual"),
                           "config": info.get("config")}
                    for name, info in result.model_info.items()},
         "skipped_models": result.skipped,

@@ -10,6 +10,7 @@ non-finite map, or a sample without a region keeps its rows, with an empty value
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import sys
 import time
@@ -28,13 +29,17 @@ from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import normalise
 from benchmark.outputs import write_atomic
+from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
 from methods.base import NotApplicable
 from metrics._common import default_tolerance
+from metrics._ties import max_tied, tie_fraction
 from metrics.vqa import exact_match, vqa_accuracy
 
-REGIONS = ("target", "evidence", "distractor")
+REGIONS = ("target", "evidence", "distractor", "control")
 SANITY = "sanity_mprt"
+#: per-sample diagnostics of every map (mean per model × method in summary.csv)
+MAP_DIAGNOSTICS = {"tie_fraction": tie_fraction, "max_tied": max_tied}
 
 
 @dataclass
@@ -94,15 +99,20 @@ def _batches(n: int, size: int) -> List[List[int]]:
     return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
 
 
-def _images(recs, model: ITMAdapter) -> torch.Tensor:
-    """Records' images resized (bilinear) to the model's input side and normalised, on its device."""
+def _preprocess(arrays: Sequence[np.ndarray], model: ITMAdapter) -> torch.Tensor:
+    """(H, W, 3) uint8 images resized (bilinear) to the model's input side and normalised, on
+    its device."""
     from PIL import Image
 
     side = model.image_size
-    arrays = [r.image if r.image.shape[:2] == (side, side) else
-              np.asarray(Image.fromarray(r.image).resize((side, side), Image.BILINEAR))
-              for r in recs]
+    arrays = [a if a.shape[:2] == (side, side) else
+              np.asarray(Image.fromarray(a).resize((side, side), Image.BILINEAR)) for a in arrays]
     return normalise(torch.from_numpy(np.stack(arrays))).to(model.device)
+
+
+def _images(recs, model: ITMAdapter) -> torch.Tensor:
+    """Records' images prepared for the model (:func:`_preprocess`)."""
+    return _preprocess([r.image for r in recs], model)
 
 
 def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[torch.Tensor]:
@@ -146,45 +156,84 @@ class UnitCache:
         write_atomic(p, json.dumps(value, allow_nan=True))
 
 
+def _takes_tolerance(fn) -> bool:
+    try:
+        return "tolerance" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
                        tolerance: float, reason: Optional[str]) -> List[dict]:
     rows = []
     finite = heat is not None and bool(np.isfinite(heat).all())
     for metric in names:
         fn = metrics.get(metric)
+        kwargs = {"tolerance": tolerance} if _takes_tolerance(fn) else {}
         for region in REGIONS:
             mask = {"target": rec.target_mask, "evidence": rec.evidence,
-                    "distractor": rec.distractor_mask}[region]
+                    "distractor": rec.distractor_mask, "control": rec.control}[region]
             row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
             if heat is None:
                 row["note"] = f"not applicable: {reason}"
             elif not mask.any():
                 row["note"] = f"no {region} region"
             else:
-                value = fn(heat, mask, tolerance=tolerance) if metric == "pointing_game" \
-                    else fn(heat, mask)
+                value = fn(heat, mask, **kwargs)
                 row["value"] = None if not np.isfinite(value) else float(value)
                 if not finite:
-                    row["note"] = "non-finite map (counted as a miss)" if metric == "pointing_game" \
-                        else "non-finite map"
+                    row["note"] = "non-finite map (counted as a miss)" \
+                        if metric.startswith("pointing_game") else "non-finite map"
                 elif row["value"] is None:
                     row["note"] = "undefined (no positive relevance)"
             rows.append(row)
+    if finite:
+        rows += [{**base, "metric": name, "region": "", "value": fn(heat), "note": ""}
+                 for name, fn in MAP_DIAGNOSTICS.items()]
     return rows
+
+
+def _counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
+    """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
+    rows = []
+    for metric in names:
+        row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
+        if why is not None or heat is None:
+            row["note"] = f"not applicable: {why or 'no map'}"
+        elif effect is None:
+            row["note"] = "not applicable: the dataset cannot re-render this scene"
+        else:
+            value = metrics.get(metric)(heat, object_masks(rec), effect["delta"],
+                                        tolerance=tolerance)
+            row["value"] = None if not np.isfinite(value) else float(value)
+            if row["value"] is None:
+                row["note"] = "undefined (fewer than 3 objects, equal effects or non-finite map)"
+        rows.append(row)
+    return rows
+
+
+def _untrained_or_headless(model: ITMAdapter, fn) -> Optional[str]:
+    """Why a model-based metric cannot run on ``model``, or None."""
+    if model.info.get("untrained"):
+        return "untrained control model (localisation metrics only)"
+    if getattr(fn, "needs_answers", False) and not model.answers:
+        return "the model has no VQA answer head"
+    return None
 
 
 def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAdapter,
                        images, recs, maps: Optional[torch.Tensor], finite: List[bool],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
     rows = []
-    ok = [i for i, f in enumerate(finite) if f]
     for metric in names:
         fn = metrics.get(metric)
-        scores, why = None, reason
-        if model.info.get("untrained"):
-            why = "untrained control model (localisation metrics only)"
-        elif getattr(fn, "needs_answers", False) and not model.answers:
-            why = "the model has no VQA answer head"
+        scores, why = None, reason or _untrained_or_headless(model, fn)
+        # a curve of the match probability carries no signal when the question does not match
+        # the image (e.g. an exist question answered "no"): those samples keep a noted row
+        unmatched = {i for i, r in enumerate(recs)
+                     if getattr(fn, "needs_match", False) and r.extra.get("itm_label", 1) == 0}
+        ok = [i for i, f in enumerate(finite) if f and i not in unmatched]
         runnable = maps is not None and why is None
         if runnable and ok:
             sel = torch.tensor(ok)
@@ -199,8 +248,10 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
             if not runnable:
                 row["note"] = f"not applicable: {why}"
+            elif i in unmatched:
+                row["note"] = "excluded: the question does not match the image (ITM label 0)"
             elif i not in pos:
-                row["note"] = "non-finite map"
+                row["note"] = "non-finite or unconverged map"
             else:
                 k = pos[i]
                 row["value"] = float(scores.values[k])
@@ -212,14 +263,21 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
 
 
 def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunConfig,
-          correct: Dict[str, float], scorer: Callable, tolerance: float) -> dict:
-    """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples."""
+          correct: Dict[str, float], scorer: Callable, tolerance: float,
+          effects: Dict[str, Optional[dict]]) -> dict:
+    """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
+
+    A method may return per-sample diagnostics in ``last_extras`` (each becomes a metric row);
+    a boolean ``converged`` entry marks maps whose estimator did not converge: they keep their
+    rows, with a note and no value, and are left out of every mean.
+    """
     method = methods.get(method_name)
     reason = method.applicable(model)
     images = _images(recs, model)
-    loc = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "localisation") == "localisation"
-           and m != SANITY]
-    mod = [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "model"]
+    kinds = {m: getattr(metrics.get(m), "kind", "localisation") for m in cfg.metrics}
+    loc = [m for m, k in kinds.items() if k == "localisation" and m != SANITY]
+    mod = [m for m, k in kinds.items() if k == "model"]
+    cf = [m for m, k in kinds.items() if k == "counterfactual"]
     maps = None
     extras: Dict[str, torch.Tensor] = {}
     with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
@@ -227,20 +285,28 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
             try:
                 maps = method(model, images, [r.question for r in recs],
                               seed=cfg.seed * 100003 + b,
-                              masks=[r.target_mask for r in recs])
+                              masks=[r.target_mask for r in recs],
+                              counterfactuals=_counterfactual_inputs(recs, effects))
                 extras = dict(getattr(method, "last_extras", {}) or {})
             except NotApplicable as e:
                 reason = str(e)
+        converged = extras.pop("converged", None)
+        unconverged = {i: "did not converge (see its diagnostics rows)"
+                       for i in range(len(recs)) if converged is not None and not bool(converged[i])}
         maps_np = None if maps is None else maps.numpy()
-        finite = [maps_np is not None and bool(np.isfinite(m).all()) for m in
-                  (maps_np if maps_np is not None else [None] * len(recs))]
+        finite = [maps_np is not None and i not in unconverged and bool(np.isfinite(maps_np[i]).all())
+                  for i in range(len(recs))]
         base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
                       "question_type": r.family, "correct": correct.get(r.sample_id)}
                      for r in recs]
         rows = []
+        cf_why = reason or (_untrained_or_headless(model, None) if cf else None)
         for i, r in enumerate(recs):
-            heat = None if maps_np is None else maps_np[i]
-            rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, reason)
+            heat = None if maps_np is None or i in unconverged else maps_np[i]
+            why = unconverged.get(i, reason)
+            rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
+            rows += _counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
+                                         tolerance, unconverged.get(i, cf_why))
         rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, finite, reason,
                                    scorer, cfg)
     for key, values in extras.items():
@@ -248,8 +314,25 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
                   "note": ""} for i in range(len(recs))]
     gallery = {r.sample_id: maps_np[i].tolist() for i, r in enumerate(recs)
                if maps_np is not None and r.sample_id in _gallery_ids(records, cfg)}
-    return {"rows": rows, "gallery": gallery, "nonfinite": int(len(recs) - sum(finite))
-            if maps is not None else 0}
+    nonfinite = sum(1 for i in range(len(recs)) if maps_np is not None and i not in unconverged
+                    and not finite[i])
+    return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite}
+
+
+def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional[list]:
+    """Per record (object masks, Δ per object) for methods that read them, or None."""
+    if not effects:
+        return None
+    return [None if effects.get(r.sample_id) is None else (object_masks(r),
+                                                            effects[r.sample_id]["delta"])
+            for r in recs]
+
+
+def _effects(model: ITMAdapter, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
+    """The model's Δ per object for a batch (:mod:`benchmark.counterfactual`)."""
+    own = lambda rs: _segmentation(model, rs, records, cfg.segmentation)  # noqa: E731
+    return object_effects(model, recs, lambda arrays: _preprocess(arrays, model),
+                          semantic_stream(model, cfg.segmentation, own))
 
 
 def _gallery_ids(records, cfg: RunConfig) -> set:
@@ -294,7 +377,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.timings["load_data_s"] = time.time() - t0
     result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)
                                for m in cfg.metrics}
-    result.higher_is_better["completeness_delta"] = False  # IG's |Σ attributions − Δf|
+    result.higher_is_better.update(completeness_delta=False, completeness_rel_delta=False,
+                                   tie_fraction=False, max_tied=False)
     cache = UnitCache(out, cfg.digest())
     batches = _batches(n, cfg.batch_size)
 
@@ -315,6 +399,15 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         correct = {r.sample_id: scorer(predictions[r.sample_id], r.answers) if predictions[r.sample_id]
                    else None for r in records}
         gallery_maps: Dict[str, Dict[str, list]] = {}
+        effects: Dict[str, Optional[dict]] = {}
+        if _wants_effects(cfg, model, records):
+            for b, idx in enumerate(batches):
+                part = cache.get(model_name, "effects", f"batch-{b:05d}")
+                if part is None:
+                    part = _effects(model, [records[i] for i in idx], records, cfg)
+                    cache.put(part, model_name, "effects", f"batch-{b:05d}")
+                effects.update(part)
+            result.model_info[model_name]["counterfactual"] = _effect_summary(effects)
         for method_name in cfg.methods:
             t_method = time.time()
             bar = tqdm(total=n, disable=not progress, unit="q", leave=False, file=sys.stderr,
@@ -324,7 +417,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 unit = cache.get(model_name, method_name, f"batch-{b:05d}")
                 if unit is None:
                     unit = _unit(model, method_name, [records[i] for i in idx], records, b, cfg,
-                                 correct, scorer, tolerance)
+                                 correct, scorer, tolerance, effects)
                     cache.put(unit, model_name, method_name, f"batch-{b:05d}")
                 result.rows += unit["rows"]
                 nonfinite += unit["nonfinite"]
@@ -351,6 +444,24 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     return result
 
 
+def _wants_effects(cfg: RunConfig, model: ITMAdapter, records) -> bool:
+    """Whether the run needs the model's Δ per object (a counterfactual metric or method asked
+    for, a trained model, re-renderable data)."""
+    asked = any(getattr(metrics.get(m), "kind", "") == "counterfactual" for m in cfg.metrics) \
+        or "counterfactual_oracle" in cfg.methods
+    return asked and not model.info.get("untrained") and any(can_rerender(r) for r in records)
+
+
+def _effect_summary(effects: Dict[str, Optional[dict]]) -> dict:
+    """Manifest entry: how strongly single objects move the model (mean |Δ| on the logit, share
+    of removals that change the predicted answer)."""
+    deltas = [abs(d) for e in effects.values() if e for d in e["delta"]]
+    changed = [c for e in effects.values() if e for c in e["answer_changed"]]
+    return {"n_samples": sum(1 for e in effects.values() if e), "n_objects": len(deltas),
+            "mean_abs_delta_logit": float(np.mean(deltas)) if deltas else None,
+            "answer_changed_share": float(np.mean(changed)) if changed else None}
+
+
 def _model_options(name: str, cfg: RunConfig) -> dict:
     """Loader options from the run config: fusion settings for the embedded fused model."""
     from benchmark.models.embedded import EMBEDDED
@@ -367,12 +478,12 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
     recs = records[:cfg.sanity_samples]
     out = []
     for method_name in cfg.methods:
-        if methods.get(method_name).applicable(model) or method_name == "oracle":
+        method = methods.get(method_name)
+        if method.applicable(model) or getattr(method, "needs_ground_truth", False):
             continue
         stages = cache.get(model.name, method_name, "sanity")
         if stages is None:
             images, questions = _images(recs, model), [r.question for r in recs]
-            method = methods.get(method_name)
             with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
                 stages = mprt(model, method_name, images, questions, seed=cfg.seed)
                 # the same model, another seed: ~0 for a random map, 1 for a deterministic method

@@ -15,7 +15,9 @@ class Record:
     ``target_mask`` is the ground-truth region (empty when undeterminable: the sample is then
     excluded from localisation metrics); ``evidence_mask`` every object the answer depends on
     (e.g. both objects of "is the red circle left of the blue square?"); ``distractor_mask`` is a same-image object the question is
-    not about (grounding control; may be empty); ``semantic_map`` feeds fused models.
+    not about (grounding control; may be empty); ``control_mask`` as many non-target objects as
+    the target has, of matched sizes (the size-matched control); ``semantic_map`` feeds fused
+    models.
     """
 
     sample_id: str
@@ -28,6 +30,13 @@ class Record:
     semantic_map: Optional[np.ndarray] = None
     evidence_mask: Optional[np.ndarray] = None  # every object the answer depends on (≥ target)
     extra: dict = field(default_factory=dict)
+    #: size-matched grounding control (:mod:`datasets.control`); empty when there is none
+    control_mask: Optional[np.ndarray] = None
+
+    @property
+    def control(self) -> np.ndarray:
+        """The size-matched control region, or an empty mask where a dataset gives none."""
+        return np.zeros_like(self.target_mask) if self.control_mask is None else self.control_mask
 
     @property
     def evidence(self) -> np.ndarray:

@@ -7,6 +7,7 @@ from datasets import register
 from datasets import synthetic as syn
 from benchmark.errors import InputError
 from datasets.base import Dataset, Record
+from datasets.control import ids_in, instance_objects, matched_control
 
 
 @register("synthetic")
@@ -35,10 +36,16 @@ class SyntheticDataset(Dataset):
         if not 0 <= i < self.size:
             raise IndexError(i)
         s = syn.generate(self.seed, self.split, i, image_size=self.image_size)
+        control, _ = matched_control(instance_objects(s.instance_map),
+                                     ids_in(s.instance_map, s.target_mask),
+                                     ids_in(s.instance_map, s.evidence_mask), self.seed,
+                                     s.sample_id)
         return Record(s.sample_id, s.image, s.question, s.answers, s.family, s.target_mask,
                       s.distractor_mask, s.semantic_map, s.evidence_mask,
-                      extra={"instance_map": s.instance_map,
-                             "objects": s.objects, "program": s.program})
+                      extra={"instance_map": s.instance_map, "objects": s.objects,
+                             "program": s.program, "itm_label": s.itm_label,
+                             "without": s.without},
+                      control_mask=control)
 
     def describe(self) -> dict:
         return {"name": self.name, "split": self.split, "seed": self.seed, "n": len(self),

@@ -38,6 +38,7 @@ import numpy as np
 from benchmark.errors import InputError
 from datasets import register
 from datasets.base import Dataset, Record
+from datasets.control import matched_control
 from datasets.synthetic import SEMANTIC_CLASSES
 
 #: Extra words that name a category (besides the name itself and its "s"/"es" plural).
@@ -299,6 +300,8 @@ class VQAv2Dataset(Dataset):
             pick = (same or others or [None])[0]
             if pick is not None:
                 distractor, distractor_id = masks[pick["id"]], pick["id"]
+        control, control_ids = matched_control(masks, sorted(target_ids), (), self.seed,
+                                               str(q["question_id"]))
         semantic = None
         if self._semantic:
             semantic = np.zeros((h, w), np.uint8)
@@ -309,10 +312,12 @@ class VQAv2Dataset(Dataset):
             sample_id=str(q["question_id"]), image=image, question=str(q["question"]),
             answers=[str(a["answer"]) for a in ann["answers"]], family=str(ann["question_type"]),
             target_mask=target, distractor_mask=distractor, semantic_map=semantic,
+            control_mask=control,
             extra={"image_id": q["image_id"], "question_id": q["question_id"],
                    "answer_type": ann.get("answer_type", ""), "target_source": source,
                    "target_annotation_ids": sorted(target_ids),
-                   "distractor_annotation_id": distractor_id})
+                   "distractor_annotation_id": distractor_id,
+                   "control_annotation_ids": sorted(control_ids)})
 
     def describe(self) -> dict:
         return {"name": self.name, "split": self.split, "data_root": str(self.data_root),

@@ -17,6 +17,9 @@ object, for the grounding control).
 Version history: 1.1 — targets of ``compare`` and ``relation_check`` are both objects (1.0: the
 first one only); images, questions and answers unchanged.
 
+``Sample.without(k)`` re-renders the scene without object k (background, clutter and every
+other object unchanged), the counterfactual behind the ``object_faithfulness`` metrics.
+
 ``semantic_map`` holds shape classes only (colour is left out on purpose: the fused model's
 segmentation stream then carries shape but not colour).
 
@@ -82,6 +85,18 @@ class Sample:
     semantic_map: np.ndarray  # (H, W) uint8, indices into SEMANTIC_CLASSES
     objects: List[SceneObject]
     program: Dict[str, object] = field(default_factory=dict)
+    background: Optional[np.ndarray] = None  # (H, W, 3) uint8: the scene before any object
+    background_semantic: Optional[np.ndarray] = None  # its semantic map (background, clutter)
+
+    def without(self, k: int) -> Tuple[np.ndarray, np.ndarray]:
+        """(image, semantic map) of the same scene re-rendered without object ``k`` (1-based, as
+        in ``instance_map``): its pixels show the background and clutter that were drawn under
+        it; every other pixel is unchanged (objects never overlap), so the change is exact."""
+        gone = self.instance_map == k
+        image, sem = self.image.copy(), self.semantic_map.copy()
+        image[gone] = self.background[gone]
+        sem[gone] = self.background_semantic[gone]
+        return image, sem
 
     @property
     def answers(self) -> List[str]:
@@ -156,6 +171,7 @@ def _render(rng: np.random.Generator, size: int, objs: Sequence[SceneObject]):
     sem = np.zeros((size, size), np.uint8)
     inst = np.zeros((size, size), np.int16)
     _add_clutter(rng, img, sem)
+    background, background_sem = np.clip(img, 0, 255).astype(np.uint8), sem.copy()
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     for k, o in enumerate(objs, start=1):
         m = _shape_mask(o, yy, xx)
@@ -164,7 +180,7 @@ def _render(rng: np.random.Generator, size: int, objs: Sequence[SceneObject]):
         img[m] = colour * shade[m][:, None]
         sem[m] = SEMANTIC_CLASSES.index(o.shape)
         inst[m] = k
-    return np.clip(img, 0, 255).astype(np.uint8), inst, sem
+    return np.clip(img, 0, 255).astype(np.uint8), inst, sem, background, background_sem
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +397,7 @@ def generate(seed: int, split: str, index: int, image_size: int = 96,
         break
     else:  # pragma: no cover - the builders succeed within a few tries
         raise RuntimeError(f"could not generate a {family} question for {split}/{index}")
-    img, inst, sem = _render(rng, image_size, objs)
+    img, inst, sem, background, background_sem = _render(rng, image_size, objs)
     label = int(_referents_exist(objs, program))
     return Sample(
         sample_id=f"{split}-{index:06d}", image=img, question=question, answer=answer,
@@ -390,4 +406,5 @@ def generate(seed: int, split: str, index: int, image_size: int = 96,
         distractor_mask=_mask_of(inst, objs, [distractor]) if distractor else np.zeros_like(inst, bool),
         instance_map=inst, semantic_map=sem, objects=list(objs),
         program={**program, "family": family, "answer": answer},
+        background=background, background_semantic=background_sem,
     )

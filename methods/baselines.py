@@ -43,6 +43,8 @@ class OracleMask(Attribution):
     upper bracket for the downstream metrics. Needs ``masks`` (one (H, W) bool array per image,
     any size), which the runner passes; not applicable without ground truth."""
 
+    needs_ground_truth = True  # reads the answer key: no sanity check, not a method to rank
+
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
                   masks=None, **_: object) -> torch.Tensor:
         if masks is None:

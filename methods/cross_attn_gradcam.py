@@ -25,7 +25,9 @@ class CrossAttentionGradCAM(Attribution):
     (image CLS column dropped, padded positions zeroed), and the returned map is the mean of
     :math:`M_t` over the real question tokens — every token except ``[ENC]`` and the final
     ``[SEP]``: LAVIS's second output row, the one PNP-VQA samples patches from. Unlike LAVIS it
-    works for any patch grid and head count, and it leaves the model as it found it.
+    works for any patch grid and head count, and it leaves the model as it found it. As
+    PNP-VQA's ``forward_itm``, the questions' "?" is stripped before tokenising, so it is not
+    one of the averaged tokens.
 
     Keyword args:
         block: cross-attention layer (default: the model's ``default_block``; PNP-VQA uses 7 on
@@ -37,7 +39,7 @@ class CrossAttentionGradCAM(Attribution):
                   block: Optional[int] = None, target: str = "itm", **_: object) -> torch.Tensor:
         block = model.default_block if block is None else block
         layer = model.cross_attention(block)
-        text = model.tokenize(questions)
+        text = model.tokenize([q.strip("?") for q in questions])  # as PNP-VQA's forward_itm
         with capture(lavis_attentions={"cross": layer}) as rec:
             score = target_score(model, model.visual_tokens(images), text, target)
             (grad,) = grads(score, [rec.attentions["cross"]])

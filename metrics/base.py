@@ -35,12 +35,6 @@ class ModelMetric:
         raise NotImplementedError
 
 
-def patch_order(maps: torch.Tensor) -> torch.Tensor:
-    """(B, N) patch indices, most relevant first; a stable sort, so ties keep index order."""
-    flat = maps.reshape(maps.shape[0], -1)
-    return torch.sort(flat, dim=1, descending=True, stable=True).indices
-
-
 def chunked(fn, n: int, chunk: int):
     """Concatenate ``fn(start, stop)`` over ``range(0, n, chunk)`` (bounded memory batches)."""
     return torch.cat([fn(s, min(n, s + chunk)) for s in range(0, n, chunk)])

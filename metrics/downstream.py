@@ -8,7 +8,8 @@ import torch
 
 from benchmark.models.adapter import ITMAdapter
 from metrics import register
-from metrics.base import CurveScores, ModelMetric, patch_order
+from metrics._ties import patch_order, ranks, record_ids, tie_break
+from metrics.base import CurveScores, ModelMetric
 from metrics.curves import auc
 
 #: PNP-VQA captions K = 20 of 576 patches (3.5%); the keep grid runs from that budget to the whole
@@ -50,11 +51,9 @@ class _PatchSubsetVQA(ModelMetric):
     keep_top = True
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 **_) -> CurveScores:
+                 seed: int = 0, **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
-        order = patch_order(maps)
-        rank = torch.empty_like(order)
-        rank.scatter_(1, order, torch.arange(n).expand_as(order))
+        rank = ranks(patch_order(maps, tie_break(record_ids(records, len(maps)), n, seed)))
         counts = torch.tensor([max(1, int(round(f * n))) if self.keep_top else int(round(f * n))
                                for f in self.fractions])
         top = rank[:, None, :] < counts[None, :, None]  # (B, K, N)
@@ -69,7 +68,8 @@ class VQAKeepAUC(_PatchSubsetVQA):
     """Accuracy when only the top-k fraction of patches (most relevant first, at least one) is
     read, for ten k in geometric steps from PNP-VQA's 20/576 to 1.0 (:data:`KEEP_FRACTIONS`);
     normalised AUC over the grid's points, i.e. over log k. Higher is better (Chefer et al.'s
-    negative perturbation, seen from the kept side). Ties keep index order; a non-finite map
+    negative perturbation, seen from the kept side). Ties follow the sample's seeded
+    permutation (:mod:`metrics._ties`); a non-finite map
     is not scored (counted by the runner)."""
 
 

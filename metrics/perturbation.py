@@ -9,7 +9,8 @@ import torchvision.transforms.functional as TF
 
 from benchmark.models.adapter import ITMAdapter, TextBatch
 from metrics import register
-from metrics.base import CurveScores, ModelMetric, chunked, patch_order
+from metrics._ties import patch_order, ranks, record_ids, tie_break
+from metrics.base import CurveScores, ModelMetric, chunked
 from metrics.curves import auc
 
 RISE_SIGMA_AT_224 = 5.0
@@ -40,14 +41,11 @@ def step_counts(n_patches: int, steps: int) -> torch.Tensor:
     return torch.round(torch.arange(s + 1, dtype=torch.float64) * n_patches / s).long()
 
 
-def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw) -> torch.Tensor:
-    """(B, S+1, H, W) bool: pixels of the top-``counts[k]`` patches at point k."""
+def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw,
+              perm: torch.Tensor) -> torch.Tensor:
+    """(B, S+1, H, W) bool: pixels of the top-``counts[k]`` patches at point k (ties: ``perm``)."""
     b = maps.shape[0]
-    order = patch_order(maps)
-    n = order.shape[1]
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(n).expand(b, n))
-    sel = rank[:, None, :] < counts[None, :, None]  # (B, S+1, N)
+    sel = ranks(patch_order(maps, perm))[:, None, :] < counts[None, :, None]  # (B, S+1, N)
     gh, gw = grid
     ph, pw = image_hw[0] // gh, image_hw[1] // gw
     sel = sel.reshape(b, -1, gh, gw)
@@ -78,14 +76,18 @@ def match_curve(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str
 
 class _RiseMetric(ModelMetric):
     insertion = False
+    #: the curve tracks the match probability: a question that does not match its image (ITM
+    #: label 0) has none to lose or gain, so the runner excludes it with a note
+    needs_match = True
 
     def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
                  substrate_kind: str = "zero", start_kind: str = "blur", chunk: int = 256,
-                 **_) -> CurveScores:
+                 seed: int = 0, **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         counts = step_counts(n, steps)
+        perm = tie_break(record_ids(records, len(maps)), n, seed)
         affected = _affected(maps.to(images.device), counts.to(images.device), model.grid,
-                             images.shape[-2:])[:, :, None]  # (B, S+1, 1, H, W)
+                             images.shape[-2:], perm.to(images.device))[:, :, None]
         x = images[:, None]
         if self.insertion:
             perturbed = torch.where(affected, x, substrate(images, start_kind)[:, None])
@@ -98,8 +100,9 @@ class _RiseMetric(ModelMetric):
 
 @register("deletion_auc")
 class DeletionAUC(_RiseMetric):
-    """Deletion: remove patches most relevant first (replaced by the substrate, default zeros in
-    normalised space); the curve is the match probability at ``S + 1`` points (both ends
+    """Deletion: remove patches most relevant first (equal values in the sample's seeded
+    permutation, :mod:`metrics._ties`), replaced by the substrate (default zeros in normalised
+    space); the curve is the match probability at ``S + 1`` points (both ends
     included; each step removes round(N/S) patches, ≥ 1); AUC = normalised trapezoid. Lower is
     better: a faithful map destroys the match fastest."""
 

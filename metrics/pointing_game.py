@@ -4,9 +4,31 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 
 from metrics import register
 from metrics._common import default_tolerance, to_image_size
+
+
+def reach(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    """(H, W) bool: pixels strictly closer than ``tolerance`` to a mask pixel (Euclidean distance
+    between pixel indices); with ``tolerance`` ≤ 0, the mask itself."""
+    if tolerance <= 0:
+        return mask
+    return distance_transform_edt(~mask) < tolerance
+
+
+def _hit_and_chance(heatmap, mask, tolerance: Optional[float]):
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return float("nan"), float("nan")
+    tol = default_tolerance(min(mask.shape)) if tolerance is None else float(tolerance)
+    near = reach(mask, tol)
+    heat = to_image_size(heatmap, mask.shape)
+    if not np.isfinite(heat).all():
+        return 0.0, float(near.mean())
+    py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    return float(near[py, px]), float(near.mean())
 
 
 @register("pointing_game")
@@ -15,19 +37,22 @@ def pointing_game(heatmap, mask, tolerance: Optional[float] = None) -> float:
 
     TorchRay's rule: the map is upsampled bilinearly to the mask's size; the point is the *first*
     maximal pixel in row-major order; it is a hit when some ground-truth pixel lies *strictly*
-    closer than ``tolerance`` pixels (Euclidean distance between pixel indices).
+    closer than ``tolerance`` pixels (Euclidean distance between pixel indices). ``tolerance``
+    0 means the point must lie in the mask. How often the maximum is tied (and raster order
+    decided) is reported beside it by the runner (``max_tied``).
 
     Edge cases: an empty mask → NaN (the sample is excluded); a map with any non-finite value →
     0.0, a miss (callers count these: see ``benchmark.runner``). ``tolerance`` defaults to
     TorchRay's 15 px scaled from a 224 px side to the mask's shorter side (6.43 px at 96 px).
     """
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return float("nan")
-    heat = to_image_size(heatmap, mask.shape)
-    if not np.isfinite(heat).all():
-        return 0.0
-    tol = default_tolerance(min(mask.shape)) if tolerance is None else float(tolerance)
-    py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    ys, xs = np.nonzero(mask)
-    return float(np.any((ys - py) ** 2 + (xs - px) ** 2 < tol * tol))
+    return _hit_and_chance(heatmap, mask, tolerance)[0]
+
+
+@register("pointing_game_above_chance")
+def pointing_game_above_chance(heatmap, mask, tolerance: Optional[float] = None) -> float:
+    """The pointing game's hit minus the hit probability of a uniformly random point for this
+    mask (the share of pixels within ``tolerance`` of it): 0 in expectation for a map that
+    ignores the image, whatever the region's size, so regions of different sizes compare.
+    In [−1, 1]; edge cases as :func:`pointing_game`."""
+    hit, chance = _hit_and_chance(heatmap, mask, tolerance)
+    return hit - chance

@@ -26,15 +26,23 @@ def relevance_mass(heatmap, mask) -> float:
 
 @register("relevance_rank")
 def relevance_rank(heatmap, mask) -> float:
-    """|top-K pixels ∩ mask| / K with K = the mask's size.
+    """|top-K pixels ∩ mask| / K with K = the mask's size, ties credited by their expectation.
 
-    Pixels are ranked by the upsampled map, descending, with a stable sort (ties keep row-major
-    order). Edge cases: empty mask → NaN; non-finite map → NaN.
+    Pixels are ranked by the upsampled map, descending. Pixels tied at the K-th value are not
+    taken in raster order: the top K holds every pixel above that value and, of the m pixels
+    equal to it, the K − (number above) still needed, drawn uniformly; the score counts their
+    expected overlap with the mask (exact, no draw). A constant map therefore scores the mask's
+    share of the image, as a uniformly random ranking does in expectation. Edge cases: empty
+    mask → NaN; non-finite map → NaN.
     """
     mask = np.asarray(mask, dtype=bool)
     heat = to_image_size(heatmap, mask.shape)
     k = int(mask.sum())
     if k == 0 or not np.isfinite(heat).all():
         return float("nan")
-    top = np.argsort(-heat.ravel(), kind="stable")[:k]
-    return float(mask.ravel()[top].sum() / k)
+    flat, inside = heat.ravel(), mask.ravel()
+    kth = np.partition(flat, flat.size - k)[flat.size - k]  # the K-th largest value
+    above, tied = flat > kth, flat == kth
+    need = k - int(above.sum())
+    hits = inside[above].sum() + need * inside[tied].sum() / tied.sum()
+    return float(hits / k)

@@ -22,7 +22,8 @@ def _lavis_mean_rows(model, images, questions, block):
 def test_equals_lavis_compute_gradcam_block7_24x24_12heads():
     model = build_lavis_itm()
     images = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    ref = _lavis_mean_rows(model, images, QUESTIONS, block=7)
+    # PNP-VQA's forward_itm strips "?" before compute_gradcam; ours does the same inside
+    ref = _lavis_mean_rows(model, images, [q.strip("?") for q in QUESTIONS], block=7)
     # LAVIS leaves attention saving on; reset what it left so both start from the same state
     model.text_encoder.encoder.layer[7].crossattention.self.save_attention = False
     adapter = models.wrap(model)
@@ -46,6 +47,16 @@ def test_leaves_model_usable_under_no_grad():
     with torch.no_grad():
         out = adapter.itm_logits(images, QUESTIONS[:2])
     assert out.shape == (2, 2)
+
+
+def test_question_mark_is_not_an_averaged_token():
+    model = build_lavis_itm()
+    adapter = models.wrap(model)
+    images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
+    method = methods.get("cross_attn_gradcam")
+    with_mark = method(adapter, images, QUESTIONS[:2], block=7)
+    without = method(adapter, images, [q[:-1] for q in QUESTIONS[:2]], block=7)
+    assert torch.equal(with_mark, without)
 
 
 @pytest.mark.parametrize("grid,heads", [(12, 12), (8, 4)])

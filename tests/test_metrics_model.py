@@ -19,8 +19,29 @@ def test_relevance_mass_and_rank_against_plain_loops():
     pos = np.clip(heat, 0, None)
     assert metrics.get("relevance_mass")(heat, mask) == pytest.approx(pos[mask].sum() / pos.sum())
     k = mask.sum()
-    flat = sorted(range(144), key=lambda i: (-heat.flat[i], i))[:k]
+    flat = sorted(range(144), key=lambda i: (-heat.flat[i], i))[:k]  # no ties in this map
     assert metrics.get("relevance_rank")(heat, mask) == pytest.approx(mask.flat[flat].sum() / k)
+
+
+def test_relevance_rank_credits_ties_by_their_expectation():
+    rank = metrics.get("relevance_rank")
+    mask = np.zeros((12, 12), bool)
+    mask[:3, :4] = True  # top-left: raster order would put it first
+    assert rank(np.zeros((12, 12)), mask) == pytest.approx(mask.mean())  # constant: the share
+    heat = np.zeros((12, 12))
+    heat[5:9, 5:8] = 1.0  # 12 pixels above, and 132 tied at 0 for the 0 remaining slots
+    assert rank(heat, mask) == 0.0
+    heat[5, 5] = 0.0
+    heat[0, 0] = heat[11, 11] = 0.5
+    # 11 above (none in the mask), need 1 of the 2 tied at 0.5, one of which is in the mask
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(4000):  # Monte Carlo over random tie-breaks, a plain reference
+        key = rng.permutation(144)
+        top = sorted(range(144), key=lambda i: (-heat.flat[i], key[i]))[:12]
+        draws.append(mask.flat[top].sum() / 12)
+    assert rank(heat, mask) == pytest.approx(0.5 / 12)
+    assert rank(heat, mask) == pytest.approx(np.mean(draws), abs=0.004)
 
 
 @pytest.mark.parametrize("name", ["relevance_mass", "relevance_rank"])
@@ -82,9 +103,27 @@ def test_deletion_steps_and_ties():
     assert step_counts(144, 16).tolist()[:3] == [0, 9, 18] and step_counts(144, 16)[-1] == 144
     assert step_counts(10, 16).tolist() == list(range(11))  # never less than one patch per step
     model = ToyModel(np.ones(16))
-    flat = torch.zeros(1, 4, 4)  # all ties: stable order removes patches in index order
+    flat = torch.zeros(1, 4, 4)  # all ties: any order removes a quarter per step
     out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, steps=4)
     assert np.allclose(out.curves[0], [1, 0.75, 0.5, 0.25, 0])
+
+
+def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
+    from metrics._ties import tie_break
+
+    w = np.full(16, 0.01)
+    w[0] = 10.0  # all the evidence top-left: raster order would delete it first
+    model = ToyModel(w)
+
+    class Rec:
+        sample_id = "s-7"
+
+    flat = torch.zeros(1, 4, 4)
+    out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, [Rec()],
+                                      steps=16, seed=3)
+    perm = tie_break(["s-7"], 16, 3)[0].tolist()
+    expected = np.concatenate([[1.0], 1 - np.cumsum(w[perm]) / w.sum()])
+    assert perm[0] != 0 and np.allclose(out.curves[0], expected)
 
 
 def test_insertion_starts_blurred_and_ends_at_the_image():
@@ -114,7 +153,9 @@ def _gathered_answer(model, tokens, patches, question):
 def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tiny):
     """vqa_keep / vqa_drop mask the answerer's cross-attention; the reference gathers the kept
     patch tokens (as PNP-VQA's captioner reads only the sampled patches, no image CLS) and answers
-    one view at a time, the kept set taken from a plain stable sort of the map."""
+    one view at a time, the kept set taken from a plain sort of the map whose ties follow the
+    sample's seeded permutation."""
+    from metrics._ties import tie_break
     from benchmark.runner import _images
     from datasets.loader_synthetic import SyntheticDataset
 
@@ -123,7 +164,7 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
     recs = [data[i] for i in range(8)]
     images, questions = _images(recs, model), [r.question for r in recs]
     maps = torch.rand(len(recs), *model.grid, generator=torch.Generator().manual_seed(0))
-    maps[0] = 0.0  # all ties: index order decides
+    maps[0] = 0.0  # all ties: the sample's permutation decides
 
     def exact(pred, answers):
         return float(pred == answers[0])
@@ -136,7 +177,9 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
         out = metric(model, images, questions, maps, recs, scorer=exact)
         for b, rec in enumerate(recs):
             flat = maps[b].flatten().tolist()
-            order = sorted(range(n), key=lambda p: -flat[p])  # Python's sort is stable
+            perm = tie_break([rec.sample_id], n, 0)[0].tolist()
+            position = {p: i for i, p in enumerate(perm)}
+            order = sorted(range(n), key=lambda p: (-flat[p], position[p]))
             ref = []
             for f in metric.fractions:
                 c = max(1, round(f * n)) if keep_top else round(f * n)

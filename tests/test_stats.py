@@ -55,3 +55,27 @@ def test_paired_test_is_exact_on_small_samples_with_ties(d, recwarn):
     got = paired_test(d, [0.0] * len(d))["p"]
     assert got == pytest.approx(_signflip_p(d), abs=1e-12)
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_exact_p_equals_scipy_exact_without_ties_up_to_fifty_pairs():
+    from scipy.stats import wilcoxon
+
+    d = np.random.default_rng(4).normal(0.3, 1, 40)  # continuous: no ties, no zeros
+    ref = wilcoxon(d, method="exact").pvalue
+    assert paired_test(d, np.zeros_like(d))["p"] == pytest.approx(ref, rel=1e-9)
+
+
+def test_large_samples_use_the_tie_corrected_normal_approximation():
+    from scipy.stats import wilcoxon
+
+    d = np.random.default_rng(5).integers(-3, 5, 400).astype(float)  # many ties and zeros
+    ref = wilcoxon(d, zero_method="wilcox", method="approx", correction=False).pvalue
+    assert paired_test(d, np.zeros_like(d))["p"] == pytest.approx(ref, rel=1e-9)
+
+
+def test_p_value_is_identical_across_calls_and_exact_with_ties_and_zeros():
+    # 0/±1 pointing-game-like differences with zeros: once answered by an unseeded permutation
+    d = np.array([1, 0, -1, 1, 1, 0, 1, -1, 1, 1, 0, 1, 1, -1, 1, 1, 1, 0, 1, 1], float)
+    ps = {paired_test(d, np.zeros_like(d))["p"] for _ in range(5)}
+    assert len(ps) == 1
+    assert ps.pop() == pytest.approx(_signflip_p(d), abs=1e-12)  # 16 non-zero: enumerated

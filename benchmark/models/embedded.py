@@ -31,6 +31,13 @@ EMBEDDED: Dict[str, Tuple[TinyConfig, TrainConfig]] = {
                                    fusion={"Lf": 1, "T": 2, "N": 2, "h": 4, "d_ff": 192,
                                            "dropout": 0.0}), TrainConfig()),
 }
+#: The control pair: the same architectures, data, seeds and steps, trained without the losses
+#: that read attention (word grounding) and without the evidence views of stage 2 (stage 2 still
+#: runs, with random partial views only). Attention-reading methods are not favoured by
+#: construction on these.
+PLAIN = {"ground_weight": 0.0, "evidence_prob": 0.0}
+EMBEDDED.update({f"{name}-plain": (cfg, replace(tcfg, **PLAIN))
+                 for name, (cfg, tcfg) in list(EMBEDDED.items())})
 EVAL_QUESTIONS = 1000  # held-out test questions behind the recorded itm/vqa accuracy
 
 
@@ -157,4 +164,6 @@ def load_untrained(name: str) -> ITMAdapter:
 
 
 for _name in EMBEDDED:
+    if _name.endswith("-plain"):
+        continue  # the same architecture and seed as its supervised twin: one @init serves both
     register(f"{_name}@init")(lambda _n=_name, **_: load_untrained(_n))

@@ -1,0 +1,95 @@
+"""The model's own effect of each object: the scene re-rendered without it, batched.
+
+For a record whose dataset can re-render it (``record.extra["without"](k)`` → (image, semantic
+map) without object k of ``record.extra["instance_map"]``), every object's effect on the match
+logit, Δ_o = f(x) − f(x without o), and whether the predicted answer changes. The fused model's
+segmentation stream is re-rendered too when it reads the exact maps (``--segmentation exact``);
+with another source it keeps the original image's stream and only the image changes.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.segmentation import class_histogram
+from datasets.control import instance_objects
+from metrics.base import chunked
+
+
+def can_rerender(record) -> bool:
+    return callable(record.extra.get("without")) and "instance_map" in record.extra
+
+
+def object_masks(record) -> List[np.ndarray]:
+    """The record's object masks, in instance-id order (the order of its effects)."""
+    return list(instance_objects(record.extra["instance_map"]).values())
+
+
+def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stream: Callable,
+                   chunk: int = 128) -> Dict[str, Optional[dict]]:
+    """sample_id → ``{"delta": [Δ_o], "answer_changed": [bool]}`` (objects in instance-id
+    order), or None for a record that cannot be re-rendered.
+
+    ``preprocess(list of (H, W, 3) uint8) → (B, 3, h, w)`` prepares images for the model;
+    ``stream(list of (record, semantic map or None)) → (B, N, C) or None`` gives the fused
+    model's segmentation stream (None: the record's own).
+    """
+    images, streams, owners = [], [], []
+    for i, r in enumerate(recs):
+        if not can_rerender(r):
+            continue
+        ids = list(instance_objects(r.extra["instance_map"]))
+        variants = [(r.image, None)] + [r.extra["without"](k) for k in ids]
+        images += [v[0] for v in variants]
+        streams += [(r, v[1]) for v in variants]
+        owners += [(i, j) for j in range(len(variants))]
+    out: Dict[str, Optional[dict]] = {r.sample_id: None for r in recs}
+    if not images:
+        return out
+    x = preprocess(images)
+    seg = stream(streams)
+    text = model.tokenize([recs[i].question for i, _ in owners])
+
+    def run(s: int, e: int) -> torch.Tensor:
+        batch = TextBatch(text.input_ids[s:e], text.attention_mask[s:e])
+        with model.bind(segmentation=None if seg is None else seg[s:e]):
+            tokens = model.visual_tokens(x[s:e])
+            hidden = model.text_hidden(tokens, batch)[:, 0]
+            logit = model.model.itm_head(hidden)[:, 1:2]
+            answer = model.model.vqa_head(hidden).argmax(-1, keepdim=True) if model.answers \
+                else torch.zeros_like(logit)
+        return torch.cat([logit, answer.to(logit.dtype)], 1)
+
+    with torch.no_grad():
+        scores = chunked(run, len(images), chunk).double().cpu().numpy()
+    start = 0
+    for i, r in enumerate(recs):
+        if can_rerender(r):
+            n = 1 + len(instance_objects(r.extra["instance_map"]))
+            block = scores[start:start + n]
+            start += n
+            out[r.sample_id] = {"delta": (block[0, 0] - block[1:, 0]).tolist(),
+                                "answer_changed": (block[1:, 1] != block[0, 1]).tolist()
+                                if model.answers else []}
+    return out
+
+
+def semantic_stream(model: ITMAdapter, source: str, own: Callable) -> Callable:
+    """The ``stream`` argument of :func:`object_effects` for a run's segmentation ``source``:
+    re-rendered exact maps, or ``own(records)`` (the run's stream of the original records)."""
+
+    def stream(items):
+        if model.fusion_encoder is None:
+            return None
+        if source != "exact":
+            seg = own([r for r, _ in items])
+            return None if seg is None else seg.to(model.device)
+        n_classes = model.model.visual_encoder.n_classes
+        rows = [class_histogram(sem if sem is not None else r.semantic_map, model.grid[0],
+                                n_classes) for r, sem in items]
+        return torch.from_numpy(np.stack(rows)).to(model.device)
+
+    return stream

@@ -1,0 +1,68 @@
+"""Counterfactual ground truth: does a map rank the objects as the model's own reliance on them?
+
+The scene is re-rendered without one object at a time (synthetic data: exact, background and
+every other object unchanged); the model's effect of object o is
+:math:`\\Delta_o = f(x) - f(x_{\\setminus o})` on the ITM match logit (the quantity cross-attention
+Grad-CAM explains). These metrics compare a map with the Δ of the *model that made it*, so they
+need no human annotation and cannot be met by finding the question's objects alone.
+
+Call shape (kind ``counterfactual``): ``fn(heatmap, objects, deltas, tolerance=None)`` with
+``objects`` a list of (H, W) bool masks and ``deltas`` the matching effects.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from metrics import register
+from metrics._common import to_image_size
+from metrics.pointing_game import pointing_game
+
+MIN_OBJECTS = 3  # a rank correlation over two objects can only be ±1
+
+
+def object_shares(heatmap, objects: Sequence[np.ndarray]) -> np.ndarray:
+    """Each object's share of the map's positive mass (upsampled bilinearly); zeros for a map
+    with no positive mass."""
+    heat = np.clip(to_image_size(heatmap, objects[0].shape), 0, None)
+    total = heat.sum()
+    return np.array([heat[m].sum() / total if total > 0 else 0.0 for m in objects])
+
+
+def object_faithfulness(heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+    """Spearman ρ over the image's objects between each object's share of positive heatmap
+    mass and its effect Δ_o on the match logit. Higher is better; 1 means the map orders the
+    objects exactly as the model relies on them.
+
+    Edge cases: fewer than 3 objects, or a model whose Δ_o are all equal → NaN (excluded); a
+    map that gives every object the same share (e.g. constant or all zero on objects) → 0, no
+    information, as a random ordering scores in expectation; non-finite map → NaN.
+    """
+    deltas = np.asarray(deltas, dtype=np.float64)
+    if len(objects) < MIN_OBJECTS or np.ptp(deltas) == 0:
+        return float("nan")
+    if not np.isfinite(np.asarray(heatmap, dtype=np.float64)).all():
+        return float("nan")
+    shares = object_shares(heatmap, objects)
+    if np.ptp(shares) == 0:
+        return 0.0
+    return float(spearmanr(shares, deltas).statistic)
+
+
+def counterfactual_pointing(heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+    """1 when the map's first maximum lies on (within ``tolerance`` of) the object with the
+    largest |Δ_o| (the pointing game's rule, on that object's mask; objects tied for the
+    largest |Δ_o| count together), else 0. NaN when every Δ_o is 0. Higher is better."""
+    size = np.abs(np.asarray(deltas, dtype=np.float64))
+    if not len(objects) or size.max() == 0:
+        return float("nan")
+    mask = np.any([m for m, s in zip(objects, size) if s == size.max()], axis=0)
+    return pointing_game(heatmap, mask, tolerance=tolerance)
+
+
+for _fn in (object_faithfulness, counterfactual_pointing):
+    _fn.kind = "counterfactual"
+    _fn.higher_is_better = True
+    register(_fn.__name__, _fn)
