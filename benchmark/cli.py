@@ -79,6 +79,8 @@ def run_parser() -> argparse.ArgumentParser:
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
     p.add_argument("--segmentation", default="exact",
                    help="fused models' segmentation stream: exact (the dataset's semantic map), "
+                        "degraded:RATE (that map as an imperfect segmenter's: each object's class "
+                        "wrong with probability RATE, outlines off by one pixel), "
                         "none (zeros), shuffled (another image's map) or npy:DIR (one "
                         "<sample_id>.npy (C, h, w) map per question). Default: exact")
     p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=2",
@@ -94,8 +96,18 @@ def run_parser() -> argparse.ArgumentParser:
                         "— RISE's blur, σ = 5 px at 224 px scaled to the image, for real data; "
                         "the mean image for synthetic, whose flat-coloured objects survive the "
                         "blur)")
-    p.add_argument("--sanity-samples", type=_positive_int, default=8,
-                   help="questions used by sanity_mprt (cascading randomisation is costly)")
+    p.add_argument("--vqa-grid", default="log", choices=("log", "linear"),
+                   help="vqa_keep_auc / vqa_drop_auc: the fractions of patches read, shared by "
+                        "both — log (default: ten steps in equal ratios from PNP-VQA's 20/576 to "
+                        "1) or linear (Chefer et al.'s 10%% steps)")
+    p.add_argument("--vqa-mode", default="tokens", choices=("tokens", "pixels"),
+                   help="vqa_keep/drop/pnp: tokens (default, PNP-VQA's use: the answerer reads "
+                        "only the chosen patch tokens of the full image) or pixels (the other "
+                        "patches are also replaced by the deletion substrate before encoding, so "
+                        "nothing leaks through the ViT's self-attention)")
+    p.add_argument("--sanity-samples", type=_positive_int, default=50,
+                   help="questions used by the sanity metrics (sanity_mprt, random_logit, smprt, "
+                        "emprt; cascading randomisation is costly). Default: 50")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--list", action="store_true", help="list registered names and exit")
     return p
@@ -184,7 +196,8 @@ def cmd_run(argv: Sequence[str]) -> int:
                            batch_size=args.batch_size, tolerance=args.tolerance,
                            segmentation=args.segmentation, perturbation_steps=args.steps,
                            substrate=args.substrate, insertion_start=args.insertion_start,
-                           sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion))
+                           sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion),
+                           vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode)
     datasets.get(cfg.dataset)
     if cfg.device == "cuda":
         import torch

@@ -22,7 +22,8 @@ SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "question_ty
 CURVE_COLUMNS = ["model", "method", "metric", "x", "value"]
 COMPARISON_COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
                       "ci_high", "p", "p_holm"]
-SANITY_COLUMNS = ["model", "method", "index", "stage", "n", "spearman"]
+SANITY_COLUMNS = ["model", "method", "test", "index", "stage", "statistic", "n", "mean",
+                  "ci_low", "ci_high"]
 PACKAGES = ("torch", "torchvision", "salesforce-lavis", "transformers", "timm", "captum", "numpy",
             "scipy", "pandas", "scikit-image", "jinja2", "matplotlib")
 
@@ -189,6 +190,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "vqa_by_family": info.get("vqa_by_family"),
                           "checkpoint_sha256": info.get("sha256"),
                           "counterfactual": info.get("counterfactual"),
+                          "segmentation": info.get("segmentation"),
                           "config": info.get("config")}
                    for name, info in result.model_info.items()},
         "skipped_models": result.skipped,

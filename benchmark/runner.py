@@ -29,6 +29,7 @@ from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import normalise
 from benchmark.outputs import write_atomic
+from benchmark.stats import bootstrap_ci
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
 from methods.base import NotApplicable
@@ -62,7 +63,9 @@ class RunConfig:
     perturbation_steps: int = 16
     substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
     insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
-    sanity_samples: int = 8
+    sanity_samples: int = 50
+    vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
+    vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
 
     def to_dict(self) -> dict:
@@ -115,12 +118,13 @@ def _images(recs, model: ITMAdapter) -> torch.Tensor:
     return _preprocess([r.image for r in recs], model)
 
 
-def _segmentation(model: ITMAdapter, recs, records, source: str) -> Optional[torch.Tensor]:
+def _segmentation(model: ITMAdapter, recs, records, source: str,
+                  seed: int = 0) -> Optional[torch.Tensor]:
     """The fused model's segmentation stream for a batch (``None`` for other models)."""
     if model.fusion_encoder is None:
         return None
     seg = batch_segmentation(recs, records, source, model.grid[0],
-                             model.model.visual_encoder.n_classes)
+                             model.model.visual_encoder.n_classes, seed)
     return None if seg is None else seg.to(model.device)
 
 
@@ -242,7 +246,7 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
                 scores = fn(model, images[sel], [recs[i].question for i in ok], maps[sel],
                             [recs[i] for i in ok], scorer=scorer, steps=cfg.perturbation_steps,
                             substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
-                            seed=cfg.seed)
+                            seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
@@ -275,12 +279,12 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
     reason = method.applicable(model)
     images = _images(recs, model)
     kinds = {m: getattr(metrics.get(m), "kind", "localisation") for m in cfg.metrics}
-    loc = [m for m, k in kinds.items() if k == "localisation" and m != SANITY]
+    loc = [m for m, k in kinds.items() if k == "localisation"]
     mod = [m for m, k in kinds.items() if k == "model"]
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
     maps = None
     extras: Dict[str, torch.Tensor] = {}
-    with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
+    with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
         if reason is None:
             try:
                 maps = method(model, images, [r.question for r in recs],
@@ -330,7 +334,7 @@ def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional
 
 def _effects(model: ITMAdapter, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
     """The model's Δ per object for a batch (:mod:`benchmark.counterfactual`)."""
-    own = lambda rs: _segmentation(model, rs, records, cfg.segmentation)  # noqa: E731
+    own = lambda rs: _segmentation(model, rs, records, cfg.segmentation, cfg.seed)  # noqa: E731
     return object_effects(model, recs, lambda arrays: _preprocess(arrays, model),
                           semantic_stream(model, cfg.segmentation, own))
 
@@ -346,7 +350,7 @@ def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
     out = {}
     for idx in _batches(len(records), cfg.batch_size):
         recs = [records[i] for i in idx]
-        with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
+        with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
             preds = model.predict_answers(_images(recs, model), [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
     return out
@@ -392,6 +396,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         t_model = time.time()
         model = models.load(model_name, device=cfg.device, **options)
         result.model_info[model_name] = dict(model.info)
+        if model.fusion_encoder is not None:
+            result.model_info[model_name]["segmentation"] = cfg.segmentation
         predictions = cache.get(model_name, "predictions")
         if predictions is None:
             predictions = _predict(model, records, cfg)
@@ -430,7 +436,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
                     "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
-        if SANITY in cfg.metrics and not model.info.get("untrained"):
+        if _sanity_names(cfg) and not model.info.get("untrained"):
             result.sanity += _sanity(model, records, cfg, cache)
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:
@@ -471,9 +477,15 @@ def _model_options(name: str, cfg: RunConfig) -> dict:
     return {"model_overrides": {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}}
 
 
+def _sanity_names(cfg: RunConfig) -> List[str]:
+    return [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "sanity"]
+
+
 def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
-    """Cascading randomisation (MPRT) per method on the first ``sanity_samples`` questions."""
-    from metrics.sanity import mprt, spearman
+    """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
+    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
+    the correlation tests, the complexity ratio for ``emprt``)."""
+    from metrics.sanity import spearman
 
     recs = records[:cfg.sanity_samples]
     out = []
@@ -481,22 +493,35 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
         method = methods.get(method_name)
         if method.applicable(model) or getattr(method, "needs_ground_truth", False):
             continue
-        stages = cache.get(model.name, method_name, "sanity")
-        if stages is None:
+        tests = cache.get(model.name, method_name, "sanity")
+        if tests is None:
             images, questions = _images(recs, model), [r.question for r in recs]
-            with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation)):
-                stages = mprt(model, method_name, images, questions, seed=cfg.seed)
-                # the same model, another seed: ~0 for a random map, 1 for a deterministic method
-                rerun = spearman(method(model, images, questions, seed=cfg.seed),
-                                 method(model, images, questions, seed=cfg.seed + 1))
-            stages = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
-                       "spearman": rerun}] + stages
-            cache.put(stages, model.name, method_name, "sanity")
-        for s in stages:
-            vals = [v for v in s["spearman"] if v is not None and np.isfinite(v)]
-            out.append({"model": model.name, "method": method_name, "stage": s["stage"],
-                        "index": s["index"], "n": len(vals),
-                        "spearman": float(np.mean(vals)) if vals else None})
+            tests = {}
+            with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
+                for name in _sanity_names(cfg):
+                    fn = metrics.get(name)
+                    value = fn(model, method_name, images, questions, seed=cfg.seed)
+                    if name == SANITY:
+                        # the same model, another seed: ~0 for a random map, 1 for a
+                        # deterministic method
+                        rerun = spearman(method(model, images, questions, seed=cfg.seed),
+                                         method(model, images, questions, seed=cfg.seed + 1))
+                        value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
+                                  "spearman": rerun}] + value
+                    else:
+                        value = [{"stage": name, "index": 0, "spearman": value}]
+                    tests[name] = value
+            cache.put(tests, model.name, method_name, "sanity")
+        for name, stages in tests.items():
+            for st in stages:
+                vals = [v for v in st["spearman"] if v is not None and np.isfinite(v)]
+                stats = {"complexity_ratio": vals} if name == "emprt" else \
+                    {"spearman": vals, "abs_spearman": [abs(v) for v in vals]}
+                for stat, xs in stats.items():
+                    mean, lo, hi = bootstrap_ci(xs, seed=cfg.seed)
+                    out.append({"model": model.name, "method": method_name, "test": name,
+                                "stage": st["stage"], "index": st["index"], "statistic": stat,
+                                "n": len(xs), "mean": mean, "ci_low": lo, "ci_high": hi})
     return out
 
 

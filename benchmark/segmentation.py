@@ -1,6 +1,8 @@
 """The fused models' segmentation stream: per-patch class histograms on the model's patch grid.
 
-Sources: the synthetic generator's exact semantic map (``exact``), no stream (``none``: zeros),
+Sources: the synthetic generator's exact semantic map (``exact``), that map degraded as by an
+imperfect segmenter at a stated error rate (``degraded:RATE``, see :func:`degrade`), no stream
+(``none``: zeros),
 another image's map (``shuffled``: the next sample's, a fixed derangement), or a folder of ``.npy``
 maps in DIFNet's (C, h, w) layout, one per sample, resampled to the grid (``npy:DIR``).
 """
@@ -15,7 +17,32 @@ import torch.nn.functional as F
 
 from benchmark.errors import InputError
 
-SOURCES = ("exact", "none", "shuffled", "npy:DIR")
+SOURCES = ("exact", "degraded:RATE", "none", "shuffled", "npy:DIR")
+
+
+def degrade(semantic_map: np.ndarray, instance_map: np.ndarray, rate: float, n_classes: int,
+            seed: int, sample_id: str) -> np.ndarray:
+    """An imperfect segmenter's map from an exact one, at a stated error ``rate``: each object
+    is given a wrong object class with probability ``rate``, and every object's outline moves
+    by one pixel (dilated or eroded, equally likely). Seeded by (``seed``, ``sample_id``).
+    Classes 0 and 1 are background and clutter, the rest object classes."""
+    import zlib
+
+    from scipy.ndimage import binary_dilation, binary_erosion
+
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(str(sample_id).encode()), 11])
+    out = semantic_map.copy()
+    for k in np.unique(instance_map):
+        if k == 0:
+            continue
+        obj = instance_map == k
+        cls = int(np.bincount(semantic_map[obj]).argmax())
+        if rng.random() < rate:
+            cls = int(rng.choice([c for c in range(2, n_classes) if c != cls]))
+        grown = binary_dilation(obj) if rng.random() < 0.5 else binary_erosion(obj)
+        out[obj & ~grown] = 0
+        out[grown] = cls
+    return out
 
 
 def class_histogram(class_map: np.ndarray, grid: int, n_classes: int) -> np.ndarray:
@@ -52,11 +79,31 @@ def load_npy(folder: Path, sample_id: str, grid: int, n_classes: int) -> np.ndar
     return resample_scores(arr, grid)
 
 
+def degraded_rate(source: str) -> float:
+    """The error rate of a ``degraded:RATE`` source (a one-line error when malformed)."""
+    try:
+        rate = float(source.split(":", 1)[1])
+    except (IndexError, ValueError):
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise InputError(f"--segmentation {source}: expected degraded:RATE with RATE in [0, 1], "
+                         "e.g. degraded:0.2")
+    return rate
+
+
 def batch_segmentation(records: Sequence, all_records: Sequence, source: str, grid: int,
-                       n_classes: int) -> Optional[torch.Tensor]:
+                       n_classes: int, seed: int = 0) -> Optional[torch.Tensor]:
     """(B, grid², C) stream for ``records`` (``all_records`` supplies ``shuffled`` partners)."""
     if source == "none":
         return None
+    if source.startswith("degraded"):
+        rate = degraded_rate(source)
+        if any("instance_map" not in r.extra or r.semantic_map is None for r in records):
+            raise InputError(f"--segmentation {source} needs exact semantic and instance maps "
+                             "(synthetic data); use exact or npy:DIR here")
+        return torch.from_numpy(np.stack([class_histogram(
+            degrade(r.semantic_map, r.extra["instance_map"], rate, n_classes, seed, r.sample_id),
+            grid, n_classes) for r in records]))
     if source.startswith("npy:"):
         rows = [load_npy(Path(source[4:]), r.sample_id, grid, n_classes) for r in records]
         return torch.from_numpy(np.stack(rows))

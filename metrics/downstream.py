@@ -12,26 +12,48 @@ from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
 from metrics.curves import auc
 
-#: PNP-VQA captions K = 20 of 576 patches (3.5%); the keep grid runs from that budget to the whole
-#: image in equal ratios, so every doubling of the budget weighs the same in the AUC. A linear grid
-#: from 10% would spend nine of its ten points where random patches already show every object
-#: (objects span many patches), i.e. away from the sparse regime where a heatmap's choice matters.
+#: PNP-VQA captions K = 20 of 576 patches (3.5%).
 PNP_FRACTION = 20 / 576
-KEEP_FRACTIONS = np.round(np.geomspace(PNP_FRACTION, 1.0, 10), 4)
-DROP_FRACTIONS = np.round(np.linspace(0.0, 0.9, 10), 2)
+#: The grids of the fraction of patches the answerer reads (keep: the top r; drop: the bottom r,
+#: i.e. the top 1 − r removed), shared by keep and drop. ``linear`` is Chefer et al.'s 10%
+#: steps (drop removes 0, 10, …, 90%; keep removes the least relevant 0 … 90%); ``log`` (the
+#: default) runs from PNP-VQA's budget to the whole image in equal ratios, so every doubling of
+#: the budget weighs the same: objects span many patches, so from about 20% on even random
+#: patches show what a question needs, and a linear grid spends most of its points there.
+GRIDS = {"log": np.round(np.geomspace(PNP_FRACTION, 1.0, 10), 4),
+         "linear": np.round(np.linspace(0.1, 1.0, 10), 2)}
+MODES = ("tokens", "pixels")
 
 
 def _answers_with_patches(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                          keep: torch.Tensor) -> list:
+                          keep: torch.Tensor, mode: str = "tokens",
+                          substrate_kind: str = "zero") -> list:
     """Predicted answers when sample b reads only the patches where ``keep[b, k]`` is True.
 
     ``keep`` is (B, K, N); the image CLS slot is never read (PNP-VQA's captioner sees only the
-    gathered patches). Returns K lists of B answers, in (B, K) order flattened sample-major.
+    gathered patches). ``mode="tokens"`` masks the answerer's cross-attention to the kept patch
+    tokens of the full image (PNP-VQA's own use; dropped patches still reach the kept tokens
+    through the ViT's self-attention); ``"pixels"`` also replaces the dropped patches in the
+    image by the deletion substrate before encoding, so nothing of them leaks. Returns K lists
+    of B answers, in (B, K) order flattened sample-major.
     """
+    from metrics.perturbation import substrate
+
+    if mode not in MODES:
+        raise ValueError(f"unknown VQA mode {mode!r}; use one of {', '.join(MODES)}")
     b, k, n = keep.shape
     with torch.no_grad():
-        tokens = model.visual_tokens(images)
-        tokens = tokens.repeat_interleave(k, 0)
+        if mode == "tokens":
+            tokens = model.visual_tokens(images).repeat_interleave(k, 0)
+        else:
+            gh, gw = model.grid
+            ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
+            shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
+            x = torch.where(shown[:, :, None], images[:, None],
+                            substrate(images, substrate_kind)[:, None])
+            seg = model.bound("segmentation", b)
+            with model.bind(segmentation=None if seg is None else seg.repeat_interleave(k, 0)):
+                tokens = model.visual_tokens(x.reshape(b * k, *images.shape[1:]))
         atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
                           keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
         text = model.tokenize(questions).repeat(k)
@@ -47,39 +69,43 @@ def _scores(preds: list, records: Sequence, k: int, scorer: Callable) -> np.ndar
 
 class _PatchSubsetVQA(ModelMetric):
     needs_answers = True
-    fractions = KEEP_FRACTIONS
     keep_top = True
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 seed: int = 0, **_) -> CurveScores:
+                 seed: int = 0, vqa_grid: str = "log", vqa_mode: str = "tokens",
+                 substrate_kind: str = "zero", **_) -> CurveScores:
+        if vqa_grid not in GRIDS:
+            raise ValueError(f"unknown VQA grid {vqa_grid!r}; use one of {', '.join(GRIDS)}")
+        fractions = GRIDS[vqa_grid]
         n = model.grid[0] * model.grid[1]
         rank = ranks(patch_order(maps, tie_break(record_ids(records, len(maps)), n, seed)))
-        counts = torch.tensor([max(1, int(round(f * n))) if self.keep_top else int(round(f * n))
-                               for f in self.fractions])
-        top = rank[:, None, :] < counts[None, :, None]  # (B, K, N)
-        keep = top if self.keep_top else ~top
-        preds = _answers_with_patches(model, images, questions, keep.to(images.device))
-        curves = _scores(preds, records, len(self.fractions), scorer)
-        return CurveScores(np.array([auc(c) for c in curves]), np.asarray(self.fractions), curves)
+        counts = torch.tensor([max(1, int(round(f * n))) for f in fractions])
+        if self.keep_top:
+            keep = rank[:, None, :] < counts[None, :, None]  # (B, K, N): the top r
+        else:
+            keep = rank[:, None, :] >= n - counts[None, :, None]  # the bottom r
+        preds = _answers_with_patches(model, images, questions, keep.to(images.device),
+                                      vqa_mode, substrate_kind)
+        curves = _scores(preds, records, len(fractions), scorer)
+        return CurveScores(np.array([auc(c) for c in curves]), np.asarray(fractions), curves)
 
 
 @register("vqa_keep_auc")
 class VQAKeepAUC(_PatchSubsetVQA):
-    """Accuracy when only the top-k fraction of patches (most relevant first, at least one) is
-    read, for ten k in geometric steps from PNP-VQA's 20/576 to 1.0 (:data:`KEEP_FRACTIONS`);
-    normalised AUC over the grid's points, i.e. over log k. Higher is better (Chefer et al.'s
-    negative perturbation, seen from the kept side). Ties follow the sample's seeded
-    permutation (:mod:`metrics._ties`); a non-finite map
-    is not scored (counted by the runner)."""
+    """Accuracy when only the top fraction r of patches (most relevant first, at least one) is
+    read, for r on the run's grid (:data:`GRIDS`: ``log`` by default, ``linear`` = Chefer et
+    al.'s); normalised AUC over the grid's points. Higher is better (Chefer et al.'s negative
+    perturbation, seen from the kept side). Ties follow the sample's seeded permutation
+    (:mod:`metrics._ties`); a non-finite map is not scored (counted by the runner)."""
 
 
 @register("vqa_drop_auc")
 class VQADropAUC(_PatchSubsetVQA):
-    """Accuracy when the top-k fraction is removed first, k = 0, 0.1, …, 0.9; normalised AUC.
-    Lower is better (positive perturbation)."""
+    """Accuracy when only the bottom fraction r is read, i.e. the top 1 − r removed first, on the
+    same grid as ``vqa_keep_auc`` (x = the fraction read); normalised AUC. Lower is better
+    (Chefer et al.'s positive perturbation)."""
 
     higher_is_better = False
-    fractions = DROP_FRACTIONS
     keep_top = False
 
 
@@ -108,9 +134,10 @@ class VQAPnPSample(ModelMetric):
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  num_patches: int | None = None, repeats: int = 5, seed: int = 0,
-                 **_) -> CurveScores:
+                 vqa_mode: str = "tokens", substrate_kind: str = "zero", **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         m = num_patches or max(1, round(PNP_FRACTION * n))
         keep = pnp_draws(maps, m, repeats, seed)
-        preds = _answers_with_patches(model, images, questions, keep.to(images.device))
+        preds = _answers_with_patches(model, images, questions, keep.to(images.device),
+                                      vqa_mode, substrate_kind)
         return CurveScores(_scores(preds, records, repeats, scorer).mean(1))

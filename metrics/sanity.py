@@ -71,16 +71,28 @@ def randomise_(members: Sequence[Member], generator: torch.Generator) -> None:
 
 
 def spearman(maps_a: torch.Tensor, maps_b: torch.Tensor) -> List[float]:
-    """Per-sample Spearman rank correlation of two (B, gh, gw) map batches (NaN if either map
-    of a sample is constant)."""
+    """Per-sample Spearman rank correlation of two (B, gh, gw) map batches. A constant map
+    carries no ranking, so its correlation with anything is 0 (not NaN: a randomised model
+    whose maps collapse to a constant is the largest change, and must not drop out)."""
     out = []
     for a, b in zip(maps_a.reshape(len(maps_a), -1).double().numpy(),
                     maps_b.reshape(len(maps_b), -1).double().numpy()):
         if np.ptp(a) == 0 or np.ptp(b) == 0:
-            out.append(float("nan"))
+            out.append(0.0)
         else:
             out.append(float(spearmanr(a, b).statistic))
     return out
+
+
+def _call(method_name: str, model: ITMAdapter, images, questions, **kwargs) -> torch.Tensor:
+    """The method's maps with its sanity options (e.g. IG's fixed step count) applied."""
+    method = methods.get(method_name)
+    return method(model, images, questions, **{**getattr(method, "sanity_options", {}), **kwargs})
+
+
+def _copy(model: ITMAdapter) -> ITMAdapter:
+    return ITMAdapter(copy.deepcopy(model.model), model.name, model.grid, model.default_block,
+                      model.answers, model.info, dict(model._bound))
 
 
 def mprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
@@ -93,20 +105,92 @@ def mprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: S
     is not modified. ``stages`` limits the run to the first ``stages`` stages (default: all).
 
     Returns one dict per stage: ``{"stage": name, "index": i, "spearman": [per-sample float]}``
-    (NaN for a sample whose original or randomised map is constant). A method that depends on
-    the model's parameters shows correlations that fall as the cascade goes deeper.
+    (0 for a sample whose original or randomised map is constant). A method that depends on
+    the model's parameters shows correlations that fall as the cascade goes deeper; the runner
+    reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
     """
-    method = methods.get(method_name)
-    original = method(model, images, questions, **method_kwargs)
-    randomised = ITMAdapter(copy.deepcopy(model.model), model.name, model.grid,
-                            model.default_block, model.answers, model.info, dict(model._bound))
+    original = _call(method_name, model, images, questions, **method_kwargs)
+    randomised = _copy(model)
     generator = torch.Generator().manual_seed(int(seed))
     results = []
     for index, (name, members) in enumerate(cascade_stages(randomised)[:stages]):
         randomise_(members, generator)
-        maps = method(randomised, images, questions, **method_kwargs)
+        maps = _call(method_name, randomised, images, questions, **method_kwargs)
         results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
     return results
 
 
-register("sanity_mprt", mprt)
+def fully_randomised(model: ITMAdapter, seed: int = 0) -> ITMAdapter:
+    """A copy of ``model`` with every cascade stage re-initialised (the cascade's last state)."""
+    randomised = _copy(model)
+    generator = torch.Generator().manual_seed(int(seed))
+    for _, members in cascade_stages(randomised):
+        randomise_(members, generator)
+    return randomised
+
+
+def random_logit(model: ITMAdapter, method_name: str, images: torch.Tensor,
+                 questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> List[float]:
+    """Random Logit test (Sixt et al., ICML 2020), for image–question matching: per sample,
+    the Spearman ρ between the map that explains the sample's own question and the map that
+    explains another sample's question on the same image (the next sample's, a fixed
+    derangement). A map that reads the question changes: lower is better."""
+    other = list(questions[1:]) + list(questions[:1])
+    return spearman(_call(method_name, model, images, questions, seed=seed, **method_kwargs),
+                    _call(method_name, model, images, other, seed=seed, **method_kwargs))
+
+
+def smprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
+          seed: int = 0, n_noise: int = 4, noise: float = 0.1, **method_kwargs: Any) -> List[float]:
+    """Smooth MPRT (Hedström et al., 2023): the maps are first averaged over ``n_noise`` copies
+    of the input with Gaussian noise (σ = ``noise`` × the batch's value range, seeded), which
+    removes the explanation noise that plain MPRT mistakes for a change; per sample, Spearman ρ
+    between the smoothed maps of the model and of its fully randomised copy. Lower is better."""
+    g = torch.Generator().manual_seed(int(seed))
+    sigma = noise * float(images.max() - images.min())
+    noisy = [images + sigma * torch.randn(images.shape, generator=g).to(images)
+             for _ in range(n_noise)]
+
+    def smoothed(m: ITMAdapter) -> torch.Tensor:
+        return torch.stack([_call(method_name, m, x, questions, seed=seed, **method_kwargs)
+                            for x in noisy]).mean(0)
+
+    return spearman(smoothed(model), smoothed(fully_randomised(model, seed)))
+
+
+def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
+    """Per-sample Shannon entropy (nats) of a ``bins``-bin histogram of the map's values over
+    its own range; 0 for a constant map."""
+    out = []
+    for m in maps.reshape(len(maps), -1).double().numpy():
+        if np.ptp(m) == 0:
+            out.append(0.0)
+            continue
+        counts, _ = np.histogram(m, bins=bins)
+        p = counts[counts > 0] / counts.sum()
+        out.append(float(-(p * np.log(p)).sum()))
+    return np.asarray(out)
+
+
+def emprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
+          seed: int = 0, **method_kwargs: Any) -> List[float]:
+    """Efficient MPRT (Hedström et al., 2023): per sample, the explanation's complexity after
+    full randomisation over its complexity on the trained model, the complexity being the
+    entropy of a 100-bin histogram of the map (:func:`histogram_entropy`). A map of a
+    randomised model should be noisier: higher is better, 1 means no change. NaN when the
+    original map is constant (entropy 0)."""
+    before = histogram_entropy(_call(method_name, model, images, questions, seed=seed,
+                                     **method_kwargs))
+    after = histogram_entropy(_call(method_name, fully_randomised(model, seed), images,
+                                    questions, seed=seed, **method_kwargs))
+    return [float(a / b) if b > 0 else float("nan") for a, b in zip(after, before)]
+
+
+#: sanity metrics (kind ``sanity``): ``fn(model, method_name, images, questions, seed)``,
+#: scored by the runner on the first ``--sanity-samples`` questions; ``higher_is_better`` of the
+#: per-sample statistic
+for _name, _fn, _higher in (("sanity_mprt", mprt, False), ("random_logit", random_logit, False),
+                            ("smprt", smprt, False), ("emprt", emprt, True)):
+    _fn.kind = "sanity"
+    _fn.higher_is_better = _higher
+    register(_name, _fn)

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
 from reports.images import overlay, png_data_uri
+from reports.latex import BASELINES
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -86,14 +87,14 @@ def _summary(rows: List[dict]) -> List[dict]:
     best: Dict[tuple, float] = {}
     for r in main:
         if r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] \
-                and r["method"] not in ("random", "center", "oracle"):
+                and r["method"] not in BASELINES:
             key = (r["model"], r["metric"])
             v = float(r["mean"]) * (1 if _truthy(r["higher_is_better"]) else -1)
             best[key] = max(best.get(key, -np.inf), v)
     for r in main:
         sign = 1 if _truthy(r["higher_is_better"]) else -1
         r["best"] = (r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] != ""
-                     and r["method"] not in ("random", "center", "oracle")
+                     and r["method"] not in BASELINES
                      and float(r["mean"]) * sign == best.get((r["model"], r["metric"])))
         r["direction"] = "higher" if sign > 0 else "lower"
     return main
@@ -102,7 +103,9 @@ def _summary(rows: List[dict]) -> List[dict]:
 def _pivots(main: List[dict]) -> List[dict]:
     """Compact tables: (model, method) rows × metric columns, one per (region, subset) view."""
     views = [("all questions, target region", "all", ("target", "")),
-             ("grounding control: the distractor object", "all", ("distractor",)),
+             ("grounding control: as many non-target objects of matched size (control)", "all",
+              ("control",)),
+             ("near-miss distractor object", "all", ("distractor",)),
              ("correctly answered questions only, target region", "correct", ("target", ""))]
     out = []
     for title, subset, regions in views:
@@ -112,7 +115,7 @@ def _pivots(main: List[dict]) -> List[dict]:
         metrics = sorted({r["metric"] for r in rows})
         cells: Dict[tuple, dict] = {(r["model"], r["method"], r["metric"]): r for r in rows}
         keys = sorted({(r["model"], r["method"]) for r in rows},
-                      key=lambda k: (k[0], k[1] in ("random", "center", "oracle"), k[1]))
+                      key=lambda k: (k[0], k[1] in BASELINES, k[1]))
         direction = {r["metric"]: r["direction"] for r in rows}
         out.append({"title": title, "metrics": metrics, "direction": direction,
                     "rows": [(m, meth, [cells.get((m, meth, x)) for x in metrics])

@@ -7,7 +7,7 @@ from typing import Dict, List
 
 from benchmark.outputs import write_atomic
 
-BASELINES = ("random", "center", "oracle")
+BASELINES = ("random", "center", "oracle", "counterfactual_oracle")
 
 
 def _esc(text: str) -> str:

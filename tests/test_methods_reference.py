@@ -32,26 +32,74 @@ def test_rollout_runs_on_the_baseline(untrained_tiny):
     assert maps.shape == (2, 12, 12) and (maps >= 0).all() and maps.sum() > 0
 
 
-def test_integrated_gradients_equals_captum_directly(untrained_tiny):
-    from captum.attr import IntegratedGradients
+class SmoothToy:
+    """match logit = Σ_i w_i · tanh(x_i) over the pixels of a 2×2 grid of 4 px patches: smooth,
+    with a closed-form gradient, so IG can be computed without captum."""
 
-    model = untrained_tiny
+    grid = (2, 2)
+
+    def __init__(self):
+        self.w = torch.linspace(-1, 2, 3 * 8 * 8, dtype=torch.float64).reshape(1, 3, 8, 8)
+
+    def tokenize(self, questions):
+        n = len(questions)
+        return TextBatch(torch.zeros(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.long))
+
+    def bound(self, key, batch):
+        return None
+
+    def bind(self, **_):
+        import contextlib
+
+        return contextlib.nullcontext(self)
+
+    def itm_logits(self, images, text):
+        logit = (self.w * torch.tanh(images.double())).sum((1, 2, 3))
+        return torch.stack([torch.zeros_like(logit), logit], 1)
+
+
+def _riemann_ig(toy, x, base, n=4000):
+    """Midpoint Riemann sum of IG with the analytic gradient w · (1 − tanh²)."""
+    alphas = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    grads = sum(toy.w * (1 - torch.tanh(base + a * (x - base)) ** 2) for a in alphas) / n
+    return ((x - base) * grads).sum(1).reshape(len(x), 2, 4, 2, 4).sum((2, 4))
+
+
+def test_integrated_gradients_equals_an_independent_riemann_sum_on_a_smooth_model():
+    toy = SmoothToy()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)).double() * 2
+    method = methods.get("integrated_gradients")
+    ours = method(toy, x.float(), ["q"] * 3, baseline="zero", rel_tolerance=1e-4, max_steps=1024)
+    ref = _riemann_ig(toy, x, torch.zeros_like(x))
+    assert torch.allclose(ours.double(), ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
+    extras = method.last_extras
+    assert bool(extras["converged"].all()) and float(extras["completeness_rel_delta"].max()) <= 1e-4
+    # the relative gap is |Σ attributions − Δf| / |Δf|, recomputed here from the maps
+    df = toy.itm_logits(x, None)[:, 1] - toy.itm_logits(torch.zeros_like(x), None)[:, 1]
+    gap = (ours.double().sum((1, 2)) - df).abs() / df.abs()
+    assert torch.allclose(gap, extras["completeness_rel_delta"], atol=1e-4)
+
+
+def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
+    toy = SmoothToy()
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 3
+    method = methods.get("integrated_gradients")
+    method(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-5, max_steps=64)
+    loose = method.last_extras
+    assert set(loose["ig_steps"].tolist()) <= {4.0, 8.0, 16.0, 32.0, 64.0}
+    assert float(loose["ig_steps"].max()) > 4  # it had to refine
+    method(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-12, max_steps=8)
+    capped = method.last_extras
+    assert capped["ig_steps"].tolist() == [8.0, 8.0] and not bool(capped["converged"].any())
+
+
+def test_integrated_gradients_targets_and_baselines(untrained_tiny):
     images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     method = methods.get("integrated_gradients")
-    ours = method(model, images, QUESTIONS, n_steps=8)
-    text = model.tokenize(QUESTIONS)
-
-    def f(x, ids, mask):
-        return model.itm_logits(x, TextBatch(ids, mask)).softmax(-1)[:, 1]
-
-    attr = IntegratedGradients(f).attribute(images, baselines=torch.zeros_like(images),
-                                            additional_forward_args=(text.input_ids, text.attention_mask),
-                                            n_steps=8)
-    ref = attr.sum(1).reshape(2, 12, 8, 12, 8).sum((2, 4))
-    assert ref.abs().max() > 0
-    assert torch.allclose(ours, ref, atol=1e-5 * float(ref.abs().max()))
-    # completeness: sum of attributions = f(x) - f(baseline) up to the recorded delta
-    delta = method.last_extras["completeness_delta"]
-    gap = (f(images, text.input_ids, text.attention_mask)
-           - f(torch.zeros_like(images), text.input_ids, text.attention_mask)).detach()
-    assert torch.allclose(ours.sum((1, 2)), gap, atol=float(delta.max()) + 1e-6)
+    for target in ("itm", "itm_prob"):
+        for baseline in ("blur", "zero", "black"):
+            maps = method(untrained_tiny, images, QUESTIONS, n_steps=4, max_steps=4,
+                          target=target, baseline=baseline)
+            assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all()
+    with pytest.raises(ValueError, match="unknown IG baseline"):
+        method(untrained_tiny, images, QUESTIONS, baseline="grey")

@@ -110,6 +110,7 @@ def test_deletion_steps_and_ties():
 
 def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
     from metrics._ties import tie_break
+    from metrics.downstream import GRIDS
 
     w = np.full(16, 0.01)
     w[0] = 10.0  # all the evidence top-left: raster order would delete it first
@@ -174,16 +175,16 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
         tokens = model.visual_tokens(images)
     for name, keep_top in (("vqa_keep_auc", True), ("vqa_drop_auc", False)):
         metric = metrics.get(name)
-        out = metric(model, images, questions, maps, recs, scorer=exact)
+        out = metric(model, images, questions, maps, recs, scorer=exact, vqa_grid="linear")
         for b, rec in enumerate(recs):
             flat = maps[b].flatten().tolist()
             perm = tie_break([rec.sample_id], n, 0)[0].tolist()
             position = {p: i for i, p in enumerate(perm)}
             order = sorted(range(n), key=lambda p: (-flat[p], position[p]))
             ref = []
-            for f in metric.fractions:
-                c = max(1, round(f * n)) if keep_top else round(f * n)
-                kept = order[:c] if keep_top else order[c:]
+            for f in GRIDS["linear"]:  # the fraction read: Chefer's 10% steps
+                c = max(1, round(f * n))
+                kept = order[:c] if keep_top else order[n - c:]
                 ref.append(exact(_gathered_answer(model, tokens[b], sorted(kept), rec.question),
                                  rec.answers))
             np.testing.assert_array_equal(out.curves[b], ref)
@@ -191,12 +192,35 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
         assert 0 < out.curves.mean() < 1  # the views change answers: the comparison has teeth
 
 
-def test_keep_grid_runs_from_the_pnp_budget_to_the_whole_image():
-    from metrics.downstream import KEEP_FRACTIONS, PNP_FRACTION
+def test_keep_and_drop_share_one_grid_log_by_default_chefers_linear_available():
+    from metrics.downstream import GRIDS, PNP_FRACTION
 
-    assert KEEP_FRACTIONS[0] == pytest.approx(PNP_FRACTION, abs=1e-4) and KEEP_FRACTIONS[-1] == 1.0
-    ratios = KEEP_FRACTIONS[1:] / KEEP_FRACTIONS[:-1]
+    log = GRIDS["log"]
+    assert log[0] == pytest.approx(PNP_FRACTION, abs=1e-4) and log[-1] == 1.0
+    ratios = log[1:] / log[:-1]
     assert np.allclose(ratios, ratios[0], rtol=1e-2)  # equal ratios: every doubling weighs the same
+    assert np.allclose(GRIDS["linear"], np.arange(1, 11) / 10)  # Chefer: remove 0, 10, …, 90%
+
+
+def test_pixel_mode_leaves_nothing_of_the_dropped_patches(trained_tiny):
+    """In ``pixels`` mode the answer depends only on the kept patches' pixels: changing every
+    dropped pixel changes nothing; in ``tokens`` mode it can (self-attention leaks)."""
+    from benchmark.runner import _images
+    from datasets.loader_synthetic import SyntheticDataset
+    from metrics.downstream import _answers_with_patches
+
+    model = trained_tiny
+    recs = [SyntheticDataset("test")[i] for i in range(16)]
+    images, questions = _images(recs, model), [r.question for r in recs]
+    n = model.grid[0] * model.grid[1]
+    keep = torch.zeros(len(recs), 1, n, dtype=torch.bool)
+    keep[:, 0, :n // 3] = True  # the top third of the image
+    other = images.clone()
+    other[..., images.shape[-2] // 3 + 8:, :] = torch.randn_like(other[..., images.shape[-2] // 3 + 8:, :])
+    same = _answers_with_patches(model, images, questions, keep, "pixels")
+    assert same == _answers_with_patches(model, other, questions, keep, "pixels")
+    tokens = _answers_with_patches(model, images, questions, keep, "tokens")
+    assert tokens != _answers_with_patches(model, other, questions, keep, "tokens")
 
 
 def test_pnp_draws_are_seeded_sized_and_proportional_to_the_map():

@@ -29,10 +29,39 @@ def test_independent_random_maps_are_uncorrelated(untrained_tiny):
     assert len(rho) == 4 and abs(sum(rho) / 4) < 0.2
 
 
-def test_spearman_is_one_for_a_monotone_transform_and_nan_for_constant_maps():
+def test_spearman_is_one_for_a_monotone_transform_and_zero_for_constant_maps():
     a = torch.rand(2, 12, 12, generator=torch.Generator().manual_seed(0))
     assert spearman(a, a ** 3) == pytest.approx([1.0, 1.0])
-    assert all(math.isnan(r) for r in spearman(a, torch.ones_like(a)))
+    # a randomised model whose maps collapse to a constant changed most: it counts, as ρ = 0
+    assert spearman(a, torch.ones_like(a)) == [0.0, 0.0]
+
+
+def test_sanity_metrics_are_registered_with_their_direction():
+    for name, higher in (("sanity_mprt", False), ("random_logit", False), ("smprt", False),
+                         ("emprt", True)):
+        fn = metrics.get(name)
+        assert fn.kind == "sanity" and fn.higher_is_better is higher
+
+
+def test_random_logit_separates_a_question_reading_map_from_a_fixed_one(untrained_tiny, images):
+    from metrics.sanity import random_logit
+
+    qs = ["what colour is the square?", "how many circles are there?"]
+    assert random_logit(untrained_tiny, "center", images, qs) == [1.0, 1.0]  # ignores the question
+    rho = random_logit(untrained_tiny, "cross_attn_gradcam", images, qs)
+    assert all(r < 0.999 for r in rho)
+
+
+def test_emprt_and_smprt_on_a_map_that_ignores_the_model(untrained_tiny, images):
+    from metrics.sanity import emprt, histogram_entropy, smprt
+
+    # the centre prior does not depend on the parameters: no rise in complexity, ρ = 1
+    assert emprt(untrained_tiny, "center", images, QUESTIONS) == pytest.approx([1.0, 1.0])
+    assert smprt(untrained_tiny, "center", images, QUESTIONS, n_noise=2) == pytest.approx([1.0, 1.0])
+    flat = torch.zeros(1, 4, 4)
+    spread = torch.arange(16.0).reshape(1, 4, 4)
+    assert histogram_entropy(flat)[0] == 0.0
+    assert histogram_entropy(spread, bins=16)[0] == pytest.approx(np.log(16))
 
 
 def test_mprt_on_untrained_tiny(untrained_tiny, images):
