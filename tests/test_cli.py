@@ -106,12 +106,29 @@ def test_run_writes_every_file(tmp_path):
     assert "data:image/png;base64," in html and "http://" not in html.replace("http://www.w3.org", "")
 
 
+#: a trained model with every kind of metric, so that curves, model-based comparisons and
+#: sanity rows exist to be compared (on an untrained control they are all "not applicable")
+TRAINED = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,integrated_gradients",
+           "--metrics", "pointing_game,relevance_rank,deletion_auc,vqa_keep_auc,"
+           "object_faithfulness,sanity_mprt,random_logit", "--limit", "8", "--batch-size", "4",
+           "--quiet", "--steps", "4", "--sanity-samples", "4"]
+CSVS = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
+
+
 def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(SMALL + ["--out", str(a)]) == 0
-    assert main(SMALL + ["--out", str(b)]) == 0
-    for name in ("results.csv", "summary.csv", "curves.csv", "comparisons.csv"):
+    assert main(TRAINED + ["--out", str(a)]) == 0
+    assert main(TRAINED + ["--out", str(b)]) == 0
+    for name in CSVS:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    import pandas as pd
+
+    curves, comp = pd.read_csv(a / "curves.csv"), pd.read_csv(a / "comparisons.csv")
+    sanity = pd.read_csv(a / "sanity.csv")
+    assert {"deletion_auc", "vqa_keep_auc"} <= set(curves.metric)
+    model_based = comp[(comp.metric == "deletion_auc") & comp.p.notna()]
+    assert len(model_based) and (comp.kind == "region").any()
+    assert sanity["mean"].notna().sum() > 0 and set(sanity.test) == {"sanity_mprt", "random_logit"}
     tex = (a / "tables.tex").read_bytes()
     (a / "index.html").unlink()
     assert main(["report", str(a)]) == 0

@@ -110,7 +110,6 @@ def test_deletion_steps_and_ties():
 
 def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
     from metrics._ties import tie_break
-    from metrics.downstream import GRIDS
 
     w = np.full(16, 0.01)
     w[0] = 10.0  # all the evidence top-left: raster order would delete it first
@@ -157,6 +156,7 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
     one view at a time, the kept set taken from a plain sort of the map whose ties follow the
     sample's seeded permutation."""
     from metrics._ties import tie_break
+    from metrics.downstream import GRIDS
     from benchmark.runner import _images
     from datasets.loader_synthetic import SyntheticDataset
 

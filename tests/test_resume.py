@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--models", "blip-itm-tiny@init", "--methods", "random,cross_attn_gradcam,rollout",
-        "--metrics", "pointing_game,deletion_auc,vqa_keep_auc", "--limit", "12",
-        "--batch-size", "2", "--quiet", "--steps", "4"]
-FILES = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv")
+# a trained model, so that the model-based metrics (curves, their comparisons, the per-object
+# effects cache) are computed, killed and resumed too
+ARGS = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,rollout",
+        "--metrics", "pointing_game,deletion_auc,vqa_keep_auc,object_faithfulness,sanity_mprt",
+        "--limit", "12", "--batch-size", "2", "--quiet", "--steps", "4", "--sanity-samples", "4"]
+FILES = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
 
 
 def _cmd(out):

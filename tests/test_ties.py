@@ -41,3 +41,33 @@ def test_tie_statistics():
     assert max_tied(m) == 0.0
     m[-1] = m[-2]
     assert max_tied(m) == 1.0
+
+
+def test_a_constant_map_scores_like_random_on_every_ordering_metric(trained_tiny):
+    """By symmetry a constant map's ties, broken by a uniformly random permutation, are
+    scored like a random map in expectation. Four seeds of each on 32 questions: the two means
+    agree within the CI of their difference (raster order deletes the top rows first)."""
+    import metrics
+    from benchmark.runner import _images
+    from benchmark.stats import paired_test
+    from datasets.loader_synthetic import SyntheticDataset
+    from metrics.vqa import exact_match
+
+    model = trained_tiny
+    recs = [r for r in (SyntheticDataset("test")[i] for i in range(40))
+            if r.extra["itm_label"] == 1][:32]
+    images, questions = _images(recs, model), [r.question for r in recs]
+    const = torch.zeros(len(recs), *model.grid)
+    for name in ("deletion_auc", "insertion_auc", "vqa_keep_auc", "vqa_drop_auc"):
+        fn = metrics.get(name)
+        a, b = [], []
+        for seed in range(4):
+            noise = torch.rand(len(recs), *model.grid, generator=torch.Generator().manual_seed(seed))
+            kw = dict(scorer=exact_match, seed=seed, steps=8, start_kind="mean")
+            a.append(fn(model, images, questions, const, recs, **kw).values)
+            b.append(fn(model, images, questions, noise, recs, **kw).values)
+        test = paired_test(np.mean(a, 0), np.mean(b, 0))
+        assert test["ci_low"] <= 0 <= test["ci_high"], (name, test)
+    rank = metrics.get("relevance_rank")
+    for r in recs[:8]:
+        assert rank(np.zeros(model.grid), r.target_mask) == np.mean(r.target_mask)
