@@ -33,7 +33,6 @@ from benchmark.stats import bootstrap_ci
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
 from methods.base import NotApplicable
-from metrics._common import default_tolerance
 from metrics._ties import max_tied, tie_fraction
 from metrics.vqa import exact_match, vqa_accuracy
 
@@ -376,7 +375,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     scorer = exact_match if data.exact_match else vqa_accuracy
     result.dataset_info["answer_scoring"] = "exact match" if data.exact_match else "VQA accuracy"
     side = min(records[0].image.shape[:2])
-    tolerance = cfg.tolerance if cfg.tolerance is not None else default_tolerance(side)
+    tolerance = cfg.tolerance if cfg.tolerance is not None else data.pointing_tolerance(side)
     result.dataset_info.update(pointing_tolerance_px=tolerance, image_size=side)
     result.timings["load_data_s"] = time.time() - t0
     result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)

@@ -57,6 +57,13 @@ class Dataset:
     #: insertion metric's starting image when the run does not choose one: RISE's blur, unless
     #: the data's evidence survives that blur (then the curve is flat for every method)
     insertion_start = "blur"
+    #: the pointing game's tolerance when the run does not set one: TorchRay's 15 px at the
+    #: images' native resolution (masks are kept at native resolution)
+    pointing_tolerance_px = 15.0
+
+    def pointing_tolerance(self, image_side: int) -> float:
+        """The default pointing tolerance in pixels for images of this side."""
+        return self.pointing_tolerance_px
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -292,3 +292,16 @@ def test_cli_vqav2_without_data_root_exits_2(plugin_path, tmp_path):
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "dataset vqav2 needs --data-root DIR" in lines[0], p.stderr
+
+
+def test_real_images_use_torchrays_15px_at_native_resolution_and_a_control(exported):
+    from datasets.loader_synthetic import SyntheticDataset
+
+    data = datasets.get("vqav2")(data_root=str(exported))
+    assert data.pointing_tolerance(96) == 15.0 and data.pointing_tolerance(640) == 15.0
+    assert SyntheticDataset("test").pointing_tolerance(96) == pytest.approx(15 * 96 / 224)
+    records = [data[i] for i in range(N)]
+    for r in records:
+        assert not (r.control & r.target_mask).any()
+    assert any(r.control.any() for r in records)
+    assert all(r.extra["control_annotation_ids"] == [] for r in records if not r.control.any())
