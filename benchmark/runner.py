@@ -40,6 +40,11 @@ REGIONS = ("target", "evidence", "distractor", "control")
 SANITY = "sanity_mprt"
 #: per-sample diagnostics of every map (mean per model × method in summary.csv)
 MAP_DIAGNOSTICS = {"tie_fraction": tie_fraction, "max_tied": max_tied}
+UNCONVERGED = "excluded: the estimator did not converge (see its diagnostic rows)"
+
+
+def _note(why: str) -> str:
+    return why if why.startswith("excluded") else f"not applicable: {why}"
 
 
 @dataclass
@@ -178,7 +183,7 @@ def _localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarr
                     "distractor": rec.distractor_mask, "control": rec.control}[region]
             row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
             if heat is None:
-                row["note"] = f"not applicable: {reason}"
+                row["note"] = _note(reason)
             elif not mask.any():
                 row["note"] = f"no {region} region"
             else:
@@ -203,7 +208,7 @@ def _counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.nda
     for metric in names:
         row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
         if why is not None or heat is None:
-            row["note"] = f"not applicable: {why or 'no map'}"
+            row["note"] = _note(why or "no map")
         elif effect is None:
             row["note"] = "not applicable: the dataset cannot re-render this scene"
         else:
@@ -226,7 +231,7 @@ def _untrained_or_headless(model: ITMAdapter, fn) -> Optional[str]:
 
 
 def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAdapter,
-                       images, recs, maps: Optional[torch.Tensor], finite: List[bool],
+                       images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
     rows = []
     for metric in names:
@@ -236,7 +241,7 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
         # the image (e.g. an exist question answered "no"): those samples keep a noted row
         unmatched = {i for i, r in enumerate(recs)
                      if getattr(fn, "needs_match", False) and r.extra.get("itm_label", 1) == 0}
-        ok = [i for i, f in enumerate(finite) if f and i not in unmatched]
+        ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
         runnable = maps is not None and why is None
         if runnable and ok:
             sel = torch.tensor(ok)
@@ -254,7 +259,7 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
             elif i in unmatched:
                 row["note"] = "excluded: the question does not match the image (ITM label 0)"
             elif i not in pos:
-                row["note"] = "non-finite or unconverged map"
+                row["note"] = invalid[i]
             else:
                 k = pos[i]
                 row["value"] = float(scores.values[k])
@@ -294,31 +299,33 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
             except NotApplicable as e:
                 reason = str(e)
         converged = extras.pop("converged", None)
-        unconverged = {i: "did not converge (see its diagnostics rows)"
-                       for i in range(len(recs)) if converged is not None and not bool(converged[i])}
         maps_np = None if maps is None else maps.numpy()
-        finite = [maps_np is not None and i not in unconverged and bool(np.isfinite(maps_np[i]).all())
-                  for i in range(len(recs))]
+        invalid: Dict[int, str] = {}
+        for i in range(len(recs) if maps_np is not None else 0):
+            if converged is not None and not bool(converged[i]):
+                invalid[i] = UNCONVERGED
+            elif not np.isfinite(maps_np[i]).all():
+                invalid[i] = "non-finite map"
         base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
                       "question_type": r.family, "correct": correct.get(r.sample_id)}
                      for r in recs]
         rows = []
         cf_why = reason or (_untrained_or_headless(model, None) if cf else None)
         for i, r in enumerate(recs):
-            heat = None if maps_np is None or i in unconverged else maps_np[i]
-            why = unconverged.get(i, reason)
+            unconverged = invalid.get(i) == UNCONVERGED
+            heat = None if maps_np is None or unconverged else maps_np[i]
+            why = invalid[i] if unconverged else reason
             rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
             rows += _counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
-                                         tolerance, unconverged.get(i, cf_why))
-        rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, finite, reason,
+                                         tolerance, invalid[i] if unconverged else cf_why)
+        rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
                                    scorer, cfg)
     for key, values in extras.items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(values[i]),
                   "note": ""} for i in range(len(recs))]
     gallery = {r.sample_id: maps_np[i].tolist() for i, r in enumerate(recs)
                if maps_np is not None and r.sample_id in _gallery_ids(records, cfg)}
-    nonfinite = sum(1 for i in range(len(recs)) if maps_np is not None and i not in unconverged
-                    and not finite[i])
+    nonfinite = sum(1 for why in invalid.values() if why == "non-finite map")
     return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite}
 
 

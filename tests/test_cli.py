@@ -208,3 +208,43 @@ def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
     runs = set(zip(table.model, table.segmentation))
     assert runs == {("blip-itm-tiny", "-"), ("difnet-itm-tiny", "exact"),
                     ("difnet-itm-tiny", "shuffled")}
+
+
+class _HalfConverged(Attribution):
+    """Returns its convergence per sample as IG does: every other map did not converge."""
+
+    def attribute(self, model, images, questions, **_):
+        b = images.shape[0]
+        self.last_extras = {"converged": torch.arange(b) % 2 == 0,
+                            "completeness_rel_delta": torch.where(torch.arange(b) % 2 == 0, 0.01, 0.4)}
+        return torch.rand(b, *model.grid, generator=torch.Generator().manual_seed(b))
+
+
+def test_unconverged_maps_and_unmatched_questions_keep_noted_rows_out_of_the_means(tmp_path,
+                                                                                   monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setitem(methods.REGISTRY._items, "half", _HalfConverged())
+    out = tmp_path / "run"
+    argv = ["--models", "blip-itm-tiny", "--methods", "half", "--metrics",
+            "pointing_game,deletion_auc,object_faithfulness", "--limit", "14", "--batch-size", "7",
+            "--quiet", "--steps", "4", "--out", str(out)]
+    assert main(argv) == 0
+    res = pd.read_csv(out / "results.csv", keep_default_na=False)
+    rel = res[res.metric == "completeness_rel_delta"]
+    bad = set(rel[rel.value.astype(float) > 0.05].sample_id)
+    assert len(bad) == 6  # positions 1, 3, 5 of each batch of 7
+    scored = res[res.metric.isin(["pointing_game", "deletion_auc", "object_faithfulness"])]
+    for _, r in scored[scored.sample_id.isin(bad)].iterrows():
+        assert r.value == "" and "did not converge" in r.note
+    # exist questions answered "no" do not match their image: no deletion curve for them
+    from datasets.loader_synthetic import SyntheticDataset
+
+    data = SyntheticDataset("test")
+    unmatched = {data[i].sample_id for i in range(14) if data[i].extra["itm_label"] == 0}
+    dele = res[(res.metric == "deletion_auc") & res.sample_id.isin(unmatched - bad)]
+    assert len(dele) and all("ITM label 0" in n for n in dele.note)
+    summary = pd.read_csv(out / "summary.csv")
+    row = summary[(summary.metric == "deletion_auc") & (summary.subset == "all")
+                  & (summary.question_type == "all")].iloc[0]
+    assert row.n == 14 - len(bad | unmatched) and row.n_excluded == len(bad | unmatched)
