@@ -491,7 +491,7 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
     """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
     stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
     the correlation tests, the complexity ratio for ``emprt``)."""
-    from metrics.sanity import spearman
+    from metrics.sanity import explain, spearman
 
     recs = records[:cfg.sanity_samples]
     out = []
@@ -510,8 +510,10 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
                     if name == SANITY:
                         # the same model, another seed: ~0 for a random map, 1 for a
                         # deterministic method
-                        rerun = spearman(method(model, images, questions, seed=cfg.seed),
-                                         method(model, images, questions, seed=cfg.seed + 1))
+                        rerun = spearman(explain(method_name, model, images, questions,
+                                                 seed=cfg.seed),
+                                         explain(method_name, model, images, questions,
+                                                 seed=cfg.seed + 1))
                         value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
                                   "spearman": rerun}] + value
                     else:

@@ -84,7 +84,7 @@ def spearman(maps_a: torch.Tensor, maps_b: torch.Tensor) -> List[float]:
     return out
 
 
-def _call(method_name: str, model: ITMAdapter, images, questions, **kwargs) -> torch.Tensor:
+def explain(method_name: str, model: ITMAdapter, images, questions, **kwargs) -> torch.Tensor:
     """The method's maps with its sanity options (e.g. IG's fixed step count) applied."""
     method = methods.get(method_name)
     return method(model, images, questions, **{**getattr(method, "sanity_options", {}), **kwargs})
@@ -109,13 +109,13 @@ def mprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: S
     the model's parameters shows correlations that fall as the cascade goes deeper; the runner
     reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
     """
-    original = _call(method_name, model, images, questions, **method_kwargs)
+    original = explain(method_name, model, images, questions, **method_kwargs)
     randomised = _copy(model)
     generator = torch.Generator().manual_seed(int(seed))
     results = []
     for index, (name, members) in enumerate(cascade_stages(randomised)[:stages]):
         randomise_(members, generator)
-        maps = _call(method_name, randomised, images, questions, **method_kwargs)
+        maps = explain(method_name, randomised, images, questions, **method_kwargs)
         results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
     return results
 
@@ -136,8 +136,8 @@ def random_logit(model: ITMAdapter, method_name: str, images: torch.Tensor,
     explains another sample's question on the same image (the next sample's, a fixed
     derangement). A map that reads the question changes: lower is better."""
     other = list(questions[1:]) + list(questions[:1])
-    return spearman(_call(method_name, model, images, questions, seed=seed, **method_kwargs),
-                    _call(method_name, model, images, other, seed=seed, **method_kwargs))
+    return spearman(explain(method_name, model, images, questions, seed=seed, **method_kwargs),
+                    explain(method_name, model, images, other, seed=seed, **method_kwargs))
 
 
 def smprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
@@ -152,7 +152,7 @@ def smprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: 
              for _ in range(n_noise)]
 
     def smoothed(m: ITMAdapter) -> torch.Tensor:
-        return torch.stack([_call(method_name, m, x, questions, seed=seed, **method_kwargs)
+        return torch.stack([explain(method_name, m, x, questions, seed=seed, **method_kwargs)
                             for x in noisy]).mean(0)
 
     return spearman(smoothed(model), smoothed(fully_randomised(model, seed)))
@@ -179,9 +179,9 @@ def emprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: 
     entropy of a 100-bin histogram of the map (:func:`histogram_entropy`). A map of a
     randomised model should be noisier: higher is better, 1 means no change. NaN when the
     original map is constant (entropy 0)."""
-    before = histogram_entropy(_call(method_name, model, images, questions, seed=seed,
+    before = histogram_entropy(explain(method_name, model, images, questions, seed=seed,
                                      **method_kwargs))
-    after = histogram_entropy(_call(method_name, fully_randomised(model, seed), images,
+    after = histogram_entropy(explain(method_name, fully_randomised(model, seed), images,
                                     questions, seed=seed, **method_kwargs))
     return [float(a / b) if b > 0 else float("nan") for a, b in zip(after, before)]
 

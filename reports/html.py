@@ -185,14 +185,16 @@ def render(out: Path) -> str:
                "model": sorted({c["model"] for c in cards}),
                "method": sorted({m["method"] for c in cards for m in c["maps"]})}
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
-    comparisons = [r for r in _csv(out, "comparisons.csv") if r["kind"] == "model"]
+    all_comparisons = _csv(out, "comparisons.csv")
+    comparisons = [r for r in all_comparisons if r["kind"] == "model"]
+    grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     return env.get_template("index.html.j2").render(
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}), summary=(main := _summary(summary_rows)),
         pivots=_pivots(main),
-        families=_families(summary_rows), comparisons=comparisons,
+        families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
         curves=_curve_images(out), sanity=_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))
