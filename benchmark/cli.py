@@ -350,8 +350,14 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
-    if names == ["all"]:
-        names = list(embedded.EMBEDDED)
+    if names == ["all"]:  # every embedded model that has a checkpoint; the others say why not
+        from benchmark import models
+
+        missing = {n: models.missing(n) for n in embedded.EMBEDDED}
+        for n, why in missing.items():
+            if why:
+                print(f"skipping {n}: {why}", file=sys.stderr)
+        names = [n for n, why in missing.items() if not why]
     sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
     for n in names:
         if n not in embedded.EMBEDDED:
