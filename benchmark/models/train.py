@@ -355,7 +355,8 @@ def _run_stage(adapter: ITMAdapter, pool: Pool, tcfg: TrainConfig, stage: int, p
     order = rng.permutation(len(pool.questions))
     cursor, running = 0, defaultdict(float)
     bar = tqdm(range(steps), disable=not progress, unit="step",
-               desc=f"training {adapter.name}" + ("" if main else " (evidence views)"))
+               desc=f"training {adapter.name}" + ("" if main else " (evidence views)"
+                                                   if tcfg.evidence_prob else " (stage 2)"))
     for step in bar:
         if cursor + tcfg.batch_size > len(order):
             order, cursor = rng.permutation(len(pool.questions)), 0
