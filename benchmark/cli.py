@@ -350,6 +350,14 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
+    sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
+    for n in names:
+        if n not in embedded.EMBEDDED and n != "all":
+            raise UsageError(f"cannot evaluate {n!r}: embedded models are "
+                             f"{', '.join(embedded.EMBEDDED)}")
+    for s in sources:
+        if s not in SOURCES:
+            raise UsageError(f"unknown segmentation source {s!r}; use {', '.join(SOURCES)}")
     if names == ["all"]:  # every embedded model that has a checkpoint; the others say why not
         from benchmark import models
 
@@ -358,14 +366,6 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
             if why:
                 print(f"skipping {n}: {why}", file=sys.stderr)
         names = [n for n, why in missing.items() if not why]
-    sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
-    for n in names:
-        if n not in embedded.EMBEDDED:
-            raise UsageError(f"cannot evaluate {n!r}: embedded models are "
-                             f"{', '.join(embedded.EMBEDDED)}")
-    for s in sources:
-        if s not in SOURCES:
-            raise UsageError(f"unknown segmentation source {s!r}; use {', '.join(SOURCES)}")
     table = heldout_table(names, sources, args.questions, progress=not args.quiet)
     wide = table.assign(run=table.model + table.segmentation.map(
         lambda s: "" if s == "-" else f"[{s}]")).pivot_table(
