@@ -26,11 +26,11 @@ def degrade(semantic_map: np.ndarray, instance_map: np.ndarray, rate: float, n_c
     is given a wrong object class with probability ``rate``, and every object's outline moves
     by one pixel (dilated or eroded, equally likely). Seeded by (``seed``, ``sample_id``).
     Classes 0 and 1 are background and clutter, the rest object classes."""
-    import zlib
-
     from scipy.ndimage import binary_dilation, binary_erosion
 
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(str(sample_id).encode()), 11])
+    from benchmark.seeds import sample_rng
+
+    rng = sample_rng(seed, sample_id, 11)
     out = semantic_map.copy()
     for k in np.unique(instance_map):
         if k == 0:

@@ -11,10 +11,11 @@ sample without a target, is left out of the paired target − control test.
 """
 from __future__ import annotations
 
-import zlib
 from typing import Dict, Hashable, Iterable, List, Tuple
 
 import numpy as np
+
+from benchmark.seeds import sample_rng
 
 
 def matched_control(objects: Dict[Hashable, np.ndarray], targets: Iterable[Hashable],
@@ -32,7 +33,7 @@ def matched_control(objects: Dict[Hashable, np.ndarray], targets: Iterable[Hasha
     cands = [k for k in objects if k not in banned and objects[k].any()]
     if not targets or len(cands) < len(targets):
         return np.zeros(shape, bool), []
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(str(sample_id).encode()), 7])
+    rng = sample_rng(seed, sample_id, 7)
     cands = [cands[i] for i in rng.permutation(len(cands))]
     area = {k: float(objects[k].sum()) for k in list(cands) + targets}
     chosen: List[Hashable] = []

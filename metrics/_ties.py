@@ -7,21 +7,17 @@ given sample and a constant map is ordered like the ``random`` baseline.
 """
 from __future__ import annotations
 
-import zlib
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-
-def sample_seed(seed: int, sample_id: str) -> list:
-    """The seed sequence of one sample's tie-break permutation: (run seed, crc32 of the id)."""
-    return [int(seed) & 0xFFFFFFFF, zlib.crc32(str(sample_id).encode())]
+from benchmark.seeds import sample_rng
 
 
 def tie_break(sample_ids: Sequence[str], n: int, seed: int) -> torch.Tensor:
     """(B, n) long: one seeded permutation of the n patches per sample."""
-    return torch.from_numpy(np.stack([np.random.default_rng(sample_seed(seed, s)).permutation(n)
+    return torch.from_numpy(np.stack([sample_rng(seed, s).permutation(n)
                                       for s in sample_ids]).astype(np.int64))
 
 
