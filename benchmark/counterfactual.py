@@ -37,7 +37,7 @@ def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stre
     ``stream(list of (record, semantic map or None)) → (B, N, C) or None`` gives the fused
     model's segmentation stream (None: the record's own).
     """
-    images, streams, owners = [], [], []
+    images, streams, owners = [], [], []  # owners: the record index of every image
     for i, r in enumerate(recs):
         if not can_rerender(r):
             continue
@@ -45,13 +45,13 @@ def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stre
         variants = [(r.image, None)] + [r.extra["without"](k) for k in ids]
         images += [v[0] for v in variants]
         streams += [(r, v[1]) for v in variants]
-        owners += [(i, j) for j in range(len(variants))]
+        owners += [i] * len(variants)
     out: Dict[str, Optional[dict]] = {r.sample_id: None for r in recs}
     if not images:
         return out
     x = preprocess(images)
     seg = stream(streams)
-    text = model.tokenize([recs[i].question for i, _ in owners])
+    text = model.tokenize([recs[i].question for i in owners])
 
     def run(s: int, e: int) -> torch.Tensor:
         batch = TextBatch(text.input_ids[s:e], text.attention_mask[s:e])
@@ -65,15 +65,12 @@ def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stre
 
     with torch.no_grad():
         scores = chunked(run, len(images), chunk).double().cpu().numpy()
-    start = 0
-    for i, r in enumerate(recs):
-        if can_rerender(r):
-            n = 1 + len(instance_objects(r.extra["instance_map"]))
-            block = scores[start:start + n]
-            start += n
-            out[r.sample_id] = {"delta": (block[0, 0] - block[1:, 0]).tolist(),
-                                "answer_changed": (block[1:, 1] != block[0, 1]).tolist()
-                                if model.answers else []}
+    owners = np.asarray(owners)
+    for i in np.unique(owners):
+        block = scores[owners == i]  # the original image first, then one row per object
+        out[recs[i].sample_id] = {"delta": (block[0, 0] - block[1:, 0]).tolist(),
+                                  "answer_changed": (block[1:, 1] != block[0, 1]).tolist()
+                                  if model.answers else []}
     return out
 
 
