@@ -9,10 +9,13 @@ import torch.nn.functional as F
 
 from benchmark.models.adapter import ITMAdapter, TextBatch
 from methods import register
-from methods.base import Attribution, to_grid
+from methods.base import Attribution, NotApplicable, to_grid
 
-BASELINES = ("blur", "zero", "black")
+BASELINES = ("blur", "zero", "black", "expected")
 TARGETS = ("itm", "itm_prob")
+#: images per forward along the path when ``internal_batch_size`` is not given: captum would
+#: otherwise expand every path by every step at once (16 images × 512 steps ≈ 17 GB)
+CHUNK_IMAGES = 256
 
 
 def match_score_fn(model: ITMAdapter, target: str = "itm"):
@@ -56,11 +59,21 @@ class IntegratedGradientsMap(Attribution):
     Keyword args: ``n_steps`` (32), ``max_steps`` (512), ``rel_tolerance`` (0.05), ``target``,
     ``baseline`` — ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the
     side, which keeps the path among natural-looking images), ``"zero"`` (zeros in normalised
-    space: the dataset-mean colour) or ``"black"`` — and ``internal_batch_size``. Midpoint
-    Riemann rule (captum's ``riemann_middle``): its error falls steadily with the steps even
-    where the path's score changes abruptly, where Gauss–Legendre oscillates. (captum's
-    ``riemann_trapezoid`` weights its n points by 1/n with halved ends, which sum to
-    (n − 1)/n: a completeness bias of 1/n on any model.)
+    space: the dataset-mean colour), ``"black"``, or ``"expected"`` — and
+    ``internal_batch_size`` (images per forward; default: the larger of 256 and the number of
+    paths, which bounds memory whatever the step count reaches). Midpoint Riemann rule (captum's ``riemann_middle``): its error falls
+    steadily with the steps even where the path's score changes abruptly, where Gauss–Legendre
+    oscillates. (captum's ``riemann_trapezoid`` weights its n points by 1/n with halved ends,
+    which sum to (n − 1)/n: a completeness bias of 1/n on any model.)
+
+    ``"expected"`` is Expected Gradients (Erion et al., Nature MI 2021) with the data as the
+    baseline distribution, integrated by quadrature instead of sampled α: the map is the mean of
+    IG from ``n_references`` (4) other images of the same batch (sample i starts from images
+    i + 1, i + 2, … cyclically), so :math:`\sum_i \mathrm{EG}_i = f(x) - \tfrac1K \sum_k
+    f(x'_k)`. Its maps therefore depend on which images share a batch (fixed by the dataset
+    order and ``--batch-size``); a batch of one image has no reference and raises
+    :class:`NotApplicable`. Its gap is :math:`\sum_k |\delta_k| / \sum_k |f(x) - f(x'_k)|`
+    over the K paths, and the steps double for all paths of a sample together.
     """
 
     #: sanity checks compare maps under randomisation, where a path rarely converges: a fixed
@@ -72,44 +85,66 @@ class IntegratedGradientsMap(Attribution):
 
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
                   n_steps: int = 32, max_steps: int = 512, rel_tolerance: float = 0.05,
-                  target: str = "itm", baseline: str = "blur",
+                  target: str = "itm", baseline: str = "blur", n_references: int = 4,
                   internal_batch_size: Optional[int] = None, **_: object) -> torch.Tensor:
         from captum.attr import IntegratedGradients
 
         fn = match_score_fn(model, target)
         text = model.tokenize(questions)
         seg = model.bound("segmentation", images.shape[0])
-        base = ig_baseline(images, baseline)
         b = images.shape[0]
-        attr = torch.zeros_like(images)
-        delta = torch.zeros(b, dtype=torch.float64)
+        # one straight path per (sample, baseline): K = 1 except for expected gradients
+        owner, base = ig_paths(images, baseline, n_references)
+        k = len(owner) // b
+        args = (text.input_ids[owner], text.attention_mask[owner]) + \
+            ((seg[owner],) if seg is not None else ())
+        with torch.no_grad():
+            change = (fn(images[owner], *args) - fn(base, *args)).double().abs().cpu()
+        attr = torch.zeros_like(base)
+        delta = torch.zeros(len(owner), dtype=torch.float64)
         rel = torch.full((b,), float("inf"), dtype=torch.float64)
         steps = torch.zeros(b, dtype=torch.long)
-        with torch.no_grad():
-            change = (fn(images, text.input_ids, text.attention_mask, seg)
-                      - fn(base, text.input_ids, text.attention_mask, seg)).double().abs().cpu()
         todo = torch.arange(b)
         n = n_steps
         while len(todo):
-            args = (text.input_ids[todo], text.attention_mask[todo]) + \
-                ((seg[todo],) if seg is not None else ())
+            paths = (todo[:, None] * k + torch.arange(k)).flatten()
+            chunk = internal_batch_size or max(len(paths), CHUNK_IMAGES)
             a, d = IntegratedGradients(fn).attribute(
-                images[todo], baselines=base[todo], additional_forward_args=args, n_steps=n,
-                method="riemann_middle", internal_batch_size=internal_batch_size,
+                images[owner[paths]], baselines=base[paths],
+                additional_forward_args=tuple(t[paths] for t in args), n_steps=n,
+                method="riemann_middle", internal_batch_size=chunk,
                 return_convergence_delta=True)
-            attr[todo] = a.detach()
-            delta[todo] = d.detach().abs().double().cpu()
-            rel[todo] = delta[todo] / change[todo].clamp(min=1e-12)
+            attr[paths] = a.detach()
+            delta[paths] = d.detach().abs().double().cpu()
+            rel[todo] = (delta[paths].view(-1, k).sum(1)
+                         / change[paths].view(-1, k).sum(1).clamp(min=1e-12))
             steps[todo] = n
             todo = todo[rel[todo] > rel_tolerance]
             if n * 2 > max_steps:
                 break
             n *= 2
-        self.last_extras = {"completeness_delta": delta, "completeness_rel_delta": rel,
-                            "ig_steps": steps.double(), "converged": rel <= rel_tolerance}
+        self.last_extras = {"completeness_delta": delta.view(b, k).mean(1),
+                            "completeness_rel_delta": rel, "ig_steps": steps.double(),
+                            "converged": rel <= rel_tolerance}
+        attr = attr.view(b, k, *images.shape[1:]).mean(1)
         patch = images.shape[-1] // model.grid[1]
         pooled = F.avg_pool2d(attr.sum(1, keepdim=True), patch) * patch * patch
         return to_grid(pooled.flatten(1), model.grid)
+
+
+def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4):
+    """``(owner, baselines)``: the path starts for ``images`` (normalised), K per sample in
+    sample order, and the index of the sample each path ends at."""
+    b = images.shape[0]
+    if kind != "expected":
+        return torch.arange(b), ig_baseline(images, kind)
+    k = min(n_references, b - 1)
+    if k < 1:
+        raise NotApplicable("expected gradients needs at least 2 images per batch "
+                            "(its baselines are the batch's other images)")
+    owner = torch.arange(b).repeat_interleave(k)
+    refs = (owner + torch.arange(1, k + 1).repeat(b)) % b
+    return owner, images[refs]
 
 
 def ig_baseline(images: torch.Tensor, kind: str) -> torch.Tensor:

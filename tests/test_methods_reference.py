@@ -93,11 +93,31 @@ def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
     assert capped["ig_steps"].tolist() == [8.0, 8.0] and not bool(capped["converged"].any())
 
 
+def test_expected_gradients_averages_ig_from_the_batchs_other_images():
+    toy = SmoothToy()
+    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3)).double() * 2
+    method = methods.get("integrated_gradients")
+    ours = method(toy, x.float(), ["q"] * 3, baseline="expected", n_references=2,
+                  rel_tolerance=1e-4, max_steps=1024)
+    # sample i starts from images i+1 and i+2 (cyclically)
+    refs = [[1, 2], [2, 0], [0, 1]]
+    ref = torch.stack([sum(_riemann_ig(toy, x[i:i + 1], x[j:j + 1])[0] for j in js) / 2
+                       for i, js in enumerate(refs)])
+    assert torch.allclose(ours.double(), ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
+    # completeness against the mean reference score
+    f = toy.itm_logits(x, None)[:, 1]
+    expected_sum = torch.stack([f[i] - f[js].mean() for i, js in enumerate(refs)])
+    assert torch.allclose(ours.double().sum((1, 2)), expected_sum, atol=1e-2)
+    assert bool(method.last_extras["converged"].all())
+    with pytest.raises(methods.NotApplicable, match="at least 2 images"):
+        method(toy, x[:1].float(), ["q"], baseline="expected")
+
+
 def test_integrated_gradients_targets_and_baselines(untrained_tiny):
     images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
     method = methods.get("integrated_gradients")
     for target in ("itm", "itm_prob"):
-        for baseline in ("blur", "zero", "black"):
+        for baseline in ("blur", "zero", "black", "expected"):
             maps = method(untrained_tiny, images, QUESTIONS, n_steps=4, max_steps=4,
                           target=target, baseline=baseline)
             assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all()
