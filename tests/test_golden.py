@@ -4,7 +4,7 @@ A refactor must not move a number; an intended change re-records them
 (``VQA_XAI_BENCH_RECORD_GOLDEN=1 pytest tests/test_golden.py``) and says why in its commit.
 Values are compared to 1e-3 relative (not bytes: the same-seed test checks bytes within one
 machine), because the CSVs' sixth significant digit moves with the number of BLAS threads
-(measured: 14 of 3,700 result rows differ between 1 and 2 threads, by at most 1e-4 relative, and a
+(measured: 14 of 2,024 result rows differ between 1 and 2 threads, by at most 1e-4 relative, and a
 sanity mean by 3e-5 through one swapped near-tie), while any real change is far larger.
 """
 import gzip
