@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import os
 import sys
 import tempfile
 import warnings
@@ -108,8 +107,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--sanity-samples", type=_positive_int, default=50,
                    help="questions used by the sanity metrics (sanity_mprt, random_logit, smprt, "
                         "emprt; cascading randomisation is costly). Default: 50")
+    p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="set a method's option, e.g. integrated_gradients.baseline=zero "
+                        "(repeatable; --list shows every method's options and defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--list", action="store_true", help="list registered names and exit")
+    p.add_argument("--list", action="store_true", help="list registered names (with each "
+                   "method's options) and exit")
     return p
 
 
@@ -155,6 +158,10 @@ def _list() -> None:
             if title == "models":
                 reason = models.missing(n)
                 note = "  (weights not on disk)" if reason else ""
+            elif title == "methods":
+                m = methods.get(n)
+                note = "".join(f"\n      {o.name}={o.default}: {o.help}" for o in m.options)
+                note = ("  (baseline)" if m.is_baseline else "") + note
             print(f"  {n}{note}")
 
 
@@ -197,7 +204,11 @@ def cmd_run(argv: Sequence[str]) -> int:
                            segmentation=args.segmentation, perturbation_steps=args.steps,
                            substrate=args.substrate, insertion_start=args.insertion_start,
                            sanity_samples=args.sanity_samples, fusion=_fusion(args.fusion),
-                           vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode)
+                           vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
+                           method_options=methods.parse_options(args.method_option))
+    stray = sorted(set(cfg.method_options) - set(cfg.methods))
+    if stray:
+        raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
     datasets.get(cfg.dataset)
     if cfg.device == "cuda":
         import torch

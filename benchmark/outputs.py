@@ -193,6 +193,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "segmentation": info.get("segmentation"),
                           "config": info.get("config")}
                    for name, info in result.model_info.items()},
+        "methods": result.method_info,
         "skipped_models": result.skipped,
         "nonfinite_maps": result.nonfinite_maps,
         "higher_is_better": result.higher_is_better,

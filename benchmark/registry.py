@@ -7,8 +7,9 @@ entries through the entry point group named by ``entry_point_group``.
 """
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 
 class UnknownNameError(KeyError):
@@ -25,11 +26,16 @@ class Registry:
         kind: human name of the family, used in error messages ("method", "metric" ...).
         entry_point_group: optional ``importlib.metadata`` entry point group scanned lazily, so
             external distributions can register without the repository knowing them.
+        modules: the family's built-in plugin modules, imported (they register themselves) on
+            the first lookup rather than with the family, so that importing one module of the
+            family never imports every plugin and what they import.
     """
 
-    def __init__(self, kind: str, entry_point_group: Optional[str] = None) -> None:
+    def __init__(self, kind: str, entry_point_group: Optional[str] = None,
+                 modules: Sequence[str] = ()) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.modules = tuple(modules)
         self._items: Dict[str, Any] = {}
         self._entry_points_loaded = False
 
@@ -45,10 +51,12 @@ class Registry:
         return _add(obj) if obj is not None else _add
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded or not self.entry_point_group:
+        if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for ep in metadata.entry_points(group=self.entry_point_group):
+        for module in self.modules:
+            importlib.import_module(module)
+        for ep in metadata.entry_points(group=self.entry_point_group or ""):
             if ep.name not in self._items:
                 # Loading the module runs its @register decorators; a bare object is registered here.
                 loaded = ep.load()

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from benchmark.outputs import write_atomic
 from benchmark.stats import bootstrap_ci
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
-from methods.base import NotApplicable
+from methods.base import Diagnostic, NotApplicable
 from metrics._ties import max_tied, tie_fraction
 from metrics.vqa import exact_match, vqa_accuracy
 
@@ -71,6 +71,7 @@ class RunConfig:
     vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
     vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
+    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # method → option → value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +89,7 @@ class RunResult:
     sanity: List[dict] = field(default_factory=list)
     skipped: Dict[str, str] = field(default_factory=dict)
     model_info: Dict[str, dict] = field(default_factory=dict)
+    method_info: Dict[str, dict] = field(default_factory=dict)
     gallery: List[dict] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     dataset_info: dict = field(default_factory=dict)
@@ -275,34 +277,33 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
           effects: Dict[str, Optional[dict]]) -> dict:
     """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
 
-    A method may return per-sample diagnostics in ``last_extras`` (each becomes a metric row);
-    a boolean ``converged`` entry marks maps whose estimator did not converge: they keep their
-    rows, with a note and no value, and are left out of every mean.
+    A method's diagnostics each become a metric row (their direction is returned in
+    ``directions``); maps it marks invalid (an estimator that did not converge) keep their rows,
+    with a note and no value, and are left out of every mean.
     """
-    method = methods.get(method_name)
+    method = configured_method(method_name, cfg)
     reason = method.applicable(model)
     images = _images(recs, model)
     kinds = {m: getattr(metrics.get(m), "kind", "localisation") for m in cfg.metrics}
     loc = [m for m, k in kinds.items() if k == "localisation"]
     mod = [m for m, k in kinds.items() if k == "model"]
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
-    maps = None
-    extras: Dict[str, torch.Tensor] = {}
+    maps, valid = None, None
+    diagnostics: Dict[str, Diagnostic] = {}
     with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
         if reason is None:
             try:
-                maps = method(model, images, [r.question for r in recs],
-                              seed=cfg.seed * 100003 + b,
-                              masks=[r.target_mask for r in recs],
-                              counterfactuals=_counterfactual_inputs(recs, effects))
-                extras = dict(getattr(method, "last_extras", {}) or {})
+                out = method.explain(model, images, [r.question for r in recs],
+                                     seed=cfg.seed * 100003 + b,
+                                     masks=[r.target_mask for r in recs],
+                                     counterfactuals=_counterfactual_inputs(recs, effects))
+                maps, diagnostics, valid = out.maps, out.diagnostics, out.valid
             except NotApplicable as e:
                 reason = str(e)
-        converged = extras.pop("converged", None)
         maps_np = None if maps is None else maps.numpy()
         invalid: Dict[int, str] = {}
         for i in range(len(recs) if maps_np is not None else 0):
-            if converged is not None and not bool(converged[i]):
+            if valid is not None and not bool(valid[i]):
                 invalid[i] = UNCONVERGED
             elif not np.isfinite(maps_np[i]).all():
                 invalid[i] = "non-finite map"
@@ -320,13 +321,19 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
                                          tolerance, invalid[i] if unconverged else cf_why)
         rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
                                    scorer, cfg)
-    for key, values in extras.items():
-        rows += [{**base_rows[i], "metric": key, "region": "", "value": float(values[i]),
+    for key, d in diagnostics.items():
+        rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
                   "note": ""} for i in range(len(recs))]
     gallery = {r.sample_id: maps_np[i].tolist() for i, r in enumerate(recs)
                if maps_np is not None and r.sample_id in _gallery_ids(records, cfg)}
     nonfinite = sum(1 for why in invalid.values() if why == "non-finite map")
-    return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite}
+    return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite,
+            "directions": {k: d.higher_is_better for k, d in diagnostics.items()}}
+
+
+def configured_method(name: str, cfg: RunConfig) -> methods.Attribution:
+    """The registered method ``name`` with the run's options for it (``--method-option``)."""
+    return methods.get(name).with_options(**cfg.method_options.get(name, {}))
 
 
 def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional[list]:
@@ -387,9 +394,12 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.timings["load_data_s"] = time.time() - t0
     result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)
                                for m in cfg.metrics}
-    result.higher_is_better.update(completeness_delta=False, completeness_rel_delta=False,
-                                   tie_fraction=False, max_tied=False)
+    result.higher_is_better.update(tie_fraction=False, max_tied=False)
     cache = UnitCache(out, cfg.digest())
+    for name in cfg.methods:
+        m = configured_method(name, cfg)
+        result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
+                                    "options": m.config}
     batches = _batches(n, cfg.batch_size)
 
     for model_name in cfg.models:
@@ -432,6 +442,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                                  correct, scorer, tolerance, effects)
                     cache.put(unit, model_name, method_name, f"batch-{b:05d}")
                 result.rows += unit["rows"]
+                result.higher_is_better.update(unit.get("directions", {}))
                 nonfinite += unit["nonfinite"]
                 for sid, m in unit["gallery"].items():
                     gallery_maps.setdefault(sid, {})[method_name] = m
@@ -496,8 +507,8 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
     recs = records[:cfg.sanity_samples]
     out = []
     for method_name in cfg.methods:
-        method = methods.get(method_name)
-        if method.applicable(model) or getattr(method, "needs_ground_truth", False):
+        method = configured_method(method_name, cfg)
+        if method.applicable(model) or method.reads_ground_truth:
             continue
         tests = cache.get(model.name, method_name, "sanity")
         if tests is None:
@@ -506,13 +517,13 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
             with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
                 for name in _sanity_names(cfg):
                     fn = metrics.get(name)
-                    value = fn(model, method_name, images, questions, seed=cfg.seed)
+                    value = fn(model, method, images, questions, seed=cfg.seed)
                     if name == SANITY:
                         # the same model, another seed: ~0 for a random map, 1 for a
                         # deterministic method
-                        rerun = spearman(explain(method_name, model, images, questions,
+                        rerun = spearman(explain(method, model, images, questions,
                                                  seed=cfg.seed),
-                                         explain(method_name, model, images, questions,
+                                         explain(method, model, images, questions,
                                                  seed=cfg.seed + 1))
                         value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
                                   "spearman": rerun}] + value

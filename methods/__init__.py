@@ -1,17 +1,20 @@
 """Attribution methods, one file each, registered by name.
 
 ``methods.get(name)(model, images, questions, **kwargs)`` returns a ``(B, gh, gw)`` float32 map on
-the model's patch grid (larger = more relevant). Adding a method is one new file in this folder
-holding one class decorated with ``@register("name")`` (see :class:`methods.base.Attribution`);
+the model's patch grid (larger = more relevant); ``methods.get(name).with_options(n_steps=64)``
+is a configured copy, and ``.explain(...)`` also returns the method's diagnostics. Adding a
+method is one new file in this folder holding one class decorated with ``@register("name")``
+that declares its ``options`` and ``needs`` (see :class:`methods.base.Attribution`);
 packages outside the repository register through the ``vqa_xai_bench.methods`` entry point group.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any, Dict, Sequence
 
 from benchmark.registry import Registry
-from methods.base import Attribution, NotApplicable
+from methods.base import Attribution, NotApplicable, Option, UnknownOption
 
 REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods")
 
@@ -31,8 +34,30 @@ def register(name: str):
 get = REGISTRY.get
 available = REGISTRY.available
 
+
+def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """``["integrated_gradients.n_steps=64", ...]`` → ``{"integrated_gradients": {"n_steps": 64}}``,
+    each value parsed by the method's declared :class:`~methods.base.Option` (one-line errors:
+    :class:`UnknownOption`, or the registry's unknown-name error)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for spec in specs:
+        key, eq, text = spec.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not (eq and dot and name and option):
+            raise UnknownOption(f"a method option is METHOD.OPTION=VALUE, e.g. "
+                                f"integrated_gradients.n_steps=64; got {spec!r}")
+        method = get(name)
+        declared = {o.name: o for o in method.options}
+        if option not in declared:
+            raise UnknownOption(f"method {name!r} has no option {option!r}; its options: "
+                                f"{', '.join(declared) or 'none'}")
+        out.setdefault(name, {})[option] = declared[option].parse(text.strip())
+        method.with_options(**out[name])  # values that are each valid but not together
+    return out
+
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_") and _mod.name != "base":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["Attribution", "NotApplicable", "register", "get", "available", "REGISTRY"]
+__all__ = ["Attribution", "NotApplicable", "Option", "UnknownOption", "register", "get",
+           "available", "parse_options", "REGISTRY"]

@@ -1,10 +1,12 @@
 """The shape every attribution method shares, and the pieces they reuse."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
+from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter, TextBatch
 
 
@@ -12,33 +14,160 @@ class NotApplicable(ValueError):
     """Raised when a method cannot explain a model (the runner records the reason, no crash)."""
 
 
-class Attribution:
-    """Base class: subclasses implement :meth:`attribute`; calling the object validates the output.
+class UnknownOption(InputError):
+    """An option a method does not declare, or a value it cannot take; the message lists the
+    valid names."""
 
-    ``name`` is set by ``methods.register``.
+
+#: what the engine can hand a method besides the images and questions; a method receives only
+#: the ones it lists in ``needs`` (ground truth never reaches a method that does not ask for it)
+INPUTS = {
+    "seed": "an int seed per batch (same run seed and batch → same value)",
+    "masks": "the ground-truth target masks, one (H, W) bool array per image",
+    "counterfactuals": "per image, its objects' masks and effects Δ_o (re-renderable data)",
+}
+#: inputs that reveal the answer key: a method needing one is a bracket, not a method to rank
+#: or to sanity-check
+GROUND_TRUTH = ("masks", "counterfactuals")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a method: typed, defaulted, with one line of help.
+
+    ``type`` parses a command-line string (``int``, ``float``, ``str``; ``None`` is written
+    ``none`` when the default is ``None``); ``choices`` restricts the values.
+    """
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: Tuple[Any, ...] = ()
+
+    def parse(self, text: str) -> Any:
+        """The value of ``text`` (a command-line string), checked."""
+        if self.default is None and text.lower() == "none":
+            return None
+        try:
+            value = self.type(text)
+        except ValueError:
+            raise UnknownOption(f"option {self.name!r} takes a {self.type.__name__}, "
+                                f"not {text!r}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        if self.choices and value not in self.choices:
+            raise UnknownOption(f"option {self.name!r} must be one of "
+                                f"{', '.join(map(str, self.choices))}, not {value!r}")
+        return value
+
+
+@dataclass
+class Diagnostic:
+    """A per-sample quantity a method reports about its own maps (e.g. IG's completeness gap),
+    with its direction; the engine writes each as a metric row."""
+
+    values: torch.Tensor  # (B,)
+    higher_is_better: bool
+
+
+@dataclass
+class Explanation:
+    """What :meth:`Attribution.explain` returns: the maps, the method's diagnostics, and which
+    maps are valid (``valid[i]`` False: the estimator did not converge; the engine keeps the
+    row with a note and leaves it out of every mean)."""
+
+    maps: torch.Tensor  # (B, gh, gw) float32, CPU
+    diagnostics: Dict[str, Diagnostic] = field(default_factory=dict)
+    valid: Optional[torch.Tensor] = None  # (B,) bool
+
+
+class Attribution:
+    """Base class of every method. Subclasses declare ``options`` (bound in ``__init__`` as
+    attributes: ``self.n_steps``), the run ``needs`` they read (names of :data:`INPUTS`) and
+    whether they are a baseline (``is_baseline``: never reported as the best method), and
+    implement :meth:`attribute`, which returns the maps or an :class:`Explanation`.
+
+    ``name`` is set by ``methods.register``; ``sanity_options`` (option → value) are applied
+    when the sanity checks explain a randomised model.
     """
 
     name: str = ""
+    options: Tuple[Option, ...] = ()
+    needs: Tuple[str, ...] = ()
+    is_baseline: bool = False
+    sanity_options: Dict[str, Any] = {}
+
+    def __init__(self, **options: Any) -> None:
+        declared = {o.name: o for o in self.options}
+        for key, value in options.items():
+            if key not in declared:
+                valid = ", ".join(declared) or "none"
+                raise UnknownOption(f"method {self.name or type(self).__name__!r} has no option "
+                                    f"{key!r}; its options: {valid}")
+            declared[key].check(value)
+        self.config: Dict[str, Any] = {o.name: options.get(o.name, o.default)
+                                       for o in self.options}
+        for key, value in self.config.items():
+            setattr(self, key, value)
+
+    @property
+    def reads_ground_truth(self) -> bool:
+        return any(n in GROUND_TRUTH for n in self.needs)
+
+    def with_options(self, **options: Any) -> "Attribution":
+        """A copy with ``options`` changed (validated); ``self`` is unchanged."""
+        other = type(self)(**{**self.config, **options})
+        other.name = self.name
+        return other
 
     def applicable(self, model: ITMAdapter) -> Optional[str]:
         """``None`` when the method can explain ``model``, else the reason it cannot."""
         return None
 
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  **kwargs: Any) -> torch.Tensor:
+                  **inputs: Any) -> Union[torch.Tensor, Explanation]:
         raise NotImplementedError
 
-    def __call__(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                 **kwargs: Any) -> torch.Tensor:
+    def explain(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                **inputs: Any) -> Explanation:
+        """Validated :class:`Explanation`; ``inputs`` not in ``needs`` are dropped."""
         reason = self.applicable(model)
         if reason:
             raise NotApplicable(f"{self.name} does not apply to {model.name}: {reason}")
-        maps = self.attribute(model, images, questions, **kwargs)
+        out = self.attribute(model, images, questions,
+                             **{k: v for k, v in inputs.items() if k in self.needs})
+        out = out if isinstance(out, Explanation) else Explanation(out)
         gh, gw = model.grid
-        if tuple(maps.shape) != (images.shape[0], gh, gw):
-            raise RuntimeError(f"method {self.name!r} returned shape {tuple(maps.shape)}, "
+        if tuple(out.maps.shape) != (images.shape[0], gh, gw):
+            raise RuntimeError(f"method {self.name!r} returned shape {tuple(out.maps.shape)}, "
                                f"expected {(images.shape[0], gh, gw)}")
-        return maps.detach().float().cpu()
+        out.maps = out.maps.detach().float().cpu()
+        return out
+
+    def __call__(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                 **kwargs: Any) -> torch.Tensor:
+        """The maps (B, gh, gw); ``kwargs`` are inputs (``seed=``, ``masks=`` …) or options
+        for this call only (``n_steps=64``)."""
+        return self.explain_with(model, images, questions, **kwargs).maps
+
+    def explain_with(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+                     **kwargs: Any) -> Explanation:
+        """:meth:`explain` with ``kwargs`` split into inputs and per-call options."""
+        options = {k: v for k, v in kwargs.items() if k not in INPUTS}
+        inputs = {k: v for k, v in kwargs.items() if k in INPUTS}
+        method = self.with_options(**options) if options else self
+        return method.explain(model, images, questions, **inputs)
+
+
+#: the score a gradient method explains (see :func:`target_score`)
+TARGET = Option("target", str, "itm", "score explained: itm (match logit), itm_prob "
+                "(match probability) or answer (the predicted answer's logit)",
+                ("itm", "itm_prob", "answer"))
+#: the text layer whose cross-attention a method reads
+BLOCK = Option("block", int, None, "cross-attention layer read (default: the model's Grad-CAM "
+               "block, PNP-VQA's 7 of 12)")
 
 
 def target_score(model: ITMAdapter, image_embeds: torch.Tensor, text: TextBatch,

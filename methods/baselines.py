@@ -14,11 +14,14 @@ from methods.base import Attribution, NotApplicable
 class RandomMap(Attribution):
     """Uniform noise on the patch grid, from ``torch.Generator().manual_seed(seed)``.
 
-    Keyword args: ``seed`` (default 0). Same seed and batch → same maps.
+    Input: ``seed`` (the run passes one per batch; default 0). Same seed → same maps.
     """
 
+    needs = ("seed",)
+    is_baseline = True
+
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  seed: int = 0, **_: object) -> torch.Tensor:
+                  seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         return torch.rand((images.shape[0], *model.grid), generator=g)
 
@@ -27,8 +30,10 @@ class RandomMap(Attribution):
 class CenterPrior(Attribution):
     """An isotropic Gaussian at the grid centre, σ = a quarter of the grid side (no input used)."""
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  **_: object) -> torch.Tensor:
+    is_baseline = True
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
         gh, gw = model.grid
         ys = torch.arange(gh, dtype=torch.float32) - (gh - 1) / 2
         xs = torch.arange(gw, dtype=torch.float32) - (gw - 1) / 2
@@ -43,10 +48,11 @@ class OracleMask(Attribution):
     upper bracket for the downstream metrics. Needs ``masks`` (one (H, W) bool array per image,
     any size), which the runner passes; not applicable without ground truth."""
 
-    needs_ground_truth = True  # reads the answer key: no sanity check, not a method to rank
+    needs = ("masks",)
+    is_baseline = True
 
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  masks=None, **_: object) -> torch.Tensor:
+                  masks=None) -> torch.Tensor:
         if masks is None:
             raise NotApplicable("oracle needs ground-truth masks")
         pool = torch.nn.functional.adaptive_avg_pool2d

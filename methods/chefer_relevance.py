@@ -10,7 +10,7 @@ from benchmark.models.adapter import ITMAdapter
 from methods import register
 from methods._capture import (capture, fusion_attention_modules, grads, text_attention_modules,
                               vit_attention_modules)
-from methods.base import Attribution, target_score, to_grid
+from methods.base import TARGET, Attribution, target_score, to_grid
 
 #: an attention-probability tensor (B, H, S_query, S_key) and the target's gradient w.r.t. it
 AttentionGrad = Tuple[torch.Tensor, torch.Tensor]
@@ -115,11 +115,13 @@ class CheferRelevance(Attribution):
     segmentation stream's calls are not image tokens and are not used; the stream addition and
     the output residual over the fusion are covered by the rule's identity term only.
 
-    Keyword args: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
+    Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  target: str = "itm", **_: object) -> torch.Tensor:
+    options = (TARGET,)
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)
         vit_mods = vit_attention_modules(model)
         fusion_mods = fusion_attention_modules(model)
@@ -130,7 +132,7 @@ class CheferRelevance(Attribution):
         mods.update({f"self{i}": m for i, m in enumerate(self_mods)})
         mods.update({f"cross{i}": m for i, m in enumerate(cross_mods)})
         with capture(outputs=mods) as rec:
-            score = target_score(model, model.visual_tokens(images), text, target)
+            score = target_score(model, model.visual_tokens(images), text, self.target)
             image_attn = [rec.last(f"vit{i}") for i in range(len(vit_mods))]
             fused_attn: List[torch.Tensor] = []
             if fusion_mods:

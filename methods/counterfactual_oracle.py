@@ -28,10 +28,11 @@ class CounterfactualOracle(Attribution):
     where the dataset can re-render scenes; not applicable otherwise.
     """
 
-    needs_ground_truth = True  # reads the answer key: no sanity check, not a method to rank
+    needs = ("counterfactuals",)
+    is_baseline = True
 
     def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  counterfactuals=None, **_: object) -> torch.Tensor:
+                  counterfactuals=None) -> torch.Tensor:
         if counterfactuals is None or any(c is None for c in counterfactuals):
             raise NotApplicable("counterfactual_oracle needs scenes the dataset can re-render")
         maps = []

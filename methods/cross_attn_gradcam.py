@@ -1,14 +1,14 @@
 """PNP-VQA's heatmap: Grad-CAM on one cross-attention layer of the ITM text encoder."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 
 from benchmark.models.adapter import ITMAdapter
 from methods import register
 from methods._capture import capture, grads
-from methods.base import Attribution, question_token_mask, target_score, to_grid
+from methods.base import BLOCK, TARGET, Attribution, question_token_mask, target_score, to_grid
 
 
 @register("cross_attn_gradcam")
@@ -29,19 +29,21 @@ class CrossAttentionGradCAM(Attribution):
     PNP-VQA's ``forward_itm``, the questions' "?" is stripped before tokenising, so it is not
     one of the averaged tokens.
 
-    Keyword args:
+    Options:
         block: cross-attention layer (default: the model's ``default_block``; PNP-VQA uses 7 on
             BLIP's 12 layers). The last layer gives all-zero maps (only ``[ENC]`` reaches the head).
         target: ``"itm"`` (default), ``"itm_prob"`` or ``"answer"``.
     """
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  block: Optional[int] = None, target: str = "itm", **_: object) -> torch.Tensor:
-        block = model.default_block if block is None else block
+    options = (BLOCK, TARGET)
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
+        block = model.default_block if self.block is None else self.block
         layer = model.cross_attention(block)
         text = model.tokenize([q.strip("?") for q in questions])  # as PNP-VQA's forward_itm
         with capture(lavis_attentions={"cross": layer}) as rec:
-            score = target_score(model, model.visual_tokens(images), text, target)
+            score = target_score(model, model.visual_tokens(images), text, self.target)
             (grad,) = grads(score, [rec.attentions["cross"]])
         attn = rec.attentions["cross"].detach()
         cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)

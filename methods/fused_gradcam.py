@@ -8,7 +8,7 @@ import torch
 from benchmark.models.adapter import ITMAdapter
 from methods import register
 from methods._capture import capture, grads
-from methods.base import Attribution, target_score, to_grid
+from methods.base import TARGET, Attribution, target_score, to_grid
 
 
 @register("fused_gradcam")
@@ -22,15 +22,17 @@ class FusedGradCAM(Attribution):
     .. math:: w_c = \frac{1}{N} \sum_p \frac{\partial y}{\partial F_{p,c}}, \qquad
               M(p) = \mathrm{ReLU}\Big(\sum_c w_c F_{p,c}\Big).
 
-    Keyword args: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
+    Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  target: str = "itm", **_: object) -> torch.Tensor:
+    options = (TARGET,)
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)
         with capture():
             tokens = model.visual_tokens(images)
-            (grad,) = grads(target_score(model, tokens, text, target), [tokens])
+            (grad,) = grads(target_score(model, tokens, text, self.target), [tokens])
         feats, g = tokens.detach()[:, 1:], grad[:, 1:]
         weights = g.mean(1, keepdim=True)  # (B, 1, C)
         return to_grid((feats * weights).sum(-1).clamp(min=0), model.grid)

@@ -2,14 +2,14 @@
 convergence checked per sample."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from benchmark.models.adapter import ITMAdapter, TextBatch
 from methods import register
-from methods.base import Attribution, NotApplicable, to_grid
+from methods.base import Attribution, Diagnostic, Explanation, NotApplicable, Option, to_grid
 
 BASELINES = ("blur", "zero", "black", "expected")
 TARGETS = ("itm", "itm_prob")
@@ -51,12 +51,12 @@ class IntegratedGradientsMap(Attribution):
     Convergence: completeness says :math:`\sum_i \mathrm{IG}_i = f(x) - f(x')`. Per sample the
     relative gap :math:`|\delta| / |f(x) - f(x')|` (captum's convergence delta over the change
     it should explain) is computed; a sample above ``rel_tolerance`` is integrated again with
-    twice the steps, from ``n_steps`` up to ``max_steps``. Diagnostics per sample, returned in
-    ``last_extras``: ``completeness_delta`` (|δ|), ``completeness_rel_delta``, ``ig_steps`` and
-    ``converged`` (gap ≤ ``rel_tolerance``); the runner reports the first three and leaves
-    unconverged maps out of every mean.
+    twice the steps, from ``n_steps`` up to ``max_steps``. Diagnostics per sample, returned
+    with the maps: ``completeness_delta`` (|δ|), ``completeness_rel_delta`` and ``ig_steps``;
+    a map whose gap exceeds ``rel_tolerance`` is marked invalid, and the engine leaves it out of
+    every mean.
 
-    Keyword args: ``n_steps`` (32), ``max_steps`` (512), ``rel_tolerance`` (0.05), ``target``,
+    Options: ``n_steps`` (32), ``max_steps`` (512), ``rel_tolerance`` (0.05), ``target``,
     ``baseline`` — ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the
     side, which keeps the path among natural-looking images), ``"zero"`` (zeros in normalised
     space: the dataset-mean colour), ``"black"``, or ``"expected"`` — and
@@ -76,25 +76,31 @@ class IntegratedGradientsMap(Attribution):
     over the K paths, and the steps double for all paths of a sample together.
     """
 
+    options = (
+        Option("n_steps", int, 32, "first number of Riemann steps"),
+        Option("max_steps", int, 512, "most steps the doubling may reach"),
+        Option("rel_tolerance", float, 0.05, "largest relative completeness gap that counts as "
+               "converged"),
+        Option("target", str, "itm", "score explained: itm (match logit) or itm_prob", TARGETS),
+        Option("baseline", str, "blur", "path start: blur, zero, black or expected", BASELINES),
+        Option("n_references", int, 4, "expected gradients: baselines per sample"),
+        Option("internal_batch_size", int, None, "images per forward along the path (default: "
+               f"the larger of {CHUNK_IMAGES} and the number of paths)"),
+    )
     #: sanity checks compare maps under randomisation, where a path rarely converges: a fixed
     #: 32-step integral there, instead of up to 16 times its cost
     sanity_options = {"max_steps": 32}
 
-    def __init__(self) -> None:
-        self.last_extras: Dict[str, torch.Tensor] = {}
-
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  n_steps: int = 32, max_steps: int = 512, rel_tolerance: float = 0.05,
-                  target: str = "itm", baseline: str = "blur", n_references: int = 4,
-                  internal_batch_size: Optional[int] = None, **_: object) -> torch.Tensor:
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> Explanation:
         from captum.attr import IntegratedGradients
 
-        fn = match_score_fn(model, target)
+        fn = match_score_fn(model, self.target)
         text = model.tokenize(questions)
         seg = model.bound("segmentation", images.shape[0])
         b = images.shape[0]
         # one straight path per (sample, baseline): K = 1 except for expected gradients
-        owner, base = ig_paths(images, baseline, n_references)
+        owner, base = ig_paths(images, self.baseline, self.n_references)
         k = len(owner) // b
         args = (text.input_ids[owner], text.attention_mask[owner]) + \
             ((seg[owner],) if seg is not None else ())
@@ -105,10 +111,10 @@ class IntegratedGradientsMap(Attribution):
         rel = torch.full((b,), float("inf"), dtype=torch.float64)
         steps = torch.zeros(b, dtype=torch.long)
         todo = torch.arange(b)
-        n = n_steps
+        n = self.n_steps
         while len(todo):
             paths = (todo[:, None] * k + torch.arange(k)).flatten()
-            chunk = internal_batch_size or max(len(paths), CHUNK_IMAGES)
+            chunk = self.internal_batch_size or max(len(paths), CHUNK_IMAGES)
             a, d = IntegratedGradients(fn).attribute(
                 images[owner[paths]], baselines=base[paths],
                 additional_forward_args=tuple(t[paths] for t in args), n_steps=n,
@@ -119,17 +125,18 @@ class IntegratedGradientsMap(Attribution):
             rel[todo] = (delta[paths].view(-1, k).sum(1)
                          / change[paths].view(-1, k).sum(1).clamp(min=1e-12))
             steps[todo] = n
-            todo = todo[rel[todo] > rel_tolerance]
-            if n * 2 > max_steps:
+            todo = todo[rel[todo] > self.rel_tolerance]
+            if n * 2 > self.max_steps:
                 break
             n *= 2
-        self.last_extras = {"completeness_delta": delta.view(b, k).mean(1),
-                            "completeness_rel_delta": rel, "ig_steps": steps.double(),
-                            "converged": rel <= rel_tolerance}
+        diagnostics = {"completeness_delta": Diagnostic(delta.view(b, k).mean(1), False),
+                       "completeness_rel_delta": Diagnostic(rel, False),
+                       "ig_steps": Diagnostic(steps.double(), False)}
         attr = attr.view(b, k, *images.shape[1:]).mean(1)
         patch = images.shape[-1] // model.grid[1]
         pooled = F.avg_pool2d(attr.sum(1, keepdim=True), patch) * patch * patch
-        return to_grid(pooled.flatten(1), model.grid)
+        return Explanation(to_grid(pooled.flatten(1), model.grid), diagnostics,
+                           valid=rel <= self.rel_tolerance)
 
 
 def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4):

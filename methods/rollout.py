@@ -1,7 +1,7 @@
 """Attention rollout through the visual encoder, conditioned on the question."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 
@@ -9,7 +9,7 @@ from benchmark.models.adapter import ITMAdapter
 from methods import register
 from methods._capture import (capture, fusion_attention_modules, text_attention_modules,
                               vit_attention_modules)
-from methods.base import Attribution, question_token_mask, to_grid
+from methods.base import BLOCK, Attribution, question_token_mask, to_grid
 
 
 def rollout_matrix(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -65,9 +65,11 @@ class AttentionRollout(Attribution):
     excluded). No gradients are used.
     """
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
-                  block: Optional[int] = None, **_: object) -> torch.Tensor:
-        block = model.default_block if block is None else block
+    options = (BLOCK,)
+
+    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
+        block = model.default_block if self.block is None else self.block
         model.cross_attention(block)  # validates the block
         text = model.tokenize(questions)
         vit_mods = vit_attention_modules(model)

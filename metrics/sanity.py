@@ -12,8 +12,11 @@ from torch import nn
 
 import methods
 from benchmark.models.adapter import ITMAdapter
+from methods.base import Attribution
 from metrics import register
 
+#: a method by registered name, or a configured instance (``methods.get(n).with_options(...)``)
+MethodRef = Union[str, Attribution]
 #: a stage member: a module (all its parameters, recursively) or one bare parameter
 Member = Union[nn.Module, nn.Parameter]
 
@@ -84,10 +87,12 @@ def spearman(maps_a: torch.Tensor, maps_b: torch.Tensor) -> List[float]:
     return out
 
 
-def explain(method_name: str, model: ITMAdapter, images, questions, **kwargs) -> torch.Tensor:
-    """The method's maps with its sanity options (e.g. IG's fixed step count) applied."""
-    method = methods.get(method_name)
-    return method(model, images, questions, **{**getattr(method, "sanity_options", {}), **kwargs})
+def explain(method: MethodRef, model: ITMAdapter, images, questions,
+            **kwargs) -> torch.Tensor:
+    """The maps of ``method`` (a registered name, or a configured instance) with its sanity
+    options (e.g. IG's fixed step count) applied."""
+    method = methods.get(method) if isinstance(method, str) else method
+    return method(model, images, questions, **{**method.sanity_options, **kwargs})
 
 
 def _copy(model: ITMAdapter) -> ITMAdapter:
@@ -95,11 +100,11 @@ def _copy(model: ITMAdapter) -> ITMAdapter:
                       model.answers, model.info, dict(model._bound))
 
 
-def mprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
+def mprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
          seed: int = 0, stages: Optional[int] = None, **method_kwargs: Any) -> List[Dict[str, Any]]:
     """Cascading model-parameter randomisation test.
 
-    The maps of ``method_name`` on ``model`` are compared with its maps on a copy of the model
+    The maps of ``method`` on ``model`` are compared with its maps on a copy of the model
     whose stages (:func:`cascade_stages`) are re-initialised one after another (cumulatively,
     from the output side), with one ``torch.Generator`` seeded with ``seed``. ``model`` itself
     is not modified. ``stages`` limits the run to the first ``stages`` stages (default: all).
@@ -109,13 +114,13 @@ def mprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: S
     the model's parameters shows correlations that fall as the cascade goes deeper; the runner
     reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
     """
-    original = explain(method_name, model, images, questions, **method_kwargs)
+    original = explain(method, model, images, questions, **method_kwargs)
     randomised = _copy(model)
     generator = torch.Generator().manual_seed(int(seed))
     results = []
     for index, (name, members) in enumerate(cascade_stages(randomised)[:stages]):
         randomise_(members, generator)
-        maps = explain(method_name, randomised, images, questions, **method_kwargs)
+        maps = explain(method, randomised, images, questions, **method_kwargs)
         results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
     return results
 
@@ -129,18 +134,18 @@ def fully_randomised(model: ITMAdapter, seed: int = 0) -> ITMAdapter:
     return randomised
 
 
-def random_logit(model: ITMAdapter, method_name: str, images: torch.Tensor,
+def random_logit(model: ITMAdapter, method: MethodRef, images: torch.Tensor,
                  questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> List[float]:
     """Random Logit test (Sixt et al., ICML 2020), for image–question matching: per sample,
     the Spearman ρ between the map that explains the sample's own question and the map that
     explains another sample's question on the same image (the next sample's, a fixed
     derangement). A map that reads the question changes: lower is better."""
     other = list(questions[1:]) + list(questions[:1])
-    return spearman(explain(method_name, model, images, questions, seed=seed, **method_kwargs),
-                    explain(method_name, model, images, other, seed=seed, **method_kwargs))
+    return spearman(explain(method, model, images, questions, seed=seed, **method_kwargs),
+                    explain(method, model, images, other, seed=seed, **method_kwargs))
 
 
-def smprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
+def smprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, n_noise: int = 4, noise: float = 0.1, **method_kwargs: Any) -> List[float]:
     """Smooth MPRT (Hedström et al., 2023): the maps are first averaged over ``n_noise`` copies
     of the input with Gaussian noise (σ = ``noise`` × the batch's value range, seeded), which
@@ -152,7 +157,7 @@ def smprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: 
              for _ in range(n_noise)]
 
     def smoothed(m: ITMAdapter) -> torch.Tensor:
-        return torch.stack([explain(method_name, m, x, questions, seed=seed, **method_kwargs)
+        return torch.stack([explain(method, m, x, questions, seed=seed, **method_kwargs)
                             for x in noisy]).mean(0)
 
     return spearman(smoothed(model), smoothed(fully_randomised(model, seed)))
@@ -172,21 +177,21 @@ def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
     return np.asarray(out)
 
 
-def emprt(model: ITMAdapter, method_name: str, images: torch.Tensor, questions: Sequence[str],
+def emprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, **method_kwargs: Any) -> List[float]:
     """Efficient MPRT (Hedström et al., 2023): per sample, the explanation's complexity after
     full randomisation over its complexity on the trained model, the complexity being the
     entropy of a 100-bin histogram of the map (:func:`histogram_entropy`). A map of a
     randomised model should be noisier: higher is better, 1 means no change. NaN when the
     original map is constant (entropy 0)."""
-    before = histogram_entropy(explain(method_name, model, images, questions, seed=seed,
-                                     **method_kwargs))
-    after = histogram_entropy(explain(method_name, fully_randomised(model, seed), images,
-                                    questions, seed=seed, **method_kwargs))
+    before = histogram_entropy(explain(method, model, images, questions, seed=seed,
+                                       **method_kwargs))
+    after = histogram_entropy(explain(method, fully_randomised(model, seed), images,
+                                      questions, seed=seed, **method_kwargs))
     return [float(a / b) if b > 0 else float("nan") for a, b in zip(after, before)]
 
 
-#: sanity metrics (kind ``sanity``): ``fn(model, method_name, images, questions, seed)``,
+#: sanity metrics (kind ``sanity``): ``fn(model, method, images, questions, seed)``,
 #: scored by the runner on the first ``--sanity-samples`` questions; ``higher_is_better`` of the
 #: per-sample statistic
 for _name, _fn, _higher in (("sanity_mprt", mprt, False), ("random_logit", random_logit, False),

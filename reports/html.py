@@ -8,14 +8,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Set
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
 from reports.images import overlay, png_data_uri
-from reports.latex import BASELINES
+from reports.latex import baselines
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -80,27 +80,27 @@ def _truthy(v: str) -> bool:
     return v in ("1", "True", "true")
 
 
-def _summary(rows: List[dict]) -> List[dict]:
-    """Overall rows (all questions / correctly answered), best real method per model and metric
-    marked using the metric's direction."""
+def _summary(rows: List[dict], base: Set[str]) -> List[dict]:
+    """Overall rows (all questions / correctly answered), best real method (not one of the
+    baselines ``base``) per model and metric marked using the metric's direction."""
     main = [r for r in rows if r["question_type"] == "all"]
     best: Dict[tuple, float] = {}
     for r in main:
         if r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] \
-                and r["method"] not in BASELINES:
+                and r["method"] not in base:
             key = (r["model"], r["metric"])
             v = float(r["mean"]) * (1 if _truthy(r["higher_is_better"]) else -1)
             best[key] = max(best.get(key, -np.inf), v)
     for r in main:
         sign = 1 if _truthy(r["higher_is_better"]) else -1
         r["best"] = (r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] != ""
-                     and r["method"] not in BASELINES
+                     and r["method"] not in base
                      and float(r["mean"]) * sign == best.get((r["model"], r["metric"])))
         r["direction"] = "higher" if sign > 0 else "lower"
     return main
 
 
-def _pivots(main: List[dict]) -> List[dict]:
+def _pivots(main: List[dict], base: Set[str]) -> List[dict]:
     """Compact tables: (model, method) rows × metric columns, one per (region, subset) view."""
     views = [("all questions, target region", "all", ("target", "")),
              ("grounding control: as many non-target objects of matched size (control)", "all",
@@ -115,7 +115,7 @@ def _pivots(main: List[dict]) -> List[dict]:
         metrics = sorted({r["metric"] for r in rows})
         cells: Dict[tuple, dict] = {(r["model"], r["method"], r["metric"]): r for r in rows}
         keys = sorted({(r["model"], r["method"]) for r in rows},
-                      key=lambda k: (k[0], k[1] in BASELINES, k[1]))
+                      key=lambda k: (k[0], k[1] in base, k[1]))
         direction = {r["metric"]: r["direction"] for r in rows}
         out.append({"title": title, "metrics": metrics, "direction": direction,
                     "rows": [(m, meth, [cells.get((m, meth, x)) for x in metrics])
@@ -192,8 +192,8 @@ def render(out: Path) -> str:
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
-        models=manifest.get("models", {}), summary=(main := _summary(summary_rows)),
-        pivots=_pivots(main),
+        models=manifest.get("models", {}),
+        summary=(main := _summary(summary_rows, base := baselines(out))), pivots=_pivots(main, base),
         families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
         curves=_curve_images(out), sanity=_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Set
 
 from benchmark.outputs import write_atomic
 
-BASELINES = ("random", "center", "oracle", "counterfactual_oracle")
+
+def baselines(out: Path) -> Set[str]:
+    """The methods a run declared baselines (``is_baseline``: set apart, never marked best)."""
+    info = json.loads((Path(out) / "manifest.json").read_text()).get("methods", {})
+    return {name for name, m in info.items() if m.get("is_baseline")}
 
 
 def _esc(text: str) -> str:
@@ -24,16 +29,17 @@ def tables(out: Path) -> str:
     """One table per model: methods × metrics, ``mean [low, high]``; the best real method per
     metric (direction from ``higher_is_better``) in bold; baselines listed below a rule."""
     rows = _load(out)
+    base = baselines(out)
     metrics = sorted({r["metric"] for r in rows})
     parts = ["% vqa-xai-bench summary: mean [95% bootstrap CI]; requires \\usepackage{booktabs}"]
     for model in sorted({r["model"] for r in rows}):
         mine = [r for r in rows if r["model"] == model]
         cell: Dict[tuple, dict] = {(r["method"], r["metric"]): r for r in mine}
-        methods = sorted({r["method"] for r in mine}, key=lambda m: (m in BASELINES, m))
+        methods = sorted({r["method"] for r in mine}, key=lambda m: (m in base, m))
         best = {}
         for m in metrics:
             cands = [cell[(meth, m)] for meth in methods
-                     if (meth, m) in cell and meth not in BASELINES and cell[(meth, m)]["mean"]]
+                     if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]]
             if cands:
                 hib = cands[0]["higher_is_better"] in ("1", "True", "true")
                 best[m] = (max if hib else min)(cands, key=lambda r: float(r["mean"]))["method"]
@@ -46,7 +52,7 @@ def tables(out: Path) -> str:
                   "\\midrule"]
         first_baseline = True
         for meth in methods:
-            if meth in BASELINES and first_baseline:
+            if meth in base and first_baseline:
                 parts.append("\\midrule")
                 first_baseline = False
             cells = []

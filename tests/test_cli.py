@@ -11,7 +11,7 @@ import torch
 
 import methods
 from benchmark.cli import main
-from methods.base import Attribution
+from methods.base import Attribution, Diagnostic, Explanation
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--models", "blip-itm-tiny@init", "--methods", "random,cross_attn_gradcam",
@@ -220,11 +220,12 @@ def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
 class _HalfConverged(Attribution):
     """Returns its convergence per sample as IG does: every other map did not converge."""
 
-    def attribute(self, model, images, questions, **_):
+    def attribute(self, model, images, questions):
         b = images.shape[0]
-        self.last_extras = {"converged": torch.arange(b) % 2 == 0,
-                            "completeness_rel_delta": torch.where(torch.arange(b) % 2 == 0, 0.01, 0.4)}
-        return torch.rand(b, *model.grid, generator=torch.Generator().manual_seed(b))
+        ok = torch.arange(b) % 2 == 0
+        maps = torch.rand(b, *model.grid, generator=torch.Generator().manual_seed(b))
+        gap = Diagnostic(torch.where(ok, 0.01, 0.4), higher_is_better=False)
+        return Explanation(maps, {"completeness_rel_delta": gap}, valid=ok)
 
 
 def test_unconverged_maps_and_unmatched_questions_keep_noted_rows_out_of_the_means(tmp_path,

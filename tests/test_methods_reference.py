@@ -69,36 +69,41 @@ def test_integrated_gradients_equals_an_independent_riemann_sum_on_a_smooth_mode
     toy = SmoothToy()
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)).double() * 2
     method = methods.get("integrated_gradients")
-    ours = method(toy, x.float(), ["q"] * 3, baseline="zero", rel_tolerance=1e-4, max_steps=1024)
+    out = method.explain_with(toy, x.float(), ["q"] * 3, baseline="zero", rel_tolerance=1e-4,
+                              max_steps=1024)
+    ours = out.maps
     ref = _riemann_ig(toy, x, torch.zeros_like(x))
     assert torch.allclose(ours.double(), ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
-    extras = method.last_extras
-    assert bool(extras["converged"].all()) and float(extras["completeness_rel_delta"].max()) <= 1e-4
+    rel = out.diagnostics["completeness_rel_delta"]
+    assert bool(out.valid.all()) and float(rel.values.max()) <= 1e-4
+    assert not rel.higher_is_better
     # the relative gap is |Σ attributions − Δf| / |Δf|, recomputed here from the maps
     df = toy.itm_logits(x, None)[:, 1] - toy.itm_logits(torch.zeros_like(x), None)[:, 1]
     gap = (ours.double().sum((1, 2)) - df).abs() / df.abs()
-    assert torch.allclose(gap, extras["completeness_rel_delta"], atol=1e-4)
+    assert torch.allclose(gap, rel.values, atol=1e-4)
 
 
 def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
     toy = SmoothToy()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 3
     method = methods.get("integrated_gradients")
-    method(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-5, max_steps=64)
-    loose = method.last_extras
-    assert set(loose["ig_steps"].tolist()) <= {4.0, 8.0, 16.0, 32.0, 64.0}
-    assert float(loose["ig_steps"].max()) > 4  # it had to refine
-    method(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-12, max_steps=8)
-    capped = method.last_extras
-    assert capped["ig_steps"].tolist() == [8.0, 8.0] and not bool(capped["converged"].any())
+    loose = method.explain_with(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-5,
+                                max_steps=64).diagnostics["ig_steps"].values
+    assert set(loose.tolist()) <= {4.0, 8.0, 16.0, 32.0, 64.0}
+    assert float(loose.max()) > 4  # it had to refine
+    capped = method.explain_with(toy, x, ["q"] * 2, baseline="zero", n_steps=4,
+                                 rel_tolerance=1e-12, max_steps=8)
+    assert capped.diagnostics["ig_steps"].values.tolist() == [8.0, 8.0]
+    assert not bool(capped.valid.any())
 
 
 def test_expected_gradients_averages_ig_from_the_batchs_other_images():
     toy = SmoothToy()
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3)).double() * 2
     method = methods.get("integrated_gradients")
-    ours = method(toy, x.float(), ["q"] * 3, baseline="expected", n_references=2,
-                  rel_tolerance=1e-4, max_steps=1024)
+    out = method.explain_with(toy, x.float(), ["q"] * 3, baseline="expected", n_references=2,
+                              rel_tolerance=1e-4, max_steps=1024)
+    ours = out.maps
     # sample i starts from images i+1 and i+2 (cyclically)
     refs = [[1, 2], [2, 0], [0, 1]]
     ref = torch.stack([sum(_riemann_ig(toy, x[i:i + 1], x[j:j + 1])[0] for j in js) / 2
@@ -108,7 +113,7 @@ def test_expected_gradients_averages_ig_from_the_batchs_other_images():
     f = toy.itm_logits(x, None)[:, 1]
     expected_sum = torch.stack([f[i] - f[js].mean() for i, js in enumerate(refs)])
     assert torch.allclose(ours.double().sum((1, 2)), expected_sum, atol=1e-2)
-    assert bool(method.last_extras["converged"].all())
+    assert bool(out.valid.all())
     with pytest.raises(methods.NotApplicable, match="at least 2 images"):
         method(toy, x[:1].float(), ["q"], baseline="expected")
 
@@ -121,5 +126,7 @@ def test_integrated_gradients_targets_and_baselines(untrained_tiny):
             maps = method(untrained_tiny, images, QUESTIONS, n_steps=4, max_steps=4,
                           target=target, baseline=baseline)
             assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all()
-    with pytest.raises(ValueError, match="unknown IG baseline"):
+    with pytest.raises(methods.UnknownOption, match="must be one of blur, zero"):
         method(untrained_tiny, images, QUESTIONS, baseline="grey")
+    with pytest.raises(methods.UnknownOption, match="no option 'nsteps'; its options: n_steps"):
+        method(untrained_tiny, images, QUESTIONS, nsteps=8)

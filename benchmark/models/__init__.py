@@ -19,7 +19,8 @@ from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.registry import Registry
 
-REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models")
+REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models",
+                    modules=("benchmark.models.embedded", "benchmark.models.pretrained"))
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 
 
@@ -95,10 +96,6 @@ def state_bytes(model: torch.nn.Module) -> bytes:
     torch.save(model.state_dict(), buf)
     return buf.getvalue()
 
-
-# Built-in loaders register themselves on import.
-from benchmark.models import embedded as _embedded  # noqa: E402,F401
-from benchmark.models import pretrained as _pretrained  # noqa: E402,F401
 
 get = REGISTRY.get
 __all__ = ["load", "wrap", "available", "missing", "register", "MissingWeights", "ITMAdapter"]
