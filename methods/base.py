@@ -52,7 +52,7 @@ class Option:
         try:
             value = self.type(text)
         except ValueError:
-            raise UnknownOption(f"option {self.name!r} takes a {self.type.__name__}, "
+            raise UnknownOption(f"option {self.name!r} expects {self.type.__name__}, "
                                 f"not {text!r}") from None
         return self.check(value)
 

@@ -57,10 +57,37 @@ def test_a_quiet_run_prints_nothing_on_stderr(tmp_path):
     (["--limit", "0"], "positive integer"),
     (["--limit", "ten"], "positive integer"),
     (["--fusion", "Lf=3,N=3"], "Lf < N"),
+    (["--method-option", "integrated_gradients.nsteps=8"],
+     "has no option 'nsteps'; its options: n_steps, max_steps"),
+    (["--method-option", "nope.n=1"], "unknown method 'nope'"),
+    (["--method-option", "rollout.block=x"], "option 'block' expects int, not 'x'"),
+    (["--method-option", "integrated_gradients.baseline=grey"], "must be one of blur, zero"),
+    (["--method-option", "n_steps=8"], "METHOD.OPTION=VALUE"),
+    (["--methods", "random", "--method-option", "rollout.block=1"], "which --methods does not run"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
     line = _one_line_error(capsys, argv + ["--out", str(tmp_path / "o")])
     assert needle in line
+
+
+def test_a_method_option_reaches_the_method_the_manifest_and_the_cache_key(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    argv = ["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam,random", "--metrics",
+            "relevance_mass", "--limit", "4", "--batch-size", "4", "--quiet"]
+    assert main(argv + ["--out", str(a)]) == 0
+    assert main(argv + ["--method-option", "cross_attn_gradcam.block=0", "--out", str(b)]) == 0
+    manifest = json.loads((b / "manifest.json").read_text())
+    assert manifest["methods"]["cross_attn_gradcam"]["options"] == {"block": 0, "target": "itm"}
+    assert manifest["methods"]["random"]["is_baseline"]
+    assert manifest["config"]["method_options"] == {"cross_attn_gradcam": {"block": 0}}
+    assert (a / "cache" / "config-digest").read_text() != (b / "cache" / "config-digest").read_text()
+    import pandas as pd
+
+    ra, rb = (pd.read_csv(d / "results.csv") for d in (a, b))
+    gradcam = lambda r: r[r.method == "cross_attn_gradcam"].value.to_numpy()  # noqa: E731
+    assert not np.allclose(gradcam(ra), gradcam(rb))  # another layer, other maps
+    same = lambda r: r[r.method == "random"].value.to_numpy()  # noqa: E731
+    assert np.array_equal(same(ra), same(rb))
 
 
 def test_unknown_name_lists_the_known_ones(capsys, tmp_path):
