@@ -186,7 +186,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     import methods
     import metrics
     import reports
-    from benchmark import outputs, runner
+    from benchmark import config, outputs, runner
     from benchmark.logs import run_log
     from reports import html
 
@@ -194,7 +194,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     if args.list:
         _list()
         return 0
-    cfg = runner.RunConfig(models=_resolve_models(args.models),
+    cfg = config.RunConfig(models=_resolve_models(args.models),
                            methods=methods.REGISTRY.resolve(args.methods),
                            metrics=metrics.REGISTRY.resolve(args.metrics),
                            dataset=args.dataset, split=args.split or _default_split(args.dataset),

@@ -1,34 +1,33 @@
 """The engine: dataset → model → method → heatmap → metrics → tidy result rows.
 
 Work is split into (model, method, batch) units. Each unit's rows are written atomically to the
-run folder's ``cache/`` as soon as they are computed; a run started again with the same command
-skips the units already there, so a killed run finishes with the same bytes as an uninterrupted
-one. Every localisation metric is scored on the question's target region and, as a grounding
-control, on a distractor object of the same image. A method that does not apply to a model, a
+run folder's ``cache/`` (:mod:`benchmark.cache`) as soon as they are computed; a run started
+again with the same command (:mod:`benchmark.config`) skips the units already there, so a killed
+run finishes with the same bytes as an uninterrupted one. Every localisation metric is scored on
+the question's target region and on the evidence, near-miss distractor and size-matched control
+regions of the same image. A method that does not apply to a model, a
 non-finite map, or a sample without a region keeps its rows, with an empty value and a ``note``.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-import datasets
 import methods
 import metrics
 from benchmark import models
+from benchmark.cache import UnitCache
+from benchmark.config import RunConfig, load_dataset
 from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import normalise
-from benchmark.outputs import write_atomic
 from benchmark.stats import bootstrap_ci
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
@@ -48,41 +47,6 @@ def _note(why: str) -> str:
 
 
 @dataclass
-class RunConfig:
-    """Everything that determines a run's numbers (written to the manifest)."""
-
-    models: List[str]
-    methods: List[str]
-    metrics: List[str]
-    dataset: str = "synthetic"
-    split: str = "test"
-    data_root: Optional[str] = None
-    limit: Optional[int] = None
-    seed: int = 0
-    device: str = "cpu"
-    batch_size: int = 16
-    tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
-    gallery: int = 12
-    segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
-    perturbation_steps: int = 16
-    substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
-    insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
-    sanity_samples: int = 50
-    vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
-    vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
-    fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
-    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # method → option → value
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def digest(self) -> str:
-        d = self.to_dict()
-        d.pop("device")  # same numbers on any device are not promised, but the cache is shared
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
 class RunResult:
     rows: List[dict] = field(default_factory=list)
     curves: List[dict] = field(default_factory=list)
@@ -95,13 +59,6 @@ class RunResult:
     dataset_info: dict = field(default_factory=dict)
     nonfinite_maps: Dict[str, int] = field(default_factory=dict)
     higher_is_better: Dict[str, bool] = field(default_factory=dict)
-
-
-def load_dataset(cfg: RunConfig):
-    options = {"split": cfg.split, "seed": cfg.seed}
-    if cfg.data_root:
-        options["data_root"] = cfg.data_root
-    return datasets.get(cfg.dataset)(**options)
 
 
 def _batches(n: int, size: int) -> List[List[int]]:
@@ -132,38 +89,6 @@ def _segmentation(model: ITMAdapter, recs, records, source: str,
     seg = batch_segmentation(recs, records, source, model.grid[0],
                              model.model.visual_encoder.n_classes, seed)
     return None if seg is None else seg.to(model.device)
-
-
-class UnitCache:
-    """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
-
-    def __init__(self, out: Optional[Path], digest: str) -> None:
-        self.root = None if out is None else Path(out) / "cache"
-        if self.root is None:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        stamp = self.root / "config-digest"
-        if stamp.exists() and stamp.read_text() != digest:
-            raise InputError(f"{self.root} holds results of a different configuration; "
-                             "use another --out folder or delete it")
-        if not stamp.exists():
-            write_atomic(stamp, digest)
-
-    def _path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts).with_suffix(".json")
-
-    def get(self, *parts: str):
-        if self.root is None:
-            return None
-        p = self._path(*parts)
-        return json.loads(p.read_text()) if p.exists() else None
-
-    def put(self, value, *parts: str) -> None:
-        if self.root is None:
-            return
-        p = self._path(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(p, json.dumps(value, allow_nan=True))
 
 
 def _takes_tolerance(fn) -> bool:

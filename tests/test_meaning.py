@@ -10,7 +10,8 @@ import pytest
 from benchmark.models import CHECKPOINT_DIR
 from benchmark.outputs import summarise
 from benchmark.stats import paired_test
-from benchmark.runner import RunConfig, run
+from benchmark.config import RunConfig
+from benchmark.runner import run
 
 TRAINED = [n for n in ("blip-itm-tiny", "difnet-itm-tiny") if (CHECKPOINT_DIR / f"{n}.json").exists()]
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.models.adapter import ITMAdapter
 from benchmark.models.tiny import PATCH_GROUPS, TinyConfig, normalise
 from methods._capture import capture
 from benchmark.segmentation import class_histogram

@@ -1,0 +1,41 @@
+"""The unit cache: one atomic JSON file per computed unit under ``<out>/cache`` (resume)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+from benchmark.errors import InputError
+from benchmark.outputs import write_atomic
+
+
+class UnitCache:
+    """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
+
+    def __init__(self, out: Optional[Path], digest: str) -> None:
+        self.root = None if out is None else Path(out) / "cache"
+        if self.root is None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = self.root / "config-digest"
+        if stamp.exists() and stamp.read_text() != digest:
+            raise InputError(f"{self.root} holds results of a different configuration; "
+                             "use another --out folder or delete it")
+        if not stamp.exists():
+            write_atomic(stamp, digest)
+
+    def _path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts).with_suffix(".json")
+
+    def get(self, *parts: str):
+        if self.root is None:
+            return None
+        p = self._path(*parts)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def put(self, value, *parts: str) -> None:
+        if self.root is None:
+            return
+        p = self._path(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(p, json.dumps(value, allow_nan=True))

@@ -1,0 +1,51 @@
+"""The run configuration: everything that determines a run's numbers, and its digest."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+import datasets
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run's numbers (written to the manifest)."""
+
+    models: List[str]
+    methods: List[str]
+    metrics: List[str]
+    dataset: str = "synthetic"
+    split: str = "test"
+    data_root: Optional[str] = None
+    limit: Optional[int] = None
+    seed: int = 0
+    device: str = "cpu"
+    batch_size: int = 16
+    tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
+    gallery: int = 12
+    segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
+    perturbation_steps: int = 16
+    substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
+    insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
+    sanity_samples: int = 50
+    vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
+    vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
+    fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
+    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # method → option → value
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def digest(self) -> str:
+        d = self.to_dict()
+        d.pop("device")  # same numbers on any device are not promised, but the cache is shared
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_dataset(cfg: RunConfig):
+    options = {"split": cfg.split, "seed": cfg.seed}
+    if cfg.data_root:
+        options["data_root"] = cfg.data_root
+    return datasets.get(cfg.dataset)(**options)
