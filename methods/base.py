@@ -8,6 +8,7 @@ import torch
 
 from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter, TextBatch
+from methods.targets import check_target, parse_target
 
 
 class NotApplicable(ValueError):
@@ -44,6 +45,7 @@ class Option:
     default: Any
     help: str
     choices: Tuple[Any, ...] = ()
+    validate: Optional[Callable[[Any], None]] = None  # raises a one-line error for a bad value
 
     def parse(self, text: str) -> Any:
         """The value of ``text`` (a command-line string), checked."""
@@ -60,6 +62,11 @@ class Option:
         if self.choices and value not in self.choices:
             raise UnknownOption(f"option {self.name!r} must be one of "
                                 f"{', '.join(map(str, self.choices))}, not {value!r}")
+        if self.validate is not None and value is not None:
+            try:
+                self.validate(value)
+            except (InputError, KeyError) as e:
+                raise UnknownOption(f"option {self.name!r}: {e}") from None
         return value
 
 
@@ -161,10 +168,10 @@ class Attribution:
         return method.explain(model, images, questions, **inputs)
 
 
-#: the score a gradient method explains (see :func:`target_score`)
-TARGET = Option("target", str, "itm", "score explained: itm (match logit), itm_prob "
-                "(match probability) or answer (the predicted answer's logit)",
-                ("itm", "itm_prob", "answer"))
+#: the score a gradient method explains (a name of :mod:`methods.targets`)
+TARGET = Option("target", str, "itm", "score explained: itm (match logit), itm_prob (match "
+                "probability), answer (the predicted answer's logit) or answer:WORD",
+                validate=check_target)
 #: the text layer whose cross-attention a method reads
 BLOCK = Option("block", int, None, "cross-attention layer read (default: the model's Grad-CAM "
                "block, PNP-VQA's 7 of 12)")
@@ -172,20 +179,9 @@ BLOCK = Option("block", int, None, "cross-attention layer read (default: the mod
 
 def target_score(model: ITMAdapter, image_embeds: torch.Tensor, text: TextBatch,
                  target: str = "itm") -> torch.Tensor:
-    """(B,) scalar explained per sample from the visual tokens.
-
-    ``"itm"``: the raw match logit (PNP-VQA's Grad-CAM target); ``"itm_prob"``: the match
-    probability; ``"answer"``: the logit of the predicted VQA answer.
-    """
-    hidden = model.text_hidden(image_embeds, text)[:, 0]
-    if target == "itm":
-        return model.model.itm_head(hidden)[:, 1]
-    if target == "itm_prob":
-        return model.model.itm_head(hidden).softmax(-1)[:, 1]
-    if target == "answer":
-        logits = model.model.vqa_head(hidden)
-        return logits.gather(1, logits.argmax(-1, keepdim=True)).squeeze(1)
-    raise ValueError(f"unknown target {target!r}; use itm, itm_prob or answer")
+    """(B,) scalar explained per sample from the visual tokens: the target named ``target``
+    (:mod:`methods.targets`) of the text encoder's ``[ENC]`` output."""
+    return parse_target(target)(model, model.text_hidden(image_embeds, text)[:, 0])
 
 
 def question_token_mask(text: TextBatch) -> torch.Tensor:

@@ -12,7 +12,8 @@ from methods import register
 from methods.base import Attribution, Diagnostic, Explanation, NotApplicable, Option, to_grid
 
 BASELINES = ("blur", "zero", "black", "expected")
-TARGETS = ("itm", "itm_prob")
+#: targets IG integrates (``answer`` would re-pick its answer at every point of the path)
+PATH_TARGETS = ("itm", "itm_prob")
 #: images per forward along the path when ``internal_batch_size`` is not given: captum would
 #: otherwise expand every path by every step at once (16 images × 512 steps ≈ 17 GB)
 CHUNK_IMAGES = 256
@@ -25,8 +26,8 @@ def match_score_fn(model: ITMAdapter, target: str = "itm"):
     Text (and a fused model's segmentation stream) travel as tensors so that captum repeats them
     with the interpolated images (captum does not repeat Python lists).
     """
-    if target not in TARGETS:
-        raise ValueError(f"unknown IG target {target!r}; use one of {', '.join(TARGETS)}")
+    if target not in PATH_TARGETS:
+        raise ValueError(f"unknown IG target {target!r}; use one of {', '.join(PATH_TARGETS)}")
 
     def forward(images, input_ids, attention_mask, segmentation=None):
         with model.bind(segmentation=segmentation):
@@ -81,7 +82,7 @@ class IntegratedGradientsMap(Attribution):
         Option("max_steps", int, 512, "most steps the doubling may reach"),
         Option("rel_tolerance", float, 0.05, "largest relative completeness gap that counts as "
                "converged"),
-        Option("target", str, "itm", "score explained: itm (match logit) or itm_prob", TARGETS),
+        Option("target", str, "itm", "score explained: itm (match logit) or itm_prob", PATH_TARGETS),
         Option("baseline", str, "blur", "path start: blur, zero, black or expected", BASELINES),
         Option("n_references", int, 4, "expected gradients: baselines per sample"),
         Option("internal_batch_size", int, None, "images per forward along the path (default: "
