@@ -1,15 +1,17 @@
 """A small name → object registry shared by models, methods, metrics and datasets.
 
 Each plugin family (``methods``, ``metrics``, ``datasets``, ``benchmark.models``) owns one
-:class:`Registry`. Registration is decoupled from implementation: a module defines a function or
+:class:`Registry`, and discovers its plugins by one rule: every module of its package whose name
+does not start with ``_``, imported on the first lookup. Registration is decoupled from implementation: a module defines a function or
 class and decorates it with ``@REGISTRY.register("name")``. Packages outside the repository add
 entries through the entry point group named by ``entry_point_group``.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from importlib import metadata
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 
 class UnknownNameError(KeyError):
@@ -26,16 +28,17 @@ class Registry:
         kind: human name of the family, used in error messages ("method", "metric" ...).
         entry_point_group: optional ``importlib.metadata`` entry point group scanned lazily, so
             external distributions can register without the repository knowing them.
-        modules: the family's built-in plugin modules, imported (they register themselves) on
-            the first lookup rather than with the family, so that importing one module of the
-            family never imports every plugin and what they import.
+        package: the family's package; its built-in plugins are its modules whose names do not
+            start with ``_``, imported (they register themselves) on the first lookup rather
+            than with the package, so that importing one module of a family never imports every
+            plugin and what they import. The same rule holds for every family.
     """
 
     def __init__(self, kind: str, entry_point_group: Optional[str] = None,
-                 modules: Sequence[str] = ()) -> None:
+                 package: Optional[str] = None) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
-        self.modules = tuple(modules)
+        self.package = package
         self._items: Dict[str, Any] = {}
         self._entry_points_loaded = False
 
@@ -54,8 +57,11 @@ class Registry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for module in self.modules:
-            importlib.import_module(module)
+        if self.package:
+            path = importlib.import_module(self.package).__path__
+            for mod in pkgutil.iter_modules(path):
+                if not mod.name.startswith("_"):
+                    importlib.import_module(f"{self.package}.{mod.name}")
         for ep in metadata.entry_points(group=self.entry_point_group or ""):
             if ep.name not in self._items:
                 # Loading the module runs its @register decorators; a bare object is registered here.

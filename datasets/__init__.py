@@ -7,18 +7,12 @@ virtual environment).
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 
 from benchmark.registry import Registry
 
-REGISTRY = Registry("dataset", entry_point_group="vqa_xai_bench.datasets")
+REGISTRY = Registry("dataset", entry_point_group="vqa_xai_bench.datasets", package=__name__)
 register = REGISTRY.register
 get = REGISTRY.get
 available = REGISTRY.available
-
-for _mod in pkgutil.iter_modules(__path__):
-    if _mod.name.startswith("loader_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["register", "get", "available", "REGISTRY"]

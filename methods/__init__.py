@@ -9,14 +9,12 @@ packages outside the repository register through the ``vqa_xai_bench.methods`` e
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any, Dict, Sequence
 
 from benchmark.registry import Registry
 from methods.base import Attribution, NotApplicable, Option, UnknownOption
 
-REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods")
+REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods", package=__name__)
 
 
 def register(name: str):
@@ -54,10 +52,6 @@ def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
         out.setdefault(name, {})[option] = declared[option].parse(text.strip())
         method.with_options(**out[name])  # values that are each valid but not together
     return out
-
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_") and _mod.name != "base":
-        importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["Attribution", "NotApplicable", "Option", "UnknownOption", "register", "get",
            "available", "parse_options", "REGISTRY"]

@@ -7,12 +7,10 @@ sample is excluded (empty mask), never a silent 0 or 1. ``metrics.auc`` and
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 
 from benchmark.registry import Registry
 
-REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics")
+REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics", package=__name__)
 
 
 def register(name: str, obj=None):
@@ -29,11 +27,7 @@ def register(name: str, obj=None):
 get = REGISTRY.get
 available = REGISTRY.available
 
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod.name}")
-
-from metrics.curves import auc  # noqa: E402  (after registration imports)
+from metrics.curves import auc  # noqa: E402  (after the registry: curves registers metrics)
 from metrics.vqa import vqa_accuracy  # noqa: E402
 
 __all__ = ["register", "get", "available", "auc", "vqa_accuracy", "REGISTRY"]

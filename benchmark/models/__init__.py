@@ -19,8 +19,7 @@ from benchmark.errors import InputError
 from benchmark.models.adapter import ITMAdapter
 from benchmark.registry import Registry
 
-REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models",
-                    modules=("benchmark.models.embedded", "benchmark.models.pretrained"))
+REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=__name__)
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 
 
