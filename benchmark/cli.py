@@ -281,8 +281,9 @@ def cmd_reproduce(argv: Sequence[str]) -> int:
     code = cmd_run(rerun)
     if code:
         return code
-    differ = [n for n in ("results.csv", "summary.csv")
-              if (original / n).read_bytes() != (out / n).read_bytes()]
+    from benchmark.outputs import differing_files
+
+    differ = differing_files(original, out, ("results.csv", "summary.csv"))
     if manifest.get("git_commit") and manifest["git_commit"] != outputs_git_commit():
         print(f"note: the run was made at commit {manifest['git_commit'][:12]}, this is "
               f"{outputs_git_commit()[:12]}", file=sys.stderr)
@@ -343,7 +344,7 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 
 def cmd_evaluate(argv: Sequence[str]) -> int:
-    from benchmark.heldout import SOURCES, heldout_table
+    from benchmark.heldout import SOURCES, by_family, heldout_table
     from benchmark.models import embedded
 
     p = _Parser(prog="python -m benchmark evaluate",
@@ -378,10 +379,7 @@ def cmd_evaluate(argv: Sequence[str]) -> int:
                 print(f"skipping {n}: {why}", file=sys.stderr)
         names = [n for n, why in missing.items() if not why]
     table = heldout_table(names, sources, args.questions, progress=not args.quiet)
-    wide = table.assign(run=table.model + table.segmentation.map(
-        lambda s: "" if s == "-" else f"[{s}]")).pivot_table(
-        index="family", columns="run", values=["itm_accuracy", "vqa_accuracy"], sort=False)
-    print(wide.round(3).to_string())
+    print(by_family(table).round(3).to_string())
     if args.out:
         from benchmark.outputs import write_atomic
 

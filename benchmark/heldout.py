@@ -40,3 +40,10 @@ def heldout_table(names: Iterable[str], sources: Iterable[str], questions: int,
                 rows.append({"model": name, "segmentation": seg, "family": fam,
                              "itm_accuracy": itm, "vqa_accuracy": scores["vqa_by_family"][fam]})
     return pd.DataFrame(rows)
+
+
+def by_family(table):
+    """The held-out table wide: families × (accuracy, model[segmentation source])."""
+    run = table.model + table.segmentation.map(lambda s: "" if s == "-" else f"[{s}]")
+    return table.assign(run=run).pivot_table(index="family", columns="run", sort=False,
+                                             values=["itm_accuracy", "vqa_accuracy"])

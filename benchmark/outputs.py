@@ -222,3 +222,8 @@ def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str,
     write_atomic(paths["manifest"], json.dumps(manifest(config, result, argv), indent=1,
                                                sort_keys=True, default=str))
     return paths
+
+
+def differing_files(a: Path, b: Path, names: Sequence[str]) -> List[str]:
+    """The files of ``names`` whose bytes differ between run folders ``a`` and ``b``."""
+    return [n for n in names if (Path(a) / n).read_bytes() != (Path(b) / n).read_bytes()]
