@@ -45,11 +45,7 @@ def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
             raise UnknownOption(f"a method option is METHOD.OPTION=VALUE, e.g. "
                                 f"integrated_gradients.n_steps=64; got {spec!r}")
         method = get(name)
-        declared = {o.name: o for o in method.options}
-        if option not in declared:
-            raise UnknownOption(f"method {name!r} has no option {option!r}; its options: "
-                                f"{', '.join(declared) or 'none'}")
-        out.setdefault(name, {})[option] = declared[option].parse(text.strip())
+        out.setdefault(name, {})[option] = method.option(option).parse(text.strip())
         method.with_options(**out[name])  # values that are each valid but not together
     return out
 

@@ -107,17 +107,21 @@ class Attribution:
     sanity_options: Dict[str, Any] = {}
 
     def __init__(self, **options: Any) -> None:
-        declared = {o.name: o for o in self.options}
         for key, value in options.items():
-            if key not in declared:
-                valid = ", ".join(declared) or "none"
-                raise UnknownOption(f"method {self.name or type(self).__name__!r} has no option "
-                                    f"{key!r}; its options: {valid}")
-            declared[key].check(value)
+            self.option(key).check(value)
         self.config: Dict[str, Any] = {o.name: options.get(o.name, o.default)
                                        for o in self.options}
         for key, value in self.config.items():
             setattr(self, key, value)
+
+    def option(self, key: str) -> Option:
+        """The declared option ``key`` (one-line error naming the valid ones otherwise)."""
+        for o in self.options:
+            if o.name == key:
+                return o
+        valid = ", ".join(o.name for o in self.options) or "none"
+        raise UnknownOption(f"method {self.name or type(self).__name__!r} has no option "
+                            f"{key!r}; its options: {valid}")
 
     @property
     def reads_ground_truth(self) -> bool:
