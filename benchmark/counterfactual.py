@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.models.protocol import VLModel
 from benchmark.segmentation import class_histogram
 from datasets.control import instance_objects
 from metrics.base import chunked
@@ -28,7 +28,7 @@ def object_masks(record) -> List[np.ndarray]:
     return list(instance_objects(record.extra["instance_map"]).values())
 
 
-def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stream: Callable,
+def object_effects(model: VLModel, recs: Sequence, preprocess: Callable, stream: Callable,
                    chunk: int = 128) -> Dict[str, Optional[dict]]:
     """sample_id → ``{"delta": [Δ_o], "answer_changed": [bool]}`` (objects in instance-id
     order), or None for a record that cannot be re-rendered.
@@ -54,13 +54,11 @@ def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stre
     text = model.tokenize([recs[i].question for i in owners])
 
     def run(s: int, e: int) -> torch.Tensor:
-        batch = TextBatch(text.input_ids[s:e], text.attention_mask[s:e])
-        with model.bind(segmentation=None if seg is None else seg[s:e]):
-            tokens = model.visual_tokens(x[s:e])
-            hidden = model.text_hidden(tokens, batch)[:, 0]
-            logit = model.model.itm_head(hidden)[:, 1:2]
-            answer = model.model.vqa_head(hidden).argmax(-1, keepdim=True) if model.answers \
-                else torch.zeros_like(logit)
+        view = model.given(segmentation=None if seg is None else seg[s:e])
+        hidden = view.text_hidden(view.visual_tokens(x[s:e]), text[s:e])[:, 0]
+        logit = view.match_head(hidden)[:, 1:2]
+        answer = view.answer_head(hidden).argmax(-1, keepdim=True) if view.has_answer_head \
+            else torch.zeros_like(logit)
         return torch.cat([logit, answer.to(logit.dtype)], 1)
 
     with torch.no_grad():
@@ -74,17 +72,17 @@ def object_effects(model: ITMAdapter, recs: Sequence, preprocess: Callable, stre
     return out
 
 
-def semantic_stream(model: ITMAdapter, source: str, own: Callable) -> Callable:
+def semantic_stream(model: VLModel, source: str, own: Callable) -> Callable:
     """The ``stream`` argument of :func:`object_effects` for a run's segmentation ``source``:
     re-rendered exact maps, or ``own(records)`` (the run's stream of the original records)."""
 
     def stream(items):
-        if model.fusion_encoder is None:
+        n_classes = model.side_input_classes("segmentation")
+        if n_classes is None:
             return None
         if source != "exact":
             seg = own([r for r, _ in items])
             return None if seg is None else seg.to(model.device)
-        n_classes = model.model.visual_encoder.n_classes
         rows = [class_histogram(sem if sem is not None else r.semantic_map, model.grid[0],
                                 n_classes) for r, sem in items]
         return torch.from_numpy(np.stack(rows)).to(model.device)

@@ -26,8 +26,7 @@ from benchmark import models
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig, load_dataset
 from benchmark.errors import InputError
-from benchmark.models.adapter import ITMAdapter
-from benchmark.models.tiny import normalise
+from benchmark.models.protocol import VLModel
 from benchmark.stats import bootstrap_ci
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.segmentation import batch_segmentation
@@ -65,30 +64,24 @@ def _batches(n: int, size: int) -> List[List[int]]:
     return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
 
 
-def _preprocess(arrays: Sequence[np.ndarray], model: ITMAdapter) -> torch.Tensor:
-    """(H, W, 3) uint8 images resized (bilinear) to the model's input side and normalised, on
-    its device."""
-    from PIL import Image
-
-    side = model.image_size
-    arrays = [a if a.shape[:2] == (side, side) else
-              np.asarray(Image.fromarray(a).resize((side, side), Image.BILINEAR)) for a in arrays]
-    return normalise(torch.from_numpy(np.stack(arrays))).to(model.device)
+def _images(recs, model: VLModel) -> torch.Tensor:
+    """Records' images prepared for the model (its own preprocessing), on its device."""
+    return model.preprocess([r.image for r in recs])
 
 
-def _images(recs, model: ITMAdapter) -> torch.Tensor:
-    """Records' images prepared for the model (:func:`_preprocess`)."""
-    return _preprocess([r.image for r in recs], model)
-
-
-def _segmentation(model: ITMAdapter, recs, records, source: str,
+def _segmentation(model: VLModel, recs, records, source: str,
                   seed: int = 0) -> Optional[torch.Tensor]:
     """The fused model's segmentation stream for a batch (``None`` for other models)."""
-    if model.fusion_encoder is None:
+    n_classes = model.side_input_classes("segmentation")
+    if n_classes is None:
         return None
-    seg = batch_segmentation(recs, records, source, model.grid[0],
-                             model.model.visual_encoder.n_classes, seed)
+    seg = batch_segmentation(recs, records, source, model.grid[0], n_classes, seed)
     return None if seg is None else seg.to(model.device)
+
+
+def _fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
+    """``model`` given the batch's side inputs (a fused model's segmentation stream)."""
+    return model.given(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed))
 
 
 def _takes_tolerance(fn) -> bool:
@@ -148,7 +141,7 @@ def _counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.nda
     return rows
 
 
-def _untrained_or_headless(model: ITMAdapter, fn) -> Optional[str]:
+def _untrained_or_headless(model: VLModel, fn) -> Optional[str]:
     """Why a model-based metric cannot run on ``model``, or None."""
     if model.info.get("untrained"):
         return "untrained control model (localisation metrics only)"
@@ -157,7 +150,7 @@ def _untrained_or_headless(model: ITMAdapter, fn) -> Optional[str]:
     return None
 
 
-def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAdapter,
+def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
                        images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
     rows = []
@@ -172,12 +165,11 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
         runnable = maps is not None and why is None
         if runnable and ok:
             sel = torch.tensor(ok)
-            seg = model.bound("segmentation", len(recs))
-            with model.bind(segmentation=None if seg is None else seg[sel]):
-                scores = fn(model, images[sel], [recs[i].question for i in ok], maps[sel],
-                            [recs[i] for i in ok], scorer=scorer, steps=cfg.perturbation_steps,
-                            substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
-                            seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
+            scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
+                        [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
+                        scorer=scorer, steps=cfg.perturbation_steps,
+                        substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
+                        seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
@@ -197,7 +189,7 @@ def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: ITMAd
     return rows
 
 
-def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunConfig,
+def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfig,
           correct: Dict[str, float], scorer: Callable, tolerance: float,
           effects: Dict[str, Optional[dict]]) -> dict:
     """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
@@ -215,37 +207,37 @@ def _unit(model: ITMAdapter, method_name: str, recs, records, b: int, cfg: RunCo
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
     maps, valid = None, None
     diagnostics: Dict[str, Diagnostic] = {}
-    with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
-        if reason is None:
-            try:
-                out = method.explain(model, images, [r.question for r in recs],
-                                     seed=cfg.seed * 100003 + b,
-                                     masks=[r.target_mask for r in recs],
-                                     counterfactuals=_counterfactual_inputs(recs, effects))
-                maps, diagnostics, valid = out.maps, out.diagnostics, out.valid
-            except NotApplicable as e:
-                reason = str(e)
-        maps_np = None if maps is None else maps.numpy()
-        invalid: Dict[int, str] = {}
-        for i in range(len(recs) if maps_np is not None else 0):
-            if valid is not None and not bool(valid[i]):
-                invalid[i] = UNCONVERGED
-            elif not np.isfinite(maps_np[i]).all():
-                invalid[i] = "non-finite map"
-        base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
-                      "question_type": r.family, "correct": correct.get(r.sample_id)}
-                     for r in recs]
-        rows = []
-        cf_why = reason or (_untrained_or_headless(model, None) if cf else None)
-        for i, r in enumerate(recs):
-            unconverged = invalid.get(i) == UNCONVERGED
-            heat = None if maps_np is None or unconverged else maps_np[i]
-            why = invalid[i] if unconverged else reason
-            rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
-            rows += _counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
-                                         tolerance, invalid[i] if unconverged else cf_why)
-        rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
-                                   scorer, cfg)
+    model = _fed(model, recs, records, cfg)
+    if reason is None:
+        try:
+            out = method.explain(model, images, [r.question for r in recs],
+                                 seed=cfg.seed * 100003 + b,
+                                 masks=[r.target_mask for r in recs],
+                                 counterfactuals=_counterfactual_inputs(recs, effects))
+            maps, diagnostics, valid = out.maps, out.diagnostics, out.valid
+        except NotApplicable as e:
+            reason = str(e)
+    maps_np = None if maps is None else maps.numpy()
+    invalid: Dict[int, str] = {}
+    for i in range(len(recs) if maps_np is not None else 0):
+        if valid is not None and not bool(valid[i]):
+            invalid[i] = UNCONVERGED
+        elif not np.isfinite(maps_np[i]).all():
+            invalid[i] = "non-finite map"
+    base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
+                  "question_type": r.family, "correct": correct.get(r.sample_id)}
+                 for r in recs]
+    rows = []
+    cf_why = reason or (_untrained_or_headless(model, None) if cf else None)
+    for i, r in enumerate(recs):
+        unconverged = invalid.get(i) == UNCONVERGED
+        heat = None if maps_np is None or unconverged else maps_np[i]
+        why = invalid[i] if unconverged else reason
+        rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
+        rows += _counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
+                                     tolerance, invalid[i] if unconverged else cf_why)
+    rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
+                               scorer, cfg)
     for key, d in diagnostics.items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
                   "note": ""} for i in range(len(recs))]
@@ -270,10 +262,10 @@ def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional
             for r in recs]
 
 
-def _effects(model: ITMAdapter, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
+def _effects(model: VLModel, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
     """The model's Δ per object for a batch (:mod:`benchmark.counterfactual`)."""
     own = lambda rs: _segmentation(model, rs, records, cfg.segmentation, cfg.seed)  # noqa: E731
-    return object_effects(model, recs, lambda arrays: _preprocess(arrays, model),
+    return object_effects(model, recs, model.preprocess,
                           semantic_stream(model, cfg.segmentation, own))
 
 
@@ -281,15 +273,15 @@ def _gallery_ids(records, cfg: RunConfig) -> set:
     return {r.sample_id for r in records[:cfg.gallery]}
 
 
-def _predict(model: ITMAdapter, records, cfg: RunConfig) -> Dict[str, str]:
+def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
     """The model's answer to every question (empty strings for a model without a VQA head)."""
     if not model.answers:
         return {r.sample_id: "" for r in records}
     out = {}
     for idx in _batches(len(records), cfg.batch_size):
         recs = [records[i] for i in idx]
-        with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
-            preds = model.predict_answers(_images(recs, model), [r.question for r in recs])
+        preds = _fed(model, recs, records, cfg).predict_answers(_images(recs, model),
+                                                                [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
     return out
 
@@ -337,7 +329,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         t_model = time.time()
         model = models.load(model_name, device=cfg.device, **options)
         result.model_info[model_name] = dict(model.info)
-        if model.fusion_encoder is not None:
+        if model.side_input_classes("segmentation") is not None:
             result.model_info[model_name]["segmentation"] = cfg.segmentation
         predictions = cache.get(model_name, "predictions")
         if predictions is None:
@@ -392,7 +384,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     return result
 
 
-def _wants_effects(cfg: RunConfig, model: ITMAdapter, records) -> bool:
+def _wants_effects(cfg: RunConfig, model: VLModel, records) -> bool:
     """Whether the run needs the model's Δ per object (a counterfactual metric or method asked
     for, a trained model, re-renderable data)."""
     asked = any(getattr(metrics.get(m), "kind", "") == "counterfactual" for m in cfg.metrics) \
@@ -423,7 +415,7 @@ def _sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "sanity"]
 
 
-def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
+def _sanity(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
     """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
     stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
     the correlation tests, the complexity ratio for ``emprt``)."""
@@ -439,22 +431,20 @@ def _sanity(model: ITMAdapter, records, cfg: RunConfig, cache: UnitCache) -> Lis
         if tests is None:
             images, questions = _images(recs, model), [r.question for r in recs]
             tests = {}
-            with model.bind(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed)):
-                for name in _sanity_names(cfg):
-                    fn = metrics.get(name)
-                    value = fn(model, method, images, questions, seed=cfg.seed)
-                    if name == SANITY:
-                        # the same model, another seed: ~0 for a random map, 1 for a
-                        # deterministic method
-                        rerun = spearman(explain(method, model, images, questions,
-                                                 seed=cfg.seed),
-                                         explain(method, model, images, questions,
-                                                 seed=cfg.seed + 1))
-                        value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
-                                  "spearman": rerun}] + value
-                    else:
-                        value = [{"stage": name, "index": 0, "spearman": value}]
-                    tests[name] = value
+            fed = _fed(model, recs, records, cfg)
+            for name in _sanity_names(cfg):
+                fn = metrics.get(name)
+                value = fn(fed, method, images, questions, seed=cfg.seed)
+                if name == SANITY:
+                    # the same model, another seed: ~0 for a random map, 1 for a
+                    # deterministic method
+                    rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
+                                     explain(method, fed, images, questions, seed=cfg.seed + 1))
+                    value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
+                              "spearman": rerun}] + value
+                else:
+                    value = [{"stage": name, "index": 0, "spearman": value}]
+                tests[name] = value
             cache.put(tests, model.name, method_name, "sanity")
         for name, stages in tests.items():
             for st in stages:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from benchmark.errors import InputError
-from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.models.protocol import TextBatch, VLModel
 from methods.targets import check_target, parse_target
 
 
@@ -133,15 +133,15 @@ class Attribution:
         other.name = self.name
         return other
 
-    def applicable(self, model: ITMAdapter) -> Optional[str]:
+    def applicable(self, model: VLModel) -> Optional[str]:
         """``None`` when the method can explain ``model``, else the reason it cannot."""
         return None
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                   **inputs: Any) -> Union[torch.Tensor, Explanation]:
         raise NotImplementedError
 
-    def explain(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def explain(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                 **inputs: Any) -> Explanation:
         """Validated :class:`Explanation`; ``inputs`` not in ``needs`` are dropped."""
         reason = self.applicable(model)
@@ -157,13 +157,13 @@ class Attribution:
         out.maps = out.maps.detach().float().cpu()
         return out
 
-    def __call__(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                  **kwargs: Any) -> torch.Tensor:
         """The maps (B, gh, gw); ``kwargs`` are inputs (``seed=``, ``masks=`` …) or options
         for this call only (``n_steps=64``)."""
         return self.explain_with(model, images, questions, **kwargs).maps
 
-    def explain_with(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def explain_with(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                      **kwargs: Any) -> Explanation:
         """:meth:`explain` with ``kwargs`` split into inputs and per-call options."""
         options = {k: v for k, v in kwargs.items() if k not in INPUTS}
@@ -181,7 +181,7 @@ BLOCK = Option("block", int, None, "cross-attention layer read (default: the mod
                "block, PNP-VQA's 7 of 12)")
 
 
-def target_score(model: ITMAdapter, image_embeds: torch.Tensor, text: TextBatch,
+def target_score(model: VLModel, image_embeds: torch.Tensor, text: TextBatch,
                  target: str = "itm") -> torch.Tensor:
     """(B,) scalar explained per sample from the visual tokens: the target named ``target``
     (:mod:`methods.targets`) of the text encoder's ``[ENC]`` output."""

@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
 from methods.base import Attribution, NotApplicable
 
@@ -20,7 +20,7 @@ class RandomMap(Attribution):
     needs = ("seed",)
     is_baseline = True
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                   seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(int(seed))
         return torch.rand((images.shape[0], *model.grid), generator=g)
@@ -32,7 +32,7 @@ class CenterPrior(Attribution):
 
     is_baseline = True
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         gh, gw = model.grid
         ys = torch.arange(gh, dtype=torch.float32) - (gh - 1) / 2
@@ -51,7 +51,7 @@ class OracleMask(Attribution):
     needs = ("masks",)
     is_baseline = True
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                   masks=None) -> torch.Tensor:
         if masks is None:
             raise NotApplicable("oracle needs ground-truth masks")

@@ -6,10 +6,9 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
-from methods._capture import (capture, fusion_attention_modules, grads, text_attention_modules,
-                              vit_attention_modules)
+from methods._capture import capture, grads, sites
 from methods.base import TARGET, Attribution, target_score, to_grid
 
 #: an attention-probability tensor (B, H, S_query, S_key) and the target's gradient w.r.t. it
@@ -120,28 +119,21 @@ class CheferRelevance(Attribution):
 
     options = (TARGET,)
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)
-        vit_mods = vit_attention_modules(model)
-        fusion_mods = fusion_attention_modules(model)
-        self_mods = text_attention_modules(model, "self")
-        cross_mods = text_attention_modules(model, "cross")
-        mods = {f"vit{i}": m for i, m in enumerate(vit_mods)}
-        mods.update({f"fusion{i}": m for i, m in enumerate(fusion_mods)})
-        mods.update({f"self{i}": m for i, m in enumerate(self_mods)})
-        mods.update({f"cross{i}": m for i, m in enumerate(cross_mods)})
-        with capture(outputs=mods) as rec:
+        vit_mods = sites(model, "vision", "vit")
+        fusion_mods = sites(model, "fusion", "fusion")
+        self_mods = sites(model, "text_self", "self")
+        cross_mods = sites(model, "text_cross", "cross")
+        with capture(outputs={**vit_mods, **fusion_mods, **self_mods, **cross_mods}) as rec:
             score = target_score(model, model.visual_tokens(images), text, self.target)
-            image_attn = [rec.last(f"vit{i}") for i in range(len(vit_mods))]
+            image_attn = rec.all_last(vit_mods)
             fused_attn: List[torch.Tensor] = []
-            if fusion_mods:
-                enc = model.fusion_encoder
-                for i in range(enc.Lf):  # T calls on the visual stream x, alternating with y
-                    fused_attn += rec.outputs[f"fusion{i}"][0::2]
-                fused_attn += [rec.last(f"fusion{i}") for i in range(enc.Lf, enc.N)]
-            text_attn = [(rec.last(f"self{i}"), rec.last(f"cross{i}"))
-                         for i in range(len(self_mods))]
+            if fusion_mods:  # the image stream's calls, then the post-fusion layers
+                fusion = model.fusion_attention([rec.outputs[k] for k in fusion_mods])
+                fused_attn = fusion.visual + fusion.fused
+            text_attn = list(zip(rec.all_last(self_mods), rec.all_last(cross_mods)))
             flat = image_attn + fused_attn + [t for pair in text_attn for t in pair]
             flat_grads = grads(score, flat)
         pairs = [(a.detach(), g) for a, g in zip(flat, flat_grads)]

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
 from methods.base import Attribution, NotApplicable
 
@@ -31,7 +31,7 @@ class CounterfactualOracle(Attribution):
     needs = ("counterfactuals",)
     is_baseline = True
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                   counterfactuals=None) -> torch.Tensor:
         if counterfactuals is None or any(c is None for c in counterfactuals):
             raise NotApplicable("counterfactual_oracle needs scenes the dataset can re-render")

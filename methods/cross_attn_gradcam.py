@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads
 from methods.base import BLOCK, TARGET, Attribution, question_token_mask, target_score, to_grid
@@ -37,15 +37,15 @@ class CrossAttentionGradCAM(Attribution):
 
     options = (BLOCK, TARGET)
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         block = model.default_block if self.block is None else self.block
-        layer = model.cross_attention(block)
+        site = model.cross_attention_site(block)
         text = model.tokenize([q.strip("?") for q in questions])  # as PNP-VQA's forward_itm
-        with capture(lavis_attentions={"cross": layer}) as rec:
+        with capture(outputs={"cross": site}) as rec:
             score = target_score(model, model.visual_tokens(images), text, self.target)
-            (grad,) = grads(score, [rec.attentions["cross"]])
-        attn = rec.attentions["cross"].detach()
+            (grad,) = grads(score, [rec.last("cross")])
+        attn = rec.last("cross").detach()
         cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)
         cam = cam.mean(1)  # heads
         mask = question_token_mask(text)

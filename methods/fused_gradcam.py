@@ -5,7 +5,7 @@ from typing import Sequence
 
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads
 from methods.base import TARGET, Attribution, target_score, to_grid
@@ -27,7 +27,7 @@ class FusedGradCAM(Attribution):
 
     options = (TARGET,)
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)
         with capture():

@@ -4,7 +4,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads
 from methods.base import TARGET, Attribution, target_score, to_grid
@@ -17,7 +17,7 @@ class GradientXInput(Attribution):
 
     options = (TARGET,)
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)
         with capture():  # enables gradients, even under torch.no_grad()

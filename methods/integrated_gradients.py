@@ -2,14 +2,15 @@
 convergence checked per sample."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.models.protocol import Preprocessing, TextBatch, VLModel
 from methods import register
-from methods.base import Attribution, Diagnostic, Explanation, NotApplicable, Option, to_grid
+from methods.base import (Attribution, Diagnostic, Explanation, NotApplicable, Option, target_score,
+                          to_grid)
 
 BASELINES = ("blur", "zero", "black", "expected")
 #: targets IG integrates (``answer`` would re-pick its answer at every point of the path)
@@ -19,22 +20,21 @@ PATH_TARGETS = ("itm", "itm_prob")
 CHUNK_IMAGES = 256
 
 
-def match_score_fn(model: ITMAdapter, target: str = "itm"):
-    """forward(images, input_ids, attention_mask[, segmentation]) → (B,) match logit (``itm``)
-    or match probability (``itm_prob``).
+def path_score(model: VLModel, target: str, batch: int):
+    """``(forward, side)``: ``forward(images, input_ids, attention_mask, *side) → (B,)`` score of
+    ``target``, and the model's bound side inputs for a batch of ``batch`` images.
 
-    Text (and a fused model's segmentation stream) travel as tensors so that captum repeats them
-    with the interpolated images (captum does not repeat Python lists).
+    Text and side inputs travel as tensors so that captum repeats them with the interpolated
+    images (captum does not repeat Python lists or a model's bound inputs).
     """
-    if target not in PATH_TARGETS:
-        raise ValueError(f"unknown IG target {target!r}; use one of {', '.join(PATH_TARGETS)}")
+    keys = [k for k in model.side_inputs if k in model.inputs]
 
-    def forward(images, input_ids, attention_mask, segmentation=None):
-        with model.bind(segmentation=segmentation):
-            logits = model.itm_logits(images, TextBatch(input_ids, attention_mask))
-        return logits[:, 1] if target == "itm" else logits.softmax(-1)[:, 1]
+    def forward(images, input_ids, attention_mask, *side):
+        view = model.given(**dict(zip(keys, side)))
+        return target_score(view, view.visual_tokens(images), TextBatch(input_ids, attention_mask),
+                            target)
 
-    return forward
+    return forward, tuple(model.side(k, batch) for k in keys)
 
 
 @register("integrated_gradients")
@@ -92,19 +92,17 @@ class IntegratedGradientsMap(Attribution):
     #: 32-step integral there, instead of up to 16 times its cost
     sanity_options = {"max_steps": 32}
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> Explanation:
         from captum.attr import IntegratedGradients
 
-        fn = match_score_fn(model, self.target)
-        text = model.tokenize(questions)
-        seg = model.bound("segmentation", images.shape[0])
         b = images.shape[0]
+        fn, side = path_score(model, self.target, b)
+        text = model.tokenize(questions)
         # one straight path per (sample, baseline): K = 1 except for expected gradients
-        owner, base = ig_paths(images, self.baseline, self.n_references)
+        owner, base = ig_paths(images, self.baseline, self.n_references, model.preprocessing)
         k = len(owner) // b
-        args = (text.input_ids[owner], text.attention_mask[owner]) + \
-            ((seg[owner],) if seg is not None else ())
+        args = (text.input_ids[owner], text.attention_mask[owner]) + tuple(t[owner] for t in side)
         with torch.no_grad():
             change = (fn(images[owner], *args) - fn(base, *args)).double().abs().cpu()
         attr = torch.zeros_like(base)
@@ -140,12 +138,13 @@ class IntegratedGradientsMap(Attribution):
                            valid=rel <= self.rel_tolerance)
 
 
-def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4):
+def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4,
+             preprocessing: Optional[Preprocessing] = None):
     """``(owner, baselines)``: the path starts for ``images`` (normalised), K per sample in
     sample order, and the index of the sample each path ends at."""
     b = images.shape[0]
     if kind != "expected":
-        return torch.arange(b), ig_baseline(images, kind)
+        return torch.arange(b), ig_baseline(images, kind, preprocessing)
     k = min(n_references, b - 1)
     if k < 1:
         raise NotApplicable("expected gradients needs at least 2 images per batch "
@@ -155,15 +154,17 @@ def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4):
     return owner, images[refs]
 
 
-def ig_baseline(images: torch.Tensor, kind: str) -> torch.Tensor:
-    """The path's start for ``images`` (normalised): ``blur``, ``zero`` or ``black``."""
+def ig_baseline(images: torch.Tensor, kind: str,
+                preprocessing: Optional[Preprocessing] = None) -> torch.Tensor:
+    """The path's start for ``images`` (normalised by ``preprocessing``): ``blur``, ``zero`` or
+    ``black``."""
     if kind == "zero":
         return torch.zeros_like(images)
     if kind == "black":
-        from benchmark.models.tiny import normalise
-
+        if preprocessing is None:
+            raise ValueError("the black baseline needs the model's preprocessing")
         black = torch.zeros(1, images.shape[2], images.shape[3], 3, dtype=torch.uint8)
-        return normalise(black).to(images).expand_as(images)
+        return preprocessing.normalise(black).to(images).expand_as(images)
     if kind == "blur":
         import torchvision.transforms.functional as TF
 

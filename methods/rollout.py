@@ -5,10 +5,9 @@ from typing import List, Sequence
 
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from methods import register
-from methods._capture import (capture, fusion_attention_modules, text_attention_modules,
-                              vit_attention_modules)
+from methods._capture import capture, sites
 from methods.base import BLOCK, Attribution, question_token_mask, to_grid
 
 
@@ -67,28 +66,19 @@ class AttentionRollout(Attribution):
 
     options = (BLOCK,)
 
-    def attribute(self, model: ITMAdapter, images: torch.Tensor,
+    def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         block = model.default_block if self.block is None else self.block
-        model.cross_attention(block)  # validates the block
+        cross = model.cross_attention_site(block)
         text = model.tokenize(questions)
-        vit_mods = vit_attention_modules(model)
-        fusion_mods = fusion_attention_modules(model)
-        mods = {f"vit{i}": m for i, m in enumerate(vit_mods)}
-        mods.update({f"fusion{i}": m for i, m in enumerate(fusion_mods)})
-        mods["cross"] = text_attention_modules(model, "cross")[block]
-        with capture(outputs=mods) as rec, torch.no_grad():
+        vit_mods = sites(model, "vision", "vit")
+        fusion_mods = sites(model, "fusion", "fusion")
+        with capture(outputs={**vit_mods, **fusion_mods, "cross": cross}) as rec, torch.no_grad():
             model.text_hidden(model.visual_tokens(images), text)
-        vit = rollout_matrix([rec.last(f"vit{i}") for i in range(len(vit_mods))])
+        vit = rollout_matrix(rec.all_last(vit_mods))
         if fusion_mods:
-            enc = model.fusion_encoder
-            pre_x, pre_y = [], []
-            for i in range(enc.Lf):  # each pre-fusion layer ran T times on x, then y, alternately
-                calls = rec.outputs[f"fusion{i}"]
-                pre_x += calls[0::2]
-                pre_y += calls[1::2]
-            post = [rec.last(f"fusion{i}") for i in range(enc.Lf, enc.N)]
-            relevance = fused_rollout(vit, pre_x, pre_y, post)
+            fusion = model.fusion_attention([rec.outputs[k] for k in fusion_mods])
+            relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)
         else:
             relevance = vit[:, :, 1:]
         mask = question_token_mask(text)

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 
 from benchmark.errors import InputError
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from benchmark.registry import Registry
 
 TARGETS = Registry("target")
@@ -30,7 +30,7 @@ class Target:
             raise InputError(f"target {self.name!r} takes no argument (got {argument!r})")
         self.argument = argument
 
-    def __call__(self, model: ITMAdapter, enc_hidden: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -49,16 +49,16 @@ def register_target(name: str):
 class MatchLogit(Target):
     """The raw ITM match logit: PNP-VQA's Grad-CAM target."""
 
-    def __call__(self, model: ITMAdapter, enc_hidden: torch.Tensor) -> torch.Tensor:
-        return model.model.itm_head(enc_hidden)[:, 1]
+    def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
+        return model.match_head(enc_hidden)[:, 1]
 
 
 @register_target("itm_prob")
 class MatchProbability(Target):
     """The softmax probability of the match class (what deletion and insertion track)."""
 
-    def __call__(self, model: ITMAdapter, enc_hidden: torch.Tensor) -> torch.Tensor:
-        return model.model.itm_head(enc_hidden).softmax(-1)[:, 1]
+    def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
+        return model.match_head(enc_hidden).softmax(-1)[:, 1]
 
 
 @register_target("answer")
@@ -68,10 +68,10 @@ class AnswerLogit(Target):
 
     takes_argument = True
 
-    def __call__(self, model: ITMAdapter, enc_hidden: torch.Tensor) -> torch.Tensor:
-        if not hasattr(model.model, "vqa_head"):
+    def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
+        if not model.has_answer_head:
             raise InputError(f"target 'answer': model {model.name!r} has no VQA answer head")
-        logits = model.model.vqa_head(enc_hidden)
+        logits = model.answer_head(enc_hidden)
         if self.argument is None:
             index = logits.argmax(-1, keepdim=True)
         elif self.argument in model.answers:

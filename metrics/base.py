@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ModelMetric:
     higher_is_better = True
     needs_answers = False
 
-    def __call__(self, model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+    def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                  maps: torch.Tensor, records: Sequence, **kwargs) -> CurveScores:
         raise NotImplementedError
 

@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import VLModel
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
@@ -25,7 +25,7 @@ GRIDS = {"log": np.round(np.geomspace(PNP_FRACTION, 1.0, 10), 4),
 MODES = ("tokens", "pixels")
 
 
-def _answers_with_patches(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Sequence[str],
                           keep: torch.Tensor, mode: str = "tokens",
                           substrate_kind: str = "zero") -> list:
     """Predicted answers when sample b reads only the patches where ``keep[b, k]`` is True.
@@ -51,14 +51,12 @@ def _answers_with_patches(model: ITMAdapter, images: torch.Tensor, questions: Se
             shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
             x = torch.where(shown[:, :, None], images[:, None],
                             substrate(images, substrate_kind)[:, None])
-            seg = model.bound("segmentation", b)
-            with model.bind(segmentation=None if seg is None else seg.repeat_interleave(k, 0)):
-                tokens = model.visual_tokens(x.reshape(b * k, *images.shape[1:]))
+            tokens = model.for_batch(b).expanded(k).visual_tokens(x.reshape(b * k, *images.shape[1:]))
         atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
                           keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
         text = model.tokenize(questions).repeat(k)
         hidden = model.text_hidden(tokens, text, atts)
-        idx = model.model.vqa_head(hidden[:, 0]).argmax(-1).tolist()
+        idx = model.answer_head(hidden[:, 0]).argmax(-1).tolist()
     return [model.answers[i] for i in idx]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from benchmark.models.adapter import ITMAdapter, TextBatch
+from benchmark.models.protocol import VLModel
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric, chunked
@@ -52,23 +52,20 @@ def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw,
     return sel.repeat_interleave(ph, 2).repeat_interleave(pw, 3)
 
 
-def match_curve(model: ITMAdapter, images: torch.Tensor, questions: Sequence[str],
+def match_curve(model: VLModel, images: torch.Tensor, questions: Sequence[str],
                 perturbed: torch.Tensor, chunk: int = 256) -> torch.Tensor:
     """Match probability of every perturbed image, (B, P), all in batches of ``chunk``.
 
-    ``perturbed`` is (B, P, 3, H, W); texts and a bound segmentation stream are repeated per
-    sample (sample-major order).
+    ``perturbed`` is (B, P, 3, H, W); texts and the model's side inputs are repeated per sample
+    (sample-major order).
     """
     b, p = perturbed.shape[:2]
     flat = perturbed.reshape(b * p, *perturbed.shape[2:])
     text = model.tokenize(questions).repeat(p)
-    seg = model.bound("segmentation", b)
-    seg = None if seg is None else seg.repeat_interleave(p, 0)
+    view = model.for_batch(b).expanded(p)
 
     def run(s: int, e: int) -> torch.Tensor:
-        with model.bind(segmentation=None if seg is None else seg[s:e]):
-            return model.match_probability(flat[s:e], TextBatch(text.input_ids[s:e],
-                                                                text.attention_mask[s:e]))
+        return view.select(slice(s, e)).match_probability(flat[s:e], text[s:e])
 
     with torch.no_grad():
         return chunked(run, b * p, chunk).reshape(b, p).cpu()

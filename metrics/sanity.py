@@ -2,8 +2,7 @@
 NeurIPS 2018), cascading from the output side of the model towards the input."""
 from __future__ import annotations
 
-import copy
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -11,44 +10,12 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import methods
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import Member, VLModel
 from methods.base import Attribution
 from metrics import register
 
 #: a method by registered name, or a configured instance (``methods.get(n).with_options(...)``)
 MethodRef = Union[str, Attribution]
-#: a stage member: a module (all its parameters, recursively) or one bare parameter
-Member = Union[nn.Module, nn.Parameter]
-
-
-def cascade_stages(model: ITMAdapter) -> List[Tuple[str, List[Member]]]:
-    """The randomisation stages, output side first; together they cover every parameter the
-    ITM/VQA forward uses.
-
-    ``heads`` (``itm_head``, ``vqa_head``); ``text_layer_{i}`` from the last BERT layer to the
-    first; ``text_embeddings``; for a fused model ``fusion_layer_{i}`` from last to first, then
-    ``fusion_embeddings`` (the two stream embeddings and the CLS projection); ``vit_norm`` (the
-    ViT's final LayerNorm); ``vit_block_{i}`` from last to first; ``patch_embed`` (with the CLS
-    token and position embeddings).
-    """
-    m = model.model
-    stages: List[Tuple[str, List[Member]]] = [
-        ("heads", [getattr(m, n) for n in ("itm_head", "vqa_head") if hasattr(m, n)])]
-    layers = model.text_layers
-    stages += [(f"text_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
-    stages.append(("text_embeddings", [m.text_encoder.embeddings]))
-    fusion = model.fusion_encoder
-    if fusion is not None:
-        stages += [(f"fusion_layer_{i}", [fusion.layers[i]])
-                   for i in reversed(range(len(fusion.layers)))]
-        stages.append(("fusion_embeddings", [fusion.embed_input, fusion.embed_pixel,
-                                             model.visual_encoder.cls_proj]))
-    vit = model.visual_encoder
-    vit = getattr(vit, "vit", vit)
-    stages.append(("vit_norm", [vit.norm]))
-    stages += [(f"vit_block_{i}", [vit.blocks[i]]) for i in reversed(range(len(vit.blocks)))]
-    stages.append(("patch_embed", [vit.patch_embed, vit.cls_token, vit.pos_embed]))
-    return stages
 
 
 @torch.no_grad()
@@ -87,7 +54,7 @@ def spearman(maps_a: torch.Tensor, maps_b: torch.Tensor) -> List[float]:
     return out
 
 
-def explain(method: MethodRef, model: ITMAdapter, images, questions,
+def explain(method: MethodRef, model: VLModel, images, questions,
             **kwargs) -> torch.Tensor:
     """The maps of ``method`` (a registered name, or a configured instance) with its sanity
     options (e.g. IG's fixed step count) applied."""
@@ -95,17 +62,12 @@ def explain(method: MethodRef, model: ITMAdapter, images, questions,
     return method(model, images, questions, **{**method.sanity_options, **kwargs})
 
 
-def _copy(model: ITMAdapter) -> ITMAdapter:
-    return ITMAdapter(copy.deepcopy(model.model), model.name, model.grid, model.default_block,
-                      model.answers, model.info, dict(model._bound))
-
-
-def mprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
          seed: int = 0, stages: Optional[int] = None, **method_kwargs: Any) -> List[Dict[str, Any]]:
     """Cascading model-parameter randomisation test.
 
     The maps of ``method`` on ``model`` are compared with its maps on a copy of the model
-    whose stages (:func:`cascade_stages`) are re-initialised one after another (cumulatively,
+    whose stages (:meth:`~benchmark.models.protocol.VLModel.randomisation_stages`) are re-initialised one after another (cumulatively,
     from the output side), with one ``torch.Generator`` seeded with ``seed``. ``model`` itself
     is not modified. ``stages`` limits the run to the first ``stages`` stages (default: all).
 
@@ -115,26 +77,26 @@ def mprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: 
     reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
     """
     original = explain(method, model, images, questions, **method_kwargs)
-    randomised = _copy(model)
+    randomised = model.clone()
     generator = torch.Generator().manual_seed(int(seed))
     results = []
-    for index, (name, members) in enumerate(cascade_stages(randomised)[:stages]):
+    for index, (name, members) in enumerate(randomised.randomisation_stages()[:stages]):
         randomise_(members, generator)
         maps = explain(method, randomised, images, questions, **method_kwargs)
         results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
     return results
 
 
-def fully_randomised(model: ITMAdapter, seed: int = 0) -> ITMAdapter:
+def fully_randomised(model: VLModel, seed: int = 0) -> VLModel:
     """A copy of ``model`` with every cascade stage re-initialised (the cascade's last state)."""
-    randomised = _copy(model)
+    randomised = model.clone()
     generator = torch.Generator().manual_seed(int(seed))
-    for _, members in cascade_stages(randomised):
+    for _, members in randomised.randomisation_stages():
         randomise_(members, generator)
     return randomised
 
 
-def random_logit(model: ITMAdapter, method: MethodRef, images: torch.Tensor,
+def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
                  questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> List[float]:
     """Random Logit test (Sixt et al., ICML 2020), for image–question matching: per sample,
     the Spearman ρ between the map that explains the sample's own question and the map that
@@ -145,7 +107,7 @@ def random_logit(model: ITMAdapter, method: MethodRef, images: torch.Tensor,
                     explain(method, model, images, other, seed=seed, **method_kwargs))
 
 
-def smprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def smprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, n_noise: int = 4, noise: float = 0.1, **method_kwargs: Any) -> List[float]:
     """Smooth MPRT (Hedström et al., 2023): the maps are first averaged over ``n_noise`` copies
     of the input with Gaussian noise (σ = ``noise`` × the batch's value range, seeded), which
@@ -156,7 +118,7 @@ def smprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions:
     noisy = [images + sigma * torch.randn(images.shape, generator=g).to(images)
              for _ in range(n_noise)]
 
-    def smoothed(m: ITMAdapter) -> torch.Tensor:
+    def smoothed(m: VLModel) -> torch.Tensor:
         return torch.stack([explain(method, m, x, questions, seed=seed, **method_kwargs)
                             for x in noisy]).mean(0)
 
@@ -177,7 +139,7 @@ def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
     return np.asarray(out)
 
 
-def emprt(model: ITMAdapter, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def emprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, **method_kwargs: Any) -> List[float]:
     """Efficient MPRT (Hedström et al., 2023): per sample, the explanation's complexity after
     full randomisation over its complexity on the trained model, the complexity being the

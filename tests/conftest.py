@@ -12,14 +12,12 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 @pytest.fixture(scope="session")
 def untrained_tiny():
     """An untrained embedded-architecture model (fast; for shape/plumbing tests)."""
-    from benchmark.models.adapter import ITMAdapter
+    from benchmark.models.embedded import tiny_adapter
     from benchmark.models.tiny import TinyConfig, build_tiny_itm
-    from datasets.synthetic import ANSWERS
 
     cfg = TinyConfig()
     model = build_tiny_itm(cfg, seed=0).eval()
-    return ITMAdapter(model, "untrained-tiny", (cfg.grid, cfg.grid), cfg.default_block, ANSWERS,
-                      {"fingerprint": "untrained"})
+    return tiny_adapter(model, "untrained-tiny", cfg, {"fingerprint": "untrained"})
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 import torch
 
 import methods
-from methods._capture import text_attention_modules, vit_attention_modules
 from methods.chefer_relevance import head_mean, propagate
 
 QUESTIONS = ["what colour is the square?", "is there a red circle near the big blue square?"]
@@ -69,20 +68,19 @@ def test_method_on_untrained_tiny(untrained_tiny):
     assert maps.shape == (2, 12, 12) and maps.dtype == torch.float32
     assert torch.isfinite(maps).all() and (maps >= 0).all() and maps.sum() > 0
     # every hook is gone and a plain no-grad forward still works
-    mods = (vit_attention_modules(untrained_tiny)
-            + text_attention_modules(untrained_tiny, "self")
-            + text_attention_modules(untrained_tiny, "cross"))
+    mods = [m for kind in ("vision", "text_self", "text_cross")
+            for m in untrained_tiny.attention_sites(kind)]
     assert all(not m._forward_hooks for m in mods)
     with torch.no_grad():
         assert untrained_tiny.itm_logits(images, QUESTIONS).shape == (2, 2)
 
 
 def test_method_on_a_fused_model():
-    from benchmark.models.adapter import ITMAdapter
+    from benchmark.models.embedded import tiny_adapter
     from benchmark.models.tiny import TinyConfig, build_tiny_itm
 
     cfg = TinyConfig(fused=True, fusion={"Lf": 1, "T": 2, "N": 2, "h": 4})
-    model = ITMAdapter(build_tiny_itm(cfg, seed=0).eval(), "fused", (12, 12), cfg.default_block)
+    model = tiny_adapter(build_tiny_itm(cfg, seed=0).eval(), "fused", cfg, {})
     images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     maps = methods.get("chefer_relevance")(model, images, QUESTIONS)
     assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all() and (maps >= 0).all()

@@ -1,6 +1,5 @@
 """The command line: flags, exit codes, one-line errors, the files a run writes."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

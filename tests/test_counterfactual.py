@@ -60,22 +60,19 @@ def test_counterfactual_pointing_looks_for_the_largest_absolute_effect():
 
 @pytest.fixture(scope="module")
 def batch(trained_tiny):
-    from benchmark.runner import _images, _preprocess
+    from benchmark.runner import _images
 
     recs = [SyntheticDataset("test")[i] for i in range(10)]
-    effects = object_effects(trained_tiny, recs, lambda a: _preprocess(a, trained_tiny),
-                             lambda items: None)
+    effects = object_effects(trained_tiny, recs, trained_tiny.preprocess, lambda items: None)
     return recs, effects, _images(recs, trained_tiny)
 
 
 def test_effects_equal_one_image_at_a_time(trained_tiny, batch):
-    from benchmark.runner import _preprocess
-
     recs, effects, _ = batch
     for r in recs[:4]:
         def logit(img):
             with torch.no_grad():
-                return float(trained_tiny.itm_logits(_preprocess([img], trained_tiny),
+                return float(trained_tiny.itm_logits(trained_tiny.preprocess([img]),
                                                      [r.question])[0, 1])
         full = logit(r.image)
         ref = [full - logit(r.extra["without"](k)[0]) for k in range(1, len(r.extra["objects"]) + 1)]

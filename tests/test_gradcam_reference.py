@@ -41,9 +41,9 @@ def test_leaves_model_usable_under_no_grad():
     adapter = models.wrap(model)
     images = torch.randn(2, 3, 96, 96)
     methods.get("cross_attn_gradcam")(adapter, images, QUESTIONS[:2], block=7)
-    layer = adapter.cross_attention(7)
-    assert layer.save_attention is False
-    assert "attention_map" not in layer.__dict__
+    site = adapter.cross_attention_site(7)
+    assert not site._forward_hooks
+    assert "attention_map" not in model.text_encoder.encoder.layer[7].crossattention.self.__dict__
     with torch.no_grad():
         out = adapter.itm_logits(images, QUESTIONS[:2])
     assert out.shape == (2, 2)

@@ -33,7 +33,7 @@ def _under(names: set, prefixes) -> list:
     ("benchmark.registry", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
     ("benchmark.errors", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
     ("benchmark.models", PLUGINS + ENGINE + ("reports",) + TRAINING),
-    ("benchmark.models.adapter", PLUGINS + ENGINE + ("reports",) + TRAINING),
+    ("benchmark.models.protocol", PLUGINS + ENGINE + ("reports",) + TRAINING),
     ("methods", ENGINE + ("reports",) + TRAINING),
     ("metrics", ENGINE + ("reports",) + TRAINING),
     ("datasets", ENGINE + ("reports",) + TRAINING),

@@ -43,13 +43,13 @@ def test_fused_gradcam_equals_hand_written_vit_gradcam_on_the_baseline(untrained
     model = untrained_tiny
     ours = methods.get("fused_gradcam")(model, images, QUESTIONS)
     # by hand: ViT output tokens, gradient of the match logit, channel weights, ReLU
-    tokens = model.model.visual_encoder.forward_features(images).detach().requires_grad_(True)
+    tokens = model.module.visual_encoder.forward_features(images).detach().requires_grad_(True)
     text = model.tokenize(QUESTIONS)
-    out = model.model.text_encoder(text.input_ids, attention_mask=text.attention_mask,
+    out = model.module.text_encoder(text.input_ids, attention_mask=text.attention_mask,
                                    encoder_hidden_states=tokens,
                                    encoder_attention_mask=torch.ones(tokens.shape[:2], dtype=torch.long),
                                    return_dict=True)
-    model.model.itm_head(out.last_hidden_state[:, 0])[:, 1].sum().backward()
+    model.module.itm_head(out.last_hidden_state[:, 0])[:, 1].sum().backward()
     w = tokens.grad[:, 1:].mean(1)  # (B, C)
     ref = torch.relu(torch.einsum("bnc,bc->bn", tokens[:, 1:].detach(), w)).reshape(2, 12, 12)
     assert ref.abs().max() > 0

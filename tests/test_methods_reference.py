@@ -1,10 +1,12 @@
 """Rollout against a hand computation; IG against captum called directly."""
+from dataclasses import dataclass, field
+
 import pytest
 import torch
 
 import methods
-from benchmark.models.adapter import TextBatch
 from methods.rollout import fused_rollout, rollout_matrix
+from tests.toys import Toy, toy
 
 QUESTIONS = ["what colour is the square?", "is there a red circle?"]
 
@@ -32,30 +34,23 @@ def test_rollout_runs_on_the_baseline(untrained_tiny):
     assert maps.shape == (2, 12, 12) and (maps >= 0).all() and maps.sum() > 0
 
 
-class SmoothToy:
+@dataclass
+class SmoothToy(Toy):
     """match logit = Σ_i w_i · tanh(x_i) over the pixels of a 2×2 grid of 4 px patches: smooth,
     with a closed-form gradient, so IG can be computed without captum."""
 
-    grid = (2, 2)
+    w: torch.Tensor = field(default_factory=lambda: torch.linspace(
+        -1, 2, 3 * 8 * 8, dtype=torch.float64).reshape(1, 3, 8, 8))
 
-    def __init__(self):
-        self.w = torch.linspace(-1, 2, 3 * 8 * 8, dtype=torch.float64).reshape(1, 3, 8, 8)
+    def text_hidden(self, image_embeds, text, image_atts=None):
+        return (self.w * torch.tanh(image_embeds.double())).sum((1, 2, 3))[:, None, None]
 
-    def tokenize(self, questions):
-        n = len(questions)
-        return TextBatch(torch.zeros(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.long))
+    def match_head(self, enc_hidden):
+        return torch.cat([torch.zeros_like(enc_hidden), enc_hidden], 1)
 
-    def bound(self, key, batch):
-        return None
 
-    def bind(self, **_):
-        import contextlib
-
-        return contextlib.nullcontext(self)
-
-    def itm_logits(self, images, text):
-        logit = (self.w * torch.tanh(images.double())).sum((1, 2, 3))
-        return torch.stack([torch.zeros_like(logit), logit], 1)
+def smooth_toy():
+    return toy(SmoothToy, (2, 2), 8)
 
 
 def _riemann_ig(toy, x, base, n=4000):
@@ -66,7 +61,7 @@ def _riemann_ig(toy, x, base, n=4000):
 
 
 def test_integrated_gradients_equals_an_independent_riemann_sum_on_a_smooth_model():
-    toy = SmoothToy()
+    toy = smooth_toy()
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0)).double() * 2
     method = methods.get("integrated_gradients")
     out = method.explain_with(toy, x.float(), ["q"] * 3, baseline="zero", rel_tolerance=1e-4,
@@ -78,13 +73,14 @@ def test_integrated_gradients_equals_an_independent_riemann_sum_on_a_smooth_mode
     assert bool(out.valid.all()) and float(rel.values.max()) <= 1e-4
     assert not rel.higher_is_better
     # the relative gap is |Σ attributions − Δf| / |Δf|, recomputed here from the maps
-    df = toy.itm_logits(x, None)[:, 1] - toy.itm_logits(torch.zeros_like(x), None)[:, 1]
+    q = ["q"] * len(x)
+    df = toy.itm_logits(x, q)[:, 1] - toy.itm_logits(torch.zeros_like(x), q)[:, 1]
     gap = (ours.double().sum((1, 2)) - df).abs() / df.abs()
     assert torch.allclose(gap, rel.values, atol=1e-4)
 
 
 def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
-    toy = SmoothToy()
+    toy = smooth_toy()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 3
     method = methods.get("integrated_gradients")
     loose = method.explain_with(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-5,
@@ -98,7 +94,7 @@ def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
 
 
 def test_expected_gradients_averages_ig_from_the_batchs_other_images():
-    toy = SmoothToy()
+    toy = smooth_toy()
     x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(3)).double() * 2
     method = methods.get("integrated_gradients")
     out = method.explain_with(toy, x.float(), ["q"] * 3, baseline="expected", n_references=2,
@@ -110,7 +106,7 @@ def test_expected_gradients_averages_ig_from_the_batchs_other_images():
                        for i, js in enumerate(refs)])
     assert torch.allclose(ours.double(), ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
     # completeness against the mean reference score
-    f = toy.itm_logits(x, None)[:, 1]
+    f = toy.itm_logits(x, ["q"] * len(x))[:, 1]
     expected_sum = torch.stack([f[i] - f[js].mean() for i, js in enumerate(refs)])
     assert torch.allclose(ours.double().sum((1, 2)), expected_sum, atol=1e-2)
     assert bool(out.valid.all())

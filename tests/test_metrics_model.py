@@ -1,14 +1,14 @@
 """Relevance metrics against plain references; deletion/insertion and VQA curves on toy models
 whose curves are known analytically."""
-import contextlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
 
 import metrics
-from benchmark.models.adapter import TextBatch
 from metrics.perturbation import step_counts
+from tests.toys import Toy, toy
 
 
 def test_relevance_mass_and_rank_against_plain_loops():
@@ -55,39 +55,29 @@ def test_relevance_edge_cases_are_nan(name):
         assert np.isnan(fn(-np.ones((4, 4)), np.ones((4, 4), bool)))
 
 
-class ToyModel:
+@dataclass
+class PatchMeanToy(Toy):
     """Match probability = Σ_p w_p · (mean of patch p's pixels) / Σ w on a 4×4 grid of 2 px patches.
 
     With images of ones and zeros as the deletion substrate, deleting patch p removes w_p / Σ w,
     so the deletion curve is 1 − cumsum(sorted weights)/Σ w, known in closed form.
     """
 
-    grid = (4, 4)
-    answers = ("a", "b")
-    info: dict = {}
-
-    def __init__(self, w):
-        self.w = torch.as_tensor(w, dtype=torch.float64).reshape(16)
-
-    def tokenize(self, questions):
-        n = len(questions)
-        return TextBatch(torch.zeros(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.long))
-
-    def bound(self, key, batch):
-        return None
-
-    @contextlib.contextmanager
-    def bind(self, **_):
-        yield self
+    w: torch.Tensor = field(default_factory=lambda: torch.ones(16, dtype=torch.float64))
 
     def match_probability(self, images, text):
         patches = torch.nn.functional.avg_pool2d(images.double().mean(1, keepdim=True), 2).flatten(1)
         return (patches * self.w).sum(1) / self.w.sum()
 
 
+def patch_mean_toy(w):
+    return toy(PatchMeanToy, (4, 4), 8, answers=("a", "b"),
+               w=torch.as_tensor(w, dtype=torch.float64).reshape(16))
+
+
 def test_deletion_curve_matches_the_closed_form():
     w = np.arange(1, 17, dtype=np.float64)
-    model = ToyModel(w)
+    model = patch_mean_toy(w)
     images = torch.ones(1, 3, 8, 8)
     maps = torch.as_tensor(w).reshape(1, 4, 4)  # perfectly faithful: most weight first
     out = metrics.get("deletion_auc")(model, images, ["q"], maps, steps=16)
@@ -102,7 +92,7 @@ def test_deletion_curve_matches_the_closed_form():
 def test_deletion_steps_and_ties():
     assert step_counts(144, 16).tolist()[:3] == [0, 9, 18] and step_counts(144, 16)[-1] == 144
     assert step_counts(10, 16).tolist() == list(range(11))  # never less than one patch per step
-    model = ToyModel(np.ones(16))
+    model = patch_mean_toy(np.ones(16))
     flat = torch.zeros(1, 4, 4)  # all ties: any order removes a quarter per step
     out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, steps=4)
     assert np.allclose(out.curves[0], [1, 0.75, 0.5, 0.25, 0])
@@ -113,7 +103,7 @@ def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
 
     w = np.full(16, 0.01)
     w[0] = 10.0  # all the evidence top-left: raster order would delete it first
-    model = ToyModel(w)
+    model = patch_mean_toy(w)
 
     class Rec:
         sample_id = "s-7"
@@ -127,7 +117,7 @@ def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
 
 
 def test_insertion_starts_blurred_and_ends_at_the_image():
-    model = ToyModel(np.ones(16))
+    model = patch_mean_toy(np.ones(16))
     images = torch.zeros(1, 3, 8, 8)
     images[..., :4, :4] = 1.0
     out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4)
@@ -136,7 +126,7 @@ def test_insertion_starts_blurred_and_ends_at_the_image():
 
 
 def test_insertion_start_is_configurable():
-    model = ToyModel(np.ones(16))
+    model = patch_mean_toy(np.ones(16))
     images = torch.ones(1, 3, 8, 8)
     out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4,
                                        start_kind="zero")
@@ -147,7 +137,7 @@ def _gathered_answer(model, tokens, patches, question):
     """The answer read from only ``patches`` of one image's visual tokens (no image CLS)."""
     with torch.no_grad():
         h = model.text_hidden(tokens[None, [1 + p for p in patches]], model.tokenize([question]))
-        return model.answers[int(model.model.vqa_head(h[:, 0]).argmax())]
+        return model.answers[int(model.answer_head(h[:, 0]).argmax())]
 
 
 def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tiny):

@@ -51,13 +51,13 @@ def test_gradient_x_input_equals_a_hand_computation(untrained_tiny, images):
     assert ours.shape == (2, 12, 12) and ours.dtype == torch.float32
 
     x = images.clone().requires_grad_(True)
-    tokens = model.model.visual_encoder.forward_features(x)
+    tokens = model.module.visual_encoder.forward_features(x)
     text = model.tokenize(QUESTIONS)
     ones = torch.ones(tokens.shape[:2], dtype=torch.long)
-    out = model.model.text_encoder(text.input_ids, attention_mask=text.attention_mask,
+    out = model.module.text_encoder(text.input_ids, attention_mask=text.attention_mask,
                                    encoder_hidden_states=tokens, encoder_attention_mask=ones,
                                    return_dict=True)
-    (grad,) = torch.autograd.grad(model.model.itm_head(out.last_hidden_state[:, 0])[:, 1].sum(), x)
+    (grad,) = torch.autograd.grad(model.module.itm_head(out.last_hidden_state[:, 0])[:, 1].sum(), x)
     per_pixel = (grad * images).sum(1)  # (B, 96, 96)
     ref = per_pixel.reshape(2, 12, 8, 12, 8).sum(dim=(2, 4))
     scale = float(ref.abs().max())

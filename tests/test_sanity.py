@@ -7,7 +7,7 @@ import torch
 
 import methods
 import metrics
-from metrics.sanity import cascade_stages, mprt, spearman
+from metrics.sanity import mprt, spearman
 
 QUESTIONS = ["what colour is the square?", "is there a red circle?"]
 
@@ -65,16 +65,16 @@ def test_emprt_and_smprt_on_a_map_that_ignores_the_model(untrained_tiny, images)
 
 
 def test_mprt_on_untrained_tiny(untrained_tiny, images):
-    before = {k: v.clone() for k, v in untrained_tiny.model.state_dict().items()}
+    before = {k: v.clone() for k, v in untrained_tiny.module.state_dict().items()}
     out = mprt(untrained_tiny, "fused_gradcam", images, QUESTIONS, seed=0)
-    names = [name for name, _ in cascade_stages(untrained_tiny)]
+    names = [name for name, _ in untrained_tiny.randomisation_stages()]
     assert [r["stage"] for r in out] == names
     assert [r["index"] for r in out] == list(range(len(names)))
     assert names[0] == "heads" and names[-1] == "patch_embed"
     assert all(len(r["spearman"]) == 2 for r in out)
     assert all(math.isfinite(v) for v in out[0]["spearman"])
     # the original model is untouched
-    after = untrained_tiny.model.state_dict()
+    after = untrained_tiny.module.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 

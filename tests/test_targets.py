@@ -19,7 +19,7 @@ def hidden(trained_tiny):
 
 
 def test_each_target_is_the_head_output_it_names(trained_tiny, hidden):
-    m = trained_tiny.model
+    m = trained_tiny.module
     with torch.no_grad():
         itm, vqa = m.itm_head(hidden), m.vqa_head(hidden)
         assert torch.equal(parse_target("itm")(trained_tiny, hidden), itm[:, 1])
@@ -42,7 +42,7 @@ def test_a_new_target_is_one_class(trained_tiny, monkeypatch):
     @register_target("no_match_logit")
     class NoMatchLogit(Target):
         def __call__(self, model, enc_hidden):
-            return model.model.itm_head(enc_hidden)[:, 0]
+            return model.match_head(enc_hidden)[:, 0]
 
     try:
         images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))

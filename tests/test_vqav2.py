@@ -213,13 +213,12 @@ from benchmark import models
 
 @models.register("{PLUGIN_MODEL}")
 def load(**_):
-    from benchmark.models.adapter import ITMAdapter
+    from benchmark.models.embedded import tiny_adapter
     from benchmark.models.tiny import TinyConfig, build_tiny_itm
-    from datasets.synthetic import ANSWERS
 
     cfg = TinyConfig()
-    return ITMAdapter(build_tiny_itm(cfg, seed=0), "{PLUGIN_MODEL}", (cfg.grid, cfg.grid),
-                      cfg.default_block, ANSWERS, {{"fingerprint": "untrained"}})
+    return tiny_adapter(build_tiny_itm(cfg, seed=0), "{PLUGIN_MODEL}", cfg,
+                        {{"fingerprint": "untrained"}})
 '''
 
 

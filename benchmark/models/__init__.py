@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from benchmark.errors import InputError
-from benchmark.models.adapter import ITMAdapter
+from benchmark.models.protocol import Preprocessing, VLModel
 from benchmark.registry import Registry
 
 REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=__name__)
@@ -34,7 +34,7 @@ def cache_dir() -> Path:
 
 
 def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None):
-    """Register a loader ``fn(**options) -> ITMAdapter``; ``missing(**options)`` says what is
+    """Register a loader ``fn(**options) -> VLModel``; ``missing(**options)`` says what is
     absent (``None`` when the model can be loaded with those options)."""
 
     def deco(fn):
@@ -54,35 +54,47 @@ def missing(name: str, **options) -> Optional[str]:
     return REGISTRY.get(name).missing(**options)
 
 
-def load(name: str, device: str = "cpu", **options) -> ITMAdapter:
-    """Load a registered model as an :class:`ITMAdapter` in eval mode on ``device``."""
+def load(name: str, device: str = "cpu", **options) -> VLModel:
+    """Load a registered model as an :class:`VLModel` in eval mode on ``device``."""
     loader = REGISTRY.get(name)
     reason = loader.missing(**options)
     if reason:
         raise MissingWeights(reason)
-    adapter = loader(**options)
-    adapter.model.eval()
-    return adapter.to(device)
+    return loader(**options).eval().to(device)
 
 
 def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
-         default_block: Optional[int] = None, answers=()) -> ITMAdapter:
-    """Wrap a LAVIS ``BlipITM`` you built yourself.
+         default_block: Optional[int] = None, answers=(), info: Optional[dict] = None,
+         preprocessing: Optional[Preprocessing] = None) -> VLModel:
+    """A LAVIS ``BlipITM`` you built yourself behind the model protocol (the fused adapter when
+    its visual encoder is a ``FusedVisualEncoder``).
 
     The patch grid is read from the ViT's ``patch_embed`` when not given; the default Grad-CAM
-    block is PNP-VQA's 7 when the text encoder has 12 layers, else the same relative depth.
+    block is PNP-VQA's 7 when the text encoder has 12 layers, else the same relative depth;
+    preprocessing defaults to LAVIS's ``blip_image_eval`` at the ViT's input size; the
+    fingerprint to the weights' hash.
     """
-    vit = model.visual_encoder
+    from benchmark.models.blip import BlipAdapter, blip_preprocessing, patch_grid
+    from benchmark.models.difnet import FusedVisualEncoder
+    from benchmark.models.fused import FusedBlipAdapter
+
+    fused = isinstance(model.visual_encoder, FusedVisualEncoder)
+    vit = model.visual_encoder.vit if fused else model.visual_encoder
     if grid is None:
-        pe = getattr(vit, "patch_embed", None) or getattr(getattr(vit, "vit", None), "patch_embed", None)
-        if pe is None:
+        if getattr(vit, "patch_embed", None) is None:
             raise ValueError("cannot infer the patch grid of this model; pass grid=(gh, gw)")
-        grid = tuple(int(g) for g in pe.grid_size)
+        grid = patch_grid(vit)
     n_layers = len(model.text_encoder.encoder.layer)
     block = default_block if default_block is not None else (7 * n_layers) // 12
-    from benchmark.models.tiny import state_hash
+    if preprocessing is None:
+        size = vit.patch_embed.img_size
+        preprocessing = blip_preprocessing(int(size[0] if isinstance(size, (tuple, list)) else size))
+    if info is None:
+        from benchmark.models.tiny import state_hash
 
-    return ITMAdapter(model, name, grid, block, answers, {"fingerprint": state_hash(model)})
+        info = {"fingerprint": state_hash(model)}
+    cls = FusedBlipAdapter if fused else BlipAdapter
+    return cls(model, name, tuple(grid), block, preprocessing, answers, info)
 
 
 def read_checkpoint_meta(name: str) -> Optional[dict]:
@@ -97,4 +109,4 @@ def state_bytes(model: torch.nn.Module) -> bytes:
 
 
 get = REGISTRY.get
-__all__ = ["load", "wrap", "available", "missing", "register", "MissingWeights", "ITMAdapter"]
+__all__ = ["load", "wrap", "available", "missing", "register", "MissingWeights", "VLModel"]

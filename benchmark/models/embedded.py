@@ -12,11 +12,11 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
-                              state_bytes)
-from benchmark.models.adapter import ITMAdapter
+                              state_bytes, wrap)
+from benchmark.models.protocol import VLModel
 from benchmark.errors import InputError
 from benchmark.outputs import write_atomic
-from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, state_hash
+from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, preprocessing, state_hash
 from benchmark.models.train import TrainConfig, build_pool, evaluate, train
 from datasets.synthetic import ANSWERS
 
@@ -47,12 +47,18 @@ def run_key(cfg: TinyConfig, tcfg: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> ITMAdapter:
+def tiny_adapter(model, name: str, cfg: TinyConfig, info: dict) -> VLModel:
+    """A tiny model (built by :func:`build_tiny_itm` from ``cfg``) behind the model protocol."""
+    return wrap(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS, info,
+                preprocessing(cfg))
+
+
+def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> VLModel:
     info = {k: meta.get(k) for k in ("itm_accuracy", "vqa_accuracy", "itm_by_family",
                                      "vqa_by_family", "train_seconds", "checkpoint", "sha256")}
     info.update(fingerprint=hashlib.sha256((meta["key"] + meta["state_hash"]).encode()).hexdigest(),
                 config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"])
-    return ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS, info)
+    return tiny_adapter(model, name, cfg, info)
 
 
 def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
@@ -67,7 +73,7 @@ def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model = build_tiny_itm(cfg, seed=tcfg.seed)
-    adapter = ITMAdapter(model, name, (cfg.grid, cfg.grid), cfg.default_block, ANSWERS)
+    adapter = tiny_adapter(model, name, cfg, {})
     earlier = {}
     if stage1 is not None:
         if not (stage1.is_file() and stage1.with_suffix(".json").is_file()):
@@ -105,7 +111,7 @@ def train_embedded(name: str, cfg: TinyConfig, tcfg: TrainConfig, dest: Path,
 
 
 def load_embedded(name: str, model_overrides: Optional[dict] = None,
-                  train_overrides: Optional[dict] = None, progress: bool = True) -> ITMAdapter:
+                  train_overrides: Optional[dict] = None, progress: bool = True) -> VLModel:
     """The shipped checkpoint when the config matches it, else a cached or freshly trained one.
 
     ``model_overrides`` / ``train_overrides`` replace fields of :class:`TinyConfig` /
@@ -154,13 +160,13 @@ for _name in EMBEDDED:
         lambda _n=_name, **kw: load_embedded(_n, **kw))
 
 
-def load_untrained(name: str) -> ITMAdapter:
+def load_untrained(name: str) -> VLModel:
     """The grounding control: ``name``'s architecture at its seeded initialisation, untrained."""
     cfg, tcfg = EMBEDDED[name]
     model = build_tiny_itm(cfg, seed=tcfg.seed)
     info = {"fingerprint": hashlib.sha256((run_key(cfg, tcfg) + state_hash(model)).encode()).hexdigest(),
             "config": cfg.to_dict(), "untrained": True}
-    return ITMAdapter(model, f"{name}@init", (cfg.grid, cfg.grid), cfg.default_block, ANSWERS, info)
+    return tiny_adapter(model, f"{name}@init", cfg, info)
 
 
 for _name in EMBEDDED:

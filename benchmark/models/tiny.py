@@ -25,11 +25,11 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from benchmark.models.blip import BLIP_MEAN, BLIP_STD
+from benchmark.models.protocol import Preprocessing
 from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
 VOCAB_FILE = Path(__file__).with_name("vocab.txt")
-IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)  # LAVIS/BLIP's normalisation
-IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 #: per-patch auxiliary targets: index 0 means "no object" in every group
 PATCH_GROUPS: Dict[str, int] = {"colour": len(COLOURS) + 1, "shape": len(SHAPES) + 1,
                                 "size": len(SIZES) + 1}
@@ -131,19 +131,10 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
     return model
 
 
-def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 → (B, 3, H, W) float in the model's normalised space."""
-    x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def denormalise(images: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`normalise`, to (B, H, W, 3) floats in [0, 1] for display."""
-    mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
-    return (images.detach().cpu() * std + mean).clamp(0, 1).permute(0, 2, 3, 1)
+def preprocessing(cfg: "TinyConfig") -> Preprocessing:
+    """The tiny models' input: BLIP's mean/std at ``cfg.image_size`` (bilinear resize; generated
+    scenes are rendered at that size, so nothing is resized on the default run)."""
+    return Preprocessing(cfg.image_size, BLIP_MEAN, BLIP_STD, "bilinear")
 
 
 def state_hash(model: nn.Module) -> str:

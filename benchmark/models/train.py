@@ -40,8 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.adapter import ITMAdapter
-from benchmark.models.tiny import PATCH_GROUPS, TinyConfig, normalise
+from benchmark.models.protocol import VLModel
+from benchmark.models.tiny import PATCH_GROUPS, TinyConfig
 from methods._capture import capture
 from benchmark.segmentation import class_histogram
 from datasets import synthetic as syn
@@ -299,14 +299,13 @@ def _optimiser(model, tcfg: TrainConfig) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
 
 
-def _losses(adapter: ITMAdapter, pool: Pool, idx: np.ndarray, rng: np.random.Generator,
+def _losses(adapter: VLModel, pool: Pool, idx: np.ndarray, rng: np.random.Generator,
             p_hard: float, tcfg: TrainConfig, seg_source: str, evidence_prob: float) -> dict:
     """The recipe's losses on one batch (``loss`` is their weighted sum)."""
-    model = adapter.model
-    images = normalise(pool.images[idx])
+    model = adapter.module
+    images = adapter.preprocessing.normalise(pool.images[idx])
     seg = _segmentation_for(pool, idx, seg_source, rng)
-    with adapter.bind(segmentation=seg):
-        tokens = adapter.visual_tokens(images)
+    tokens = adapter.given(segmentation=seg).visual_tokens(images)
     questions = [pool.questions[i] for i in idx]
     text = adapter.tokenize(questions + _negatives(pool, idx, rng, p_hard))
     b = len(idx)
@@ -315,8 +314,9 @@ def _losses(adapter: ITMAdapter, pool: Pool, idx: np.ndarray, rng: np.random.Gen
         atts = evidence_views(atts, pool.evidence[idx], rng, evidence_prob)
     atts = torch.cat([atts, atts])
     full = atts[:, 0].bool()  # rows that see the whole image (CLS included)
-    layers = {str(k): adapter.cross_attention(k) for k in range(len(adapter.text_layers) - 1)}
-    with capture(lavis_attentions=layers if tcfg.ground_weight else {}) as rec:
+    sites = adapter.attention_sites("text_cross")[:-1]
+    layers = {str(k): site for k, site in enumerate(sites)}
+    with capture(outputs=layers if tcfg.ground_weight else {}) as rec:
         hidden_all = adapter.text_hidden(torch.cat([tokens, tokens]), text, atts)
     hidden = hidden_all[:, 0]
     objs = [pool.objects[i] for i in idx]
@@ -332,12 +332,12 @@ def _losses(adapter: ITMAdapter, pool: Pool, idx: np.ndarray, rng: np.random.Gen
         pt = pool.patch_targets[idx]
         sets, _ = word_patch_sets(adapter.tokenizer, text.input_ids.cpu(), torch.cat([pt, pt]))
         sets = sets & atts[:, None, 1:].bool()  # only what the row can see
-        out["ground"] = _grounding_loss([rec.attentions[k] for k in layers], sets, sets.any(-1))
+        out["ground"] = _grounding_loss([rec.last(k) for k in layers], sets, sets.any(-1))
         out["loss"] = out["loss"] + tcfg.ground_weight * out["ground"]
     return out
 
 
-def _run_stage(adapter: ITMAdapter, pool: Pool, tcfg: TrainConfig, stage: int, progress: bool,
+def _run_stage(adapter: VLModel, pool: Pool, tcfg: TrainConfig, stage: int, progress: bool,
                seg_source: str) -> Dict[str, float]:
     """Stage 1 (the main schedule) or stage 2 (evidence views), each with its own seed and
     optimiser, so that stage 2 gives the same weights whether or not stage 1 ran in this process."""
@@ -349,7 +349,7 @@ def _run_stage(adapter: ITMAdapter, pool: Pool, tcfg: TrainConfig, stage: int, p
         _schedule(tcfg.evidence_lr, max(1, steps // 12), steps)
     torch.manual_seed(tcfg.seed + stage - 1)
     rng = np.random.default_rng(tcfg.seed if main else [tcfg.seed, stage])
-    model = adapter.model
+    model = adapter.module
     model.train()
     opt = _optimiser(model, tcfg)
     order = rng.permutation(len(pool.questions))
@@ -381,10 +381,10 @@ def _run_stage(adapter: ITMAdapter, pool: Pool, tcfg: TrainConfig, stage: int, p
     return dict(running)
 
 
-def train(adapter: ITMAdapter, cfg: TinyConfig, tcfg: TrainConfig, progress: bool = True,
+def train(adapter: VLModel, cfg: TinyConfig, tcfg: TrainConfig, progress: bool = True,
           pool: Optional[Pool] = None, seg_source: str = "exact",
           stages: Sequence[int] = (1, 2)) -> Dict[str, float]:
-    """Train ``adapter.model`` in place (``stages=(2,)`` continues from first-stage weights);
+    """Train ``adapter.module`` in place (``stages=(2,)`` continues from first-stage weights);
     returns timing and the final running losses of the last stage."""
     pool = pool or build_pool("train", tcfg.pool_size, cfg, tcfg.data_seed, progress=progress)
     t0, running = time.time(), {}
@@ -404,27 +404,27 @@ def _segmentation_for(pool: Pool, idx, source: str, rng: np.random.Generator) ->
 
 
 @torch.no_grad()
-def evaluate(adapter: ITMAdapter, pool: Pool, batch_size: int = 128, seg_source: str = "exact",
+def evaluate(adapter: VLModel, pool: Pool, batch_size: int = 128, seg_source: str = "exact",
              seed: int = 0) -> Dict[str, object]:
     """Held-out ITM accuracy (positives vs hard negatives) and VQA accuracy, overall and per family."""
-    adapter.model.eval()
+    adapter.eval()
     rng = np.random.default_rng(seed)
     itm_hits, vqa_hits = defaultdict(list), defaultdict(list)
     for start in range(0, len(pool.questions), batch_size):
         idx = np.arange(start, min(start + batch_size, len(pool.questions)))
-        images = normalise(pool.images[idx])
-        with adapter.bind(segmentation=_segmentation_for(pool, idx, seg_source, rng)):
-            tokens = adapter.visual_tokens(images)
+        images = adapter.preprocessing.normalise(pool.images[idx])
+        view = adapter.given(segmentation=_segmentation_for(pool, idx, seg_source, rng))
+        tokens = view.visual_tokens(images)
         qs = [pool.questions[i] for i in idx]
         hidden = adapter.text_hidden(tokens, adapter.tokenize(qs))[:, 0]
-        match = adapter.model.itm_head(hidden).argmax(-1)
-        pred = adapter.model.vqa_head(hidden).argmax(-1)
+        match = adapter.match_head(hidden).argmax(-1)
+        pred = adapter.answer_head(hidden).argmax(-1)
         neg_rows = [k for k, i in enumerate(idx) if pool.negatives[i] is not None]
         neg_match = torch.zeros(len(idx), dtype=torch.long)
         if neg_rows:
             nh = adapter.text_hidden(tokens[neg_rows],
                                      adapter.tokenize([pool.negatives[idx[k]] for k in neg_rows]))[:, 0]
-            neg_match[neg_rows] = adapter.model.itm_head(nh).argmax(-1)
+            neg_match[neg_rows] = adapter.match_head(nh).argmax(-1)
         for k, i in enumerate(idx):
             fam = pool.families[i]
             itm_hits[fam].append(int(match[k]) == int(pool.itm_labels[i]))

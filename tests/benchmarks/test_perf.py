@@ -12,7 +12,7 @@ import torch
 
 import methods
 from benchmark import models
-from benchmark.models.adapter import TextBatch
+from benchmark.models.protocol import TextBatch
 from metrics.perturbation import _affected, blur, match_curve, step_counts, substrate
 from tests.lavis_offline import build_lavis_itm
 
@@ -55,10 +55,10 @@ def test_cross_attn_gradcam_vs_lavis_compute_gradcam(benchmark):
 def test_method_time_per_batch(benchmark, name, method):
     model = models.load(name)
     images = torch.randn(8, 3, 96, 96)
-    seg = torch.rand(8, 144, 5) if model.fusion_encoder is not None else None
-    with model.bind(segmentation=seg):
-        benchmark.pedantic(lambda: methods.get(method)(model, images, QUESTIONS), rounds=3,
-                           iterations=1)
+    classes = model.side_input_classes("segmentation")
+    model = model.given(segmentation=None if classes is None else torch.rand(8, 144, classes))
+    benchmark.pedantic(lambda: methods.get(method)(model, images, QUESTIONS), rounds=3,
+                       iterations=1)
 
 
 def test_integrated_gradients_vs_plain_forward_backward(benchmark):

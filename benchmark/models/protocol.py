@@ -1,0 +1,262 @@
+"""The model protocol: everything methods, metrics, sanity checks and the engine may ask of a
+model. A new model family is one subclass of :class:`VLModel` in one file.
+
+A model is seen as an image-text matching transformer: a visual encoder turns images into
+visual tokens (image CLS first, then the patch grid in raster order), a text encoder reads the
+tokenised question and cross-attends to those tokens, and heads read the text encoder's first
+(``[ENC]``) output: the match head (2 logits: no-match, match) and optionally a VQA answer head.
+Attention probabilities are exposed as *sites*: modules whose forward output is a
+(B, heads, queries, keys) probability tensor, hooked with :func:`methods._capture.capture`.
+
+Inputs other than the image (a fused model's segmentation stream) are *side inputs*, passed
+explicitly: ``model.given(segmentation=seg)`` is a view of the same weights that feeds them to
+every forward on it, repeated for batches that expand each sample (IG paths, perturbation curves).
+"""
+from __future__ import annotations
+
+import abc
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+#: what the attention sites of :meth:`VLModel.attention_sites` may be asked for, with layout
+ATTENTION_KINDS = {
+    "vision": "image self-attention of the visual backbone, one site per block: (B, H, 1+N, 1+N)",
+    "fusion": "fusion-encoder attention, one site per layer, called per stream and repeat "
+              "(decode with VLModel.fusion_attention)",
+    "text_self": "text self-attention, one site per text layer: (B, H, L, L)",
+    "text_cross": "text-to-image cross-attention, one site per text layer: (B, H, L, 1+N)",
+}
+#: a randomisation-stage member: a module (all its parameters, recursively) or one parameter
+Member = Union[nn.Module, nn.Parameter]
+
+
+@dataclass
+class TextBatch:
+    """Tokenised questions as tensors (captum repeats tensors across IG steps, not lists)."""
+
+    input_ids: torch.Tensor  # (B, L) with the model's encoder token in position 0
+    attention_mask: torch.Tensor  # (B, L)
+
+    def to(self, device: torch.device) -> "TextBatch":
+        return TextBatch(self.input_ids.to(device), self.attention_mask.to(device))
+
+    def repeat(self, n: int) -> "TextBatch":
+        return TextBatch(self.input_ids.repeat_interleave(n, 0),
+                         self.attention_mask.repeat_interleave(n, 0))
+
+    def __getitem__(self, index) -> "TextBatch":
+        return TextBatch(self.input_ids[index], self.attention_mask[index])
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize and normalisation of (H, W, 3) uint8 images into the model's input space."""
+
+    image_size: int
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    resample: str = "bilinear"  # PIL filter name: LAVIS's ``blip_image_eval`` uses bicubic
+
+    def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 → (B, 3, H, W) float, ``(x / 255 − mean) / std``."""
+        x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def __call__(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """Images of any size, resized to ``image_size`` squared, normalised (on the CPU)."""
+        from PIL import Image
+
+        side = self.image_size
+        method = getattr(Image, self.resample.upper())
+        arrays = [a if a.shape[:2] == (side, side) else
+                  np.asarray(Image.fromarray(a).resize((side, side), method)) for a in arrays]
+        return self.normalise(torch.from_numpy(np.stack(arrays)))
+
+
+@dataclass
+class FusionAttention:
+    """A fusion encoder's recorded attention decoded into streams, each a list of
+    (B, H, N, N) maps over the patch tokens (no CLS) in forward order."""
+
+    visual: List[torch.Tensor] = field(default_factory=list)  # pre-fusion calls on the image stream
+    side: List[torch.Tensor] = field(default_factory=list)  # pre-fusion calls on the side stream
+    fused: List[torch.Tensor] = field(default_factory=list)  # post-fusion layers
+
+
+@dataclass
+class VLModel(abc.ABC):
+    """A vision-language model behind the suite's contract (see the module docstring).
+
+    Attributes:
+        module: the wrapped ``nn.Module`` (all weights).
+        name: registry name.
+        grid: ``(gh, gw)`` patch grid of the visual tokens (image CLS excluded).
+        default_block: the cross-attention layer PNP-VQA-style Grad-CAM reads by default.
+        preprocessing: how raw images become the model's input (owned by the model).
+        answers: the VQA head's answer list (empty without a VQA head).
+        info: fingerprint, held-out accuracies, config — copied into the run manifest.
+        inputs: bound side inputs (see :meth:`given`).
+    """
+
+    module: nn.Module
+    name: str
+    grid: tuple
+    default_block: int
+    preprocessing: Preprocessing
+    answers: Sequence[str] = ()
+    info: Dict[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: side inputs the model reads (e.g. ``("segmentation",)``), each described by
+    #: :meth:`side_input_classes`
+    side_inputs: ClassVar[Tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------- for subclasses to provide
+    @abc.abstractmethod
+    def tokenize(self, questions: Sequence[str]) -> TextBatch:
+        """Questions as the model's text encoder reads them, on the model's device."""
+
+    @abc.abstractmethod
+    def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + gh·gw, D) tokens the text encoder cross-attends to (side inputs applied)."""
+
+    @abc.abstractmethod
+    def text_hidden(self, image_embeds: torch.Tensor, text: TextBatch,
+                    image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, L, Dt) last hidden states of the text encoder; ``image_atts`` (B, 1+N) restricts
+        which visual tokens it reads (1 = readable)."""
+
+    @abc.abstractmethod
+    def match_head(self, enc_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, 2) ITM logits (no-match, match) from the ``[ENC]`` output."""
+
+    def answer_head(self, enc_hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n_answers) VQA logits from the ``[ENC]`` output (``ValueError`` without one)."""
+        raise ValueError(f"model {self.name!r} has no VQA answer head")
+
+    @abc.abstractmethod
+    def attention_sites(self, kind: str) -> List[nn.Module]:
+        """Modules whose forward output is attention probabilities, in forward order, for a kind
+        of :data:`ATTENTION_KINDS` (empty where the model has none of that kind)."""
+
+    def fusion_attention(self, calls: Sequence[List[torch.Tensor]]) -> FusionAttention:
+        """Decode the recorded calls of the ``"fusion"`` sites (one list per site) into streams."""
+        return FusionAttention()
+
+    @abc.abstractmethod
+    def randomisation_stages(self) -> List[Tuple[str, List[Member]]]:
+        """The sanity checks' cascade, output side first, covering every parameter the forward
+        uses: ``[(stage name, members), …]``."""
+
+    def side_input_classes(self, key: str) -> Optional[int]:
+        """Channels of side input ``key`` (e.g. segmentation classes); ``None`` if not read."""
+        return None
+
+    # ------------------------------------------------------------- shared behaviour
+    @property
+    def has_answer_head(self) -> bool:
+        return len(self.answers) > 0
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocessing.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.info.get("fingerprint", ""))
+
+    def to(self, device: Union[str, torch.device]) -> "VLModel":
+        self.module.to(device)
+        return self
+
+    def eval(self) -> "VLModel":
+        self.module.eval()
+        return self
+
+    def clone(self) -> "VLModel":
+        """An independent copy of the weights (for the sanity checks' randomisation), with the
+        same side inputs."""
+        return dataclasses.replace(self, module=copy.deepcopy(self.module))
+
+    def preprocess(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """(H, W, 3) uint8 images as the model's input batch, on its device."""
+        return self.preprocessing(arrays).to(self.device)
+
+    def given(self, **inputs: Optional[torch.Tensor]) -> "VLModel":
+        """A view of the same weights with side inputs bound (``None`` values are ignored)."""
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        unknown = sorted(set(inputs) - set(self.side_inputs))
+        if unknown:
+            raise ValueError(f"model {self.name!r} reads no side input {unknown[0]!r} "
+                             f"(it reads: {', '.join(self.side_inputs) or 'none'})")
+        return dataclasses.replace(self, inputs={**self.inputs, **inputs})
+
+    def side(self, key: str, batch: int) -> Optional[torch.Tensor]:
+        """Side input ``key`` matched to a batch of ``batch`` images (each row repeated when the
+        batch expands every sample into ``batch / rows`` images)."""
+        value = self.inputs.get(key)
+        if value is None or value.shape[0] == batch:
+            return value
+        if batch % value.shape[0]:
+            raise ValueError(f"side input {key!r} has {value.shape[0]} rows for a batch of {batch}")
+        return value.repeat_interleave(batch // value.shape[0], 0)
+
+    def for_batch(self, batch: int) -> "VLModel":
+        """The view whose side inputs are matched to a batch of ``batch`` images (:meth:`side`)."""
+        return dataclasses.replace(self, inputs={k: self.side(k, batch) for k in self.inputs})
+
+    def select(self, index) -> "VLModel":
+        """The view whose side inputs are rows ``index`` (a slice or index tensor) of these."""
+        return dataclasses.replace(self, inputs={k: v[index] for k, v in self.inputs.items()})
+
+    def expanded(self, n: int) -> "VLModel":
+        """The view for a batch where every sample is repeated ``n`` times in a row."""
+        return dataclasses.replace(self, inputs={k: v.repeat_interleave(n, 0)
+                                                 for k, v in self.inputs.items()})
+
+    def cross_attention_site(self, block: int) -> nn.Module:
+        """Text layer ``block``'s cross-attention site (one-line error for a layer not there)."""
+        sites = self.attention_sites("text_cross")
+        if not 0 <= block < len(sites):
+            raise ValueError(f"model {self.name!r} has no cross-attention layer {block} "
+                             f"(it has {len(sites)} text layers)")
+        return sites[block]
+
+    def itm_logits_from_tokens(self, image_embeds: torch.Tensor, text: TextBatch,
+                               image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0])
+
+    def _text(self, questions: Union[Sequence[str], TextBatch]) -> TextBatch:
+        return questions if isinstance(questions, TextBatch) else self.tokenize(questions)
+
+    def itm_logits(self, images: torch.Tensor,
+                   questions: Union[Sequence[str], TextBatch]) -> torch.Tensor:
+        """(B, 2) ITM logits (no-match, match)."""
+        return self.itm_logits_from_tokens(self.visual_tokens(images), self._text(questions))
+
+    def match_probability(self, images: torch.Tensor,
+                          questions: Union[Sequence[str], TextBatch]) -> torch.Tensor:
+        """(B,) softmax probability of the match class: the score deletion/insertion track."""
+        return self.itm_logits(images, questions).softmax(-1)[:, 1]
+
+    def answer_logits(self, images: torch.Tensor, questions: Union[Sequence[str], TextBatch],
+                      image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, n_answers) VQA logits; ``image_atts`` (B, 1+N) restricts which patches are read."""
+        hidden = self.text_hidden(self.visual_tokens(images), self._text(questions), image_atts)
+        return self.answer_head(hidden[:, 0])
+
+    def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
+        with torch.no_grad():
+            idx = self.answer_logits(images, questions).argmax(-1).tolist()
+        return [self.answers[i] for i in idx]
