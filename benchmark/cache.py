@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 from benchmark.errors import InputError
 from benchmark.outputs import write_atomic
@@ -25,7 +26,8 @@ class UnitCache:
             write_atomic(stamp, digest)
 
     def _path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts).with_suffix(".json")
+        # a model spec may hold a path (``hf-blip-itm:/models/blip``): one file name per part
+        return self.root.joinpath(*(quote(p, safe="@") for p in parts)).with_suffix(".json")
 
     def get(self, *parts: str):
         if self.root is None:

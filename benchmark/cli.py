@@ -156,7 +156,7 @@ def _list() -> None:
         for n in names:
             note = ""
             if title == "models":
-                reason = models.missing(n)
+                reason = None if ":" in n else models.missing(n)
                 note = "  (weights not on disk)" if reason else ""
             elif title == "methods":
                 m = methods.get(n)
@@ -178,7 +178,7 @@ def _default_split(dataset: str) -> str:
 def _resolve_models(spec: str) -> List[str]:
     from benchmark import models
 
-    return models.REGISTRY.resolve(spec)
+    return models.resolve(spec)
 
 
 def cmd_run(argv: Sequence[str]) -> int:

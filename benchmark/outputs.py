@@ -191,6 +191,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "checkpoint_sha256": info.get("sha256"),
                           "counterfactual": info.get("counterfactual"),
                           "segmentation": info.get("segmentation"),
+                          "source": info.get("source"),
                           "config": info.get("config")}
                    for name, info in result.model_info.items()},
         "methods": result.method_info,

@@ -11,12 +11,12 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
 from benchmark.errors import InputError
-from benchmark.models.protocol import Preprocessing, VLModel
+from benchmark.models.protocol import Preprocessing, VLModel, state_hash
 from benchmark.registry import Registry
 
 REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=__name__)
@@ -33,34 +33,65 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None):
+def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
+             argument: Optional[str] = None):
     """Register a loader ``fn(**options) -> VLModel``; ``missing(**options)`` says what is
-    absent (``None`` when the model can be loaded with those options)."""
+    absent (``None`` when the model can be loaded with those options).
+
+    A loader with an ``argument`` (e.g. ``"PATH"``) is asked for as ``name:VALUE`` and called as
+    ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out.
+    """
 
     def deco(fn):
-        fn.missing = missing or (lambda **_: None)
+        fn.missing = missing or (lambda *_, **__: None)
+        fn.argument = argument
         REGISTRY.register(name, fn)
         return fn
 
     return deco
 
 
+def _loader(spec: str) -> Tuple[Callable, tuple]:
+    """The loader of a model spec ``name`` or ``name:VALUE`` and its positional arguments."""
+    name, colon, value = spec.partition(":")
+    fn = REGISTRY.get(name)
+    if fn.argument and not value:
+        raise InputError(f"model {name!r} needs {fn.argument}: ask for it as {name}:{fn.argument}")
+    if colon and not fn.argument:
+        raise InputError(f"model {name!r} takes no argument (got {spec!r}); ask for {name!r}")
+    return fn, ((value,) if fn.argument else ())
+
+
 def available() -> list:
-    return REGISTRY.available()
+    """Registered names; a loader with an argument as ``name:ARGUMENT``."""
+    return [f"{n}:{REGISTRY.get(n).argument}" if REGISTRY.get(n).argument else n
+            for n in REGISTRY.available()]
+
+
+def resolve(spec: str) -> List[str]:
+    """``"all"`` (every model that needs no argument) or ``"a,b:PATH"`` → validated specs."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if names == ["all"]:
+        return [n for n in REGISTRY.available() if not REGISTRY.get(n).argument]
+    for n in names:
+        _loader(n)
+    return names
 
 
 def missing(name: str, **options) -> Optional[str]:
     """``None`` when ``name`` can run here, else one line naming the missing file and the fix."""
-    return REGISTRY.get(name).missing(**options)
+    fn, args = _loader(name)
+    return fn.missing(*args, **options)
 
 
 def load(name: str, device: str = "cpu", **options) -> VLModel:
-    """Load a registered model as an :class:`VLModel` in eval mode on ``device``."""
-    loader = REGISTRY.get(name)
-    reason = loader.missing(**options)
+    """Load a model spec (``name`` or ``name:VALUE``) behind the model protocol, in eval mode
+    on ``device``."""
+    fn, args = _loader(name)
+    reason = fn.missing(*args, **options)
     if reason:
         raise MissingWeights(reason)
-    return loader(**options).eval().to(device)
+    return fn(*args, **options).eval().to(device)
 
 
 def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
@@ -90,8 +121,6 @@ def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
         size = vit.patch_embed.img_size
         preprocessing = blip_preprocessing(int(size[0] if isinstance(size, (tuple, list)) else size))
     if info is None:
-        from benchmark.models.tiny import state_hash
-
         info = {"fingerprint": state_hash(model)}
     cls = FusedBlipAdapter if fused else BlipAdapter
     return cls(model, name, tuple(grid), block, preprocessing, answers, info)

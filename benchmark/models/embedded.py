@@ -13,10 +13,10 @@ import torch
 
 from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
                               state_bytes, wrap)
-from benchmark.models.protocol import VLModel
+from benchmark.models.protocol import VLModel, state_hash
 from benchmark.errors import InputError
 from benchmark.outputs import write_atomic
-from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, preprocessing, state_hash
+from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, preprocessing
 from benchmark.models.train import TrainConfig, build_pool, evaluate, train
 from datasets.synthetic import ANSWERS
 

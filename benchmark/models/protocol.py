@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import copy
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -260,3 +261,12 @@ class VLModel(abc.ABC):
         with torch.no_grad():
             idx = self.answer_logits(images, questions).argmax(-1).tolist()
         return [self.answers[i] for i in idx]
+
+
+def state_hash(model: nn.Module) -> str:
+    """sha256 over parameters and buffers in name order: the weights part of a fingerprint."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

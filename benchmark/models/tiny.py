@@ -137,15 +137,6 @@ def preprocessing(cfg: "TinyConfig") -> Preprocessing:
     return Preprocessing(cfg.image_size, BLIP_MEAN, BLIP_STD, "bilinear")
 
 
-def state_hash(model: nn.Module) -> str:
-    """sha256 over parameters and buffers in name order: the weights part of a fingerprint."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def load_weights(model: nn.Module, path: Path, expected_sha256: Optional[str] = None) -> None:
     data = path.read_bytes()
     if expected_sha256 and hashlib.sha256(data).hexdigest() != expected_sha256:
