@@ -1,5 +1,5 @@
-"""The plugin API: the README's method example is the real file, and outside packages register
-methods through the ``vqa_xai_bench.methods`` entry point group."""
+"""The plugin API: CONTRIBUTING.md's method, metric and model files are the real files, and
+outside packages register methods through the ``vqa_xai_bench.methods`` entry point group."""
 import csv
 import os
 import re
@@ -19,22 +19,21 @@ CHECKPOINT = ROOT / "benchmark" / "models" / "checkpoints" / "blip-itm-tiny.json
 QUESTIONS = ["what colour is the square?", "how many circles are there?"]
 
 
-def readme_example() -> str:
-    """The first python code block of the README's "Adding an attribution method" section."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Adding an attribution method\n")
-    end = text.find("\n## ", start + 1)
-    section = text[start:end if end >= 0 else None]
-    match = re.search(r"^```python\n(.*?)^```$", section, re.S | re.M)
-    assert match, "no python code block in the README's 'Adding an attribution method' section"
-    return match.group(1)
+def contributing_blocks() -> dict:
+    """CONTRIBUTING.md's python blocks, by the file its section header names."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    return dict(re.findall(r"^## [^\n]*`([^`]+\.py)`\n.*?^```python\n(.*?)^```$", text, re.S | re.M))
 
 
-def test_readme_example_is_the_shipped_file_verbatim():
-    assert readme_example() == (ROOT / "methods" / "gradient_x_input.py").read_text()
+def test_contributing_shows_the_three_extension_files_verbatim():
+    blocks = contributing_blocks()
+    assert sorted(blocks) == ["benchmark/models/hf_blip.py", "methods/gradient_x_input.py",
+                              "metrics/relevance.py"]
+    for path, code in blocks.items():
+        assert code == (ROOT / path).read_text(), f"CONTRIBUTING.md's {path} differs from the file"
 
 
-def test_readme_example_is_registered():
+def test_the_method_example_is_registered():
     assert "gradient_x_input" in methods.available()
     assert methods.get("gradient_x_input").name == "gradient_x_input"
 
