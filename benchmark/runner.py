@@ -10,40 +10,28 @@ non-finite map, or a sample without a region keeps its rows, with an empty value
 """
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
-import torch
-
-import methods
 import metrics
 from benchmark import models
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig, load_dataset
 from benchmark.errors import InputError
 from benchmark.models.protocol import VLModel
-from benchmark.stats import bootstrap_ci
+from benchmark.aggregate import effect_summary, mean_curves
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
-from benchmark.segmentation import batch_segmentation
+from benchmark.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows,
+                               untrained_or_headless)
+from benchmark import batch_inputs as inputs
+from benchmark.batch_inputs import configured_method
+from benchmark.sanity_run import sanity_names, sanity_rows
 from methods.base import Diagnostic, NotApplicable
-from metrics._ties import max_tied, tie_fraction
 from metrics.vqa import exact_match, vqa_accuracy
-
-REGIONS = ("target", "evidence", "distractor", "control")
-SANITY = "sanity_mprt"
-#: per-sample diagnostics of every map (mean per model × method in summary.csv)
-MAP_DIAGNOSTICS = {"tie_fraction": tie_fraction, "max_tied": max_tied}
-UNCONVERGED = "excluded: the estimator did not converge (see its diagnostic rows)"
-
-
-def _note(why: str) -> str:
-    return why if why.startswith("excluded") else f"not applicable: {why}"
-
 
 @dataclass
 class RunResult:
@@ -60,135 +48,6 @@ class RunResult:
     higher_is_better: Dict[str, bool] = field(default_factory=dict)
 
 
-def _batches(n: int, size: int) -> List[List[int]]:
-    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
-
-
-def _images(recs, model: VLModel) -> torch.Tensor:
-    """Records' images prepared for the model (its own preprocessing), on its device."""
-    return model.preprocess([r.image for r in recs])
-
-
-def _segmentation(model: VLModel, recs, records, source: str,
-                  seed: int = 0) -> Optional[torch.Tensor]:
-    """The fused model's segmentation stream for a batch (``None`` for other models)."""
-    n_classes = model.side_input_classes("segmentation")
-    if n_classes is None:
-        return None
-    seg = batch_segmentation(recs, records, source, model.grid[0], n_classes, seed)
-    return None if seg is None else seg.to(model.device)
-
-
-def _fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
-    """``model`` given the batch's side inputs (a fused model's segmentation stream)."""
-    return model.given(segmentation=_segmentation(model, recs, records, cfg.segmentation, cfg.seed))
-
-
-def _takes_tolerance(fn) -> bool:
-    try:
-        return "tolerance" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
-                       tolerance: float, reason: Optional[str]) -> List[dict]:
-    rows = []
-    finite = heat is not None and bool(np.isfinite(heat).all())
-    for metric in names:
-        fn = metrics.get(metric)
-        kwargs = {"tolerance": tolerance} if _takes_tolerance(fn) else {}
-        for region in REGIONS:
-            mask = {"target": rec.target_mask, "evidence": rec.evidence,
-                    "distractor": rec.distractor_mask, "control": rec.control}[region]
-            row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
-            if heat is None:
-                row["note"] = _note(reason)
-            elif not mask.any():
-                row["note"] = f"no {region} region"
-            else:
-                value = fn(heat, mask, **kwargs)
-                row["value"] = None if not np.isfinite(value) else float(value)
-                if not finite:
-                    row["note"] = "non-finite map (counted as a miss)" \
-                        if metric.startswith("pointing_game") else "non-finite map"
-                elif row["value"] is None:
-                    row["note"] = "undefined (no positive relevance)"
-            rows.append(row)
-    if finite:
-        rows += [{**base, "metric": name, "region": "", "value": fn(heat), "note": ""}
-                 for name, fn in MAP_DIAGNOSTICS.items()]
-    return rows
-
-
-def _counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
-                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
-    """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
-    rows = []
-    for metric in names:
-        row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
-        if why is not None or heat is None:
-            row["note"] = _note(why or "no map")
-        elif effect is None:
-            row["note"] = "not applicable: the dataset cannot re-render this scene"
-        else:
-            value = metrics.get(metric)(heat, object_masks(rec), effect["delta"],
-                                        tolerance=tolerance)
-            row["value"] = None if not np.isfinite(value) else float(value)
-            if row["value"] is None:
-                row["note"] = "undefined (fewer than 3 objects, equal effects or non-finite map)"
-        rows.append(row)
-    return rows
-
-
-def _untrained_or_headless(model: VLModel, fn) -> Optional[str]:
-    """Why a model-based metric cannot run on ``model``, or None."""
-    if model.info.get("untrained"):
-        return "untrained control model (localisation metrics only)"
-    if getattr(fn, "needs_answers", False) and not model.answers:
-        return "the model has no VQA answer head"
-    return None
-
-
-def _model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
-                       images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
-                       reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
-    rows = []
-    for metric in names:
-        fn = metrics.get(metric)
-        scores, why = None, reason or _untrained_or_headless(model, fn)
-        # a curve of the match probability carries no signal when the question does not match
-        # the image (e.g. an exist question answered "no"): those samples keep a noted row
-        unmatched = {i for i, r in enumerate(recs)
-                     if getattr(fn, "needs_match", False) and r.extra.get("itm_label", 1) == 0}
-        ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
-        runnable = maps is not None and why is None
-        if runnable and ok:
-            sel = torch.tensor(ok)
-            scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
-                        [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
-                        scorer=scorer, steps=cfg.perturbation_steps,
-                        substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
-                        seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
-        pos = {i: k for k, i in enumerate(ok)}
-        for i, base in enumerate(base_rows):
-            row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
-            if not runnable:
-                row["note"] = f"not applicable: {why}"
-            elif i in unmatched:
-                row["note"] = "excluded: the question does not match the image (ITM label 0)"
-            elif i not in pos:
-                row["note"] = invalid[i]
-            else:
-                k = pos[i]
-                row["value"] = float(scores.values[k])
-                if scores.curves is not None:
-                    row["curve"] = [float(v) for v in scores.curves[k]]
-                    row["curve_x"] = [float(v) for v in scores.x]
-            rows.append(row)
-    return rows
-
-
 def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfig,
           correct: Dict[str, float], scorer: Callable, tolerance: float,
           effects: Dict[str, Optional[dict]]) -> dict:
@@ -200,14 +59,14 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
     """
     method = configured_method(method_name, cfg)
     reason = method.applicable(model)
-    images = _images(recs, model)
+    images = inputs.images(recs, model)
     kinds = {m: getattr(metrics.get(m), "kind", "localisation") for m in cfg.metrics}
     loc = [m for m, k in kinds.items() if k == "localisation"]
     mod = [m for m, k in kinds.items() if k == "model"]
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
     maps, valid = None, None
     diagnostics: Dict[str, Diagnostic] = {}
-    model = _fed(model, recs, records, cfg)
+    model = inputs.fed(model, recs, records, cfg)
     if reason is None:
         try:
             out = method.explain(model, images, [r.question for r in recs],
@@ -228,15 +87,15 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
                   "question_type": r.family, "correct": correct.get(r.sample_id)}
                  for r in recs]
     rows = []
-    cf_why = reason or (_untrained_or_headless(model, None) if cf else None)
+    cf_why = reason or (untrained_or_headless(model, None) if cf else None)
     for i, r in enumerate(recs):
         unconverged = invalid.get(i) == UNCONVERGED
         heat = None if maps_np is None or unconverged else maps_np[i]
         why = invalid[i] if unconverged else reason
-        rows += _localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
-        rows += _counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
+        rows += localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
+        rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
                                      tolerance, invalid[i] if unconverged else cf_why)
-    rows += _model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
+    rows += model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
                                scorer, cfg)
     for key, d in diagnostics.items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
@@ -246,11 +105,6 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
     nonfinite = sum(1 for why in invalid.values() if why == "non-finite map")
     return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite,
             "directions": {k: d.higher_is_better for k, d in diagnostics.items()}}
-
-
-def configured_method(name: str, cfg: RunConfig) -> methods.Attribution:
-    """The registered method ``name`` with the run's options for it (``--method-option``)."""
-    return methods.get(name).with_options(**cfg.method_options.get(name, {}))
 
 
 def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional[list]:
@@ -264,7 +118,7 @@ def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional
 
 def _effects(model: VLModel, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
     """The model's Δ per object for a batch (:mod:`benchmark.counterfactual`)."""
-    own = lambda rs: _segmentation(model, rs, records, cfg.segmentation, cfg.seed)  # noqa: E731
+    own = lambda rs: inputs.segmentation(model, rs, records, cfg.segmentation, cfg.seed)  # noqa: E731
     return object_effects(model, recs, model.preprocess,
                           semantic_stream(model, cfg.segmentation, own))
 
@@ -278,10 +132,10 @@ def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
     if not model.answers:
         return {r.sample_id: "" for r in records}
     out = {}
-    for idx in _batches(len(records), cfg.batch_size):
+    for idx in inputs.batches(len(records), cfg.batch_size):
         recs = [records[i] for i in idx]
-        preds = _fed(model, recs, records, cfg).predict_answers(_images(recs, model),
-                                                                [r.question for r in recs])
+        fed = inputs.fed(model, recs, records, cfg)
+        preds = fed.predict_answers(inputs.images(recs, model), [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
     return out
 
@@ -317,7 +171,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         m = configured_method(name, cfg)
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
                                     "options": m.config}
-    batches = _batches(n, cfg.batch_size)
+    batches = inputs.batches(n, cfg.batch_size)
 
     for model_name in cfg.models:
         options = _model_options(model_name, cfg)
@@ -346,7 +200,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                     part = _effects(model, [records[i] for i in idx], records, cfg)
                     cache.put(part, model_name, "effects", f"batch-{b:05d}")
                 effects.update(part)
-            result.model_info[model_name]["counterfactual"] = _effect_summary(effects)
+            result.model_info[model_name]["counterfactual"] = effect_summary(effects)
         for method_name in cfg.methods:
             t_method = time.time()
             bar = tqdm(total=n, disable=not progress, unit="q", leave=False, file=sys.stderr,
@@ -370,8 +224,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
                     "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
-        if _sanity_names(cfg) and not model.info.get("untrained"):
-            result.sanity += _sanity(model, records, cfg, cache)
+        if sanity_names(cfg) and not model.info.get("untrained"):
+            result.sanity += sanity_rows(model, records, cfg, cache)
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:
             result.gallery.append({"model": model_name, "record": r,
@@ -392,16 +246,6 @@ def _wants_effects(cfg: RunConfig, model: VLModel, records) -> bool:
     return asked and not model.info.get("untrained") and any(can_rerender(r) for r in records)
 
 
-def _effect_summary(effects: Dict[str, Optional[dict]]) -> dict:
-    """Manifest entry: how strongly single objects move the model (mean |Δ| on the logit, share
-    of removals that change the predicted answer)."""
-    deltas = [abs(d) for e in effects.values() if e for d in e["delta"]]
-    changed = [c for e in effects.values() if e for c in e["answer_changed"]]
-    return {"n_samples": sum(1 for e in effects.values() if e), "n_objects": len(deltas),
-            "mean_abs_delta_logit": float(np.mean(deltas)) if deltas else None,
-            "answer_changed_share": float(np.mean(changed)) if changed else None}
-
-
 def _model_options(name: str, cfg: RunConfig) -> dict:
     """Loader options from the run config: fusion settings for the embedded fused model."""
     from benchmark.models.embedded import EMBEDDED
@@ -409,65 +253,3 @@ def _model_options(name: str, cfg: RunConfig) -> dict:
     if not cfg.fusion or name not in EMBEDDED or not EMBEDDED[name][0].fused:
         return {}
     return {"model_overrides": {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}}
-
-
-def _sanity_names(cfg: RunConfig) -> List[str]:
-    return [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "sanity"]
-
-
-def _sanity(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
-    """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
-    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
-    the correlation tests, the complexity ratio for ``emprt``)."""
-    from metrics.sanity import explain, spearman
-
-    recs = records[:cfg.sanity_samples]
-    out = []
-    for method_name in cfg.methods:
-        method = configured_method(method_name, cfg)
-        if method.applicable(model) or method.reads_ground_truth:
-            continue
-        tests = cache.get(model.name, method_name, "sanity")
-        if tests is None:
-            images, questions = _images(recs, model), [r.question for r in recs]
-            tests = {}
-            fed = _fed(model, recs, records, cfg)
-            for name in _sanity_names(cfg):
-                fn = metrics.get(name)
-                value = fn(fed, method, images, questions, seed=cfg.seed)
-                if name == SANITY:
-                    # the same model, another seed: ~0 for a random map, 1 for a
-                    # deterministic method
-                    rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
-                                     explain(method, fed, images, questions, seed=cfg.seed + 1))
-                    value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
-                              "spearman": rerun}] + value
-                else:
-                    value = [{"stage": name, "index": 0, "spearman": value}]
-                tests[name] = value
-            cache.put(tests, model.name, method_name, "sanity")
-        for name, stages in tests.items():
-            for st in stages:
-                vals = [v for v in st["spearman"] if v is not None and np.isfinite(v)]
-                stats = {"complexity_ratio": vals} if name == "emprt" else \
-                    {"spearman": vals, "abs_spearman": [abs(v) for v in vals]}
-                for stat, xs in stats.items():
-                    mean, lo, hi = bootstrap_ci(xs, seed=cfg.seed)
-                    out.append({"model": model.name, "method": method_name, "test": name,
-                                "stage": st["stage"], "index": st["index"], "statistic": stat,
-                                "n": len(xs), "mean": mean, "ci_low": lo, "ci_high": hi})
-    return out
-
-
-def mean_curves(rows: List[dict]) -> List[dict]:
-    """Mean curve per (model, method, metric) over the samples that have one."""
-    groups: Dict[tuple, List[dict]] = {}
-    for r in rows:
-        if r.get("curve") is not None:
-            groups.setdefault((r["model"], r["method"], r["metric"]), []).append(r)
-    out = []
-    for (model, method, metric), rs in sorted(groups.items()):
-        ys = np.array([r["curve"] for r in rs])
-        for x, y in zip(rs[0]["curve_x"], ys.mean(0)):
-            out.append({"model": model, "method": method, "metric": metric, "x": x, "value": y})
-    return out

@@ -60,7 +60,7 @@ def test_counterfactual_pointing_looks_for_the_largest_absolute_effect():
 
 @pytest.fixture(scope="module")
 def batch(trained_tiny):
-    from benchmark.runner import _images
+    from benchmark.batch_inputs import images as _images
 
     recs = [SyntheticDataset("test")[i] for i in range(10)]
     effects = object_effects(trained_tiny, recs, trained_tiny.preprocess, lambda items: None)

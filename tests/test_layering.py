@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE = ("benchmark.runner", "benchmark.outputs", "benchmark.counterfactual", "benchmark.cli")
+ENGINE = ("benchmark.runner", "benchmark.outputs", "benchmark.counterfactual", "benchmark.cli",
+          "benchmark.scoring", "benchmark.aggregate", "benchmark.batch_inputs", "benchmark.sanity_run")
 PLUGINS = ("methods", "metrics", "datasets")
 TRAINING = ("benchmark.models.train",)
 

@@ -299,13 +299,18 @@ def _optimiser(model, tcfg: TrainConfig) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr)
 
 
+def _fed(adapter: VLModel, seg: Optional[torch.Tensor]) -> VLModel:
+    """The model given the pool's segmentation stream when it reads one (the baseline does not)."""
+    return adapter.given(segmentation=seg) if "segmentation" in adapter.side_inputs else adapter
+
+
 def _losses(adapter: VLModel, pool: Pool, idx: np.ndarray, rng: np.random.Generator,
             p_hard: float, tcfg: TrainConfig, seg_source: str, evidence_prob: float) -> dict:
     """The recipe's losses on one batch (``loss`` is their weighted sum)."""
     model = adapter.module
     images = adapter.preprocessing.normalise(pool.images[idx])
     seg = _segmentation_for(pool, idx, seg_source, rng)
-    tokens = adapter.given(segmentation=seg).visual_tokens(images)
+    tokens = _fed(adapter, seg).visual_tokens(images)
     questions = [pool.questions[i] for i in idx]
     text = adapter.tokenize(questions + _negatives(pool, idx, rng, p_hard))
     b = len(idx)
@@ -413,7 +418,7 @@ def evaluate(adapter: VLModel, pool: Pool, batch_size: int = 128, seg_source: st
     for start in range(0, len(pool.questions), batch_size):
         idx = np.arange(start, min(start + batch_size, len(pool.questions)))
         images = adapter.preprocessing.normalise(pool.images[idx])
-        view = adapter.given(segmentation=_segmentation_for(pool, idx, seg_source, rng))
+        view = _fed(adapter, _segmentation_for(pool, idx, seg_source, rng))
         tokens = view.visual_tokens(images)
         qs = [pool.questions[i] for i in idx]
         hidden = adapter.text_hidden(tokens, adapter.tokenize(qs))[:, 0]

@@ -1,0 +1,49 @@
+"""Aggregation of a run's rows: mean curves, sanity-test summaries, counterfactual effect sizes."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from benchmark.stats import bootstrap_ci
+
+
+def sanity_summary(tests: Dict[str, list], model: str, method: str, seed: int) -> List[dict]:
+    """Per test and stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman
+    ρ and |ρ| for the correlation tests, the complexity ratio for ``emprt``)."""
+    out = []
+    for name, stages in tests.items():
+        for st in stages:
+            vals = [v for v in st["spearman"] if v is not None and np.isfinite(v)]
+            stats = {"complexity_ratio": vals} if name == "emprt" else \
+                {"spearman": vals, "abs_spearman": [abs(v) for v in vals]}
+            for stat, xs in stats.items():
+                mean, lo, hi = bootstrap_ci(xs, seed=seed)
+                out.append({"model": model, "method": method, "test": name,
+                            "stage": st["stage"], "index": st["index"], "statistic": stat,
+                            "n": len(xs), "mean": mean, "ci_low": lo, "ci_high": hi})
+    return out
+
+
+def effect_summary(effects: Dict[str, Optional[dict]]) -> dict:
+    """Manifest entry: how strongly single objects move the model (mean |Δ| on the logit, share
+    of removals that change the predicted answer)."""
+    deltas = [abs(d) for e in effects.values() if e for d in e["delta"]]
+    changed = [c for e in effects.values() if e for c in e["answer_changed"]]
+    return {"n_samples": sum(1 for e in effects.values() if e), "n_objects": len(deltas),
+            "mean_abs_delta_logit": float(np.mean(deltas)) if deltas else None,
+            "answer_changed_share": float(np.mean(changed)) if changed else None}
+
+
+def mean_curves(rows: List[dict]) -> List[dict]:
+    """Mean curve per (model, method, metric) over the samples that have one."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        if r.get("curve") is not None:
+            groups.setdefault((r["model"], r["method"], r["metric"]), []).append(r)
+    out = []
+    for (model, method, metric), rs in sorted(groups.items()):
+        ys = np.array([r["curve"] for r in rs])
+        for x, y in zip(rs[0]["curve_x"], ys.mean(0)):
+            out.append({"model": model, "method": method, "metric": metric, "x": x, "value": y})
+    return out

@@ -1,0 +1,55 @@
+"""The sanity metrics of a run: per method, on the first ``sanity_samples`` questions, cached
+per (model, method) unit and summarised with seeded bootstrap CIs."""
+from __future__ import annotations
+
+from typing import List
+
+import metrics
+from benchmark.aggregate import sanity_summary
+from benchmark import batch_inputs as inputs
+from benchmark.batch_inputs import configured_method
+from benchmark.cache import UnitCache
+from benchmark.config import RunConfig
+from benchmark.models.protocol import VLModel
+
+#: the cascading randomisation test; its rows start with a same-model rerun under another seed
+SANITY = "sanity_mprt"
+
+
+def sanity_names(cfg: RunConfig) -> List[str]:
+    return [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "sanity"]
+
+
+def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
+    """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
+    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
+    the correlation tests, the complexity ratio for ``emprt``)."""
+    from metrics.sanity import explain, spearman
+
+    recs = records[:cfg.sanity_samples]
+    out = []
+    for method_name in cfg.methods:
+        method = configured_method(method_name, cfg)
+        if method.applicable(model) or method.reads_ground_truth:
+            continue
+        tests = cache.get(model.name, method_name, "sanity")
+        if tests is None:
+            images, questions = inputs.images(recs, model), [r.question for r in recs]
+            tests = {}
+            fed = inputs.fed(model, recs, records, cfg)
+            for name in sanity_names(cfg):
+                fn = metrics.get(name)
+                value = fn(fed, method, images, questions, seed=cfg.seed)
+                if name == SANITY:
+                    # the same model, another seed: ~0 for a random map, 1 for a
+                    # deterministic method
+                    rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
+                                     explain(method, fed, images, questions, seed=cfg.seed + 1))
+                    value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
+                              "spearman": rerun}] + value
+                else:
+                    value = [{"stage": name, "index": 0, "spearman": value}]
+                tests[name] = value
+            cache.put(tests, model.name, method_name, "sanity")
+        out += sanity_summary(tests, model.name, method_name, cfg.seed)
+    return out

@@ -1,0 +1,132 @@
+"""Scoring one (model, method, batch) unit's maps: one tidy row per sample, metric and region.
+
+A map that does not exist (the method does not apply, the estimator did not converge) or a
+sample without a region keeps its row, with an empty value and a ``note`` saying why.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+import metrics
+from benchmark.config import RunConfig
+from benchmark.counterfactual import object_masks
+from benchmark.models.protocol import VLModel
+from metrics._ties import max_tied, tie_fraction
+
+REGIONS = ("target", "evidence", "distractor", "control")
+#: per-sample diagnostics of every map (mean per model × method in summary.csv)
+MAP_DIAGNOSTICS = {"tie_fraction": tie_fraction, "max_tied": max_tied}
+UNCONVERGED = "excluded: the estimator did not converge (see its diagnostic rows)"
+
+
+def note(why: str) -> str:
+    return why if why.startswith("excluded") else f"not applicable: {why}"
+
+
+def takes_tolerance(fn) -> bool:
+    try:
+        return "tolerance" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                       tolerance: float, reason: Optional[str]) -> List[dict]:
+    rows = []
+    finite = heat is not None and bool(np.isfinite(heat).all())
+    for metric in names:
+        fn = metrics.get(metric)
+        kwargs = {"tolerance": tolerance} if takes_tolerance(fn) else {}
+        for region in REGIONS:
+            mask = {"target": rec.target_mask, "evidence": rec.evidence,
+                    "distractor": rec.distractor_mask, "control": rec.control}[region]
+            row = {**base, "metric": metric, "region": region, "value": None, "note": ""}
+            if heat is None:
+                row["note"] = note(reason)
+            elif not mask.any():
+                row["note"] = f"no {region} region"
+            else:
+                value = fn(heat, mask, **kwargs)
+                row["value"] = None if not np.isfinite(value) else float(value)
+                if not finite:
+                    row["note"] = "non-finite map (counted as a miss)" \
+                        if metric.startswith("pointing_game") else "non-finite map"
+                elif row["value"] is None:
+                    row["note"] = "undefined (no positive relevance)"
+            rows.append(row)
+    if finite:
+        rows += [{**base, "metric": name, "region": "", "value": fn(heat), "note": ""}
+                 for name, fn in MAP_DIAGNOSTICS.items()]
+    return rows
+
+
+def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
+    """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
+    rows = []
+    for metric in names:
+        row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
+        if why is not None or heat is None:
+            row["note"] = note(why or "no map")
+        elif effect is None:
+            row["note"] = "not applicable: the dataset cannot re-render this scene"
+        else:
+            value = metrics.get(metric)(heat, object_masks(rec), effect["delta"],
+                                        tolerance=tolerance)
+            row["value"] = None if not np.isfinite(value) else float(value)
+            if row["value"] is None:
+                row["note"] = "undefined (fewer than 3 objects, equal effects or non-finite map)"
+        rows.append(row)
+    return rows
+
+
+def untrained_or_headless(model: VLModel, fn) -> Optional[str]:
+    """Why a model-based metric cannot run on ``model``, or None."""
+    if model.info.get("untrained"):
+        return "untrained control model (localisation metrics only)"
+    if getattr(fn, "needs_answers", False) and not model.answers:
+        return "the model has no VQA answer head"
+    return None
+
+
+def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
+                       images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
+                       reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
+    rows = []
+    for metric in names:
+        fn = metrics.get(metric)
+        scores, why = None, reason or untrained_or_headless(model, fn)
+        # a curve of the match probability carries no signal when the question does not match
+        # the image (e.g. an exist question answered "no"): those samples keep a noted row
+        unmatched = {i for i, r in enumerate(recs)
+                     if getattr(fn, "needs_match", False) and r.extra.get("itm_label", 1) == 0}
+        ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
+        runnable = maps is not None and why is None
+        if runnable and ok:
+            sel = torch.tensor(ok)
+            scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
+                        [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
+                        scorer=scorer, steps=cfg.perturbation_steps,
+                        substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
+                        seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
+        pos = {i: k for k, i in enumerate(ok)}
+        for i, base in enumerate(base_rows):
+            row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
+            if not runnable:
+                row["note"] = f"not applicable: {why}"
+            elif i in unmatched:
+                row["note"] = "excluded: the question does not match the image (ITM label 0)"
+            elif i not in pos:
+                row["note"] = invalid[i]
+            else:
+                k = pos[i]
+                row["value"] = float(scores.values[k])
+                if scores.curves is not None:
+                    row["curve"] = [float(v) for v in scores.curves[k]]
+                    row["curve_x"] = [float(v) for v in scores.x]
+            rows.append(row)
+    return rows
