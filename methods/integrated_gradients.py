@@ -57,7 +57,7 @@ class IntegratedGradientsMap(Attribution):
     a map whose gap exceeds ``rel_tolerance`` is marked invalid, and the engine leaves it out of
     every mean.
 
-    Options: ``n_steps`` (32), ``max_steps`` (512), ``rel_tolerance`` (0.05), ``target``,
+    Options: ``n_steps`` (32), ``max_steps`` (4096), ``rel_tolerance`` (0.05), ``target``,
     ``baseline`` — ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the
     side, which keeps the path among natural-looking images), ``"zero"`` (zeros in normalised
     space: the dataset-mean colour), ``"black"``, or ``"expected"`` — and
@@ -79,7 +79,7 @@ class IntegratedGradientsMap(Attribution):
 
     options = (
         Option("n_steps", int, 32, "first number of Riemann steps"),
-        Option("max_steps", int, 512, "most steps the doubling may reach"),
+        Option("max_steps", int, 4096, "most steps the doubling may reach"),
         Option("rel_tolerance", float, 0.05, "largest relative completeness gap that counts as "
                "converged"),
         Option("target", str, "itm", "score explained: itm (match logit) or itm_prob", PATH_TARGETS),
