@@ -60,7 +60,8 @@ def run_parser() -> argparse.ArgumentParser:
                             "attribution methods on models and scores them.")
     p.add_argument("--models", default="all",
                    help="comma-separated model names or 'all' (every model whose weights are on "
-                        "disk; the others are skipped with one line each). Default: all")
+                        "disk; the others are skipped with one line each; models that take a "
+                        "folder, e.g. hf-blip-itm:PATH, are named explicitly). Default: all")
     p.add_argument("--methods", default="all", help="comma-separated method names or 'all'")
     p.add_argument("--metrics", default="all", help="comma-separated metric names or 'all'")
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
