@@ -25,8 +25,7 @@ from benchmark.errors import InputError
 from benchmark.models.protocol import VLModel
 from benchmark.aggregate import effect_summary, mean_curves
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
-from benchmark.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows,
-                               untrained_or_headless)
+from benchmark.scoring import UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows
 from benchmark import batch_inputs as inputs
 from benchmark.batch_inputs import configured_method
 from benchmark.sanity_run import sanity_names, sanity_rows
@@ -60,7 +59,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
     method = configured_method(method_name, cfg)
     reason = method.applicable(model)
     images = inputs.images(recs, model)
-    kinds = {m: getattr(metrics.get(m), "kind", "localisation") for m in cfg.metrics}
+    kinds = {m: metrics.get(m).kind for m in cfg.metrics}
     loc = [m for m, k in kinds.items() if k == "localisation"]
     mod = [m for m, k in kinds.items() if k == "model"]
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
@@ -87,7 +86,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
                   "question_type": r.family, "correct": correct.get(r.sample_id)}
                  for r in recs]
     rows = []
-    cf_why = reason or (untrained_or_headless(model, None) if cf else None)
+    cf_why = reason or next((metrics.get(m).applicable(model) for m in cf), None)
     for i, r in enumerate(recs):
         unconverged = invalid.get(i) == UNCONVERGED
         heat = None if maps_np is None or unconverged else maps_np[i]
@@ -163,7 +162,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     tolerance = cfg.tolerance if cfg.tolerance is not None else data.pointing_tolerance(side)
     result.dataset_info.update(pointing_tolerance_px=tolerance, image_size=side)
     result.timings["load_data_s"] = time.time() - t0
-    result.higher_is_better = {m: getattr(metrics.get(m), "higher_is_better", True)
+    result.higher_is_better = {m: metrics.get(m).higher_is_better
                                for m in cfg.metrics}
     result.higher_is_better.update(tie_fraction=False, max_tied=False)
     cache = UnitCache(out, cfg.digest())
@@ -241,7 +240,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
 def _wants_effects(cfg: RunConfig, model: VLModel, records) -> bool:
     """Whether the run needs the model's Δ per object (a counterfactual metric or method asked
     for, a trained model, re-renderable data)."""
-    asked = any(getattr(metrics.get(m), "kind", "") == "counterfactual" for m in cfg.metrics) \
+    asked = any(metrics.get(m).kind == "counterfactual" for m in cfg.metrics) \
         or "counterfactual_oracle" in cfg.methods
     return asked and not model.info.get("untrained") and any(can_rerender(r) for r in records)
 

@@ -17,7 +17,7 @@ SANITY = "sanity_mprt"
 
 
 def sanity_names(cfg: RunConfig) -> List[str]:
-    return [m for m in cfg.metrics if getattr(metrics.get(m), "kind", "") == "sanity"]
+    return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
 
 
 def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:

@@ -5,7 +5,6 @@ sample without a region keeps its row, with an empty value and a ``note`` saying
 """
 from __future__ import annotations
 
-import inspect
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -16,6 +15,7 @@ from benchmark.config import RunConfig
 from benchmark.counterfactual import object_masks
 from benchmark.models.protocol import VLModel
 from metrics._ties import max_tied, tie_fraction
+from metrics.perturbation import SUBSTRATES
 
 REGIONS = ("target", "evidence", "distractor", "control")
 #: per-sample diagnostics of every map (mean per model × method in summary.csv)
@@ -27,20 +27,12 @@ def note(why: str) -> str:
     return why if why.startswith("excluded") else f"not applicable: {why}"
 
 
-def takes_tolerance(fn) -> bool:
-    try:
-        return "tolerance" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
                        tolerance: float, reason: Optional[str]) -> List[dict]:
     rows = []
     finite = heat is not None and bool(np.isfinite(heat).all())
     for metric in names:
         fn = metrics.get(metric)
-        kwargs = {"tolerance": tolerance} if takes_tolerance(fn) else {}
         for region in REGIONS:
             mask = {"target": rec.target_mask, "evidence": rec.evidence,
                     "distractor": rec.distractor_mask, "control": rec.control}[region]
@@ -50,7 +42,7 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
             elif not mask.any():
                 row["note"] = f"no {region} region"
             else:
-                value = fn(heat, mask, **kwargs)
+                value = fn(heat, mask, tolerance=tolerance)
                 row["value"] = None if not np.isfinite(value) else float(value)
                 if not finite:
                     row["note"] = "non-finite map (counted as a miss)" \
@@ -84,26 +76,17 @@ def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndar
     return rows
 
 
-def untrained_or_headless(model: VLModel, fn) -> Optional[str]:
-    """Why a model-based metric cannot run on ``model``, or None."""
-    if model.info.get("untrained"):
-        return "untrained control model (localisation metrics only)"
-    if getattr(fn, "needs_answers", False) and not model.answers:
-        return "the model has no VQA answer head"
-    return None
-
-
 def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
                        images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
     rows = []
     for metric in names:
         fn = metrics.get(metric)
-        scores, why = None, reason or untrained_or_headless(model, fn)
+        scores, why = None, reason or fn.applicable(model)
         # a curve of the match probability carries no signal when the question does not match
         # the image (e.g. an exist question answered "no"): those samples keep a noted row
         unmatched = {i for i, r in enumerate(recs)
-                     if getattr(fn, "needs_match", False) and r.extra.get("itm_label", 1) == 0}
+                     if fn.needs_match and r.extra.get("itm_label", 1) == 0}
         ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
         runnable = maps is not None and why is None
         if runnable and ok:
@@ -111,7 +94,7 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
             scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
                         [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
                         scorer=scorer, steps=cfg.perturbation_steps,
-                        substrate_kind=cfg.substrate, start_kind=cfg.insertion_start,
+                        substrate=SUBSTRATES[cfg.substrate], start=SUBSTRATES[cfg.insertion_start],
                         seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):

@@ -1,8 +1,8 @@
 """Scores for heatmaps, one file per family, registered by name.
 
-Localisation metrics are plain functions of one sample, ``fn(heatmap, mask, **kwargs) -> float``
-(``heatmap`` on the patch grid or at image size, ``mask`` an (H, W) bool array): NaN means the
-sample is excluded (empty mask), never a silent 0 or 1. ``metrics.auc`` and
+A metric is a subclass of one of :mod:`metrics.base`'s kinds (localisation, counterfactual,
+model-based, sanity), registered with ``@register("name")``; the registry holds one instance.
+NaN means the sample is excluded (empty mask), never a silent 0 or 1. ``metrics.auc`` and
 ``metrics.vqa_accuracy`` are shared helpers.
 """
 from __future__ import annotations
@@ -13,15 +13,20 @@ from benchmark.registry import Registry
 REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics", package=__name__)
 
 
-def register(name: str, obj=None):
-    """Register a localisation function, or a :class:`metrics.base.ModelMetric` subclass (an
-    instance is stored); usable as a decorator."""
+def register(name: str):
+    """Class decorator: register an instance of a :class:`metrics.base.Metric` subclass."""
+    from metrics.base import Metric
 
-    def deco(target):
-        REGISTRY.register(name, target() if isinstance(target, type) else target)
-        return target
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Metric)):
+            raise TypeError(f"metric {name!r}: register a subclass of one of metrics.base's "
+                            f"kinds (LocalisationMetric, ModelMetric …), not {cls!r}")
+        metric = cls()
+        metric.name = name
+        REGISTRY.register(name, metric)
+        return cls
 
-    return deco(obj) if obj is not None else deco
+    return deco
 
 
 get = REGISTRY.get

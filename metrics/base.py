@@ -1,13 +1,68 @@
-"""The shape of metrics that need the model (perturbation curves, downstream VQA accuracy)."""
+"""One base class per kind of metric, with the metadata every metric declares on its class.
+
+Every metric has a ``name`` (set when registered), a ``kind``, a direction
+(``higher_is_better``), :meth:`Metric.applicable` (``None``, or why it cannot score a model) and
+its edge cases in its docstring. The call shape is fixed per kind:
+
+* :class:`LocalisationMetric`: ``metric(heatmap, mask, tolerance=None) -> float`` on one sample;
+* :class:`CounterfactualMetric`: ``metric(heatmap, objects, deltas, tolerance=None) -> float``;
+* :class:`ModelMetric`: ``metric(model, images, questions, maps, records, **run) -> CurveScores``
+  on a batch, re-running the model; what replaces removed patches is an injected function;
+* :class:`SanityMetric`: ``metric(model, method, images, questions, seed) -> list``.
+
+NaN means the sample is excluded (an empty mask, an undefined ratio), never a silent 0 or 1.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 import torch
 
 from benchmark.models.protocol import VLModel
+
+
+class Metric:
+    """What every metric declares: name, kind, direction, applicability."""
+
+    name: str = ""
+    kind: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    #: it re-runs the model, so it needs a trained one (the untrained controls get a note)
+    needs_trained_model: ClassVar[bool] = False
+
+    def applicable(self, model: VLModel) -> Optional[str]:
+        """``None`` when the metric can score ``model``, else the reason it cannot."""
+        if self.needs_trained_model and model.info.get("untrained"):
+            return "untrained control model (localisation metrics only)"
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} metric {self.name!r}>"
+
+
+class LocalisationMetric(Metric):
+    """``metric(heatmap, mask, tolerance=None)``: the map (patch grid or image size) against an
+    (H, W) bool region of one sample. ``tolerance`` (pixels) is for metrics that use it."""
+
+    kind = "localisation"
+
+    def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
+        raise NotImplementedError
+
+
+class CounterfactualMetric(Metric):
+    """``metric(heatmap, objects, deltas, tolerance=None)``: the map against the model's own
+    counterfactual effects, ``deltas[o]`` = the match logit's drop when object ``o`` (mask
+    ``objects[o]``) is removed from the rendered scene."""
+
+    kind = "counterfactual"
+    needs_trained_model = True
+
+    def __call__(self, heatmap, objects: Sequence[np.ndarray], deltas: Sequence[float],
+                 tolerance: Optional[float] = None) -> float:
+        raise NotImplementedError
 
 
 @dataclass
@@ -19,19 +74,43 @@ class CurveScores:
     curves: Optional[np.ndarray] = None
 
 
-class ModelMetric:
-    """A metric that re-runs the model: ``metric(model, images, questions, maps, records, **kw)``.
+class ModelMetric(Metric):
+    """``metric(model, images, questions, maps, records, **run) -> CurveScores``.
 
     ``images`` (B, 3, H, W) preprocessed, ``maps`` (B, gh, gw) from a method, ``records`` the
-    dataset records (answers, masks). ``higher_is_better`` is reported in the summary.
+    dataset records (answers, masks). The run's settings arrive as keywords (``steps``,
+    ``substrate`` and ``start``: functions images → images, ``seed``, ``scorer`` …); each
+    metric takes those it uses.
     """
 
     kind = "model"
-    higher_is_better = True
-    needs_answers = False
+    needs_trained_model = True
+    #: it reads the VQA head (a model without one gets a note)
+    needs_answers: ClassVar[bool] = False
+    #: it tracks the match probability, so questions that do not match their image are excluded
+    needs_match: ClassVar[bool] = False
+
+    def applicable(self, model: VLModel) -> Optional[str]:
+        reason = super().applicable(model)
+        if reason is None and self.needs_answers and not model.has_answer_head:
+            return "the model has no VQA answer head"
+        return reason
 
     def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
-                 maps: torch.Tensor, records: Sequence, **kwargs) -> CurveScores:
+                 maps: torch.Tensor, records: Sequence, **run: Any) -> CurveScores:
+        raise NotImplementedError
+
+
+class SanityMetric(Metric):
+    """``metric(model, method, images, questions, seed) -> list``: a model-randomisation check,
+    scored on the run's first ``--sanity-samples`` questions; the direction is that of its
+    per-sample statistic."""
+
+    kind = "sanity"
+    needs_trained_model = True
+
+    def __call__(self, model: VLModel, method, images: torch.Tensor, questions: Sequence[str],
+                 seed: int = 0, **method_kwargs: Any) -> list:
         raise NotImplementedError
 
 

@@ -6,8 +6,8 @@ every other object unchanged); the model's effect of object o is
 Grad-CAM explains). These metrics compare a map with the Δ of the *model that made it*, so they
 need no human annotation and cannot be met by finding the question's objects alone.
 
-Call shape (kind ``counterfactual``): ``fn(heatmap, objects, deltas, tolerance=None)`` with
-``objects`` a list of (H, W) bool masks and ``deltas`` the matching effects.
+Call shape (:class:`~metrics.base.CounterfactualMetric`): ``metric(heatmap, objects, deltas,
+tolerance=None)`` with ``objects`` a list of (H, W) bool masks and ``deltas`` the matching effects.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from scipy.stats import spearmanr
 
 from metrics import register
 from metrics._common import to_image_size
-from metrics.pointing_game import pointing_game
+from metrics.base import CounterfactualMetric
+from metrics.pointing_game import PointingGame
 
 MIN_OBJECTS = 3  # a rank correlation over two objects can only be ±1
 
@@ -31,7 +32,8 @@ def object_shares(heatmap, objects: Sequence[np.ndarray]) -> np.ndarray:
     return np.array([heat[m].sum() / total if total > 0 else 0.0 for m in objects])
 
 
-def object_faithfulness(heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+@register("object_faithfulness")
+class ObjectFaithfulness(CounterfactualMetric):
     """Spearman ρ over the image's objects between each object's share of positive heatmap
     mass and its effect Δ_o on the match logit. Higher is better; 1 means the map orders the
     objects exactly as the model relies on them.
@@ -40,29 +42,28 @@ def object_faithfulness(heatmap, objects, deltas, tolerance: Optional[float] = N
     map that gives every object the same share (e.g. constant or all zero on objects) → 0, no
     information, as a random ordering scores in expectation; non-finite map → NaN.
     """
-    deltas = np.asarray(deltas, dtype=np.float64)
-    if len(objects) < MIN_OBJECTS or np.ptp(deltas) == 0:
-        return float("nan")
-    if not np.isfinite(np.asarray(heatmap, dtype=np.float64)).all():
-        return float("nan")
-    shares = object_shares(heatmap, objects)
-    if np.ptp(shares) == 0:
-        return 0.0
-    return float(spearmanr(shares, deltas).statistic)
+
+    def __call__(self, heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+        deltas = np.asarray(deltas, dtype=np.float64)
+        if len(objects) < MIN_OBJECTS or np.ptp(deltas) == 0:
+            return float("nan")
+        if not np.isfinite(np.asarray(heatmap, dtype=np.float64)).all():
+            return float("nan")
+        shares = object_shares(heatmap, objects)
+        if np.ptp(shares) == 0:
+            return 0.0
+        return float(spearmanr(shares, deltas).statistic)
 
 
-def counterfactual_pointing(heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+@register("counterfactual_pointing")
+class CounterfactualPointing(CounterfactualMetric):
     """1 when the map's first maximum lies on (within ``tolerance`` of) the object with the
     largest |Δ_o| (the pointing game's rule, on that object's mask; objects tied for the
     largest |Δ_o| count together), else 0. NaN when every Δ_o is 0. Higher is better."""
-    size = np.abs(np.asarray(deltas, dtype=np.float64))
-    if not len(objects) or size.max() == 0:
-        return float("nan")
-    mask = np.any([m for m, s in zip(objects, size) if s == size.max()], axis=0)
-    return pointing_game(heatmap, mask, tolerance=tolerance)
 
-
-for _fn in (object_faithfulness, counterfactual_pointing):
-    _fn.kind = "counterfactual"
-    _fn.higher_is_better = True
-    register(_fn.__name__, _fn)
+    def __call__(self, heatmap, objects, deltas, tolerance: Optional[float] = None) -> float:
+        size = np.abs(np.asarray(deltas, dtype=np.float64))
+        if not len(objects) or size.max() == 0:
+            return float("nan")
+        mask = np.any([m for m, s in zip(objects, size) if s == size.max()], axis=0)
+        return PointingGame()(heatmap, mask, tolerance=tolerance)

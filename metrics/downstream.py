@@ -11,6 +11,7 @@ from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
 from metrics.curves import auc
+from metrics.perturbation import Substrate
 
 #: PNP-VQA captions K = 20 of 576 patches (3.5%).
 PNP_FRACTION = 20 / 576
@@ -27,7 +28,7 @@ MODES = ("tokens", "pixels")
 
 def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Sequence[str],
                           keep: torch.Tensor, mode: str = "tokens",
-                          substrate_kind: str = "zero") -> list:
+                          substrate: Substrate = torch.zeros_like) -> list:
     """Predicted answers when sample b reads only the patches where ``keep[b, k]`` is True.
 
     ``keep`` is (B, K, N); the image CLS slot is never read (PNP-VQA's captioner sees only the
@@ -37,8 +38,6 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
     image by the deletion substrate before encoding, so nothing of them leaks. Returns K lists
     of B answers, in (B, K) order flattened sample-major.
     """
-    from metrics.perturbation import substrate
-
     if mode not in MODES:
         raise ValueError(f"unknown VQA mode {mode!r}; use one of {', '.join(MODES)}")
     b, k, n = keep.shape
@@ -50,7 +49,7 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
             ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
             shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
             x = torch.where(shown[:, :, None], images[:, None],
-                            substrate(images, substrate_kind)[:, None])
+                            substrate(images)[:, None])
             tokens = model.for_batch(b).expanded(k).visual_tokens(x.reshape(b * k, *images.shape[1:]))
         atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
                           keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
@@ -71,7 +70,7 @@ class _PatchSubsetVQA(ModelMetric):
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  seed: int = 0, vqa_grid: str = "log", vqa_mode: str = "tokens",
-                 substrate_kind: str = "zero", **_) -> CurveScores:
+                 substrate: Substrate = torch.zeros_like, **_) -> CurveScores:
         if vqa_grid not in GRIDS:
             raise ValueError(f"unknown VQA grid {vqa_grid!r}; use one of {', '.join(GRIDS)}")
         fractions = GRIDS[vqa_grid]
@@ -83,7 +82,7 @@ class _PatchSubsetVQA(ModelMetric):
         else:
             keep = rank[:, None, :] >= n - counts[None, :, None]  # the bottom r
         preds = _answers_with_patches(model, images, questions, keep.to(images.device),
-                                      vqa_mode, substrate_kind)
+                                      vqa_mode, substrate)
         curves = _scores(preds, records, len(fractions), scorer)
         return CurveScores(np.array([auc(c) for c in curves]), np.asarray(fractions), curves)
 
@@ -132,10 +131,11 @@ class VQAPnPSample(ModelMetric):
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  num_patches: int | None = None, repeats: int = 5, seed: int = 0,
-                 vqa_mode: str = "tokens", substrate_kind: str = "zero", **_) -> CurveScores:
+                 vqa_mode: str = "tokens", substrate: Substrate = torch.zeros_like,
+                 **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         m = num_patches or max(1, round(PNP_FRACTION * n))
         keep = pnp_draws(maps, m, repeats, seed)
         preds = _answers_with_patches(model, images, questions, keep.to(images.device),
-                                      vqa_mode, substrate_kind)
+                                      vqa_mode, substrate)
         return CurveScores(_scores(preds, records, repeats, scorer).mean(1))

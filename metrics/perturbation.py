@@ -1,7 +1,7 @@
 """Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018) on the patch grid."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 import torch
@@ -14,6 +14,7 @@ from metrics.base import CurveScores, ModelMetric, chunked
 from metrics.curves import auc
 
 RISE_SIGMA_AT_224 = 5.0
+Substrate = Callable[[torch.Tensor], torch.Tensor]
 
 
 def blur(images: torch.Tensor) -> torch.Tensor:
@@ -23,16 +24,15 @@ def blur(images: torch.Tensor) -> torch.Tensor:
     return TF.gaussian_blur(images, [k, k], [sigma, sigma])
 
 
-def substrate(images: torch.Tensor, kind: str) -> torch.Tensor:
-    """What replaces deleted patches: ``zero`` (0 in normalised space), ``mean`` (per-image,
-    per-channel mean) or ``blur``."""
-    if kind == "zero":
-        return torch.zeros_like(images)
-    if kind == "mean":
-        return images.mean((2, 3), keepdim=True).expand_as(images)
-    if kind == "blur":
-        return blur(images)
-    raise ValueError(f"unknown substrate {kind!r}; use zero, mean or blur")
+def channel_mean(images: torch.Tensor) -> torch.Tensor:
+    """Each image's per-channel mean, everywhere."""
+    return images.mean((2, 3), keepdim=True).expand_as(images)
+
+
+#: what replaces removed patches (a function images → images of the same shape, injected into
+#: the metrics that perturb): zeros in normalised space (the dataset-mean colour), the image's
+#: mean colour, or the image blurred
+SUBSTRATES: Dict[str, Substrate] = {"zero": torch.zeros_like, "mean": channel_mean, "blur": blur}
 
 
 def step_counts(n_patches: int, steps: int) -> torch.Tensor:
@@ -78,8 +78,8 @@ class _RiseMetric(ModelMetric):
     needs_match = True
 
     def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
-                 substrate_kind: str = "zero", start_kind: str = "blur", chunk: int = 256,
-                 seed: int = 0, **_) -> CurveScores:
+                 substrate: Substrate = torch.zeros_like, start: Substrate = blur,
+                 chunk: int = 256, seed: int = 0, **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         counts = step_counts(n, steps)
         perm = tie_break(record_ids(records, len(maps)), n, seed)
@@ -87,9 +87,9 @@ class _RiseMetric(ModelMetric):
                              images.shape[-2:], perm.to(images.device))[:, :, None]
         x = images[:, None]
         if self.insertion:
-            perturbed = torch.where(affected, x, substrate(images, start_kind)[:, None])
+            perturbed = torch.where(affected, x, start(images)[:, None])
         else:
-            perturbed = torch.where(affected, substrate(images, substrate_kind)[:, None], x)
+            perturbed = torch.where(affected, substrate(images)[:, None], x)
         curves = match_curve(model, images, questions, perturbed, chunk).numpy()
         return CurveScores(np.array([auc(c) for c in curves]),
                            (counts.double() / n).numpy(), curves)
@@ -109,7 +109,7 @@ class DeletionAUC(_RiseMetric):
 @register("insertion_auc")
 class InsertionAUC(_RiseMetric):
     """Insertion: start from the blurred image (Gaussian, σ = 5 px at 224 px, scaled; or the
-    ``start_kind`` substrate: zero, mean) and put original patches back, most relevant first;
+    injected ``start``: any of :data:`SUBSTRATES`) and put original patches back, most relevant first;
     same points and AUC as deletion. Higher is better."""
 
     insertion = True

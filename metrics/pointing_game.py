@@ -8,6 +8,7 @@ from scipy.ndimage import distance_transform_edt
 
 from metrics import register
 from metrics._common import default_tolerance, to_image_size
+from metrics.base import LocalisationMetric
 
 
 def reach(mask: np.ndarray, tolerance: float) -> np.ndarray:
@@ -32,7 +33,7 @@ def _hit_and_chance(heatmap, mask, tolerance: Optional[float]):
 
 
 @register("pointing_game")
-def pointing_game(heatmap, mask, tolerance: Optional[float] = None) -> float:
+class PointingGame(LocalisationMetric):
     """1.0 when the map's maximum lands on (or near) the ground truth, else 0.0.
 
     TorchRay's rule: the map is upsampled bilinearly to the mask's size; the point is the *first*
@@ -42,17 +43,21 @@ def pointing_game(heatmap, mask, tolerance: Optional[float] = None) -> float:
     decided) is reported beside it by the runner (``max_tied``).
 
     Edge cases: an empty mask → NaN (the sample is excluded); a map with any non-finite value →
-    0.0, a miss (callers count these: see ``benchmark.runner``). ``tolerance`` defaults to
+    0.0, a miss (the engine counts these: see ``benchmark.scoring``). ``tolerance`` defaults to
     TorchRay's 15 px scaled from a 224 px side to the mask's shorter side (6.43 px at 96 px).
     """
-    return _hit_and_chance(heatmap, mask, tolerance)[0]
+
+    def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
+        return _hit_and_chance(heatmap, mask, tolerance)[0]
 
 
 @register("pointing_game_above_chance")
-def pointing_game_above_chance(heatmap, mask, tolerance: Optional[float] = None) -> float:
+class PointingGameAboveChance(LocalisationMetric):
     """The pointing game's hit minus the hit probability of a uniformly random point for this
     mask (the share of pixels within ``tolerance`` of it): 0 in expectation for a map that
     ignores the image, whatever the region's size, so regions of different sizes compare.
-    In [−1, 1]; edge cases as :func:`pointing_game`."""
-    hit, chance = _hit_and_chance(heatmap, mask, tolerance)
-    return hit - chance
+    In [−1, 1]; edge cases as :class:`PointingGame`."""
+
+    def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
+        hit, chance = _hit_and_chance(heatmap, mask, tolerance)
+        return hit - chance

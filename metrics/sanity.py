@@ -13,6 +13,7 @@ import methods
 from benchmark.models.protocol import Member, VLModel
 from methods.base import Attribution
 from metrics import register
+from metrics.base import SanityMetric
 
 #: a method by registered name, or a configured instance (``methods.get(n).with_options(...)``)
 MethodRef = Union[str, Attribution]
@@ -153,11 +154,35 @@ def emprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Se
     return [float(a / b) if b > 0 else float("nan") for a, b in zip(after, before)]
 
 
-#: sanity metrics (kind ``sanity``): ``fn(model, method, images, questions, seed)``,
-#: scored by the runner on the first ``--sanity-samples`` questions; ``higher_is_better`` of the
-#: per-sample statistic
-for _name, _fn, _higher in (("sanity_mprt", mprt, False), ("random_logit", random_logit, False),
-                            ("smprt", smprt, False), ("emprt", emprt, True)):
-    _fn.kind = "sanity"
-    _fn.higher_is_better = _higher
-    register(_name, _fn)
+@register("sanity_mprt")
+class CascadingRandomisation(SanityMetric):
+    """Cascading model-parameter randomisation (Adebayo et al., NeurIPS 2018), :func:`mprt`:
+    Spearman ρ per stage between the maps before and after. Lower is better (the maps should
+    change)."""
+
+    higher_is_better = False
+    __call__ = staticmethod(mprt)
+
+
+@register("random_logit")
+class RandomLogitTest(SanityMetric):
+    """Random-logit test (Sixt et al., ICML 2020), :func:`random_logit`. Lower is better."""
+
+    higher_is_better = False
+    __call__ = staticmethod(random_logit)
+
+
+@register("smprt")
+class SmoothRandomisation(SanityMetric):
+    """Smooth MPRT (Hedström et al., 2023), :func:`smprt`. Lower is better."""
+
+    higher_is_better = False
+    __call__ = staticmethod(smprt)
+
+
+@register("emprt")
+class EfficientRandomisation(SanityMetric):
+    """Efficient MPRT (Hedström et al., 2023), :func:`emprt`: the complexity ratio after/before
+    full randomisation. Higher is better."""
+
+    __call__ = staticmethod(emprt)

@@ -77,3 +77,19 @@ def test_auc_normalised_trapezoid():
     assert metrics.auc([1, 0]) == 0.5
     assert metrics.auc([0, 1, 0, 1]) == pytest.approx(0.5)
     assert metrics.auc([0.2, 0.4, 0.8]) == pytest.approx(((0.2 + 0.4) / 2 + (0.4 + 0.8) / 2) / 2)
+
+
+def test_every_metric_is_an_instance_of_one_kind_with_its_name():
+    from metrics.base import (CounterfactualMetric, LocalisationMetric, ModelMetric,
+                              SanityMetric)
+
+    kinds = (LocalisationMetric, CounterfactualMetric, ModelMetric, SanityMetric)
+    for name in metrics.available():
+        metric = metrics.get(name)
+        assert isinstance(metric, kinds) and metric.name == name
+        assert isinstance(metric.higher_is_better, bool)
+
+
+def test_a_bare_function_is_not_a_metric():
+    with pytest.raises(TypeError, match="subclass of one of metrics.base's kinds"):
+        metrics.register("bare")(lambda heatmap, mask: 0.0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import metrics
-from metrics.perturbation import step_counts
+from metrics.perturbation import SUBSTRATES, step_counts
 from tests.toys import Toy, toy
 
 
@@ -129,7 +129,7 @@ def test_insertion_start_is_configurable():
     model = patch_mean_toy(np.ones(16))
     images = torch.ones(1, 3, 8, 8)
     out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4,
-                                       start_kind="zero")
+                                       start=SUBSTRATES["zero"])
     assert np.allclose(out.curves[0], [0, 0.25, 0.5, 0.75, 1])  # zeros in, patches back one by one
 
 

@@ -18,7 +18,10 @@ def images():
 
 
 def test_registered():
-    assert metrics.get("sanity_mprt") is mprt
+    from metrics.base import SanityMetric
+
+    metric = metrics.get("sanity_mprt")
+    assert isinstance(metric, SanityMetric) and type(metric).__call__ is mprt
 
 
 def test_independent_random_maps_are_uncorrelated(untrained_tiny):

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 
 from metrics._ties import max_tied, patch_order, tie_break, tie_fraction
+from metrics.perturbation import SUBSTRATES
 
 
 def test_a_constant_map_is_ordered_by_the_samples_seeded_permutation():
@@ -63,7 +64,7 @@ def test_a_constant_map_scores_like_random_on_every_ordering_metric(trained_tiny
         a, b = [], []
         for seed in range(4):
             noise = torch.rand(len(recs), *model.grid, generator=torch.Generator().manual_seed(seed))
-            kw = dict(scorer=exact_match, seed=seed, steps=8, start_kind="mean")
+            kw = dict(scorer=exact_match, seed=seed, steps=8, start=SUBSTRATES["mean"])
             a.append(fn(model, images, questions, const, recs, **kw).values)
             b.append(fn(model, images, questions, noise, recs, **kw).values)
         test = paired_test(np.mean(a, 0), np.mean(b, 0))

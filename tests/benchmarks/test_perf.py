@@ -13,7 +13,7 @@ import torch
 import methods
 from benchmark import models
 from benchmark.models.protocol import TextBatch
-from metrics.perturbation import _affected, blur, match_curve, step_counts, substrate
+from metrics.perturbation import _affected, blur, match_curve, step_counts
 from tests.lavis_offline import build_lavis_itm
 
 pytestmark = pytest.mark.benchmark
@@ -88,7 +88,7 @@ def test_deletion_insertion_vs_plain_loops(benchmark):
     ours = lambda: (dele(model, images, QUESTIONS, maps), ins(model, images, QUESTIONS, maps))  # noqa
     counts = step_counts(144, 16)
     aff = _affected(maps, counts, model.grid, images.shape[-2:])[:, :, None]
-    perturbed = torch.cat([torch.where(aff, substrate(images, "zero")[:, None], images[:, None]),
+    perturbed = torch.cat([torch.where(aff, torch.zeros_like(images)[:, None], images[:, None]),
                            torch.where(aff, images[:, None], blur(images)[:, None])], 1)
 
     def per_step():  # one forward per step per sample
