@@ -1,0 +1,193 @@
+"""The command line's arguments: one parser per command, each option with its help, and the
+checks that need nothing but the arguments. Commands live in :mod:`benchmark.cli`."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+EPILOG = """\
+examples:
+  python -m benchmark --models all                    every runnable model, method and metric
+  python -m benchmark --list                          what is registered
+  python -m benchmark --models blip-itm-tiny --methods cross_attn_gradcam,random --limit 200
+  python -m benchmark train --model blip-itm-tiny     re-train an embedded model
+  python -m benchmark evaluate                        held-out accuracy per family (exact vs
+                                                      shuffled segmentation for fused models)
+  python -m benchmark report runs/latest              re-render the report from a run folder
+  python -m benchmark reproduce runs/latest/manifest.json   rerun and compare the bytes
+
+A run writes results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
+manifest.json, index.html, tables.tex and run.log into --out; cache/ there lets a
+killed run resume (run the same command again).
+Exit status: 0 success, 2 bad usage or input, 1 internal error.
+"""
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m benchmark", epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Explainability benchmark for BLIP-ITM / PNP-VQA heatmaps: runs "
+                           "attribution methods on models and scores them.")
+    p.add_argument("--models", default="all",
+                   help="comma-separated model names or 'all' (every model whose weights are on "
+                        "disk; the others are skipped with one line each; models that take a "
+                        "folder, e.g. hf-blip-itm:PATH, are named explicitly). Default: all")
+    p.add_argument("--methods", default="all", help="comma-separated method names or 'all'")
+    p.add_argument("--metrics", default="all", help="comma-separated metric names or 'all'")
+    p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    p.add_argument("--split", default=None,
+                   help="dataset split (default: the dataset's own: test for synthetic, val for "
+                        "vqav2)")
+    p.add_argument("--data-root", default=None, help="folder of a file-based dataset")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="use only the first N questions")
+    p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, baselines and bootstrap")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
+    p.add_argument("--segmentation", default="exact",
+                   help="fused models' segmentation stream: exact (the dataset's semantic map), "
+                        "degraded:RATE (that map as an imperfect segmenter's: each object's class "
+                        "wrong with probability RATE, outlines off by one pixel), "
+                        "none (zeros), shuffled (another image's map) or npy:DIR (one "
+                        "<sample_id>.npy (C, h, w) map per question). Default: exact")
+    p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=2",
+                   help="MultiLevelEncoder settings for the embedded fused model (ablations); a "
+                        "setting without a shipped checkpoint is trained once and cached")
+    p.add_argument("--steps", type=positive_int, default=16,
+                   help="deletion/insertion steps S (S+1 points; capped at the patch count)")
+    p.add_argument("--substrate", default="zero", choices=("zero", "mean", "blur"),
+                   help="deletion: what replaces removed patches (default: zeros in normalised "
+                        "space)")
+    p.add_argument("--insertion-start", default=None, choices=("blur", "zero", "mean"),
+                   help="insertion: the image patches are inserted into (default: the dataset's "
+                        "— RISE's blur, σ = 5 px at 224 px scaled to the image, for real data; "
+                        "the mean image for synthetic, whose flat-coloured objects survive the "
+                        "blur)")
+    p.add_argument("--vqa-grid", default="log", choices=("log", "linear"),
+                   help="vqa_keep_auc / vqa_drop_auc: the fractions of patches read, shared by "
+                        "both — log (default: ten steps in equal ratios from PNP-VQA's 20/576 to "
+                        "1) or linear (Chefer et al.'s 10%% steps)")
+    p.add_argument("--vqa-mode", default="tokens", choices=("tokens", "pixels"),
+                   help="vqa_keep/drop/pnp: tokens (default, PNP-VQA's use: the answerer reads "
+                        "only the chosen patch tokens of the full image) or pixels (the other "
+                        "patches are also replaced by the deletion substrate before encoding, so "
+                        "nothing leaks through the ViT's self-attention)")
+    p.add_argument("--sanity-samples", type=positive_int, default=50,
+                   help="questions used by the sanity metrics (sanity_mprt, random_logit, smprt, "
+                        "emprt; cascading randomisation is costly). Default: 50")
+    p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="set a method's option, e.g. integrated_gradients.baseline=zero "
+                        "(repeatable; --list shows every method's options and defaults)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--list", action="store_true", help="list registered names (with each "
+                   "method's options) and exit")
+    return p
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m benchmark train",
+               description="(Re)train an embedded model on the synthetic train split and "
+                           "evaluate it on the held-out test split.")
+    p.add_argument("--model", required=True, help="embedded model name, e.g. blip-itm-tiny")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="optimiser steps (default: the shipped recipe's)")
+    p.add_argument("--ship", action="store_true",
+                   help="write into the package's checkpoints/ (what ships with the suite) "
+                        "instead of the user cache")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
+                   help="continue from a checkpoint of the recipe's first stage (same config; "
+                        "its .json beside it) and run only the second, evidence-view stage")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    from benchmark.heldout import SOURCES
+    from benchmark.models import embedded
+
+    p = Parser(prog="python -m benchmark evaluate",
+               description="Held-out ITM and VQA accuracy of embedded models per question "
+                           "family on the synthetic test split (the questions the checkpoints "
+                           "record), for fused models with each segmentation source.")
+    p.add_argument("--models", default="all",
+                   help="comma-separated embedded model names, or all (default)")
+    p.add_argument("--segmentation", default="exact,shuffled",
+                   help=f"comma-separated sources for fused models, of {', '.join(SOURCES)} "
+                        "(default: exact,shuffled)")
+    p.add_argument("--questions", type=positive_int, default=embedded.EVAL_QUESTIONS,
+                   help=f"test questions (default: {embedded.EVAL_QUESTIONS}, as recorded)")
+    p.add_argument("--out", default=None, help="also write the table to this CSV file")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def reproduce_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m benchmark reproduce",
+               description="Re-run the command recorded in a run's manifest.json into a new "
+                           "folder and say whether results.csv and summary.csv are identical "
+                           "bytes (exit 0) or differ (exit 3).")
+    p.add_argument("manifest", help="RUN_DIR/manifest.json")
+    p.add_argument("--out", default=None, help="folder for the rerun (default: RUN_DIR/reproduce)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def report_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m benchmark report",
+               description="Re-render index.html and tables.tex from a run folder's CSVs and "
+                           "manifest, without recomputing anything.")
+    p.add_argument("run_dir", help="a run folder written by python -m benchmark")
+    return p
+
+
+def parse_fusion(spec: Optional[str]) -> dict:
+    """``"Lf=1,T=2,N=3"`` → ``{"Lf": 1, "T": 2, "N": 3}``."""
+    if not spec:
+        return {}
+    out = {}
+    for part in spec.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in ("Lf", "T", "N") or not value.strip().isdigit():
+            raise UsageError(f"--fusion expects Lf=INT,T=INT,N=INT, got {spec!r}")
+        out[key.strip()] = int(value)
+    if out.get("Lf", 1) >= out.get("N", 3):
+        raise UsageError(f"--fusion needs Lf < N, got {spec!r}")
+    return out
+
+
+def without_out(argv: Sequence[str]) -> List[str]:
+    """A recorded command line without its ``--out`` (``reproduce`` writes elsewhere)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            out.append(a)
+    return out
