@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from benchmark.models.tiny import TinyConfig, _tokenizer
-from benchmark.models.train import (_grounding_loss, evidence_patches, evidence_views,
+from benchmark.models.train import (grounding_loss, evidence_patches, evidence_views,
                                     partial_views, patch_targets, word_patch_sets)
 from datasets import synthetic as syn
 
@@ -42,7 +42,7 @@ def test_grounding_loss_is_minus_log_head_mean_mass_on_the_word_patches():
     attn[0, 0, 0] = torch.tensor([0.2, 0.4, 0.4, 0.0, 0.0])
     attn[0, 1, 0] = torch.tensor([0.0, 0.1, 0.1, 0.4, 0.4])
     sets = torch.tensor([[[True, False, False, True]]])
-    loss = _grounding_loss([attn, attn], sets, sets.any(-1))
+    loss = grounding_loss([attn, attn], sets, sets.any(-1))
     mass = (0.4 + 0.1) / 2 + (0.0 + 0.4) / 2  # head mean on patches 0 and 3, CLS ignored
     assert math.isclose(loss.item(), -math.log(mass + 1e-6), rel_tol=1e-6)
 

@@ -31,6 +31,9 @@ from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
 VOCAB_FILE = Path(__file__).with_name("vocab.txt")
 #: per-patch auxiliary targets: index 0 means "no object" in every group
+#: per-question auxiliary targets of the text encoder's token head: which shapes and colours
+#: the question names are present, and the count 0..3+
+TOKEN_AUX = len(SHAPES) + len(COLOURS) + 4
 PATCH_GROUPS: Dict[str, int] = {"colour": len(COLOURS) + 1, "shape": len(SHAPES) + 1,
                                 "size": len(SIZES) + 1}
 
@@ -125,8 +128,6 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
     model.vqa_head = nn.Sequential(nn.Linear(cfg.text_width, 2 * cfg.text_width), nn.GELU(),
                                    nn.Linear(2 * cfg.text_width, cfg.n_answers))
     model.patch_head = nn.Linear(cfg.vit_width, sum(PATCH_GROUPS.values()))
-    from benchmark.models.train import TOKEN_AUX
-
     model.token_head = nn.Linear(cfg.text_width, TOKEN_AUX)
     return model
 
