@@ -8,6 +8,7 @@ from benchmark.models.tiny import TinyConfig, _tokenizer
 from benchmark.models.train import (grounding_loss, evidence_patches, evidence_views,
                                     partial_views, patch_targets, word_patch_sets)
 from datasets import synthetic as syn
+from datasets.scene_questions import _plural
 
 
 def test_word_patch_sets_select_the_patches_of_each_words_attribute():
@@ -17,7 +18,7 @@ def test_word_patch_sets_select_the_patches_of_each_words_attribute():
     classes = torch.from_numpy(patch_targets(s, cfg.patch_size))[None]  # (1, N, 3)
     colour = s.objects[0].colour
     shape = s.objects[0].shape
-    words = ["is", colour, syn._plural(shape), "there"]
+    words = ["is", colour, _plural(shape), "there"]
     ids = torch.tensor([tok.convert_tokens_to_ids(words)])
     sets, valid = word_patch_sets(tok, ids, classes)
     colour_patches = classes[0, :, 0] == list(syn.COLOURS).index(colour) + 1

@@ -12,6 +12,7 @@ from benchmark.models.protocol import VLModel
 from benchmark.models.tiny import TinyConfig
 from benchmark.segmentation import class_histogram
 from datasets import synthetic as syn
+from datasets.scene_questions import referents_exist
 
 
 @dataclass
@@ -97,7 +98,7 @@ def negatives(pool: Pool, idx: Sequence[int], rng: np.random.Generator, p_hard: 
             continue
         for _ in range(8):  # another sample's question with no referent in this image
             j = int(rng.integers(len(pool.questions)))
-            if not syn._referents_exist(pool.objects[i], pool.programs[j]):
+            if not referents_exist(pool.objects[i], pool.programs[j]):
                 out.append(pool.questions[j])
                 break
         else:
