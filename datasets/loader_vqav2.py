@@ -11,9 +11,9 @@
 
 Regions. A question's ``target_mask`` is the union of the instances ``evidence.json`` lists for it.
 For a question that ``evidence.json`` does not list (or without that file), it is the union of the
-image's instances whose category name — or a plural or synonym of it (:data:`SYNONYMS`) — appears
-as a word (sequence) in the question; empty when there are none, and the runner then excludes the
-sample from localisation metrics. ``distractor_mask`` (grounding control) is one instance of the
+image's instances whose category name — or a plural or synonym of it
+(:data:`datasets.category_mentions.SYNONYMS`) — appears as a word (sequence) in the question;
+empty when there are none, and the runner then excludes the sample from localisation metrics. ``distractor_mask`` (grounding control) is one instance of the
 same image outside the target, preferring one of a target's category (lowest annotation id first);
 empty when the target is empty (a question with no known region has no known non-region either).
 
@@ -29,7 +29,6 @@ the file and the fix. Accuracy is the official VQA accuracy (``exact_match = Fal
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -38,54 +37,9 @@ import numpy as np
 from benchmark.errors import InputError
 from datasets import register
 from datasets.base import Dataset, Record
+from datasets.category_mentions import mentions, word_tokens
 from datasets.control import matched_control
 from datasets.synthetic import SEMANTIC_CLASSES
-
-#: Extra words that name a category (besides the name itself and its "s"/"es" plural).
-SYNONYMS: Dict[str, Sequence[str]] = {
-    "circle": ("circles", "disc", "discs", "disk", "disks"),
-    "square": ("squares",),
-    "triangle": ("triangles",),
-    "person": ("people", "man", "men", "woman", "women", "boy", "boys", "girl", "girls", "child",
-               "children", "kid", "kids", "player", "players", "persons", "lady", "guy"),
-    "motorcycle": ("motorbike", "motorbikes"),
-    "bicycle": ("bike", "bikes"),
-    "airplane": ("plane", "planes", "aeroplane", "aeroplanes", "jet", "jets"),
-    "tv": ("television", "televisions"),
-    "couch": ("sofa", "sofas"),
-    "cell phone": ("phone", "phones", "cellphone", "cellphones"),
-    "dining table": ("table", "tables"),
-    "sports ball": ("ball", "balls"),
-    "mouse": ("mice",),
-    "knife": ("knives",),
-}
-
-
-def _words(text: str) -> List[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def _names_for(category: str) -> List[List[str]]:
-    """Word sequences that name ``category``: itself, its plural(s) and its synonyms."""
-    words = _words(category)
-    if not words:
-        return []
-    head = words[-1]
-    plurals = {head + "s", head + "es"}
-    if head.endswith("y"):
-        plurals.add(head[:-1] + "ies")
-    forms = [words] + [words[:-1] + [p] for p in sorted(plurals)]
-    forms += [_words(s) for s in SYNONYMS.get(category.lower(), ())]
-    return [f for f in forms if f]
-
-
-def _mentions(question_words: Sequence[str], category: str) -> bool:
-    for form in _names_for(category):
-        n = len(form)
-        if any(list(question_words[i:i + n]) == form for i in range(len(question_words) - n + 1)):
-            return True
-    return False
-
 
 def _read_json(path: Path, what: str):
     if not path.is_file():
@@ -268,8 +222,8 @@ class VQAv2Dataset(Dataset):
         if self._evidence is not None and qid in self._evidence:
             wanted = set(self._evidence[qid])
             return [o for o in objs if o["id"] in wanted], "evidence"
-        words = _words(q["question"])
-        named = {cid for cid, name in self._categories.items() if _mentions(words, name)}
+        words = word_tokens(q["question"])
+        named = {cid for cid, name in self._categories.items() if mentions(words, name)}
         return [o for o in objs if o["category_id"] in named], "category_name"
 
     def __getitem__(self, i: int) -> Record:

@@ -113,14 +113,14 @@ def test_without_evidence_the_category_names_give_the_region(data_root):
 
 
 def test_plural_and_synonym_matching():
-    from datasets.loader_vqav2 import _mentions, _words
+    from datasets.category_mentions import mentions, word_tokens
 
-    assert _mentions(_words("How many circles are there?"), "circle")
-    assert _mentions(_words("How many glasses?"), "glass")
-    assert _mentions(_words("Is the man smiling?"), "person")
-    assert _mentions(_words("What is on the dining table?"), "dining table")
-    assert not _mentions(_words("What is on the dining room wall?"), "dining table")
-    assert not _mentions(_words("Is this a squared pattern?"), "square")
+    assert mentions(word_tokens("How many circles are there?"), "circle")
+    assert mentions(word_tokens("How many glasses?"), "glass")
+    assert mentions(word_tokens("Is the man smiling?"), "person")
+    assert mentions(word_tokens("What is on the dining table?"), "dining table")
+    assert not mentions(word_tokens("What is on the dining room wall?"), "dining table")
+    assert not mentions(word_tokens("Is this a squared pattern?"), "square")
 
 
 # ------------------------------------------------------------------ bad input
