@@ -124,8 +124,8 @@ def batch_losses(adapter: VLModel, pool: Pool, idx: np.ndarray, rng: np.random.G
     multi, count, words = token_targets(adapter.tokenizer, text.input_ids.cpu(), objs + objs)
     out = {"tok": _token_aux_loss(model, hidden_all, (multi, count, words & full[:, None]))}
     itm_target = torch.cat([pool.itm_labels[idx], torch.zeros(b, dtype=torch.long)])
-    out["itm"] = F.cross_entropy(model.itm_head(hidden[full]), itm_target[full])
-    out["vqa"] = F.cross_entropy(model.vqa_head(hidden[:b]), pool.answers[idx])
+    out["itm"] = F.cross_entropy(adapter.match_head(hidden[full]), itm_target[full])
+    out["vqa"] = F.cross_entropy(adapter.answer_head(hidden[:b]), pool.answers[idx])
     out["aux"] = _aux_loss(model, tokens, pool.patch_targets[idx])
     out["loss"] = out["itm"] + out["vqa"] + tcfg.aux_weight * out["aux"] + \
         tcfg.token_aux_weight * out["tok"]
