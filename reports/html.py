@@ -14,6 +14,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
+from reports import figures, leaderboard
 from reports.images import overlay, png_data_uri
 from reports.latex import baselines
 
@@ -137,44 +138,6 @@ def _families(rows: List[dict]) -> dict:
             for m, t in sorted(out.items())}
 
 
-def _curve_images(out: Path) -> List[dict]:
-    """One PNG per (model, metric): the mean curve of every method."""
-    import io
-    import base64
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = _csv(out, "curves.csv")
-    groups: Dict[tuple, Dict[str, list]] = {}
-    for r in rows:
-        groups.setdefault((r["model"], r["metric"]), {}).setdefault(r["method"], []).append(
-            (float(r["x"]), float(r["value"])))
-    images = []
-    for (model, metric), by_method in sorted(groups.items()):
-        fig, ax = plt.subplots(figsize=(4.2, 3.0), dpi=90)
-        for method, pts in sorted(by_method.items()):
-            xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o", markersize=2, label=method)
-        ax.set_xlabel("fraction of patches" + (" removed" if "deletion" in metric or "drop" in metric
-                                                else " kept/inserted"))
-        if metric == "vqa_keep_auc":  # its grid and AUC are in log k
-            ax.set_xscale("log")
-        ax.set_ylabel("match probability" if metric in ("deletion_auc", "insertion_auc")
-                      else "VQA accuracy")
-        ax.set_title(f"{model}: {metric}", fontsize=9)
-        ax.legend(fontsize=6)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
-        plt.close(fig)
-        images.append({"title": f"{model} — {metric}",
-                       "src": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()})
-    return images
-
-
 def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
@@ -186,16 +149,23 @@ def render(out: Path) -> str:
                "method": sorted({m["method"] for c in cards for m in c["maps"]})}
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
     all_comparisons = _csv(out, "comparisons.csv")
-    comparisons = [r for r in all_comparisons if r["kind"] == "model"]
+    base = baselines(out)
+    # model vs model only where both models have the metric, and not for a baseline's maps
+    comparisons = [r for r in all_comparisons if r["kind"] == "model" and r["n"] not in ("", "0")
+                   and r["fixed"] not in base]
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
+    boards = leaderboard.boards(summary_rows, all_comparisons, base)
+    board_figures = {b.model: figures.leaderboard_figure(b, out) for b in boards}
     return env.get_template("index.html.j2").render(
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}),
-        summary=(main := _summary(summary_rows, base := baselines(out))), pivots=_pivots(main, base),
+        boards=boards, board_figures=board_figures,
+        forests=figures.forest_figures(summary_rows, out),
+        summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
-        curves=_curve_images(out), sanity=_csv(out, "sanity.csv"), gallery=cards,
+        curves=figures.curve_figures(_csv(out, "curves.csv"), out), sanity=_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))
 

@@ -10,8 +10,14 @@ from benchmark.outputs import write_atomic
 
 
 def baselines(out: Path) -> Set[str]:
-    """The methods a run declared baselines (``is_baseline``: set apart, never marked best)."""
-    info = json.loads((Path(out) / "manifest.json").read_text()).get("methods", {})
+    """The methods a run declared baselines (``is_baseline``: set apart, never marked best).
+    A run folder written before the manifest recorded it asks the method registry."""
+    info = json.loads((Path(out) / "manifest.json").read_text()).get("methods")
+    if info is None:
+        import methods
+
+        names = {r["method"] for r in _load(Path(out))}
+        return {n for n in names if n in methods.REGISTRY and methods.get(n).is_baseline}
     return {name for name, m in info.items() if m.get("is_baseline")}
 
 

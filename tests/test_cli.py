@@ -155,11 +155,36 @@ def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     model_based = comp[(comp.metric == "deletion_auc") & comp.p.notna()]
     assert len(model_based) and (comp.kind == "region").any()
     assert sanity["mean"].notna().sum() > 0 and set(sanity.test) == {"random_logit"}
+    figures = sorted(p.name for p in (a / "figures").iterdir())
+    assert {"leaderboard_blip-itm-tiny.pdf", "leaderboard_blip-itm-tiny.svg",
+            "forest_deletion_auc.svg", "curve_blip-itm-tiny_deletion_auc.pdf"} <= set(figures)
+    for name in figures:  # every figure, byte for byte
+        assert (a / "figures" / name).read_bytes() == (b / "figures" / name).read_bytes(), name
+    from reports import leaderboard
+    from reports.html import _csv
+
+    (board,) = leaderboard.boards(_csv(a, "summary.csv"), _csv(a, "comparisons.csv"), {"random"})
+    html = (a / "index.html").read_text()
+    assert board.sentence in html and board.sentence.startswith("blip-itm-tiny: ")
+    gradcam = dict((m, c) for m, _, _, c in board.rows)["cross_attn_gradcam"]
+    row = summary_row(a, "blip-itm-tiny", "cross_attn_gradcam", "relevance_rank", "target")
+    assert f"{gradcam['relevance_rank'].mean:.3f}" == f"{float(row['mean']):.3f}"
+    assert f"mean {float(row['mean']):.3f} [{float(row['ci_low']):.3f}, " \
+           f"{float(row['ci_high']):.3f}]" in html  # the hover text: summary.csv's numbers
     tex = (a / "tables.tex").read_bytes()
     (a / "index.html").unlink()
     assert main(["report", str(a)]) == 0
     assert (a / "index.html").exists() and (a / "tables.tex").read_bytes() == tex
     assert main(["reproduce", str(a / "manifest.json"), "--out", str(tmp_path / "c")]) == 0
+
+
+def summary_row(out, model, method, metric, region):
+    import csv
+
+    with open(out / "summary.csv", newline="") as fh:
+        return next(r for r in csv.DictReader(fh) if (r["model"], r["method"], r["metric"],
+                                                       r["region"], r["subset"], r["question_type"])
+                    == (model, method, metric, region, "all", "all"))
 
 
 class _NaNMap(Attribution):

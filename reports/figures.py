@@ -1,0 +1,145 @@
+"""The report's figures, drawn with matplotlib and written to ``figures/`` as PDF and SVG (fonts
+embedded: TrueType in the PDF, glyphs as paths in the SVG), byte-identical for the same run."""
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from benchmark.outputs import write_atomic
+from reports.leaderboard import REFERENCE, Board, oracle_of
+
+STYLE = {"svg.hashsalt": "vqa-xai-bench", "svg.fonttype": "path", "pdf.fonttype": 42,
+         "font.size": 8, "axes.titlesize": 9}
+METADATA = {"svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None, "Creator": None,
+                                                            "Producer": None}}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, out: Path, name: str) -> str:
+    """Write ``figures/<name>.pdf`` and ``.svg`` atomically; return the SVG as a data URI."""
+    plt = _pyplot()
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    uri = ""
+    for fmt in ("pdf", "svg"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, metadata=METADATA[fmt])
+        write_atomic(out / "figures" / f"{name}.{fmt}", buf.getvalue())
+        if fmt == "svg":
+            uri = "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
+    plt.close(fig)
+    return uri
+
+
+def slug(text: str) -> str:
+    """A file-name part: letters, digits, ``-`` and ``_`` kept, anything else ``-``."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+def leaderboard_figure(board: Board, out: Path) -> str:
+    """Methods × headline metrics, colour = normalised score (random 0, oracle 1)."""
+    plt = _pyplot()
+    with plt.rc_context(STYLE):
+        methods = [r[0] for r in board.rows]
+        grid = np.array([[r[3][m].normalised if m in r[3] and r[3][m].normalised is not None
+                          else np.nan for m in board.metrics] for r in board.rows], dtype=float)
+        fig, ax = plt.subplots(figsize=(1.1 * len(board.metrics) + 2.2, 0.32 * len(methods) + 1.2))
+        ax.imshow(np.clip(grid, -0.5, 1.5), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
+        for i, j in np.ndindex(grid.shape):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(board.metrics)),
+                      [f"{m} {'↑' if board.higher_is_better[m] else '↓'}" for m in board.metrics],
+                      rotation=30, ha="right")
+        ax.set_yticks(range(len(methods)), [m + (" (baseline)" if r[1] else "")
+                                             for m, r in zip(methods, board.rows)])
+        n_real = sum(1 for r in board.rows if not r[1])
+        if 0 < n_real < len(methods):
+            ax.axhline(n_real - 0.5, color="black", linewidth=1)
+        ax.set_title(f"{board.model}: normalised score (random 0, oracle 1)")
+        fig.tight_layout()
+        return save(fig, out, f"leaderboard_{slug(board.model)}")
+
+
+def forest_figure(metric: str, rows: Sequence[dict], out: Path) -> str:
+    """Per model (one panel each), every method's mean with its 95% CI on ``metric``; the
+    target region filled, the size-matched control hollow beside it; ``random`` and the oracle
+    as reference lines."""
+    plt = _pyplot()
+    models = sorted({r["model"] for r in rows})
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(models), squeeze=False, sharey=True,
+                                 figsize=(3.0 * len(models) + 1.4, 0.28 * len(
+                                     {r["method"] for r in rows}) + 1.3))
+        methods = sorted({r["method"] for r in rows})
+        for ax, model in zip(axes[0], models):
+            mine = {(r["method"], r["region"]): r for r in rows if r["model"] == model}
+            for y, method in enumerate(methods):
+                for region, dy, face in (("target", -0.12, "C0"), ("", -0.12, "C0"),
+                                         ("control", 0.16, "none")):
+                    r = mine.get((method, region))
+                    if r is None or not np.isfinite(float(r["mean"] or "nan")):
+                        continue
+                    m, lo, hi = float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
+                    ax.errorbar(m, y + dy, xerr=[[m - lo], [hi - m]], fmt="o", markersize=3.5,
+                                color="C0", markerfacecolor=face, capsize=2, linewidth=1)
+            for ref, style in ((REFERENCE, ":"), (oracle_of(metric), "--")):
+                r = mine.get((ref, "target")) or mine.get((ref, ""))
+                if r is not None and np.isfinite(float(r["mean"] or "nan")):
+                    ax.axvline(float(r["mean"]), color="grey", linestyle=style, linewidth=1)
+            ax.set_title(model)
+            ax.set_yticks(range(len(methods)), methods)
+            ax.invert_yaxis()
+            ax.grid(axis="x", linewidth=0.3)
+        axes[0][0].set_xlabel(metric)
+        fig.suptitle(f"{metric}: mean and 95% CI (filled: target; hollow: size-matched control; "
+                     f"dotted: {REFERENCE}, dashed: {oracle_of(metric)})", fontsize=8)
+        fig.tight_layout()
+        return save(fig, out, f"forest_{slug(metric)}")
+
+
+def forest_figures(summary: Sequence[dict], out: Path) -> List[Dict[str, str]]:
+    """One forest plot per metric of the run (all questions; target and control regions)."""
+    rows = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
+            and r["region"] in ("target", "", "control")]
+    return [{"metric": m, "src": forest_figure(m, [r for r in rows if r["metric"] == m], out)}
+            for m in sorted({r["metric"] for r in rows})]
+
+
+def curve_figures(curves: Sequence[dict], out: Path) -> List[Dict[str, str]]:
+    """One figure per (model, metric) of ``curves.csv``: the mean curve of every method."""
+    plt = _pyplot()
+    groups: Dict[tuple, Dict[str, list]] = {}
+    for r in curves:
+        groups.setdefault((r["model"], r["metric"]), {}).setdefault(r["method"], []).append(
+            (float(r["x"]), float(r["value"])))
+    images = []
+    with plt.rc_context(STYLE):
+        for (model, metric), by_method in sorted(groups.items()):
+            fig, ax = plt.subplots(figsize=(4.2, 3.0))
+            for method, pts in sorted(by_method.items()):
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", markersize=2, label=method)
+            removed = "deletion" in metric or "drop" in metric
+            ax.set_xlabel("fraction of patches" + (" removed" if removed else " kept/inserted"))
+            if metric == "vqa_keep_auc":  # its grid and AUC are in log k
+                ax.set_xscale("log")
+            ax.set_ylabel("match probability" if metric in ("deletion_auc", "insertion_auc")
+                          else "VQA accuracy")
+            ax.set_title(f"{model}: {metric}")
+            ax.legend(fontsize=6)
+            fig.tight_layout()
+            images.append({"title": f"{model} — {metric}",
+                           "src": save(fig, out, f"curve_{slug(model)}_{slug(metric)}")})
+    return images

@@ -1,0 +1,146 @@
+"""The report's first screen: per model, the methods × headline metrics, each score normalised so
+that ``random`` is 0 and the oracle 1, methods ordered by their mean rank, and one computed
+sentence saying which method leads and whether it leads significantly.
+
+Normalisation: :math:`s = (m - m_{random}) / (m_{oracle} - m_{random})` on the metric's mean over
+the questions (all questions, target region). The oracle is ``oracle`` (the ground-truth mask)
+for grounding and faithfulness metrics and ``counterfactual_oracle`` (the model's own
+per-object effects) for the counterfactual metrics. The formula holds for either direction: a
+method as good as the oracle scores 1 and one no better than random 0, whichever way the metric
+runs. Where either reference is missing or the two are equal the cell has no normalised score.
+
+Ranks are taken per metric among the methods that are not baselines (1 = best by the metric's
+direction, ties share the mean rank), and averaged over the metrics a method has a value for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set
+
+import numpy as np
+from scipy.stats import rankdata
+
+#: the metrics of the first screen, in column order (those the run computed)
+HEADLINE = ("pointing_game_above_chance", "relevance_rank", "deletion_auc", "insertion_auc",
+            "vqa_keep_auc", "object_faithfulness", "counterfactual_pointing")
+REFERENCE = "random"
+#: the oracle of each metric that is not scored against the ground-truth mask
+ORACLES = {"object_faithfulness": "counterfactual_oracle",
+           "counterfactual_pointing": "counterfactual_oracle"}
+ALPHA = 0.05
+
+
+@dataclass
+class Cell:
+    """One method's score on one metric: the raw mean with its CI and the normalised score."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int
+    normalised: Optional[float] = None
+    rank: Optional[float] = None
+
+
+@dataclass
+class Board:
+    """One model's leaderboard: ``rows`` are ``(method, is_baseline, mean rank, {metric: Cell})``
+    in display order (real methods by mean rank, then the baselines)."""
+
+    model: str
+    metrics: List[str]
+    higher_is_better: Dict[str, bool]
+    rows: List[tuple] = field(default_factory=list)
+    sentence: str = ""
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def oracle_of(metric: str) -> str:
+    """The method that scores 1 on ``metric`` after normalisation."""
+    return ORACLES.get(metric, "oracle")
+
+
+def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[str]) -> List[Board]:
+    """The leaderboard of every model in ``summary.csv`` rows (with ``comparisons.csv`` rows for
+    the significance sentence)."""
+    main = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
+            and r["region"] in ("target", "") and np.isfinite(_float(r["mean"]))]
+    out = []
+    for model in sorted({r["model"] for r in main}):
+        rows = [r for r in main if r["model"] == model]
+        metrics = [m for m in HEADLINE if any(r["metric"] == m for r in rows)]
+        if not metrics:
+            continue
+        hib = {m: next(r["higher_is_better"] for r in rows if r["metric"] == m)
+               in ("1", "True", "true") for m in metrics}
+        cells: Dict[str, Dict[str, Cell]] = {}
+        for r in rows:
+            if r["metric"] in metrics:
+                cells.setdefault(r["method"], {})[r["metric"]] = Cell(
+                    _float(r["mean"]), _float(r["ci_low"]), _float(r["ci_high"]), int(r["n"]))
+        for m in metrics:
+            ref = cells.get(REFERENCE, {}).get(m)
+            top = cells.get(oracle_of(m), {}).get(m)
+            if ref is not None and top is not None and top.mean != ref.mean:
+                for by_metric in cells.values():
+                    if m in by_metric:
+                        c = by_metric[m]
+                        c.normalised = (c.mean - ref.mean) / (top.mean - ref.mean) + 0.0
+            real = [meth for meth in cells if meth not in baselines and m in cells[meth]]
+            signed = [cells[meth][m].mean * (-1 if hib[m] else 1) for meth in real]
+            for meth, rank in zip(real, rankdata(signed) if real else []):
+                cells[meth][m].rank = float(rank)
+        mean_rank = {meth: float(np.mean([c.rank for c in by.values() if c.rank is not None]))
+                     for meth, by in cells.items() if meth not in baselines
+                     and any(c.rank is not None for c in by.values())}
+        order = sorted(mean_rank, key=lambda meth: (mean_rank[meth], meth))
+        board = Board(model, metrics, hib)
+        board.rows = [(meth, False, mean_rank[meth], cells[meth]) for meth in order]
+        board.rows += [(meth, True, None, cells[meth]) for meth in sorted(cells)
+                       if meth in baselines]
+        board.sentence = sentence(model, order, mean_rank, metrics, hib, comparisons)
+        out.append(board)
+    return out
+
+
+def _ahead(comparisons: Sequence[dict], model: str, metric: str, first: str, second: str,
+           higher_is_better: bool) -> Optional[str]:
+    """``first`` or ``second`` when that one is significantly better on ``metric`` (Holm-corrected
+    paired test), ``None`` when neither is, or when the test is missing."""
+    for r in comparisons:
+        if r["kind"] != "method" or r["fixed"] != model or r["metric"] != metric \
+                or r["region"] not in ("target", "") or {r["a"], r["b"]} != {first, second}:
+            continue
+        p, diff = _float(r["p_holm"]), _float(r["mean_diff"])
+        if not (p < ALPHA) or diff == 0:
+            return None
+        a_better = (diff > 0) == higher_is_better
+        return r["a"] if a_better else r["b"]
+    return None
+
+
+def sentence(model: str, order: List[str], mean_rank: Dict[str, float], metrics: List[str],
+             higher_is_better: Dict[str, bool], comparisons: Sequence[dict]) -> str:
+    """One sentence, computed: the top method by mean rank and whether it is significantly ahead
+    of the second on each headline metric."""
+    if not order:
+        return f"{model}: no method other than the baselines was scored."
+    top = order[0]
+    head = f"{model}: {top} ranks first (mean rank {mean_rank[top]:.2f} over {len(metrics)} metrics)"
+    if len(order) == 1:
+        return head + "; it is the only method scored."
+    second = order[1]
+    verdicts = {m: _ahead(comparisons, model, m, top, second, higher_is_better[m]) for m in metrics}
+    ahead = [m for m, v in verdicts.items() if v == top]
+    behind = [m for m, v in verdicts.items() if v == second]
+    text = (f"{head}; it is significantly ahead of {second} (mean rank {mean_rank[second]:.2f}) "
+            f"on {len(ahead)} of {len(metrics)}" + (f" ({', '.join(ahead)})" if ahead else ""))
+    if behind:
+        text += f", and significantly behind it on {', '.join(behind)}"
+    return text + f" (paired Wilcoxon signed-rank, Holm-corrected, p < {ALPHA})."

@@ -1,0 +1,75 @@
+"""The report's first screen: normalised scores, ranks by each metric's direction, baselines
+set apart, and the computed sentence about significance."""
+import pytest
+
+from reports.leaderboard import boards
+
+BASELINES = {"random", "oracle", "counterfactual_oracle", "center"}
+
+
+def _row(method, metric, mean, higher=True, region="target", model="m", lo=None, hi=None):
+    return {"model": model, "method": method, "metric": metric, "region": region, "subset": "all",
+            "question_type": "all", "n": "10", "n_excluded": "0", "mean": str(mean),
+            "ci_low": str(mean - 0.1 if lo is None else lo), "ci_high": str(mean + 0.1 if hi is None else hi),
+            "higher_is_better": "True" if higher else "False"}
+
+
+def _cmp(a, b, metric, diff, p, model="m", region="target"):
+    return {"kind": "method", "metric": metric, "region": region, "fixed": model, "a": a, "b": b,
+            "n": "10", "mean_diff": str(diff), "ci_low": "", "ci_high": "", "p": str(p),
+            "p_holm": str(p)}
+
+
+SUMMARY = [
+    # higher is better: random 0.2, oracle 1.0
+    _row("random", "relevance_rank", 0.2), _row("oracle", "relevance_rank", 1.0),
+    _row("gradcam", "relevance_rank", 0.6), _row("rollout", "relevance_rank", 0.4),
+    # lower is better: random 0.8, oracle 0.2 — a method at 0.5 is halfway
+    _row("random", "deletion_auc", 0.8, False, ""), _row("oracle", "deletion_auc", 0.2, False, ""),
+    _row("gradcam", "deletion_auc", 0.5, False, ""), _row("rollout", "deletion_auc", 0.3, False, ""),
+    # a counterfactual metric: normalised against the counterfactual oracle, not the mask oracle
+    _row("random", "object_faithfulness", 0.0, region=""),
+    _row("oracle", "object_faithfulness", 0.1, region=""),
+    _row("counterfactual_oracle", "object_faithfulness", 0.8, region=""),
+    _row("gradcam", "object_faithfulness", 0.4, region=""),
+    _row("rollout", "object_faithfulness", 0.2, region=""),
+    # rows outside the first screen's view are ignored
+    _row("rollout", "relevance_rank", 0.99, region="control"),
+]
+
+
+def test_scores_are_normalised_between_random_and_the_metrics_own_oracle():
+    (board,) = boards(SUMMARY, [], BASELINES)
+    cells = {m: c for m, _, _, c in board.rows}
+    assert cells["gradcam"]["relevance_rank"].normalised == pytest.approx(0.5)
+    assert cells["gradcam"]["deletion_auc"].normalised == pytest.approx(0.5)  # lower is better
+    assert cells["rollout"]["deletion_auc"].normalised == pytest.approx(5 / 6)
+    assert cells["gradcam"]["object_faithfulness"].normalised == pytest.approx(0.5)
+    assert cells["random"]["deletion_auc"].normalised == 0.0
+    assert cells["oracle"]["relevance_rank"].normalised == 1.0
+    # the raw numbers are summary.csv's
+    assert cells["rollout"]["relevance_rank"].mean == 0.4
+    assert cells["rollout"]["relevance_rank"].ci_low == pytest.approx(0.3)
+
+
+def test_methods_are_ranked_by_each_metrics_direction_and_baselines_are_set_apart():
+    (board,) = boards(SUMMARY, [], BASELINES)
+    order = [m for m, *_ in board.rows]
+    # gradcam: ranks 1 (rank), 2 (deletion: 0.5 is worse than 0.3), 1 (faithfulness) → 1.33
+    assert order[:2] == ["gradcam", "rollout"]
+    assert board.rows[0][2] == pytest.approx(4 / 3) and board.rows[1][2] == pytest.approx(5 / 3)
+    assert [m for m, base, *_ in board.rows if base] == ["counterfactual_oracle", "oracle", "random"]
+    assert all(rank is None for _, base, rank, _ in board.rows if base)  # never ranked
+
+
+def test_the_sentence_counts_only_significant_leads_in_the_right_direction():
+    comps = [_cmp("gradcam", "rollout", "relevance_rank", 0.2, 0.01),  # gradcam ahead
+             _cmp("gradcam", "rollout", "deletion_auc", 0.2, 0.001),  # higher AUC: rollout ahead
+             _cmp("gradcam", "rollout", "object_faithfulness", 0.2, 0.2)]  # not significant
+    (board,) = boards(SUMMARY, comps, BASELINES)
+    assert board.sentence == (
+        "m: gradcam ranks first (mean rank 1.33 over 3 metrics); it is significantly ahead of "
+        "rollout (mean rank 1.67) on 1 of 3 (relevance_rank), and significantly behind it on "
+        "deletion_auc (paired Wilcoxon signed-rank, Holm-corrected, p < 0.05).")
+    (board,) = boards(SUMMARY, [], BASELINES)
+    assert "on 0 of 3 (paired" in board.sentence  # no test, no claim
