@@ -15,7 +15,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
-from reports.images import overlay, png_data_uri
+from reports.matrices import method_matrices
+from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -54,9 +55,9 @@ def _cards(out: Path) -> List[dict]:
     cards = []
     for i, c in enumerate(index):
         image, target = data[f"{i}/image"], data[f"{i}/target"]
-        cards.append({**c, "image": png_data_uri(overlay(image, None, target)),
+        cards.append({**c, "image": thumbnail_uri(overlay(image, None, target)),
                       "maps": [{"method": m,
-                                "src": png_data_uri(overlay(image, data[f"{i}/map/{m}"], target))}
+                                "src": thumbnail_uri(overlay(image, data[f"{i}/map/{m}"], target))}
                                for m in c["methods"]]})
     return cards
 
@@ -161,12 +162,13 @@ def render(out: Path) -> str:
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}),
-        boards=boards, board_figures=board_figures,
+        boards=boards, board_figures=board_figures, matrices=method_matrices(all_comparisons),
         forests=figures.forest_figures(summary_rows, out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
         curves=figures.curve_figures(_csv(out, "curves.csv"), out), sanity=_csv(out, "sanity.csv"), gallery=cards,
-        filters=filters, fmt=_fmt, card_width=(len(filters["method"]) + 1) * (2 * image_side + 8) + 24,
+        filters=filters, fmt=_fmt, thumb=display_side(image_side),
+        card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))
 
 

@@ -1,4 +1,5 @@
-"""Small PNG helpers for the report: heatmap overlays with the ground-truth outline, inlined."""
+"""Gallery images for the report: heatmap overlays with the ground-truth outline, inlined as
+thumbnails."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,8 @@ from scipy import ndimage
 
 from metrics._common import to_image_size
 
-SCALE = 2  # display size multiplier (nearest neighbour keeps pixels crisp)
+SCALE = 2  # display size multiplier for small images (the browser enlarges them, pixelated)
+THUMB = 192  # the longest side, in pixels, of a gallery image as stored and as shown
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -36,11 +38,20 @@ def overlay(image: np.ndarray, heatmap: np.ndarray | None, mask: np.ndarray | No
     return out
 
 
-def png_data_uri(rgb: np.ndarray, scale: int = SCALE) -> str:
-    """``data:image/png;base64,...`` of an RGB uint8 array, enlarged ``scale``× (deterministic)."""
+def thumbnail_uri(rgb: np.ndarray, max_side: int = THUMB) -> str:
+    """``data:image/jpeg;base64,...`` of an RGB uint8 array, shrunk (Lanczos) to at most
+    ``max_side`` pixels on its longest side, never enlarged; JPEG at quality 90 (a textured
+    scene is 3× smaller than as PNG; deterministic)."""
     img = Image.fromarray(rgb)
-    if scale != 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    if max(img.size) > max_side:
+        ratio = max_side / max(img.size)
+        img = img.resize((max(1, round(img.width * ratio)), max(1, round(img.height * ratio))),
+                         Image.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    img.save(buf, format="JPEG", quality=90, optimize=True)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def display_side(image_side: int) -> int:
+    """How wide a gallery image is shown: small images enlarged ``SCALE``×, at most ``THUMB``."""
+    return min(SCALE * image_side, THUMB)

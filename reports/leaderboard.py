@@ -54,7 +54,8 @@ class Board:
     sentence: str = ""
 
 
-def _float(v) -> float:
+def as_float(v) -> float:
+    """A CSV cell as a float (NaN when empty or not a number)."""
     try:
         return float(v)
     except (TypeError, ValueError):
@@ -70,7 +71,7 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
     """The leaderboard of every model in ``summary.csv`` rows (with ``comparisons.csv`` rows for
     the significance sentence)."""
     main = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
-            and r["region"] in ("target", "") and np.isfinite(_float(r["mean"]))]
+            and r["region"] in ("target", "") and np.isfinite(as_float(r["mean"]))]
     out = []
     for model in sorted({r["model"] for r in main}):
         rows = [r for r in main if r["model"] == model]
@@ -83,7 +84,7 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
         for r in rows:
             if r["metric"] in metrics:
                 cells.setdefault(r["method"], {})[r["metric"]] = Cell(
-                    _float(r["mean"]), _float(r["ci_low"]), _float(r["ci_high"]), int(r["n"]))
+                    as_float(r["mean"]), as_float(r["ci_low"]), as_float(r["ci_high"]), int(r["n"]))
         for m in metrics:
             ref = cells.get(REFERENCE, {}).get(m)
             top = cells.get(oracle_of(m), {}).get(m)
@@ -117,7 +118,7 @@ def _ahead(comparisons: Sequence[dict], model: str, metric: str, first: str, sec
         if r["kind"] != "method" or r["fixed"] != model or r["metric"] != metric \
                 or r["region"] not in ("target", "") or {r["a"], r["b"]} != {first, second}:
             continue
-        p, diff = _float(r["p_holm"]), _float(r["mean_diff"])
+        p, diff = as_float(r["p_holm"]), as_float(r["mean_diff"])
         if not (p < ALPHA) or diff == 0:
             return None
         a_better = (diff > 0) == higher_is_better

@@ -73,3 +73,20 @@ def test_the_sentence_counts_only_significant_leads_in_the_right_direction():
         "deletion_auc (paired Wilcoxon signed-rank, Holm-corrected, p < 0.05).")
     (board,) = boards(SUMMARY, [], BASELINES)
     assert "on 0 of 3 (paired" in board.sentence  # no test, no claim
+
+
+def test_method_matrix_is_antisymmetric_and_marks_only_holm_significant_pairs():
+    from reports.matrices import method_matrices
+
+    comps = [_cmp("gradcam", "rollout", "relevance_rank", 0.2, 0.01),
+             _cmp("gradcam", "random", "relevance_rank", 0.4, 0.2),
+             {**_cmp("rollout", "random", "relevance_rank", 0.1, 0.5), "n": "0"},  # no questions
+             _cmp("gradcam", "rollout", "relevance_rank", 0.3, 0.01, region="control")]
+    (t,) = method_matrices(comps)
+    assert t["methods"] == ["gradcam", "random", "rollout"]
+    cell = {(a, b): c for a, row in zip(t["methods"], t["cells"])
+            for b, c in zip(t["methods"], row)}
+    assert cell[("gradcam", "rollout")]["diff"] == 0.2 and cell[("rollout", "gradcam")]["diff"] == -0.2
+    assert cell[("gradcam", "rollout")]["significant"]
+    assert not cell[("gradcam", "random")]["significant"]
+    assert cell[("rollout", "random")] is None and cell[("gradcam", "gradcam")] is None
