@@ -1,4 +1,5 @@
-"""index.html opened in headless Chromium: no console errors, every image loads, not blank."""
+"""index.html opened in headless Chromium: no console errors, every image loads, nothing wider
+than a 1280 px window, not blank."""
 import re
 import shutil
 import subprocess
@@ -24,7 +25,8 @@ def test_report_in_headless_chromium(tmp_path):
     url = (out / "index.html").resolve().as_uri()
     profile = tmp_path / "profile"
     dom = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr",
-                          "--v=0", "--dump-dom", url], capture_output=True, text=True, timeout=120)
+                          "--v=0", "--window-size=1280,1600", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [l for l in dom.stderr.splitlines() if "CONSOLE" in l]
     assert not [l for l in console if "Uncaught" in l or "error" in l.lower()], console
@@ -32,6 +34,9 @@ def test_report_in_headless_chromium(tmp_path):
     assert m, "the page's load check did not run"
     loaded, total = map(int, m.groups())
     assert total > 0 and loaded == total
+    overflow = re.search(r'data-overflow-px="(\d+)"', dom.stdout)
+    assert overflow and overflow.group(1) == "0", "the page is wider than a 1280 px window"
+    assert "Which method is best on each model" in dom.stdout
     shot = out / "screenshot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
                     f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
