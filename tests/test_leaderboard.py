@@ -90,3 +90,35 @@ def test_method_matrix_is_antisymmetric_and_marks_only_holm_significant_pairs():
     assert cell[("gradcam", "rollout")]["significant"]
     assert not cell[("gradcam", "random")]["significant"]
     assert cell[("rollout", "random")] is None and cell[("gradcam", "gradcam")] is None
+
+
+def _run_folder(tmp_path, summary, comparisons):
+    import csv
+    import json
+
+    from benchmark.outputs import COMPARISON_COLUMNS, SUMMARY_COLUMNS
+
+    for name, rows, cols in (("summary.csv", summary, SUMMARY_COLUMNS),
+                             ("comparisons.csv", comparisons, COMPARISON_COLUMNS)):
+        with open(tmp_path / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, cols)
+            w.writeheader()
+            w.writerows(rows)
+    methods = {m: {"is_baseline": m in BASELINES} for m in {r["method"] for r in summary}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"seed": 7, "methods": methods}))
+    return tmp_path
+
+
+def test_paper_tables_bold_by_direction_dagger_unsure_leads_and_never_a_baseline(tmp_path):
+    from reports.latex import table_files
+
+    out = _run_folder(tmp_path, SUMMARY, [_cmp("gradcam", "rollout", "relevance_rank", 0.2, 0.01)])
+    main = table_files(out)["main_m"]
+    rows = {line.split(" & ")[0]: line for line in main.splitlines() if " & " in line}
+    # relevance_rank: gradcam leads significantly; deletion (lower is better): rollout leads,
+    # untested, so with a dagger; the oracle's better scores are never bold
+    assert rows["gradcam"].split(" & ")[1] == "\\textbf{0.600 [0.500, 0.700]}"
+    assert rows["rollout"].split(" & ")[2] == "\\textbf{0.300 [0.200, 0.400]}$^\\dagger$"
+    assert "textbf" not in rows["oracle"] and "textbf" not in rows["counterfactual\\_oracle"]
+    assert "seed 7" in main and "n = 10 per cell" in main and "Holm" in main
+    assert (out / "tables").exists() is False  # table_files only returns text
