@@ -143,3 +143,70 @@ def curve_figures(curves: Sequence[dict], out: Path) -> List[Dict[str, str]]:
             images.append({"title": f"{model} — {metric}",
                            "src": save(fig, out, f"curve_{slug(model)}_{slug(metric)}")})
     return images
+
+
+def family_figures(summary: Sequence[dict], out: Path, metrics: Sequence[str]) -> List[Dict[str, str]]:
+    """Per headline metric, one panel per model: each method's mean per question family (all
+    questions, target region) as grouped bars."""
+    plt = _pyplot()
+    rows = [r for r in summary if r["subset"] == "all" and r["question_type"] != "all"
+            and r["region"] in ("target", "") and r["metric"] in metrics
+            and np.isfinite(float(r["mean"] or "nan"))]
+    images = []
+    with plt.rc_context(STYLE):
+        for metric in [m for m in metrics if any(r["metric"] == m for r in rows)]:
+            mine = [r for r in rows if r["metric"] == metric]
+            models = sorted({r["model"] for r in mine})
+            families = sorted({r["question_type"] for r in mine})
+            methods = sorted({r["method"] for r in mine})
+            fig, axes = plt.subplots(len(models), 1, squeeze=False,
+                                     figsize=(0.9 * len(families) + 2.5, 2.2 * len(models) + 0.6))
+            width = 0.8 / len(methods)
+            for ax, model in zip(axes[:, 0], models):
+                value = {(r["method"], r["question_type"]): float(r["mean"])
+                         for r in mine if r["model"] == model}
+                for k, method in enumerate(methods):
+                    ax.bar([i + k * width for i in range(len(families))],
+                           [value.get((method, f), np.nan) for f in families], width,
+                           label=method)
+                ax.set_xticks([i + 0.4 - width / 2 for i in range(len(families))], families,
+                              rotation=20, ha="right")
+                ax.set_title(f"{model}: {metric} per question family")
+                ax.axhline(0, color="black", linewidth=0.5)
+            axes[0, 0].legend(fontsize=6, ncol=min(4, len(methods)))
+            fig.tight_layout()
+            images.append({"title": f"{metric} per family",
+                           "src": save(fig, out, f"families_{slug(metric)}")})
+    return images
+
+
+def sanity_figures(sanity: Sequence[dict], out: Path) -> List[Dict[str, str]]:
+    """Per model: the cascading randomisation test's mean Spearman ρ (with its CI band) at each
+    stage, one line per method, from the unrandomised rerun (stage −1) to the input side."""
+    plt = _pyplot()
+    rows = [r for r in sanity if r["test"] == "sanity_mprt" and r["statistic"] == "spearman"
+            and np.isfinite(float(r["mean"] or "nan"))]
+    images = []
+    with plt.rc_context(STYLE):
+        for model in sorted({r["model"] for r in rows}):
+            mine = [r for r in rows if r["model"] == model]
+            fig, ax = plt.subplots(figsize=(5.5, 3.2))
+            stages: Dict[int, str] = {}
+            for method in sorted({r["method"] for r in mine}):
+                pts = sorted((int(r["index"]), float(r["mean"]), float(r["ci_low"]),
+                              float(r["ci_high"]), r["stage"]) for r in mine if r["method"] == method)
+                xs = [p[0] for p in pts]
+                ax.plot(xs, [p[1] for p in pts], marker="o", markersize=2.5, label=method)
+                ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], alpha=0.15)
+                stages.update({p[0]: p[4] for p in pts})
+            ticks = sorted(stages)
+            ax.set_xticks(ticks, [stages[t] if t >= 0 else "rerun" for t in ticks], rotation=60,
+                          ha="right", fontsize=6)
+            ax.set_ylabel("Spearman ρ with the original maps")
+            ax.axhline(0, color="black", linewidth=0.5)
+            ax.set_title(f"{model}: cascading randomisation (output side first)")
+            ax.legend(fontsize=6)
+            fig.tight_layout()
+            images.append({"title": f"{model} — sanity_mprt",
+                           "src": save(fig, out, f"sanity_{slug(model)}")})
+    return images

@@ -164,6 +164,8 @@ def render(out: Path) -> str:
         models=manifest.get("models", {}),
         boards=boards, board_figures=board_figures, matrices=method_matrices(all_comparisons),
         forests=figures.forest_figures(summary_rows, out),
+        family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
+        sanity_figures=figures.sanity_figures(_csv(out, "sanity.csv"), out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
         curves=figures.curve_figures(_csv(out, "curves.csv"), out), sanity=_csv(out, "sanity.csv"), gallery=cards,

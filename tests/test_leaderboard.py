@@ -122,3 +122,21 @@ def test_paper_tables_bold_by_direction_dagger_unsure_leads_and_never_a_baseline
     assert "textbf" not in rows["oracle"] and "textbf" not in rows["counterfactual\\_oracle"]
     assert "seed 7" in main and "n = 10 per cell" in main and "Holm" in main
     assert (out / "tables").exists() is False  # table_files only returns text
+
+
+def test_family_and_sanity_figures_are_written_as_pdf_and_svg(tmp_path):
+    from reports.figures import family_figures, sanity_figures
+
+    fam = [{**_row(m, "relevance_rank", v), "question_type": f}
+           for m, v in (("gradcam", 0.6), ("random", 0.2)) for f in ("count", "exist")]
+    assert len(family_figures(fam, tmp_path, ["relevance_rank"])) == 1
+    sanity = [{"model": "m", "method": "gradcam", "test": "sanity_mprt", "index": str(i),
+               "stage": s, "statistic": "spearman", "n": "4", "mean": str(v),
+               "ci_low": str(v - 0.1), "ci_high": str(v + 0.1)}
+              for i, s, v in ((-1, "rerun", 1.0), (0, "heads", 0.8), (1, "text_layer_1", 0.2))]
+    (fig,) = sanity_figures(sanity, tmp_path)
+    assert fig["src"].startswith("data:image/png;base64,")
+    names = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert names == ["families_relevance_rank.pdf", "families_relevance_rank.svg",
+                     "sanity_m.pdf", "sanity_m.svg"]
+    assert b"CreationDate" not in (tmp_path / "figures" / "sanity_m.pdf").read_bytes()
