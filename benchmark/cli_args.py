@@ -125,7 +125,6 @@ def train_parser() -> argparse.ArgumentParser:
     return p
 
 
-
 def evaluate_parser() -> argparse.ArgumentParser:
     from benchmark.heldout import SOURCES
     from benchmark.models import embedded

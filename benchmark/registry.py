@@ -53,6 +53,21 @@ class Registry:
 
         return _add(obj) if obj is not None else _add
 
+    def instance_decorator(self, name: str, check: Optional[Callable[[Any], None]] = None):
+        """Class decorator: register one instance of the class (or the object itself, if it is
+        not a class) under ``name``, with its ``name`` attribute set; ``check(target)`` may
+        raise first."""
+
+        def deco(target):
+            if check is not None:
+                check(target)
+            obj = target() if isinstance(target, type) else target
+            obj.name = name
+            self.register(name, obj)
+            return target
+
+        return deco
+
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
             return

@@ -19,14 +19,7 @@ REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods", package
 
 def register(name: str):
     """Class decorator: register an :class:`Attribution` subclass (an instance is stored)."""
-
-    def deco(cls):
-        obj = cls() if isinstance(cls, type) else cls
-        obj.name = name
-        REGISTRY.register(name, obj)
-        return cls
-
-    return deco
+    return REGISTRY.instance_decorator(name)
 
 
 get = REGISTRY.get

@@ -15,18 +15,15 @@ REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics", package
 
 def register(name: str):
     """Class decorator: register an instance of a :class:`metrics.base.Metric` subclass."""
+    return REGISTRY.instance_decorator(name, check=_check_metric_class)
+
+
+def _check_metric_class(cls) -> None:
     from metrics.base import Metric
 
-    def deco(cls):
-        if not (isinstance(cls, type) and issubclass(cls, Metric)):
-            raise TypeError(f"metric {name!r}: register a subclass of one of metrics.base's "
-                            f"kinds (LocalisationMetric, ModelMetric …), not {cls!r}")
-        metric = cls()
-        metric.name = name
-        REGISTRY.register(name, metric)
-        return cls
-
-    return deco
+    if not (isinstance(cls, type) and issubclass(cls, Metric)):
+        raise TypeError(f"metric registration: register a subclass of one of metrics.base's "
+                        f"kinds (LocalisationMetric, ModelMetric …), not {cls!r}")
 
 
 get = REGISTRY.get

@@ -42,6 +42,14 @@ def save(fig, out: Path, name: str) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def _finish(fig, ax, out: Path, title: str, caption: str, name: str) -> Dict[str, str]:
+    """Title and legend on ``ax``, the figure saved as ``name``: ``{"title", "src"}``."""
+    ax.set_title(title)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return {"title": caption, "src": save(fig, out, name)}
+
+
 def slug(text: str) -> str:
     """A file-name part: letters, digits, ``-`` and ``_`` kept, anything else ``-``."""
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
@@ -137,11 +145,8 @@ def curve_figures(curves: Sequence[dict], out: Path) -> List[Dict[str, str]]:
                 ax.set_xscale("log")
             ax.set_ylabel("match probability" if metric in ("deletion_auc", "insertion_auc")
                           else "VQA accuracy")
-            ax.set_title(f"{model}: {metric}")
-            ax.legend(fontsize=6)
-            fig.tight_layout()
-            images.append({"title": f"{model} — {metric}",
-                           "src": save(fig, out, f"curve_{slug(model)}_{slug(metric)}")})
+            images.append(_finish(fig, ax, out, f"{model}: {metric}", f"{model} — {metric}",
+                                  f"curve_{slug(model)}_{slug(metric)}"))
     return images
 
 
@@ -204,9 +209,6 @@ def sanity_figures(sanity: Sequence[dict], out: Path) -> List[Dict[str, str]]:
                           ha="right", fontsize=6)
             ax.set_ylabel("Spearman ρ with the original maps")
             ax.axhline(0, color="black", linewidth=0.5)
-            ax.set_title(f"{model}: cascading randomisation (output side first)")
-            ax.legend(fontsize=6)
-            fig.tight_layout()
-            images.append({"title": f"{model} — sanity_mprt",
-                           "src": save(fig, out, f"sanity_{slug(model)}")})
+            images.append(_finish(fig, ax, out, f"{model}: cascading randomisation (output side "
+                                  "first)", f"{model} — sanity_mprt", f"sanity_{slug(model)}"))
     return images

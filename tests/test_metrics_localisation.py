@@ -91,5 +91,5 @@ def test_every_metric_is_an_instance_of_one_kind_with_its_name():
 
 
 def test_a_bare_function_is_not_a_metric():
-    with pytest.raises(TypeError, match="subclass of one of metrics.base's kinds"):
+    with pytest.raises(TypeError, match="subclass of one of metrics.base.s kinds"):
         metrics.register("bare")(lambda heatmap, mask: 0.0)
