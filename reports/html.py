@@ -5,7 +5,6 @@ can be re-rendered without recomputing anything.
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Dict, List, Set
@@ -16,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
 from reports.matrices import method_matrices
+from reports.run_files import is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
 
@@ -70,18 +70,6 @@ def _fmt(v) -> str:
     return "—" if not np.isfinite(f) else f"{f:.3f}"
 
 
-def _csv(out: Path, name: str) -> List[dict]:
-    path = out / name
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _truthy(v: str) -> bool:
-    return v in ("1", "True", "true")
-
-
 def _summary(rows: List[dict], base: Set[str]) -> List[dict]:
     """Overall rows (all questions / correctly answered), best real method (not one of the
     baselines ``base``) per model and metric marked using the metric's direction."""
@@ -91,10 +79,10 @@ def _summary(rows: List[dict], base: Set[str]) -> List[dict]:
         if r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] \
                 and r["method"] not in base:
             key = (r["model"], r["metric"])
-            v = float(r["mean"]) * (1 if _truthy(r["higher_is_better"]) else -1)
+            v = float(r["mean"]) * (1 if is_true(r["higher_is_better"]) else -1)
             best[key] = max(best.get(key, -np.inf), v)
     for r in main:
-        sign = 1 if _truthy(r["higher_is_better"]) else -1
+        sign = 1 if is_true(r["higher_is_better"]) else -1
         r["best"] = (r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] != ""
                      and r["method"] not in base
                      and float(r["mean"]) * sign == best.get((r["model"], r["metric"])))
@@ -143,13 +131,13 @@ def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
     cards = _cards(out)
-    summary_rows = _csv(out, "summary.csv")
+    summary_rows = read_csv(out, "summary.csv")
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
     filters = {"family": sorted({c["family"] for c in cards}),
                "model": sorted({c["model"] for c in cards}),
                "method": sorted({m["method"] for c in cards for m in c["maps"]})}
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
-    all_comparisons = _csv(out, "comparisons.csv")
+    all_comparisons = read_csv(out, "comparisons.csv")
     base = baselines(out)
     # model vs model only where both models have the metric, and not for a baseline's maps
     comparisons = [r for r in all_comparisons if r["kind"] == "model" and r["n"] not in ("", "0")
@@ -165,10 +153,10 @@ def render(out: Path) -> str:
         boards=boards, board_figures=board_figures, matrices=method_matrices(all_comparisons),
         forests=figures.forest_figures(summary_rows, out),
         family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
-        sanity_figures=figures.sanity_figures(_csv(out, "sanity.csv"), out),
+        sanity_figures=figures.sanity_figures(read_csv(out, "sanity.csv"), out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
-        curves=figures.curve_figures(_csv(out, "curves.csv"), out), sanity=_csv(out, "sanity.csv"), gallery=cards,
+        curves=figures.curve_figures(read_csv(out, "curves.csv"), out), sanity=read_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))

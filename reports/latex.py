@@ -2,13 +2,13 @@
 a dagger where the lead is not significant), with captions generated from the run."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Dict, List, Set
 
 from benchmark.outputs import write_atomic
-from reports.leaderboard import ALPHA, HEADLINE, as_float
+from reports.leaderboard import HEADLINE, significantly_better
+from reports.run_files import as_float, is_true, read_csv
 
 
 def baselines(out: Path) -> Set[str]:
@@ -28,22 +28,8 @@ def _esc(text: str) -> str:
 
 
 def _load(out: Path) -> List[dict]:
-    with open(out / "summary.csv", newline="") as fh:
-        return [r for r in csv.DictReader(fh)
-                if r["subset"] == "all" and r["question_type"] == "all" and r["region"] in ("target", "")]
-
-
-def _is_higher(r: dict) -> bool:
-    return r["higher_is_better"] in ("1", "True", "true")
-
-
-def _lead_is_significant(comparisons: List[dict], model: str, metric: str, best: str,
-                         second: str) -> bool:
-    for r in comparisons:
-        if r["kind"] == "method" and r["fixed"] == model and r["metric"] == metric \
-                and r["region"] in ("target", "") and {r["a"], r["b"]} == {best, second}:
-            return as_float(r["p_holm"]) < ALPHA
-    return False
+    return [r for r in read_csv(out, "summary.csv")
+            if r["subset"] == "all" and r["question_type"] == "all" and r["region"] in ("target", "")]
 
 
 def _table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
@@ -58,11 +44,13 @@ def _table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
         cands = [cell[(meth, m)] for meth in methods
                  if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]]
         if cands:
-            ranked = sorted(cands, key=lambda r: float(r["mean"]), reverse=_is_higher(cands[0]))
-            sure = len(ranked) > 1 and _lead_is_significant(comparisons, model, m,
-                                                            ranked[0]["method"], ranked[1]["method"])
+            higher = is_true(cands[0]["higher_is_better"])
+            ranked = sorted(cands, key=lambda r: float(r["mean"]), reverse=higher)
+            sure = len(ranked) > 1 and significantly_better(
+                comparisons, model, m, ranked[0]["method"], ranked[1]["method"],
+                higher) == ranked[0]["method"]
             marks[m] = (ranked[0]["method"], sure or len(ranked) == 1)
-    arrows = {m: "$\\uparrow$" if _is_higher(next(r for r in rows if r["metric"] == m))
+    arrows = {m: "$\\uparrow$" if is_true(next(r["higher_is_better"] for r in rows if r["metric"] == m))
               else "$\\downarrow$" for m in metrics}
     lines = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
              f"\\label{{{label}}}", "\\begin{tabular}{l" + "c" * len(metrics) + "}", "\\toprule",
@@ -101,11 +89,10 @@ def table_files(out: Path) -> Dict[str, str]:
     """name → LaTeX text of every table: ``main_<model>`` (method × headline metric),
     ``all_<model>`` (every metric, appendix) and ``grounding`` (target − size-matched control)."""
     from reports.figures import slug
-    from reports.html import _csv
 
     rows = _load(out)
     base = baselines(out)
-    comparisons = _csv(out, "comparisons.csv")
+    comparisons = read_csv(out, "comparisons.csv")
     seed = json.loads((Path(out) / "manifest.json").read_text()).get("seed")
     files: Dict[str, str] = {}
     for model in sorted({r["model"] for r in rows}):

@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence, Set
 import numpy as np
 from scipy.stats import rankdata
 
+from reports.run_files import as_float, is_true
+
 #: the metrics of the first screen, in column order (those the run computed)
 HEADLINE = ("pointing_game_above_chance", "relevance_rank", "deletion_auc", "insertion_auc",
             "vqa_keep_auc", "object_faithfulness", "counterfactual_pointing")
@@ -54,14 +56,6 @@ class Board:
     sentence: str = ""
 
 
-def as_float(v) -> float:
-    """A CSV cell as a float (NaN when empty or not a number)."""
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
 def oracle_of(metric: str) -> str:
     """The method that scores 1 on ``metric`` after normalisation."""
     return ORACLES.get(metric, "oracle")
@@ -78,8 +72,8 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
         metrics = [m for m in HEADLINE if any(r["metric"] == m for r in rows)]
         if not metrics:
             continue
-        hib = {m: next(r["higher_is_better"] for r in rows if r["metric"] == m)
-               in ("1", "True", "true") for m in metrics}
+        hib = {m: is_true(next(r["higher_is_better"] for r in rows if r["metric"] == m))
+               for m in metrics}
         cells: Dict[str, Dict[str, Cell]] = {}
         for r in rows:
             if r["metric"] in metrics:
@@ -110,7 +104,7 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
     return out
 
 
-def _ahead(comparisons: Sequence[dict], model: str, metric: str, first: str, second: str,
+def significantly_better(comparisons: Sequence[dict], model: str, metric: str, first: str, second: str,
            higher_is_better: bool) -> Optional[str]:
     """``first`` or ``second`` when that one is significantly better on ``metric`` (Holm-corrected
     paired test), ``None`` when neither is, or when the test is missing."""
@@ -137,7 +131,7 @@ def sentence(model: str, order: List[str], mean_rank: Dict[str, float], metrics:
     if len(order) == 1:
         return head + "; it is the only method scored."
     second = order[1]
-    verdicts = {m: _ahead(comparisons, model, m, top, second, higher_is_better[m]) for m in metrics}
+    verdicts = {m: significantly_better(comparisons, model, m, top, second, higher_is_better[m]) for m in metrics}
     ahead = [m for m, v in verdicts.items() if v == top]
     behind = [m for m, v in verdicts.items() if v == second]
     text = (f"{head}; it is significantly ahead of {second} (mean rank {mean_rank[second]:.2f}) "

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-from reports.leaderboard import ALPHA, HEADLINE, as_float
+from reports.leaderboard import ALPHA, HEADLINE
+from reports.run_files import as_float
 
 
 def method_matrices(comparisons: Sequence[dict],

@@ -161,9 +161,9 @@ def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     for name in figures:  # every figure, byte for byte
         assert (a / "figures" / name).read_bytes() == (b / "figures" / name).read_bytes(), name
     from reports import leaderboard
-    from reports.html import _csv
+    from reports.run_files import read_csv
 
-    (board,) = leaderboard.boards(_csv(a, "summary.csv"), _csv(a, "comparisons.csv"), {"random"})
+    (board,) = leaderboard.boards(read_csv(a, "summary.csv"), read_csv(a, "comparisons.csv"), {"random"})
     html = (a / "index.html").read_text()
     assert board.sentence in html and board.sentence.startswith("blip-itm-tiny: ")
     gradcam = dict((m, c) for m, _, _, c in board.rows)["cross_attn_gradcam"]
