@@ -13,21 +13,32 @@ from benchmark.outputs import write_atomic
 class UnitCache:
     """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
 
-    def __init__(self, out: Optional[Path], digest: str) -> None:
+    def __init__(self, out: Optional[Path], digest: str, device: str = "cpu") -> None:
         self.root = None if out is None else Path(out) / "cache"
         if self.root is None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        stamp = self.root / "config-digest"
-        if stamp.exists() and stamp.read_text() != digest:
-            raise InputError(f"{self.root} holds results of a different configuration; "
-                             "use another --out folder or delete it")
+        self._stamp("config-digest", digest, "results of a different configuration; use another "
+                    "--out folder or delete it")
+        # CPU and GPU kernels differ in the last bits: one run folder holds one device's units,
+        # so that its CSVs are those of a single device
+        self._stamp("device", device.split(":")[0], "units computed on another device ({held}); "
+                    "rerun with --device {held} or use another --out folder")
+
+    def _stamp(self, name: str, value: str, conflict: str) -> None:
+        stamp = self.root / name
+        if stamp.exists() and stamp.read_text() != value:
+            raise InputError(f"{self.root} holds " + conflict.format(held=stamp.read_text()))
         if not stamp.exists():
-            write_atomic(stamp, digest)
+            write_atomic(stamp, value)
 
     def _path(self, *parts: str) -> Path:
         # a model spec may hold a path (``hf-blip-itm:/models/blip``): one file name per part
         return self.root.joinpath(*(quote(p, safe="@") for p in parts)).with_suffix(".json")
+
+    def has(self, *parts: str) -> bool:
+        """Whether the unit is cached (without reading it)."""
+        return self.root is not None and self._path(*parts).exists()
 
     def get(self, *parts: str):
         if self.root is None:

@@ -93,11 +93,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     if stray:
         raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
     datasets.get(cfg.dataset)
-    if cfg.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda requested but torch sees no CUDA device; use --device cpu")
+    cfg.device = resolve_device(args.device)
     from benchmark import models
 
     reasons = [models.missing(m, **runner._model_options(m, cfg)) for m in cfg.models]
@@ -114,6 +110,18 @@ def cmd_run(argv: Sequence[str]) -> int:
         log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
     print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
     return 0
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is a usage
+    error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but torch sees no CUDA device; use --device cpu")
+    return requested
 
 
 def cmd_reproduce(argv: Sequence[str]) -> int:

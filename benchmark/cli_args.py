@@ -63,7 +63,9 @@ def run_parser() -> argparse.ArgumentParser:
                    help="use only the first N questions")
     p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, baselines and bootstrap")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where models run: auto (CUDA when torch sees a GPU, else the CPU; the "
+                        "default), cpu or cuda. A run folder keeps the device of its first run")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--tolerance", type=float, default=None,
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")

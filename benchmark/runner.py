@@ -23,6 +23,7 @@ from benchmark.cache import UnitCache
 from benchmark.config import RunConfig, load_dataset
 from benchmark.errors import InputError
 from benchmark.models.protocol import VLModel
+from benchmark.progress import RunProgress
 from benchmark.aggregate import effect_summary, mean_curves
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.scoring import UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows
@@ -142,8 +143,6 @@ def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
 def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         log: Optional[Callable[[str], None]] = None) -> RunResult:
     """Compute every requested (model, method, metric, sample) value, resuming from ``out``."""
-    from tqdm import tqdm
-
     log = log or (lambda msg: print(msg, file=sys.stderr))
     result = RunResult()
     t0 = time.time()
@@ -165,19 +164,25 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.higher_is_better = {m: metrics.get(m).higher_is_better
                                for m in cfg.metrics}
     result.higher_is_better.update(tie_fraction=False, max_tied=False)
-    cache = UnitCache(out, cfg.digest())
+    cache = UnitCache(out, cfg.digest(), cfg.device)
     for name in cfg.methods:
         m = configured_method(name, cfg)
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
                                     "options": m.config}
     batches = inputs.batches(n, cfg.batch_size)
+    missing = {m: models.missing(m, **_model_options(m, cfg)) for m in cfg.models}
+    runnable = [m for m in cfg.models if not missing[m]]
+    units = [(m, meth, b, len(idx)) for m in runnable for meth in cfg.methods
+             for b, idx in enumerate(batches)]
+    bars = RunProgress(sum(u[3] for u in units),
+                       sum(k for m, meth, b, k in units if cache.has(m, meth, f"batch-{b:05d}")),
+                       enabled=progress)
 
     for model_name in cfg.models:
         options = _model_options(model_name, cfg)
-        reason = models.missing(model_name, **options)
-        if reason:
-            result.skipped[model_name] = reason
-            log(f"skipping {model_name}: {reason}")
+        if missing[model_name]:
+            result.skipped[model_name] = missing[model_name]
+            log(f"skipping {model_name}: {missing[model_name]}")
             continue
         t_model = time.time()
         model = models.load(model_name, device=cfg.device, **options)
@@ -202,12 +207,12 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
             result.model_info[model_name]["counterfactual"] = effect_summary(effects)
         for method_name in cfg.methods:
             t_method = time.time()
-            bar = tqdm(total=n, disable=not progress, unit="q", leave=False, file=sys.stderr,
-                       desc=f"{model_name} × {method_name}")
+            bars.unit(f"{model_name} × {method_name}", n)
             nonfinite = 0
             for b, idx in enumerate(batches):
                 unit = cache.get(model_name, method_name, f"batch-{b:05d}")
-                if unit is None:
+                computed = unit is None
+                if computed:
                     unit = _unit(model, method_name, [records[i] for i in idx], records, b, cfg,
                                  correct, scorer, tolerance, effects)
                     cache.put(unit, model_name, method_name, f"batch-{b:05d}")
@@ -216,15 +221,17 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 nonfinite += unit["nonfinite"]
                 for sid, m in unit["gallery"].items():
                     gallery_maps.setdefault(sid, {})[method_name] = m
-                bar.update(len(idx))
-            bar.close()
+                bars.advance(len(idx), computed)
+            bars.close_unit()
             if nonfinite:
                 result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
                     "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
         if sanity_names(cfg) and not model.info.get("untrained"):
-            result.sanity += sanity_rows(model, records, cfg, cache)
+            bars.unit(f"{model_name} × sanity checks", len(cfg.methods))
+            result.sanity += sanity_rows(model, records, cfg, cache, done=bars.advance_unit)
+            bars.close_unit()
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:
             result.gallery.append({"model": model_name, "record": r,
@@ -232,6 +239,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                                    "correct": (correct.get(r.sample_id) or 0.0) >= 1.0,
                                    "maps": {k: np.asarray(v, np.float32)
                                             for k, v in gallery_maps.get(r.sample_id, {}).items()}})
+    bars.close()
     result.curves = mean_curves(result.rows)
     result.timings["total_s"] = time.time() - t0
     return result

@@ -2,7 +2,7 @@
 per (model, method) unit and summarised with seeded bootstrap CIs."""
 from __future__ import annotations
 
-from typing import List
+from typing import Callable, List
 
 import metrics
 from benchmark.aggregate import sanity_summary
@@ -20,10 +20,11 @@ def sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
 
 
-def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> List[dict]:
+def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache,
+                done: Callable[[], None] = lambda: None) -> List[dict]:
     """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
     stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
-    the correlation tests, the complexity ratio for ``emprt``)."""
+    the correlation tests, the complexity ratio for ``emprt``). ``done()`` after each method."""
     from metrics.sanity import explain, spearman
 
     recs = records[:cfg.sanity_samples]
@@ -31,6 +32,7 @@ def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> Li
     for method_name in cfg.methods:
         method = configured_method(method_name, cfg)
         if method.applicable(model) or method.reads_ground_truth:
+            done()
             continue
         tests = cache.get(model.name, method_name, "sanity")
         if tests is None:
@@ -52,4 +54,5 @@ def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache) -> Li
                 tests[name] = value
             cache.put(tests, model.name, method_name, "sanity")
         out += sanity_summary(tests, model.name, method_name, cfg.seed)
+        done()
     return out

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
-from reports.matrices import method_matrices
+from reports.matrices import method_matrices, model_tables
 from reports.run_files import is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
@@ -139,9 +139,8 @@ def render(out: Path) -> str:
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
     all_comparisons = read_csv(out, "comparisons.csv")
     base = baselines(out)
-    # model vs model only where both models have the metric, and not for a baseline's maps
-    comparisons = [r for r in all_comparisons if r["kind"] == "model" and r["n"] not in ("", "0")
-                   and r["fixed"] not in base]
+    metrics = [m for m in leaderboard.HEADLINE] + sorted(
+        {r["metric"] for r in summary_rows} - set(leaderboard.HEADLINE))
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     boards = leaderboard.boards(summary_rows, all_comparisons, base)
     board_figures = {b.model: figures.leaderboard_figure(b, out) for b in boards}
@@ -155,7 +154,8 @@ def render(out: Path) -> str:
         family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
         sanity_figures=figures.sanity_figures(read_csv(out, "sanity.csv"), out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
-        families=_families(summary_rows), comparisons=comparisons, grounding=grounding,
+        families=_families(summary_rows), grounding=grounding,
+        model_tables=model_tables(all_comparisons, metrics, base),
         curves=figures.curve_figures(read_csv(out, "curves.csv"), out), sanity=read_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Set
+from typing import Dict, List, Optional, Set
 
 from benchmark.outputs import write_atomic
 from reports.leaderboard import HEADLINE, significantly_better
@@ -27,70 +27,203 @@ def _esc(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
 
-def _load(out: Path) -> List[dict]:
+def _load(out: Path, family: bool = False) -> List[dict]:
+    """summary.csv's rows on all questions, target region: overall, or per question family."""
     return [r for r in read_csv(out, "summary.csv")
-            if r["subset"] == "all" and r["question_type"] == "all" and r["region"] in ("target", "")]
+            if r["subset"] == "all" and (r["question_type"] != "all") == family
+            and r["region"] in ("target", "")]
+
+
+def _ci(r: dict) -> str:
+    return f"{float(r['mean']):.3f} [{float(r['ci_low']):.3f}, {float(r['ci_high']):.3f}]"
+
+
+def _n(ns: List[int]) -> str:
+    return (f"n = {min(ns)}" + (f"--{max(ns)}" if max(ns) != min(ns) else "")) if ns else "n = 0"
+
+
+def _tabular(columns: str, header: List[str], body: List[str], caption: str,
+             label: str) -> str:
+    return "\n".join(["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
+                      f"\\label{{{label}}}", f"\\begin{{tabular}}{{{columns}}}", "\\toprule",
+                      " & ".join(header) + " \\\\", "\\midrule", *body, "\\bottomrule",
+                      "\\end{tabular}", "\\end{table}"]) + "\n"
+
+
+def _ranked(cands: List[dict]) -> List[dict]:
+    """Rows of one metric, best mean first by the metric's direction."""
+    higher = is_true(cands[0]["higher_is_better"]) if cands else True
+    return sorted(cands, key=lambda r: float(r["mean"]), reverse=higher)
+
+
+def _arrow(rows: List[dict], metric: str) -> str:
+    up = is_true(next(r["higher_is_better"] for r in rows if r["metric"] == metric))
+    return "$\\uparrow$" if up else "$\\downarrow$"
+
+
+def _methods(rows: List[dict], base: Set[str]) -> List[str]:
+    """Real methods first, then the baselines (each group alphabetical)."""
+    return sorted({r["method"] for r in rows}, key=lambda m: (m in base, m))
+
+
+def _body(methods: List[str], base: Set[str], cells) -> List[str]:
+    """One line per method (``cells(method)`` gives its cells), a rule above the baselines."""
+    lines = []
+    for i, meth in enumerate(methods):
+        if meth in base and (i == 0 or methods[i - 1] not in base):
+            lines.append("\\midrule")
+        lines.append(_esc(meth) + " & " + " & ".join(cells(meth)) + " \\\\")
+    return lines
 
 
 def _table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
-           comparisons: List[dict], caption: str, label: str) -> List[str]:
-    """booktabs lines: methods × ``metrics``, ``mean [low, high]``; the best real method per
-    column (by its direction) in bold, with a dagger when its lead over the second-best real
-    method is not significant; baselines below a rule, never marked."""
+           comparisons: List[dict], caption: str, label: str) -> str:
+    """Methods × ``metrics``, ``mean [low, high]``; the best real method per column (by its
+    direction) in bold, with a dagger when its lead over the second-best real method is not
+    significant; baselines below a rule, never marked."""
     cell: Dict[tuple, dict] = {(r["method"], r["metric"]): r for r in rows}
-    methods = sorted({r["method"] for r in rows}, key=lambda m: (m in base, m))
+    methods = _methods(rows, base)
     marks: Dict[str, tuple] = {}
     for m in metrics:
-        cands = [cell[(meth, m)] for meth in methods
-                 if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]]
-        if cands:
-            higher = is_true(cands[0]["higher_is_better"])
-            ranked = sorted(cands, key=lambda r: float(r["mean"]), reverse=higher)
-            sure = len(ranked) > 1 and significantly_better(
+        ranked = _ranked([cell[(meth, m)] for meth in methods
+                          if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]])
+        if ranked:
+            # every method tied with the best is bold, and a tie is never a significant lead
+            top = {r["method"] for r in ranked if float(r["mean"]) == float(ranked[0]["mean"])}
+            sure = len(ranked) == 1 or (len(top) == 1 and significantly_better(
                 comparisons, model, m, ranked[0]["method"], ranked[1]["method"],
-                higher) == ranked[0]["method"]
-            marks[m] = (ranked[0]["method"], sure or len(ranked) == 1)
-    arrows = {m: "$\\uparrow$" if is_true(next(r["higher_is_better"] for r in rows if r["metric"] == m))
-              else "$\\downarrow$" for m in metrics}
-    lines = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
-             f"\\label{{{label}}}", "\\begin{tabular}{l" + "c" * len(metrics) + "}", "\\toprule",
-             "method & " + " & ".join(f"{_esc(m)} {arrows[m]}" for m in metrics) + " \\\\",
-             "\\midrule"]
-    first_baseline = True
-    for meth in methods:
-        if meth in base and first_baseline:
-            lines.append("\\midrule")
-            first_baseline = False
-        cells = []
+                is_true(ranked[0]["higher_is_better"])) == ranked[0]["method"])
+            marks[m] = (top, sure)
+
+    def cells(meth: str) -> List[str]:
+        out = []
         for m in metrics:
             r = cell.get((meth, m))
             if r is None or not r["mean"]:
-                cells.append("--")
-                continue
-            text = f"{float(r['mean']):.3f} [{float(r['ci_low']):.3f}, {float(r['ci_high']):.3f}]"
-            if marks.get(m, ("",))[0] == meth:
-                text = f"\\textbf{{{text}}}" + ("" if marks[m][1] else "$^\\dagger$")
-            cells.append(text)
-        lines.append(_esc(meth) + " & " + " & ".join(cells) + " \\\\")
-    return lines + ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+                out.append("--")
+            elif meth in marks.get(m, ((),))[0]:
+                out.append(f"\\textbf{{{_ci(r)}}}" + ("" if marks[m][1] else "$^\\dagger$"))
+            else:
+                out.append(_ci(r))
+        return out
+
+    header = ["method"] + [f"{_esc(m)} {_arrow(rows, m)}" for m in metrics]
+    return _tabular("l" + "c" * len(metrics), header, _body(methods, base, cells), caption, label)
 
 
 def _caption(model: str, rows: List[dict], seed, what: str) -> str:
-    ns = [int(r["n"]) for r in rows if r["n"]]
-    n = f"n = {min(ns)}" + (f"--{max(ns)}" if max(ns) != min(ns) else "") if ns else "n = 0"
-    return (f"{_esc(model)}: {what}. Mean over the questions ({n} per cell) with its 95\\% "
+    return (f"{_esc(model)}: {what}. Mean over the questions "
+            f"({_n([int(r['n']) for r in rows if r['n']])} per cell) with its 95\\% "
             f"percentile bootstrap CI (seed {seed}). Bold: the best method per column by the "
             "metric's direction (arrow); $^\\dagger$: its lead over the second-best is not "
             "significant (paired two-sided Wilcoxon signed-rank test, Holm-corrected within the "
             "metric, $p \\geq 0.05$). Baselines below the rule are never marked.")
 
 
-def table_files(out: Path) -> Dict[str, str]:
-    """name → LaTeX text of every table: ``main_<model>`` (method × headline metric),
-    ``all_<model>`` (every metric, appendix) and ``grounding`` (target − size-matched control)."""
+def _family_table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
+                  seed) -> str:
+    """Appendix: per headline metric a block of methods × question families (means); the best
+    real method per (metric, family) in bold."""
+    families = sorted({r["question_type"] for r in rows})
+    cell = {(r["metric"], r["method"], r["question_type"]): r for r in rows if r["mean"]}
+    body = []
+    for m in metrics:
+        mine = [r for r in rows if r["metric"] == m]
+        best = {f: (_ranked([r for r in mine if r["question_type"] == f and r["mean"]
+                             and r["method"] not in base]) or [None])[0] for f in families}
+        body += ([] if not body else ["\\midrule"]) + [
+            f"\\multicolumn{{{len(families) + 1}}}{{l}}{{\\emph{{{_esc(m)}}} {_arrow(rows, m)}}}"
+            " \\\\"]
+
+        def cells(meth: str, m=m, best=best) -> List[str]:
+            out = []
+            for f in families:
+                r = cell.get((m, meth, f))
+                text = "--" if r is None else f"{float(r['mean']):.3f}"
+                top = (meth not in base and r is not None and best[f] is not None
+                       and r["mean"] == best[f]["mean"])
+                out.append(f"\\textbf{{{text}}}" if top else text)
+            return out
+
+        body += _body(_methods(mine, base), base, cells)
+    caption = (f"{_esc(model)}: headline metrics per question family. Mean over the family's "
+               f"questions ({_n([int(r['n']) for r in rows if r['n']])} per cell); each cell's 95\\% "
+               f"percentile bootstrap CI (seed {seed}) is in summary.csv. Bold: the best real "
+               "method per family by the metric's direction (arrow), not tested for significance. "
+               "Baselines below each rule are never marked.")
+    return _tabular("l" + "c" * len(families), ["method"] + [_esc(f) for f in families], body,
+                    caption, f"tab:family-{_label(model)}")
+
+
+#: the columns of the sanity table: (test, statistic, stage, header)
+SANITY_COLUMNS = (("sanity_mprt", "spearman", "rerun", "rerun $\\rho$"),
+                  ("sanity_mprt", "spearman", "full", "MPRT $\\rho$ $\\downarrow$"),
+                  ("sanity_mprt", "abs_spearman", "full", "MPRT $|\\rho|$ $\\downarrow$"),
+                  ("random_logit", "spearman", "only", "random logit $\\rho$ $\\downarrow$"),
+                  ("smprt", "spearman", "only", "sMPRT $\\rho$ $\\downarrow$"),
+                  ("emprt", "complexity_ratio", "only", "eMPRT ratio $\\uparrow$"))
+
+
+def _sanity_table(model: str, rows: List[dict], base: Set[str], seed) -> Optional[str]:
+    """Appendix: per method the sanity statistics — the cascading randomisation test's rerun
+    and fully randomised stages, and the single-stage tests — as mean [95% CI]."""
+    full: Dict[str, int] = {}  # per method, the index of its last (fully randomised) stage
+    for r in rows:
+        if r["test"] == "sanity_mprt":
+            full[r["method"]] = max(full.get(r["method"], -1), int(r["index"]))
+    pick: Dict[tuple, dict] = {}
+    for r in rows:
+        stage = ("rerun" if int(r["index"]) < 0 else "full" if int(r["index"]) == full.get(r["method"])
+                 else None) if r["test"] == "sanity_mprt" else "only"
+        if stage and r["mean"]:
+            pick[(r["method"], r["test"], r["statistic"], stage)] = r
+    columns = [c for c in SANITY_COLUMNS if any(k[1:] == c[:3] for k in pick)]
+    if not columns:
+        return None
+    methods = _methods(rows, base)
+
+    def cells(meth: str) -> List[str]:
+        return [_ci(pick[(meth, *c[:3])]) if (meth, *c[:3]) in pick else "--" for c in columns]
+
+    caption = (f"{_esc(model)}: sanity checks on the first questions "
+               f"({_n([int(r['n']) for r in rows if r['n']])} per cell), mean with its 95\\% "
+               f"percentile bootstrap CI (seed {seed}). Rerun: Spearman $\\rho$ between the maps "
+               "of two seeds, unrandomised (1 for a deterministic method). MPRT: $\\rho$ and "
+               "$|\\rho|$ between the original maps and those after every layer is re-initialised "
+               "from the top down (Adebayo et al. 2018); random logit: $\\rho$ between the maps of "
+               "the sample's question and another; sMPRT: MPRT on noise-averaged maps (Hedström "
+               "et al. 2023); eMPRT: histogram-entropy ratio after over before randomisation. No "
+               "significance test.")
+    return _tabular("l" + "c" * len(columns), ["method"] + [c[3] for c in columns],
+                    _body(methods, base, cells), caption, f"tab:sanity-{_label(model)}")
+
+
+def _grounding_table(rows: List[dict], seed) -> str:
+    body = [f"{_esc(r['metric'])} & {_esc(r['fixed'])} & {r['n']} & "
+            f"{as_float(r['mean_diff']):.3f} [{as_float(r['ci_low']):.3f}, "
+            f"{as_float(r['ci_high']):.3f}] & {as_float(r['p']):.3g} & "
+            f"{as_float(r['p_holm']):.3g} \\\\" for r in rows]
+    caption = ("Grounding control: the score on the question's objects minus the score on as many "
+               "other objects of matched size in the same image, paired on the questions that have "
+               "both (mean difference with its 95\\% percentile bootstrap CI, "
+               f"seed {seed}; two-sided Wilcoxon signed-rank $p$, Holm-corrected within each "
+               "metric).")
+    return _tabular("llcccc", ["metric", "model / method", "$n$", "target $-$ control", "$p$",
+                               "$p_{\\mathrm{Holm}}$"], body, caption, "tab:grounding")
+
+
+def _label(model: str) -> str:
     from reports.figures import slug
 
-    rows = _load(out)
+    return slug(model)
+
+
+def table_files(out: Path) -> Dict[str, str]:
+    """name → LaTeX text of every table: ``main_<model>`` (method × headline metric), and the
+    appendix: ``all_<model>`` (every metric), ``family_<model>`` (headline metrics per question
+    family), ``sanity_<model>`` and ``grounding`` (target − size-matched control)."""
+    rows, by_family = _load(out), _load(out, family=True)
+    sanity = read_csv(out, "sanity.csv")
     base = baselines(out)
     comparisons = read_csv(out, "comparisons.csv")
     seed = json.loads((Path(out) / "manifest.json").read_text()).get("seed")
@@ -99,31 +232,24 @@ def table_files(out: Path) -> Dict[str, str]:
         mine = [r for r in rows if r["model"] == model]
         every = sorted({r["metric"] for r in mine})
         headline = [m for m in HEADLINE if m in every]
+        top = [r for r in mine if r["metric"] in headline]
         if headline:
-            files[f"main_{slug(model)}"] = "\n".join(_table(
-                model, [r for r in mine if r["metric"] in headline], headline, base, comparisons,
-                _caption(model, [r for r in mine if r["metric"] in headline], seed,
-                         "headline metrics"), f"tab:main-{slug(model)}")) + "\n"
-        files[f"all_{slug(model)}"] = "\n".join(_table(
+            files[f"main_{_label(model)}"] = _table(
+                model, top, headline, base, comparisons,
+                _caption(model, top, seed, "headline metrics"), f"tab:main-{_label(model)}")
+        files[f"all_{_label(model)}"] = _table(
             model, mine, every, base, comparisons, _caption(model, mine, seed, "every metric"),
-            f"tab:all-{slug(model)}")) + "\n"
+            f"tab:all-{_label(model)}")
+        fam = [r for r in by_family if r["model"] == model and r["metric"] in headline]
+        if fam:
+            files[f"family_{_label(model)}"] = _family_table(
+                model, fam, [m for m in headline if any(r["metric"] == m for r in fam)], base, seed)
+        checks = _sanity_table(model, [r for r in sanity if r["model"] == model], base, seed)
+        if checks:
+            files[f"sanity_{_label(model)}"] = checks
     grounding = [r for r in comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     if grounding:
-        lines = ["\\begin{table}[t]", "\\centering", "\\small",
-                 "\\caption{Grounding control: the score on the question's objects minus the score "
-                 "on as many other objects of matched size in the same image, paired on the "
-                 f"questions that have both (mean difference with its 95\\% percentile bootstrap CI, "
-                 f"seed {seed}; two-sided Wilcoxon signed-rank $p$, Holm-corrected within each "
-                 "metric).}", "\\label{tab:grounding}", "\\begin{tabular}{llcccc}", "\\toprule",
-                 "metric & model / method & $n$ & target $-$ control & $p$ & $p_{\\mathrm{Holm}}$ "
-                 "\\\\", "\\midrule"]
-        for r in grounding:
-            lines.append(f"{_esc(r['metric'])} & {_esc(r['fixed'])} & {r['n']} & "
-                         f"{as_float(r['mean_diff']):.3f} [{as_float(r['ci_low']):.3f}, "
-                         f"{as_float(r['ci_high']):.3f}] & {as_float(r['p']):.3g} & "
-                         f"{as_float(r['p_holm']):.3g} \\\\")
-        files["grounding"] = "\n".join(lines + ["\\bottomrule", "\\end{tabular}",
-                                                "\\end{table}"]) + "\n"
+        files["grounding"] = _grounding_table(grounding, seed)
     return files
 
 

@@ -1,33 +1,63 @@
-"""Method × method matrices: per (model, metric), the paired mean difference row − column on the
-same questions, marked where the Holm-corrected Wilcoxon p is below 0.05 (from comparisons.csv,
-which keeps every pair with its CI and p)."""
+"""Compact comparison tables from comparisons.csv (which keeps every pair with its CI and p):
+per (model, metric) a method × method matrix, and per metric a method × model-pair table, each
+cell the paired mean difference on the same questions, marked where the Holm-corrected Wilcoxon p
+is below 0.05. Pairs with no common question never appear."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set
 
 from reports.leaderboard import ALPHA, HEADLINE
 from reports.run_files import as_float
 
 
+def _cell(r: dict) -> dict:
+    p = as_float(r["p_holm"])
+    return {"diff": as_float(r["mean_diff"]), "significant": p < ALPHA, "p_holm": p,
+            "n": int(r["n"]), "ci_low": as_float(r["ci_low"]), "ci_high": as_float(r["ci_high"])}
+
+
+def _tested(r: dict, kind: str, metrics: Sequence[str]) -> bool:
+    return (r["kind"] == kind and r["metric"] in metrics and r["region"] in ("target", "")
+            and r["n"] not in ("", "0"))
+
+
 def method_matrices(comparisons: Sequence[dict],
                     metrics: Sequence[str] = HEADLINE) -> List[dict]:
     """``[{model, metric, methods, cells}]`` with ``cells[i][j]`` = ``{"diff", "significant",
-    "p_holm", "n"}`` for methods i, j (``None`` on the diagonal and where the pair was not tested;
-    pairs with no common question are left out)."""
+    "p_holm", "n", "ci_low", "ci_high"}`` for methods i − j (``None`` on the diagonal and where
+    the pair was not tested)."""
     pairs: Dict[tuple, Dict[tuple, dict]] = {}
     for r in comparisons:
-        if r["kind"] != "method" or r["metric"] not in metrics or r["region"] not in ("target", "") \
-                or r["n"] in ("", "0"):
+        if not _tested(r, "method", metrics):
             continue
-        diff, p = as_float(r["mean_diff"]), as_float(r["p_holm"])
-        cell = {"diff": diff, "significant": p < ALPHA, "p_holm": p, "n": int(r["n"])}
+        cell = _cell(r)
         table = pairs.setdefault((r["fixed"], r["metric"]), {})
         table[(r["a"], r["b"])] = cell
-        table[(r["b"], r["a"])] = {**cell, "diff": -diff}
+        table[(r["b"], r["a"])] = {**cell, "diff": -cell["diff"],
+                                   "ci_low": -cell["ci_high"], "ci_high": -cell["ci_low"]}
     out = []
     order = {m: i for i, m in enumerate(metrics)}
     for (model, metric), table in sorted(pairs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         methods = sorted({a for a, _ in table})
         cells: List[List[Optional[dict]]] = [[table.get((a, b)) for b in methods] for a in methods]
         out.append({"model": model, "metric": metric, "methods": methods, "cells": cells})
+    return out
+
+
+def model_tables(comparisons: Sequence[dict], metrics: Sequence[str],
+                 baselines: Set[str]) -> List[dict]:
+    """``[{metric, pairs, methods, cells}]``: per metric, one row per real method (baselines'
+    maps do not depend on the model and are left out) and one column per model pair ``a − b``
+    that both have the metric; ``cells[i][j]`` as in :func:`method_matrices` or ``None``."""
+    tables: Dict[str, Dict[tuple, dict]] = {}
+    for r in comparisons:
+        if _tested(r, "model", metrics) and r["fixed"] not in baselines:
+            tables.setdefault(r["metric"], {})[(r["fixed"], r["a"], r["b"])] = _cell(r)
+    out = []
+    for metric in [m for m in metrics if m in tables]:
+        table = tables[metric]
+        pairs = sorted({(a, b) for _, a, b in table})
+        methods = sorted({m for m, _, _ in table})
+        out.append({"metric": metric, "pairs": pairs, "methods": methods,
+                    "cells": [[table.get((m, a, b)) for a, b in pairs] for m in methods]})
     return out

@@ -140,3 +140,64 @@ def test_family_and_sanity_figures_are_written_as_pdf_and_svg(tmp_path):
     assert names == ["families_relevance_rank.pdf", "families_relevance_rank.svg",
                      "sanity_m.pdf", "sanity_m.svg"]
     assert b"CreationDate" not in (tmp_path / "figures" / "sanity_m.pdf").read_bytes()
+
+
+def test_a_tie_at_the_top_bolds_every_tied_method_and_is_never_a_significant_lead(tmp_path):
+    from reports.latex import table_files
+
+    tied = [r for r in SUMMARY if r["metric"] == "relevance_rank" and r["method"] != "rollout"]
+    tied.append(_row("rollout", "relevance_rank", 0.6))  # equal to gradcam
+    out = _run_folder(tmp_path, tied, [_cmp("gradcam", "rollout", "relevance_rank", 0.0, 0.001)])
+    rows = {line.split(" & ")[0]: line for line in table_files(out)["main_m"].splitlines()
+            if " & " in line}
+    for method in ("gradcam", "rollout"):
+        assert rows[method].split(" & ")[1].startswith("\\textbf{0.600") and "dagger" in rows[method]
+
+
+def test_appendix_tables_per_family_and_for_the_sanity_checks(tmp_path):
+    import csv
+
+    from reports.latex import table_files
+
+    fam = [{**_row(m, "relevance_rank", v), "question_type": f}
+           for m, f, v in (("gradcam", "count", 0.6), ("rollout", "count", 0.7),
+                           ("oracle", "count", 0.9), ("gradcam", "exist", 0.5),
+                           ("rollout", "exist", 0.5), ("oracle", "exist", 0.9))]
+    out = _run_folder(tmp_path, SUMMARY + fam, [])
+    sanity = [{"model": "m", "method": m, "test": "sanity_mprt", "index": str(i), "stage": s,
+               "statistic": "spearman", "n": "4", "mean": str(v), "ci_low": str(v - 0.1),
+               "ci_high": str(v + 0.1)}
+              for m in ("gradcam", "rollout")
+              for i, s, v in ((-1, "rerun", 1.0), (0, "heads", 0.8), (1, "input", 0.2))]
+    with open(out / "sanity.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, list(sanity[0]))
+        w.writeheader()
+        w.writerows(sanity)
+    files = table_files(out)
+    lines = {line.split(" & ")[0]: line.rstrip(" \\").split(" & ")[1:]
+             for line in files["family_m"].splitlines() if " & " in line}
+    assert lines["method"] == ["count", "exist"]
+    # count: rollout best (bold); exist: a tie, both bold; the oracle never
+    assert lines["rollout"] == ["\\textbf{0.700}", "\\textbf{0.500}"]
+    assert lines["gradcam"] == ["0.600", "\\textbf{0.500}"]
+    assert lines["oracle"] == ["0.900", "0.900"]
+    checks = {line.split(" & ")[0]: line.rstrip(" \\").split(" & ")[1:]
+              for line in files["sanity_m"].splitlines() if " & " in line}
+    # the rerun stage and the last (fully randomised) stage, not an intermediate one
+    assert checks["gradcam"] == ["1.000 [0.900, 1.100]", "0.200 [0.100, 0.300]"]
+    assert "seed 7" in files["sanity_m"] and "n = 4 per cell" in files["sanity_m"]
+
+
+def test_model_tables_keep_only_tested_pairs_of_real_methods():
+    from reports.matrices import model_tables
+
+    def mc(method, a, b, diff, p, n="10", metric="relevance_rank"):
+        return {**_cmp(a, b, metric, diff, p), "kind": "model", "fixed": method, "n": n}
+
+    comps = [mc("gradcam", "base", "fused", 0.1, 0.01), mc("rollout", "base", "fused", -0.2, 0.3),
+             mc("gradcam", "base", "untrained", 0.3, 0.001, n="0"),  # no common question
+             mc("random", "base", "fused", 0.0, 1.0)]  # a baseline: maps independent of the model
+    (t,) = model_tables(comps, ["relevance_rank", "deletion_auc"], BASELINES)
+    assert t["pairs"] == [("base", "fused")] and t["methods"] == ["gradcam", "rollout"]
+    assert t["cells"][0][0]["diff"] == 0.1 and t["cells"][0][0]["significant"]
+    assert not t["cells"][1][0]["significant"]

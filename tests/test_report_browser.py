@@ -1,5 +1,7 @@
-"""index.html opened in headless Chromium: no console errors, every image loads, nothing wider
-than a 1280 px window, not blank."""
+"""index.html opened in headless Chromium: no console errors, every figure loads, the lazy gallery
+thumbnails decode, nothing wider than a 1280 px window, not blank."""
+import base64
+import io
 import os
 import re
 import shutil
@@ -37,7 +39,14 @@ def test_report_in_headless_chromium(tmp_path):
     m = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
     assert m, "the page's load check did not run"
     loaded, total = map(int, m.groups())
-    assert total > 0 and loaded == total
+    assert total > 0 and loaded == total  # every figure (eager)
+    # the gallery's thumbnails load lazily: each is a JPEG that decodes, 2 maps + image per card
+    lazy = re.search(r'data-lazy-images="(\d+)"', dom.stdout)
+    thumbs = re.findall(r'<img class="thumb" loading="lazy"[^>]*src="data:image/jpeg;base64,([^"]+)"',
+                        dom.stdout)
+    assert lazy and int(lazy.group(1)) == len(thumbs) == 6 * 3
+    for data in thumbs:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
     overflow = re.search(r'data-overflow-px="(\d+)"', dom.stdout)
     assert overflow and overflow.group(1) == "0", "the page is wider than a 1280 px window"
     assert "Which method is best on each model" in dom.stdout

@@ -1,0 +1,55 @@
+"""Progress of a run on stderr: one overall bar with an ETA for every (model, method, batch)
+unit of the run, and under it one bar for the unit being computed.
+
+The overall bar counts heatmaps (one per model × method × question). Units already in the
+cache count as done from the start, so after a resume the rate — and hence the ETA — comes
+from the work this process actually does. The ETA is that average rate applied to what is left
+(``smoothing=0``); methods differ in cost by orders of magnitude (Integrated Gradients against a
+single backward pass), so it is an estimate that firms up as the run passes through them.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+
+class RunProgress:
+    """Overall bar plus per-unit bars (both silent when ``enabled`` is false)."""
+
+    def __init__(self, total: int, done: int = 0, enabled: bool = True) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self.overall = tqdm(total=total, initial=done, disable=not enabled, unit="map",
+                            desc="run", position=0, smoothing=0, file=sys.stderr,
+                            dynamic_ncols=True)
+        self._unit: Optional[object] = None
+
+    def unit(self, desc: str, total: int):
+        """Start the bar of one (model, method) pass; returns it (``update(k)`` per batch)."""
+        self.close_unit()
+        self._unit = self._tqdm(total=total, disable=not self.enabled, unit="q", desc=desc,
+                                position=1, leave=False, file=sys.stderr, dynamic_ncols=True)
+        return self._unit
+
+    def advance(self, maps: int, computed: bool) -> None:
+        """``maps`` heatmaps finished: computed now, or read from the cache (already counted)."""
+        if computed:
+            self.overall.update(maps)
+        if self._unit is not None:
+            self._unit.update(maps)
+
+    def advance_unit(self, k: int = 1) -> None:
+        """A step of work the overall bar does not count (the sanity checks' methods)."""
+        if self._unit is not None:
+            self._unit.update(k)
+
+    def close_unit(self) -> None:
+        if self._unit is not None:
+            self._unit.close()
+            self._unit = None
+
+    def close(self) -> None:
+        self.close_unit()
+        self.overall.close()

@@ -1,0 +1,43 @@
+"""Device logic without a GPU: ``--device auto`` picks CUDA only when torch sees one, and a run
+folder never mixes units computed on two devices."""
+import pytest
+import torch
+
+from benchmark.cache import UnitCache
+from benchmark.cli import main, resolve_device
+from benchmark.errors import InputError
+from benchmark.cli_args import UsageError
+from tests.test_cli import SMALL, _one_line_error
+
+
+@pytest.mark.parametrize("available,requested,expected", [
+    (False, "auto", "cpu"), (True, "auto", "cuda"), (True, "cpu", "cpu"), (True, "cuda", "cuda")])
+def test_auto_takes_cuda_only_when_torch_sees_it(monkeypatch, available, requested, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    assert resolve_device(requested) == expected
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="use --device cpu"):
+        resolve_device("cuda")
+
+
+def test_the_cache_keeps_one_device_per_run_folder(tmp_path):
+    UnitCache(tmp_path, "digest", "cpu").put({"rows": []}, "m", "method", "batch-00000")
+    UnitCache(tmp_path, "digest", "cpu")  # the same device resumes
+    with pytest.raises(InputError, match=r"another device \(cpu\); rerun with --device cpu"):
+        UnitCache(tmp_path, "digest", "cuda:0")
+    assert UnitCache(tmp_path, "digest", "cpu").get("m", "method", "batch-00000") == {"rows": []}
+
+
+def test_a_gpu_rerun_into_a_cpu_folder_is_one_line_and_keeps_its_results(tmp_path, capsys,
+                                                                          monkeypatch):
+    out = tmp_path / "run"
+    assert main(SMALL + ["--out", str(out), "--device", "cpu"]) == 0
+    before = (out / "summary.csv").read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    line = _one_line_error(capsys, SMALL + ["--out", str(out)])  # auto → cuda here
+    assert "another device (cpu)" in line and "--device cpu" in line
+    assert (out / "summary.csv").read_bytes() == before
