@@ -52,3 +52,22 @@ class UnitCache:
         p = self._path(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(p, json.dumps(value, allow_nan=True))
+
+
+class MemoryCache:
+    """The unit cache's interface over a dict keyed by the parts' tuple: what a remote worker
+    reads from (``entries``) and what it computed (``new``), returned to the driver, which puts
+    them into the run folder's :class:`UnitCache`."""
+
+    def __init__(self, entries: Optional[dict] = None) -> None:
+        self.entries = dict(entries or {})
+        self.new: dict = {}
+
+    def has(self, *parts: str) -> bool:
+        return parts in self.entries
+
+    def get(self, *parts: str):
+        return self.entries.get(parts)
+
+    def put(self, value, *parts: str) -> None:
+        self.entries[parts] = self.new[parts] = value

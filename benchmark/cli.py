@@ -65,11 +65,8 @@ def _resolve_models(spec: str) -> List[str]:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    import datasets
-    import methods
-    import metrics
     import reports
-    from benchmark import config, outputs, runner
+    from benchmark import outputs, runner
     from benchmark.logs import run_log
     from reports import html
 
@@ -77,6 +74,36 @@ def cmd_run(argv: Sequence[str]) -> int:
     if args.list:
         _list()
         return 0
+    cfg = run_config(args)
+    out = Path(args.out)
+    _check_writable(out)
+    with run_log(out) as log:
+        log(f"python -m benchmark {' '.join(argv)}", echo=False)
+        if args.engine == "ray":
+            from benchmark import ray_engine
+
+            ray_engine.compute_on_ray(cfg, out, address=args.address,
+                                      actors_per_model=args.ray_actors, progress=not args.quiet)
+        # the local engine computes what is missing; after Ray, it only merges the cache
+        result = runner.run(cfg, out=out, progress=not args.quiet and args.engine == "local",
+                            log=log)
+        paths = outputs.write_run(out, cfg.to_dict(), result, argv)
+        html.save_gallery(out, result.gallery)
+        paths.update(reports.write_reports(out))
+        log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
+    print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
+    return 0
+
+
+def run_config(args):
+    """The run configuration of parsed ``run`` arguments, checked: names resolved, the device
+    resolved, the engine available, at least one model runnable (else :class:`UsageError`)."""
+    import datasets
+    import methods
+    import metrics
+    from benchmark import config, models
+    from benchmark.units import model_options
+
     cfg = config.RunConfig(models=_resolve_models(args.models),
                            methods=methods.REGISTRY.resolve(args.methods),
                            metrics=metrics.REGISTRY.resolve(args.metrics),
@@ -94,22 +121,17 @@ def cmd_run(argv: Sequence[str]) -> int:
         raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
     datasets.get(cfg.dataset)
     cfg.device = resolve_device(args.device)
-    from benchmark import models
+    if args.engine == "ray":
+        import importlib.util
 
-    reasons = [models.missing(m, **runner._model_options(m, cfg)) for m in cfg.models]
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError("--engine ray needs Ray: pip install -e '.[ray]'")
+    elif args.address or args.ray_actors:
+        raise UsageError("--address and --ray-actors apply to --engine ray only")
+    reasons = [models.missing(m, **model_options(m, cfg)) for m in cfg.models]
     if all(reasons):
         raise UsageError("no requested model can run here: " + "; ".join(reasons))
-    out = Path(args.out)
-    _check_writable(out)
-    with run_log(out) as log:
-        log(f"python -m benchmark {' '.join(argv)}", echo=False)
-        result = runner.run(cfg, out=out, progress=not args.quiet, log=log)
-        paths = outputs.write_run(out, cfg.to_dict(), result, argv)
-        html.save_gallery(out, result.gallery)
-        paths.update(reports.write_reports(out))
-        log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
-    print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
-    return 0
+    return cfg
 
 
 def resolve_device(requested: str) -> str:

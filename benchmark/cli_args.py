@@ -66,6 +66,17 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where models run: auto (CUDA when torch sees a GPU, else the CPU; the "
                         "default), cpu or cuda. A run folder keeps the device of its first run")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="where units run: local (this process, the default) or ray (tasks on a "
+                        "Ray cluster, same bytes; pip install -e '.[ray]'); either resumes the "
+                        "other's run folder")
+    p.add_argument("--address", default=None,
+                   help="with --engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
+                        "default: start a local one")
+    p.add_argument("--ray-actors", type=positive_int, default=None,
+                   help="with --engine ray: actors per model, each loading the model once "
+                        "(default: the cluster's CPUs, or GPUs with --device cuda, shared "
+                        "between the models)")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--tolerance", type=float, default=None,
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")

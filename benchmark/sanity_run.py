@@ -20,39 +20,47 @@ def sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
 
 
-def sanity_rows(model: VLModel, records, cfg: RunConfig, cache: UnitCache,
-                done: Callable[[], None] = lambda: None) -> List[dict]:
-    """The sanity metrics per method on the first ``sanity_samples`` questions: per test and
-    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
-    the correlation tests, the complexity ratio for ``emprt``). ``done()`` after each method."""
+def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> dict:
+    """The sanity tests of one method on the first ``sanity_samples`` questions: test → stages,
+    each with its per-sample statistics (empty when the method does not apply or reads the
+    ground truth)."""
     from metrics.sanity import explain, spearman
 
+    method = configured_method(method_name, cfg)
+    if method.applicable(model) or method.reads_ground_truth:
+        return {}
     recs = records[:cfg.sanity_samples]
+    images, questions = inputs.images(recs, model), [r.question for r in recs]
+    tests = {}
+    fed = inputs.fed(model, recs, records, cfg)
+    for name in sanity_names(cfg):
+        fn = metrics.get(name)
+        value = fn(fed, method, images, questions, seed=cfg.seed)
+        if name == SANITY:
+            # the same model, another seed: ~0 for a random map, 1 for a deterministic method
+            rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
+                             explain(method, fed, images, questions, seed=cfg.seed + 1))
+            value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
+                      "spearman": rerun}] + value
+        else:
+            value = [{"stage": name, "index": 0, "spearman": value}]
+        tests[name] = value
+    return tests
+
+
+def sanity_rows(state, records, cfg: RunConfig, cache: UnitCache,
+                done: Callable[[], None] = lambda: None) -> List[dict]:
+    """The sanity metrics per method (:func:`sanity_unit`, cached per method): per test and
+    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
+    the correlation tests, the complexity ratio for ``emprt``) on the model of ``state``
+    (:class:`benchmark.units.ModelState`, loaded only if a unit is missing). ``done()`` after
+    each method."""
     out = []
     for method_name in cfg.methods:
-        method = configured_method(method_name, cfg)
-        if method.applicable(model) or method.reads_ground_truth:
-            done()
-            continue
-        tests = cache.get(model.name, method_name, "sanity")
+        tests = cache.get(state.name, method_name, "sanity")
         if tests is None:
-            images, questions = inputs.images(recs, model), [r.question for r in recs]
-            tests = {}
-            fed = inputs.fed(model, recs, records, cfg)
-            for name in sanity_names(cfg):
-                fn = metrics.get(name)
-                value = fn(fed, method, images, questions, seed=cfg.seed)
-                if name == SANITY:
-                    # the same model, another seed: ~0 for a random map, 1 for a
-                    # deterministic method
-                    rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
-                                     explain(method, fed, images, questions, seed=cfg.seed + 1))
-                    value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
-                              "spearman": rerun}] + value
-                else:
-                    value = [{"stage": name, "index": 0, "spearman": value}]
-                tests[name] = value
-            cache.put(tests, model.name, method_name, "sanity")
-        out += sanity_summary(tests, model.name, method_name, cfg.seed)
+            tests = sanity_unit(state.model, method_name, records, cfg)
+            cache.put(tests, state.name, method_name, "sanity")
+        out += sanity_summary(tests, state.name, method_name, cfg.seed)
         done()
     return out

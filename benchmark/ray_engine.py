@@ -1,0 +1,149 @@
+"""``--engine ray``: a run's units (:mod:`benchmark.units`) computed as Ray tasks.
+
+How the units map to Ray:
+
+1. per model, one task computes what every unit of that model reads — its manifest entry, its
+   answers and its Δ per object (:class:`benchmark.units.ModelState`) — from the entries the run
+   folder already holds;
+2. per model, a pool of actors (``actors_per_model``; one GPU each when the cluster has GPUs)
+   loads the model once and computes the (model, method, batch) units and then the (model,
+   method) sanity units, in any order;
+3. the driver puts every result into the run folder's unit cache as it arrives (atomic writes),
+   so a run killed at any point resumes — with either engine — and
+4. merges the cache exactly as a local run does (:func:`benchmark.runner.run`, which then finds
+   every unit cached and loads no model), hence byte-identical CSVs.
+
+Actors are restarted when their worker dies and their tasks retried (``max_restarts`` and
+``max_task_retries`` unlimited): a unit is a pure function of the configuration, so a retried
+unit gives the same bytes. Workers read the dataset themselves (``--data-root`` must be
+reachable from them) and use as many torch threads as the driver, so that their kernels sum in
+the same order as a local run's.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from benchmark import models
+from benchmark.cache import MemoryCache, UnitCache
+from benchmark.config import RunConfig
+from benchmark.progress import RunProgress
+from benchmark.sanity_run import sanity_names, sanity_unit
+from benchmark.units import compute_unit, make_plan, model_options, model_state, unit_key
+
+
+class ModelWorker:
+    """One model of the run, loaded once, computing its units (a Ray actor's class)."""
+
+    def __init__(self, cfg: RunConfig, name: str, entries: dict, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.plan = make_plan(cfg)
+        self.state = model_state(name, self.plan, MemoryCache(entries))
+
+    def unit(self, method: str, b: int):
+        return (self.state.name, method, unit_key(b)), compute_unit(self.state, self.plan,
+                                                                    method, b)
+
+    def sanity(self, method: str):
+        return (self.state.name, method, "sanity"), sanity_unit(self.state.model, method,
+                                                                self.plan.records, self.plan.cfg)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _prepare(cfg: RunConfig, name: str, entries: dict, threads: int) -> dict:
+    """The model's state entries that ``entries`` lacks, computed (a Ray task)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    cache = MemoryCache(entries)
+    model_state(name, make_plan(cfg), cache)
+    return cache.new
+
+
+def _state_entries(cache: UnitCache, name: str, n_batches: int) -> dict:
+    keys = [(name, "info"), (name, "predictions")] + [(name, "effects", unit_key(b))
+                                                      for b in range(n_batches)]
+    return {k: cache.get(*k) for k in keys if cache.has(*k)}
+
+
+def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
+                   actors_per_model: Optional[int] = None, progress: bool = True,
+                   on_result: Callable[[Dict[str, list]], None] = lambda actors: None) -> None:
+    """Compute every unit of ``cfg`` missing from ``out``'s cache on the Ray cluster at
+    ``address`` (a local one when ``None``). ``on_result(actors)`` is called after each result
+    is cached, with each model's actor handles."""
+    import ray
+    import torch
+
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    threads = torch.get_num_threads()
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.device == "cuda" else 0
+    plan = make_plan(cfg)
+    cache = UnitCache(out, plan.cfg.digest(), cfg.device)  # the digest of the filled-in config
+    names = [m for m in cfg.models if not models.missing(m, **model_options(m, cfg))]
+    n_batches = len(plan.batches)
+
+    prepare = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=-1)(_prepare)
+    pending = {prepare.remote(cfg, n, _state_entries(cache, n, n_batches), threads): n
+               for n in names}
+    for ref, name in pending.items():
+        for parts, value in ray.get(ref).items():
+            cache.put(value, *parts)
+
+    if actors_per_model is None:
+        slots = ray.cluster_resources().get("GPU" if gpus else "CPU", 1)
+        actors_per_model = max(1, int(slots) // max(1, len(names)))
+    worker = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=-1,
+                        max_task_retries=-1)(ModelWorker)
+    sanity = bool(sanity_names(cfg))
+    todo: Dict[str, list] = {}
+    for name in names:
+        info = cache.get(name, "info")
+        todo[name] = [("unit", m, b) for m in cfg.methods for b in range(n_batches)
+                      if not cache.has(name, m, unit_key(b))]
+        if sanity and not info.get("untrained"):
+            todo[name] += [("sanity", m, None) for m in cfg.methods
+                           if not cache.has(name, m, "sanity")]
+    total = len(names) * len(cfg.methods) * len(plan.records)
+    bars = RunProgress(total, total - sum(len(plan.batches[b]) for t in todo.values()
+                                          for kind, _, b in t if kind == "unit"),
+                       enabled=progress)
+    actors = {name: [worker.remote(cfg, name, _state_entries(cache, name, n_batches), threads)
+                     for _ in range(actors_per_model)] for name in names if todo[name]}
+    queues = {name: deque(jobs) for name, jobs in todo.items()}
+    inflight: Dict[object, tuple] = {}
+
+    def launch(name: str, actor) -> None:
+        """Give ``actor`` the next job of its model (one at a time: a dead actor's job is
+        retried on its restarted self)."""
+        if queues[name]:
+            kind, method, b = job = queues[name].popleft()
+            ref = actor.unit.remote(method, b) if kind == "unit" else actor.sanity.remote(method)
+            inflight[ref] = (name, actor, job)
+
+    for name, handles in actors.items():
+        for a in handles:
+            launch(name, a)
+    try:
+        while inflight:
+            (ref,), _ = ray.wait(list(inflight), num_returns=1)
+            name, actor, (kind, _, b) = inflight.pop(ref)
+            parts, value = ray.get(ref)
+            cache.put(value, *parts)
+            if kind == "unit":
+                bars.advance(len(plan.batches[b]), True)
+            on_result(actors)
+            launch(name, actor)
+    finally:
+        bars.close()
+        for handles in actors.values():
+            for a in handles:
+                ray.kill(a)

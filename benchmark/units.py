@@ -1,0 +1,230 @@
+"""The work of a run, split into units that can be computed anywhere: per model its answers and
+its Δ per object (:class:`ModelState`), then one unit per (model, method, batch) and one sanity
+unit per (model, method). Every unit reads only the run's :class:`Plan` and its model's state and
+goes into the unit cache (:mod:`benchmark.cache`) under :func:`unit_key`; the local runner and the
+Ray engine compute the same units and merge them the same way, hence the same bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+import metrics
+from benchmark import batch_inputs as inputs
+from benchmark import models
+from benchmark.aggregate import effect_summary
+from benchmark.batch_inputs import configured_method
+from benchmark.config import RunConfig, load_dataset
+from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
+from benchmark.errors import InputError
+from benchmark.models.protocol import VLModel
+from benchmark.scoring import UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows
+from methods.base import Diagnostic, NotApplicable
+from metrics.vqa import exact_match, vqa_accuracy
+
+
+@dataclass
+class Plan:
+    """What every unit of a run reads besides its model: the configuration (with the dataset's
+    insertion start filled in), the records, their batches, the answer scorer and the pointing
+    tolerance."""
+
+    cfg: RunConfig
+    records: list
+    batches: List[List[int]]
+    scorer: Callable
+    tolerance: float
+    dataset_info: dict
+
+
+def make_plan(cfg: RunConfig) -> Plan:
+    """Load the dataset of ``cfg`` and fix what the units share."""
+    data = load_dataset(cfg)
+    n = len(data) if cfg.limit is None else min(cfg.limit, len(data))
+    records = [data[i] for i in range(n)]
+    if not records:
+        raise InputError(f"dataset {cfg.dataset!r} has no samples")
+    if cfg.insertion_start is None:
+        cfg = replace(cfg, insertion_start=data.insertion_start)
+    side = min(records[0].image.shape[:2])
+    tolerance = cfg.tolerance if cfg.tolerance is not None else data.pointing_tolerance(side)
+    info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records),
+            "insertion_start": cfg.insertion_start,
+            "answer_scoring": "exact match" if data.exact_match else "VQA accuracy",
+            "pointing_tolerance_px": tolerance, "image_size": side}
+    return Plan(cfg, records, inputs.batches(n, cfg.batch_size),
+                exact_match if data.exact_match else vqa_accuracy, tolerance, info)
+
+
+def unit_key(b: int) -> str:
+    """The cache name of batch ``b`` (under the model's and the method's folders)."""
+    return f"batch-{b:05d}"
+
+
+class ModelState:
+    """One model of a run with what its units read, each taken from ``cache`` or computed and
+    put there: its manifest entry (``info``), its answer to every question (``predictions``,
+    and ``correct`` as scored), and its Δ per object (``effects``; empty when no counterfactual
+    metric or method asks). The model itself is loaded (``load()``) only when something has to
+    be computed, so merging a run whose units are all cached loads none."""
+
+    def __init__(self, name: str, plan: Plan, cache, load: Callable[[], VLModel]) -> None:
+        self.name, self._load, self._model = name, load, None
+        cfg, records = plan.cfg, plan.records
+        self.info = cache.get(name, "info")
+        if self.info is None:
+            self.info = dict(self.model.info)
+            if self.model.side_input_classes("segmentation") is not None:
+                self.info["segmentation"] = cfg.segmentation
+            cache.put(self.info, name, "info")
+        self.predictions = cache.get(name, "predictions")
+        if self.predictions is None:
+            self.predictions = _predict(self.model, records, cfg)
+            cache.put(self.predictions, name, "predictions")
+        self.effects: Dict[str, Optional[dict]] = {}
+        if _wants_effects(cfg, self.info, records):
+            for b, idx in enumerate(plan.batches):
+                part = cache.get(name, "effects", unit_key(b))
+                if part is None:
+                    part = _effects(self.model, [records[i] for i in idx], records, cfg)
+                    cache.put(part, name, "effects", unit_key(b))
+                self.effects.update(part)
+        self.correct = {r.sample_id: plan.scorer(self.predictions[r.sample_id], r.answers)
+                        if self.predictions[r.sample_id] else None for r in records}
+
+    @property
+    def model(self) -> VLModel:
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def manifest_info(self) -> dict:
+        """The manifest's entry: the model's info, its segmentation stream, and how strongly
+        single objects move it."""
+        return {**self.info, **({"counterfactual": effect_summary(self.effects)}
+                                if self.effects else {})}
+
+
+def model_state(name: str, plan: Plan, cache) -> ModelState:
+    """:class:`ModelState` of the registered model ``name`` on the run's device."""
+    return ModelState(name, plan, cache, lambda: models.load(
+        name, device=plan.cfg.device, **model_options(name, plan.cfg)))
+
+
+def compute_unit(state: ModelState, plan: Plan, method_name: str, b: int) -> dict:
+    """Batch ``b`` of ``method_name`` on the state's model (see :func:`_unit`)."""
+    recs = [plan.records[i] for i in plan.batches[b]]
+    return _unit(state.model, method_name, recs, plan.records, b, plan.cfg, state.correct,
+                 plan.scorer, plan.tolerance, state.effects)
+
+
+def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfig,
+          correct: Dict[str, float], scorer: Callable, tolerance: float,
+          effects: Dict[str, Optional[dict]]) -> dict:
+    """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
+
+    A method's diagnostics each become a metric row (their direction is returned in
+    ``directions``); maps it marks invalid (an estimator that did not converge) keep their rows,
+    with a note and no value, and are left out of every mean.
+    """
+    method = configured_method(method_name, cfg)
+    reason = method.applicable(model)
+    images = inputs.images(recs, model)
+    kinds = {m: metrics.get(m).kind for m in cfg.metrics}
+    loc = [m for m, k in kinds.items() if k == "localisation"]
+    mod = [m for m, k in kinds.items() if k == "model"]
+    cf = [m for m, k in kinds.items() if k == "counterfactual"]
+    maps, valid = None, None
+    diagnostics: Dict[str, Diagnostic] = {}
+    model = inputs.fed(model, recs, records, cfg)
+    if reason is None:
+        try:
+            out = method.explain(model, images, [r.question for r in recs],
+                                 seed=cfg.seed * 100003 + b,
+                                 masks=[r.target_mask for r in recs],
+                                 counterfactuals=_counterfactual_inputs(recs, effects))
+            maps, diagnostics, valid = out.maps, out.diagnostics, out.valid
+        except NotApplicable as e:
+            reason = str(e)
+    maps_np = None if maps is None else maps.numpy()
+    invalid: Dict[int, str] = {}
+    for i in range(len(recs) if maps_np is not None else 0):
+        if valid is not None and not bool(valid[i]):
+            invalid[i] = UNCONVERGED
+        elif not np.isfinite(maps_np[i]).all():
+            invalid[i] = "non-finite map"
+    base_rows = [{"model": model.name, "method": method_name, "sample_id": r.sample_id,
+                  "question_type": r.family, "correct": correct.get(r.sample_id)}
+                 for r in recs]
+    rows = []
+    cf_why = reason or next((metrics.get(m).applicable(model) for m in cf), None)
+    for i, r in enumerate(recs):
+        unconverged = invalid.get(i) == UNCONVERGED
+        heat = None if maps_np is None or unconverged else maps_np[i]
+        why = invalid[i] if unconverged else reason
+        rows += localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
+        rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
+                                     tolerance, invalid[i] if unconverged else cf_why)
+    rows += model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
+                               scorer, cfg)
+    for key, d in diagnostics.items():
+        rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
+                  "note": ""} for i in range(len(recs))]
+    gallery = {r.sample_id: maps_np[i].tolist() for i, r in enumerate(recs)
+               if maps_np is not None and r.sample_id in gallery_ids(records, cfg)}
+    nonfinite = sum(1 for why in invalid.values() if why == "non-finite map")
+    return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite,
+            "directions": {k: d.higher_is_better for k, d in diagnostics.items()}}
+
+
+def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional[list]:
+    """Per record (object masks, Δ per object) for methods that read them, or None."""
+    if not effects:
+        return None
+    return [None if effects.get(r.sample_id) is None else (object_masks(r),
+                                                            effects[r.sample_id]["delta"])
+            for r in recs]
+
+
+def _effects(model: VLModel, recs, records, cfg: RunConfig) -> Dict[str, Optional[dict]]:
+    """The model's Δ per object for a batch (:mod:`benchmark.counterfactual`)."""
+    own = lambda rs: inputs.segmentation(model, rs, records, cfg.segmentation, cfg.seed)  # noqa: E731
+    return object_effects(model, recs, model.preprocess,
+                          semantic_stream(model, cfg.segmentation, own))
+
+
+def gallery_ids(records, cfg: RunConfig) -> set:
+    return {r.sample_id for r in records[:cfg.gallery]}
+
+
+def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
+    """The model's answer to every question (empty strings for a model without a VQA head)."""
+    if not model.answers:
+        return {r.sample_id: "" for r in records}
+    out = {}
+    for idx in inputs.batches(len(records), cfg.batch_size):
+        recs = [records[i] for i in idx]
+        fed = inputs.fed(model, recs, records, cfg)
+        preds = fed.predict_answers(inputs.images(recs, model), [r.question for r in recs])
+        out.update({r.sample_id: p for r, p in zip(recs, preds)})
+    return out
+
+
+
+def _wants_effects(cfg: RunConfig, info: dict, records) -> bool:
+    """Whether the run needs the model's Δ per object (a counterfactual metric or method asked
+    for, a trained model, re-renderable data)."""
+    asked = any(metrics.get(m).kind == "counterfactual" for m in cfg.metrics) \
+        or "counterfactual_oracle" in cfg.methods
+    return asked and not info.get("untrained") and any(can_rerender(r) for r in records)
+
+
+def model_options(name: str, cfg: RunConfig) -> dict:
+    """Loader options from the run config: fusion settings for the embedded fused model."""
+    from benchmark.models.embedded import EMBEDDED
+
+    if not cfg.fusion or name not in EMBEDDED or not EMBEDDED[name][0].fused:
+        return {}
+    return {"model_overrides": {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}}
