@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Set
 
 import numpy as np
 
 from benchmark.outputs import write_atomic
-from reports.leaderboard import REFERENCE, Board, oracle_of
+from reports.leaderboard import HEADLINE, REFERENCE, Board, oracle_of
 
 STYLE = {"svg.hashsalt": "vqa-xai-bench", "svg.fonttype": "path", "pdf.fonttype": 42,
          "font.size": 8, "axes.titlesize": 9}
@@ -28,8 +28,9 @@ def _pyplot():
 
 
 def save(fig, out: Path, name: str) -> str:
-    """Write ``figures/<name>.pdf`` and ``.svg`` atomically; return a PNG rendering (100 dpi)
-    as a data URI for the page (a fifth of the SVG's size: its glyphs are paths)."""
+    """Write ``figures/<name>.pdf`` and ``.svg`` atomically; return a PNG rendering (100 dpi,
+    256 colours) as a data URI for the page (far smaller than the SVG, whose glyphs are
+    paths)."""
     plt = _pyplot()
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for fmt in ("pdf", "svg"):
@@ -39,7 +40,17 @@ def save(fig, out: Path, name: str) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(_palette_png(buf.getvalue())).decode()
+
+
+def _palette_png(png: bytes) -> bytes:
+    """The PNG with a 256-colour palette: line plots and heatmaps lose nothing visible and
+    shrink two- to three-fold, which keeps the self-contained page small."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(256).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def _finish(fig, ax, out: Path, title: str, caption: str, name: str) -> Dict[str, str]:
@@ -80,18 +91,23 @@ def leaderboard_figure(board: Board, out: Path) -> str:
         return save(fig, out, f"leaderboard_{slug(board.model)}")
 
 
-def forest_figure(metric: str, rows: Sequence[dict], out: Path) -> str:
-    """Per model (one panel each), every method's mean with its 95% CI on ``metric``; the
-    target region filled, the size-matched control hollow beside it; ``random`` and the oracle
-    as reference lines."""
+def forest_figure(metric: str, rows: Sequence[dict], out: Path,
+                  baselines: Set[str] = frozenset()) -> str:
+    """Per model (one panel each, three to a row), every method's mean with its 95% CI on
+    ``metric``; the target region filled, the size-matched control hollow beside it; the
+    baselines below a rule; ``random`` and the oracle as reference lines."""
     plt = _pyplot()
     models = sorted({r["model"] for r in rows})
+    methods = sorted({r["method"] for r in rows}, key=lambda m: (m in baselines, m))
+    cols = min(3, len(models))
+    nrows = -(-len(models) // cols)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(models), squeeze=False, sharey=True,
-                                 figsize=(3.0 * len(models) + 1.4, 0.28 * len(
-                                     {r["method"] for r in rows}) + 1.3))
-        methods = sorted({r["method"] for r in rows})
-        for ax, model in zip(axes[0], models):
+        fig, axes = plt.subplots(nrows, cols, squeeze=False, sharey=True,
+                                 figsize=(3.4 * cols + 1.4, nrows * (0.24 * len(methods) + 1.0)
+                                          + 0.4))
+        for ax in axes.flat[len(models):]:
+            ax.set_visible(False)
+        for ax, model in zip(axes.flat, models):
             mine = {(r["method"], r["region"]): r for r in rows if r["model"] == model}
             for y, method in enumerate(methods):
                 for region, dy, face in (("target", -0.12, "C0"), ("", -0.12, "C0"),
@@ -102,27 +118,36 @@ def forest_figure(metric: str, rows: Sequence[dict], out: Path) -> str:
                     m, lo, hi = float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
                     ax.errorbar(m, y + dy, xerr=[[m - lo], [hi - m]], fmt="o", markersize=3.5,
                                 color="C0", markerfacecolor=face, capsize=2, linewidth=1)
+            real = sum(m not in baselines for m in methods)
+            if 0 < real < len(methods):
+                ax.axhline(real - 0.5, color="black", linewidth=0.6)
             for ref, style in ((REFERENCE, ":"), (oracle_of(metric), "--")):
                 r = mine.get((ref, "target")) or mine.get((ref, ""))
                 if r is not None and np.isfinite(float(r["mean"] or "nan")):
                     ax.axvline(float(r["mean"]), color="grey", linestyle=style, linewidth=1)
             ax.set_title(model)
             ax.set_yticks(range(len(methods)), methods)
-            ax.invert_yaxis()
+            ax.set_ylim(len(methods) - 0.5, -0.5)
             ax.grid(axis="x", linewidth=0.3)
-        axes[0][0].set_xlabel(metric)
+            ax.set_xlabel(metric)
         fig.suptitle(f"{metric}: mean and 95% CI (filled: target; hollow: size-matched control; "
-                     f"dotted: {REFERENCE}, dashed: {oracle_of(metric)})", fontsize=8)
+                     f"dotted: {REFERENCE}, dashed: {oracle_of(metric)}; baselines below the "
+                     "rule)", fontsize=8)
         fig.tight_layout()
         return save(fig, out, f"forest_{slug(metric)}")
 
 
-def forest_figures(summary: Sequence[dict], out: Path) -> List[Dict[str, str]]:
-    """One forest plot per metric of the run (all questions; target and control regions)."""
+def forest_figures(summary: Sequence[dict], out: Path,
+                   baselines: Set[str] = frozenset()) -> List[Dict[str, str]]:
+    """One forest plot per metric of the run (all questions; target and control regions): the
+    headline metrics first, in the leaderboard's order, then the others alphabetically."""
     rows = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
             and r["region"] in ("target", "", "control")]
-    return [{"metric": m, "src": forest_figure(m, [r for r in rows if r["metric"] == m], out)}
-            for m in sorted({r["metric"] for r in rows})]
+    names = {r["metric"] for r in rows}
+    order = [m for m in HEADLINE if m in names] + sorted(names - set(HEADLINE))
+    return [{"metric": m, "src": forest_figure(m, [r for r in rows if r["metric"] == m], out,
+                                               baselines)}
+            for m in order]
 
 
 def curve_figures(curves: Sequence[dict], out: Path) -> List[Dict[str, str]]:

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
-from reports.matrices import method_matrices, model_tables
+from reports.matrices import controlled, method_matrices, model_tables
 from reports.run_files import is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
@@ -139,8 +139,6 @@ def render(out: Path) -> str:
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
     all_comparisons = read_csv(out, "comparisons.csv")
     base = baselines(out)
-    metrics = [m for m in leaderboard.HEADLINE] + sorted(
-        {r["metric"] for r in summary_rows} - set(leaderboard.HEADLINE))
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     boards = leaderboard.boards(summary_rows, all_comparisons, base)
     board_figures = {b.model: figures.leaderboard_figure(b, out) for b in boards}
@@ -150,12 +148,13 @@ def render(out: Path) -> str:
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}),
         boards=boards, board_figures=board_figures, matrices=method_matrices(all_comparisons),
-        forests=figures.forest_figures(summary_rows, out),
+        forests=figures.forest_figures(summary_rows, out, base),
         family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
         sanity_figures=figures.sanity_figures(read_csv(out, "sanity.csv"), out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         families=_families(summary_rows), grounding=grounding,
-        model_tables=model_tables(all_comparisons, metrics, base),
+        model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, base,
+                                  controlled(manifest.get("models", {}))),
         curves=figures.curve_figures(read_csv(out, "curves.csv"), out), sanity=read_csv(out, "sanity.csv"), gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,

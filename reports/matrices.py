@@ -44,13 +44,30 @@ def method_matrices(comparisons: Sequence[dict],
     return out
 
 
-def model_tables(comparisons: Sequence[dict], metrics: Sequence[str],
-                 baselines: Set[str]) -> List[dict]:
+def controlled(models: Dict[str, dict]) -> Set[tuple]:
+    """The model pairs that differ in one factor — the architecture (``config.fused``: baseline
+    vs fused) or the training (``recipe``: supervised, plain or untrained) — from the manifest's
+    model entries; a model whose entry names neither pairs with every other."""
+    def factors(info: dict):
+        fused, recipe = (info.get("config") or {}).get("fused"), info.get("recipe")
+        return None if fused is None or recipe is None else (fused, recipe)
+
+    names = sorted(models)
+    return {(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if None in (factors(models[a]), factors(models[b]))
+            or sum(x != y for x, y in zip(factors(models[a]), factors(models[b]))) == 1}
+
+
+def model_tables(comparisons: Sequence[dict], metrics: Sequence[str], baselines: Set[str],
+                 pairs: Optional[Set[tuple]] = None) -> List[dict]:
     """``[{metric, pairs, methods, cells}]``: per metric, one row per real method (baselines'
     maps do not depend on the model and are left out) and one column per model pair ``a − b``
-    that both have the metric; ``cells[i][j]`` as in :func:`method_matrices` or ``None``."""
+    that both have the metric (among ``pairs``, in either order, when given);
+    ``cells[i][j]`` as in :func:`method_matrices` or ``None``."""
     tables: Dict[str, Dict[tuple, dict]] = {}
     for r in comparisons:
+        if pairs is not None and (r["a"], r["b"]) not in pairs and (r["b"], r["a"]) not in pairs:
+            continue
         if _tested(r, "model", metrics) and r["fixed"] not in baselines:
             tables.setdefault(r["metric"], {})[(r["fixed"], r["a"], r["b"])] = _cell(r)
     out = []

@@ -201,3 +201,19 @@ def test_model_tables_keep_only_tested_pairs_of_real_methods():
     assert t["pairs"] == [("base", "fused")] and t["methods"] == ["gradcam", "rollout"]
     assert t["cells"][0][0]["diff"] == 0.1 and t["cells"][0][0]["significant"]
     assert not t["cells"][1][0]["significant"]
+
+
+def test_controlled_model_pairs_differ_in_one_factor():
+    from reports.matrices import controlled
+
+    def info(fused, recipe):
+        return {"config": {"fused": fused}, "recipe": recipe}
+
+    models = {"blip": info(False, "supervised"), "blip-plain": info(False, "plain"),
+              "blip@init": info(False, "untrained"), "difnet": info(True, "supervised"),
+              "difnet@init": info(True, "untrained"), "hf": {"config": None}}
+    pairs = controlled(models)
+    assert ("blip", "difnet") in pairs and ("blip", "blip@init") in pairs
+    assert ("blip@init", "difnet@init") in pairs and ("blip", "blip-plain") in pairs
+    assert ("blip-plain", "difnet") not in pairs and ("blip@init", "difnet") not in pairs
+    assert {("blip", "hf"), ("difnet@init", "hf")} <= pairs  # no factors: paired with all

@@ -50,6 +50,8 @@ def test_report_in_headless_chromium(tmp_path):
     overflow = re.search(r'data-overflow-px="(\d+)"', dom.stdout)
     assert overflow and overflow.group(1) == "0", "the page is wider than a 1280 px window"
     assert "Which method is best on each model" in dom.stdout
+    ids = re.findall(r'<h2 id="([^"]+)"', dom.stdout)
+    assert ids and len(ids) == len(set(ids)), ids  # every section once
     shot = out / "screenshot.png"
     subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
                     f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)

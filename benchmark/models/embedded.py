@@ -57,7 +57,8 @@ def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> VLModel:
     info = {k: meta.get(k) for k in ("itm_accuracy", "vqa_accuracy", "itm_by_family",
                                      "vqa_by_family", "train_seconds", "checkpoint", "sha256")}
     info.update(fingerprint=hashlib.sha256((meta["key"] + meta["state_hash"]).encode()).hexdigest(),
-                config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"])
+                config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"],
+                recipe="plain" if name.endswith("-plain") else "supervised")
     return tiny_adapter(model, name, cfg, info)
 
 
@@ -165,7 +166,7 @@ def load_untrained(name: str) -> VLModel:
     cfg, tcfg = EMBEDDED[name]
     model = build_tiny_itm(cfg, seed=tcfg.seed)
     info = {"fingerprint": hashlib.sha256((run_key(cfg, tcfg) + state_hash(model)).encode()).hexdigest(),
-            "config": cfg.to_dict(), "untrained": True}
+            "config": cfg.to_dict(), "untrained": True, "recipe": "untrained"}
     return tiny_adapter(model, f"{name}@init", cfg, info)
 
 
