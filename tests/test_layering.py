@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ("benchmark.runner", "benchmark.outputs", "benchmark.counterfactual", "benchmark.cli",
-          "benchmark.scoring", "benchmark.aggregate", "benchmark.batch_inputs", "benchmark.sanity_run")
+          "benchmark.scoring", "benchmark.aggregate", "benchmark.batch_inputs", "benchmark.sanity_run",
+          "benchmark.units", "benchmark.ray_engine", "benchmark.progress")
 PLUGINS = ("methods", "metrics", "datasets")
 TRAINING = ("benchmark.models.train",)
 
@@ -38,7 +39,8 @@ def _under(names: set, prefixes) -> list:
     ("methods", ENGINE + ("reports",) + TRAINING),
     ("metrics", ENGINE + ("reports",) + TRAINING),
     ("datasets", ENGINE + ("reports",) + TRAINING),
-    ("benchmark.runner", ("benchmark.cli", "reports")),
+    ("benchmark.runner", ("benchmark.cli", "reports", "benchmark.ray_engine", "ray")),
+    ("benchmark.units", ("benchmark.cli", "reports", "benchmark.runner", "benchmark.ray_engine")),
 ])
 def test_a_layer_does_not_import_the_layers_above_it(module, forbidden):
     assert _under(_imported_with(module), forbidden) == []
