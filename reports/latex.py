@@ -44,10 +44,12 @@ def _n(ns: List[int]) -> str:
 
 def _tabular(columns: str, header: List[str], body: List[str], caption: str,
              label: str) -> str:
+    # scaled to the text width when wider (a row of means with CIs seldom fits a column)
     return "\n".join(["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
-                      f"\\label{{{label}}}", f"\\begin{{tabular}}{{{columns}}}", "\\toprule",
+                      f"\\label{{{label}}}", "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth"
+                      "\\else\\width\\fi}{!}{%", f"\\begin{{tabular}}{{{columns}}}", "\\toprule",
                       " & ".join(header) + " \\\\", "\\midrule", *body, "\\bottomrule",
-                      "\\end{tabular}", "\\end{table}"]) + "\n"
+                      "\\end{tabular}}", "\\end{table}"]) + "\n"
 
 
 def _ranked(cands: List[dict]) -> List[dict]:
@@ -76,6 +78,33 @@ def _body(methods: List[str], base: Set[str], cells) -> List[str]:
     return lines
 
 
+def _marks(cell: Dict[tuple, dict], methods: List[str], metrics: List[str], base: Set[str],
+           comparisons: List[dict], model: str) -> Dict[str, tuple]:
+    """metric → (the best real methods by its direction, whether the lead is significant);
+    every method tied with the best is marked, and a tie is never a significant lead. A metric
+    with one real method (a method's own diagnostic) has no best."""
+    marks: Dict[str, tuple] = {}
+    for m in metrics:
+        ranked = _ranked([cell[(meth, m)] for meth in methods
+                          if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]])
+        if len(ranked) > 1:
+            top = {r["method"] for r in ranked if float(r["mean"]) == float(ranked[0]["mean"])}
+            sure = (len(top) == 1 and significantly_better(
+                comparisons, model, m, ranked[0]["method"], ranked[1]["method"],
+                is_true(ranked[0]["higher_is_better"])) == ranked[0]["method"])
+            marks[m] = (top, sure)
+    return marks
+
+
+def _marked(r: Optional[dict], meth: str, mark: tuple) -> str:
+    """``mean [low, high]``, bold (and a dagger when not significant) for a marked method."""
+    if r is None or not r["mean"]:
+        return "--"
+    if meth in mark[0]:
+        return f"\\textbf{{{_ci(r)}}}" + ("" if mark[1] else "$^\\dagger$")
+    return _ci(r)
+
+
 def _table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
            comparisons: List[dict], caption: str, label: str) -> str:
     """Methods × ``metrics``, ``mean [low, high]``; the best real method per column (by its
@@ -83,32 +112,41 @@ def _table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
     significant; baselines below a rule, never marked."""
     cell: Dict[tuple, dict] = {(r["method"], r["metric"]): r for r in rows}
     methods = _methods(rows, base)
-    marks: Dict[str, tuple] = {}
-    for m in metrics:
-        ranked = _ranked([cell[(meth, m)] for meth in methods
-                          if (meth, m) in cell and meth not in base and cell[(meth, m)]["mean"]])
-        if ranked:
-            # every method tied with the best is bold, and a tie is never a significant lead
-            top = {r["method"] for r in ranked if float(r["mean"]) == float(ranked[0]["mean"])}
-            sure = len(ranked) == 1 or (len(top) == 1 and significantly_better(
-                comparisons, model, m, ranked[0]["method"], ranked[1]["method"],
-                is_true(ranked[0]["higher_is_better"])) == ranked[0]["method"])
-            marks[m] = (top, sure)
+    marks = _marks(cell, methods, metrics, base, comparisons, model)
 
     def cells(meth: str) -> List[str]:
-        out = []
-        for m in metrics:
-            r = cell.get((meth, m))
-            if r is None or not r["mean"]:
-                out.append("--")
-            elif meth in marks.get(m, ((),))[0]:
-                out.append(f"\\textbf{{{_ci(r)}}}" + ("" if marks[m][1] else "$^\\dagger$"))
-            else:
-                out.append(_ci(r))
-        return out
+        return [_marked(cell.get((meth, m)), meth, marks.get(m, ((), True))) for m in metrics]
 
     header = ["method"] + [f"{_esc(m)} {_arrow(rows, m)}" for m in metrics]
     return _tabular("l" + "c" * len(metrics), header, _body(methods, base, cells), caption, label)
+
+
+def _long_table(model: str, rows: List[dict], metrics: List[str], base: Set[str],
+                comparisons: List[dict], caption: str, label: str) -> str:
+    """Appendix, every metric: one block of methods per metric (mean [low, high] and n), marked
+    as in :func:`_table`; a ``longtable`` that breaks across pages."""
+    cell: Dict[tuple, dict] = {(r["method"], r["metric"]): r for r in rows}
+    methods = _methods(rows, base)
+    marks = _marks(cell, methods, metrics, base, comparisons, model)
+    body: List[str] = []
+    for m in metrics:
+        mine = [meth for meth in methods if (meth, m) in cell]
+        body += ([] if not body else ["\\midrule"]) + [
+            f"\\multicolumn{{3}}{{l}}{{\\emph{{{_esc(m)}}} {_arrow(rows, m)}}} \\\\"]
+        body += _body(mine, base, lambda meth, m=m: [
+            _marked(cell[(meth, m)], meth, marks.get(m, ((), True))), cell[(meth, m)]["n"]])
+    return _longtable("lcc", ["method", "mean [95\\% CI]", "$n$"], body, caption, label)
+
+
+def _longtable(columns: str, header: List[str], body: List[str], caption: str,
+               label: str) -> str:
+    """A ``longtable`` (appendix tables that run over pages), its header repeated per page."""
+    head = " & ".join(header) + " \\\\"
+    return "\n".join(["\\begingroup\\small", f"\\begin{{longtable}}{{{columns}}}",
+                      f"\\caption{{{caption}}}\\label{{{label}}} \\\\", "\\toprule", head,
+                      "\\midrule", "\\endfirsthead", "\\toprule", head, "\\midrule", "\\endhead",
+                      "\\bottomrule", "\\endlastfoot", *body, "\\end{longtable}",
+                      "\\endgroup"]) + "\n"
 
 
 def _caption(model: str, rows: List[dict], seed, what: str) -> str:
@@ -151,8 +189,8 @@ def _family_table(model: str, rows: List[dict], metrics: List[str], base: Set[st
                f"percentile bootstrap CI (seed {seed}) is in summary.csv. Bold: the best real "
                "method per family by the metric's direction (arrow), not tested for significance. "
                "Baselines below each rule are never marked.")
-    return _tabular("l" + "c" * len(families), ["method"] + [_esc(f) for f in families], body,
-                    caption, f"tab:family-{_label(model)}")
+    return _longtable("l" + "c" * len(families), ["method"] + [_esc(f) for f in families], body,
+                      caption, f"tab:family-{_label(model)}")
 
 
 #: the columns of the sanity table: (test, statistic, stage, header)
@@ -208,8 +246,8 @@ def _grounding_table(rows: List[dict], seed) -> str:
                "both (mean difference with its 95\\% percentile bootstrap CI, "
                f"seed {seed}; two-sided Wilcoxon signed-rank $p$, Holm-corrected within each "
                "metric).")
-    return _tabular("llcccc", ["metric", "model / method", "$n$", "target $-$ control", "$p$",
-                               "$p_{\\mathrm{Holm}}$"], body, caption, "tab:grounding")
+    return _longtable("llcccc", ["metric", "model / method", "$n$", "target $-$ control", "$p$",
+                                 "$p_{\\mathrm{Holm}}$"], body, caption, "tab:grounding")
 
 
 def _label(model: str) -> str:
@@ -237,8 +275,9 @@ def table_files(out: Path) -> Dict[str, str]:
             files[f"main_{_label(model)}"] = _table(
                 model, top, headline, base, comparisons,
                 _caption(model, top, seed, "headline metrics"), f"tab:main-{_label(model)}")
-        files[f"all_{_label(model)}"] = _table(
-            model, mine, every, base, comparisons, _caption(model, mine, seed, "every metric"),
+        files[f"all_{_label(model)}"] = _long_table(
+            model, mine, every, base, comparisons,
+            _caption(model, mine, seed, "every metric").replace("per column", "per metric"),
             f"tab:all-{_label(model)}")
         fam = [r for r in by_family if r["model"] == model and r["metric"] in headline]
         if fam:
@@ -256,8 +295,8 @@ def table_files(out: Path) -> Dict[str, str]:
 def tables(out: Path) -> str:
     """Every table of :func:`table_files` in one file, each after a comment naming its own
     file under ``tables/`` (one ``\\input`` per table)."""
-    parts = ["% vqa-xai-bench tables; requires \\usepackage{booktabs}. Each table is also its own "
-             "file: \\input{tables/<name>}"]
+    parts = ["% vqa-xai-bench tables; requires \\usepackage{booktabs}, graphicx and longtable. "
+             "Each table is also its own file: \\input{tables/<name>}"]
     for name, text in table_files(out).items():
         parts += [f"% --- tables/{name}.tex", text]
     return "\n".join(parts)

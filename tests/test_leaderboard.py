@@ -217,3 +217,26 @@ def test_controlled_model_pairs_differ_in_one_factor():
     assert ("blip@init", "difnet@init") in pairs and ("blip", "blip-plain") in pairs
     assert ("blip-plain", "difnet") not in pairs and ("blip@init", "difnet") not in pairs
     assert {("blip", "hf"), ("difnet@init", "hf")} <= pairs  # no factors: paired with all
+
+
+def test_tables_tex_compiles_with_pdflatex(tmp_path):
+    """Every generated table, in one document, through pdflatex (where it is installed)."""
+    import shutil
+    import subprocess
+
+    from benchmark.cli import main
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: texlive-latex-recommended)")
+    out = tmp_path / "run"
+    assert main(["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,oracle",
+                 "--metrics", "pointing_game,relevance_rank,deletion_auc,random_logit",
+                 "--limit", "6", "--batch-size", "3", "--steps", "4", "--sanity-samples", "4",
+                 "--quiet", "--out", str(out)]) == 0
+    (out / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}"
+                                 "\\usepackage{graphicx}\\usepackage{longtable}"
+                                 "\\begin{document}\\input{tables.tex}\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                       cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "Float too large" not in r.stdout and (out / "doc.pdf").exists()
