@@ -192,13 +192,15 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "counterfactual": info.get("counterfactual"),
                           "segmentation": info.get("segmentation"),
                           "source": info.get("source"),
-                          "config": info.get("config")}
+                          "config": info.get("config"),
+                          "recipe": info.get("recipe")}
                    for name, info in result.model_info.items()},
         "methods": result.method_info,
         "skipped_models": result.skipped,
         "nonfinite_maps": result.nonfinite_maps,
         "higher_is_better": result.higher_is_better,
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "profile_s": {k: round(v, 3) for k, v in sorted(result.profile.items())},
     }
 
 

@@ -22,9 +22,10 @@ the same order as a local run's.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from benchmark import models
 from benchmark.cache import MemoryCache, UnitCache
@@ -44,13 +45,17 @@ class ModelWorker:
         self.plan = make_plan(cfg)
         self.state = model_state(name, self.plan, MemoryCache(entries))
 
-    def unit(self, method: str, b: int):
-        return (self.state.name, method, unit_key(b)), compute_unit(self.state, self.plan,
-                                                                    method, b)
+    def unit(self, method: str, b: int) -> List[tuple]:
+        """[(cache parts, value)] of batch ``b`` of ``method``."""
+        return [((self.state.name, method, unit_key(b)),
+                 compute_unit(self.state, self.plan, method, b))]
 
-    def sanity(self, method: str):
-        return (self.state.name, method, "sanity"), sanity_unit(self.state.model, method,
-                                                                self.plan.records, self.plan.cfg)
+    def sanity(self, method: str) -> List[tuple]:
+        """[(cache parts, value)]: the sanity unit of ``method`` and its time."""
+        t0 = time.perf_counter()
+        tests = sanity_unit(self.state.model, method, self.plan.records, self.plan.cfg)
+        return [((self.state.name, method, "sanity"), tests),
+                ((self.state.name, method, "sanity-seconds"), time.perf_counter() - t0)]
 
     def pid(self) -> int:
         return os.getpid()
@@ -136,8 +141,8 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
         while inflight:
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
             name, actor, (kind, _, b) = inflight.pop(ref)
-            parts, value = ray.get(ref)
-            cache.put(value, *parts)
+            for parts, value in reversed(ray.get(ref)):  # the unit itself last
+                cache.put(value, *parts)
             if kind == "unit":
                 bars.advance(len(plan.batches[b]), True)
             on_result(actors)

@@ -39,6 +39,9 @@ class RunResult:
     method_info: Dict[str, dict] = field(default_factory=dict)
     gallery: List[dict] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
+    #: "method/part" → seconds over every model and batch (part: explain, a metric, sanity
+    #: checks), as recorded when each unit was computed
+    profile: Dict[str, float] = field(default_factory=dict)
     dataset_info: dict = field(default_factory=dict)
     nonfinite_maps: Dict[str, int] = field(default_factory=dict)
     higher_is_better: Dict[str, bool] = field(default_factory=dict)
@@ -89,6 +92,9 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                 if computed:
                     unit = compute_unit(state, plan, method_name, b)
                     cache.put(unit, model_name, method_name, unit_key(b))
+                for part, t in unit.get("seconds", {}).items():
+                    key = f"{method_name}/{part}"
+                    result.profile[key] = result.profile.get(key, 0.0) + t
                 result.rows += unit["rows"]
                 result.higher_is_better.update(unit.get("directions", {}))
                 nonfinite += unit["nonfinite"]
@@ -103,7 +109,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
         if sanity_names(cfg) and not state.info.get("untrained"):
             bars.unit(f"{model_name} × sanity checks", len(cfg.methods))
-            result.sanity += sanity_rows(state, records, cfg, cache, done=bars.advance_unit)
+            result.sanity += sanity_rows(state, records, cfg, cache, done=bars.advance_unit,
+                                         seconds=result.profile)
             bars.close_unit()
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:

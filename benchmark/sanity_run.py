@@ -2,7 +2,8 @@
 per (model, method) unit and summarised with seeded bootstrap CIs."""
 from __future__ import annotations
 
-from typing import Callable, List
+import time
+from typing import Callable, Dict, List, Optional
 
 import metrics
 from benchmark.aggregate import sanity_summary
@@ -49,18 +50,26 @@ def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> di
 
 
 def sanity_rows(state, records, cfg: RunConfig, cache: UnitCache,
-                done: Callable[[], None] = lambda: None) -> List[dict]:
+                done: Callable[[], None] = lambda: None,
+                seconds: Optional[Dict[str, float]] = None) -> List[dict]:
     """The sanity metrics per method (:func:`sanity_unit`, cached per method): per test and
     stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
     the correlation tests, the complexity ratio for ``emprt``) on the model of ``state``
     (:class:`benchmark.units.ModelState`, loaded only if a unit is missing). ``done()`` after
-    each method."""
+    each method; each unit's time, as recorded when it was computed, is added to ``seconds``
+    under ``method/sanity checks``."""
     out = []
     for method_name in cfg.methods:
         tests = cache.get(state.name, method_name, "sanity")
         if tests is None:
+            t0 = time.perf_counter()
             tests = sanity_unit(state.model, method_name, records, cfg)
+            cache.put(time.perf_counter() - t0, state.name, method_name, "sanity-seconds")
             cache.put(tests, state.name, method_name, "sanity")
+        if seconds is not None:
+            key = f"{method_name}/sanity checks"
+            seconds[key] = seconds.get(key, 0.0) + (
+                cache.get(state.name, method_name, "sanity-seconds") or 0.0)
         out += sanity_summary(tests, state.name, method_name, cfg.seed)
         done()
     return out

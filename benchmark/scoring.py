@@ -5,6 +5,7 @@ sample without a region keeps its row, with an empty value and a ``note`` saying
 """
 from __future__ import annotations
 
+import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -78,9 +79,13 @@ def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndar
 
 def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
                        images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
-                       reason: Optional[str], scorer: Callable, cfg: RunConfig) -> List[dict]:
+                       reason: Optional[str], scorer: Callable, cfg: RunConfig,
+                       seconds: Optional[Dict[str, float]] = None) -> List[dict]:
+    """Rows of the metrics that run the model on the maps (noted where they do not apply);
+    each metric's time is added to ``seconds`` (the run's profile)."""
     rows = []
     for metric in names:
+        t0 = time.perf_counter()
         fn = metrics.get(metric)
         scores, why = None, reason or fn.applicable(model)
         # a curve of the match probability carries no signal when the question does not match
@@ -96,6 +101,8 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
                         scorer=scorer, steps=cfg.perturbation_steps,
                         substrate=SUBSTRATES[cfg.substrate], start=SUBSTRATES[cfg.insertion_start],
                         seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
+        if seconds is not None:
+            seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - t0
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}

@@ -6,6 +6,7 @@ Ray engine compute the same units and merge them the same way, hence the same by
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional
 
@@ -139,6 +140,8 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
     maps, valid = None, None
     diagnostics: Dict[str, Diagnostic] = {}
     model = inputs.fed(model, recs, records, cfg)
+    seconds: Dict[str, float] = {}  # where the unit's time goes (the run's profile)
+    t0 = time.perf_counter()
     if reason is None:
         try:
             out = method.explain(model, images, [r.question for r in recs],
@@ -148,6 +151,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
             maps, diagnostics, valid = out.maps, out.diagnostics, out.valid
         except NotApplicable as e:
             reason = str(e)
+    seconds["explain"] = time.perf_counter() - t0
     maps_np = None if maps is None else maps.numpy()
     invalid: Dict[int, str] = {}
     for i in range(len(recs) if maps_np is not None else 0):
@@ -160,6 +164,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
                  for r in recs]
     rows = []
     cf_why = reason or next((metrics.get(m).applicable(model) for m in cf), None)
+    t0 = time.perf_counter()
     for i, r in enumerate(recs):
         unconverged = invalid.get(i) == UNCONVERGED
         heat = None if maps_np is None or unconverged else maps_np[i]
@@ -167,8 +172,9 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
         rows += localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
         rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
                                      tolerance, invalid[i] if unconverged else cf_why)
+    seconds["localisation and counterfactual metrics"] = time.perf_counter() - t0
     rows += model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
-                               scorer, cfg)
+                               scorer, cfg, seconds)
     for key, d in diagnostics.items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
                   "note": ""} for i in range(len(recs))]
@@ -176,7 +182,8 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
                if maps_np is not None and r.sample_id in gallery_ids(records, cfg)}
     nonfinite = sum(1 for why in invalid.values() if why == "non-finite map")
     return {"rows": rows, "gallery": gallery, "nonfinite": nonfinite,
-            "directions": {k: d.higher_is_better for k, d in diagnostics.items()}}
+            "directions": {k: d.higher_is_better for k, d in diagnostics.items()},
+            "seconds": seconds}
 
 
 def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional[list]:

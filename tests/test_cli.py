@@ -120,6 +120,9 @@ def test_run_writes_every_file(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     for key in ("packages", "seed", "config", "git_commit", "dataset", "timings_s", "machine"):
         assert key in manifest
+    # where the time went: every method's maps and every metric that runs the model
+    assert {"random/explain", "cross_attn_gradcam/explain",
+            "cross_attn_gradcam/deletion_auc"} <= set(manifest["profile_s"])
     assert manifest["dataset"]["pointing_tolerance_px"] == pytest.approx(15 * 96 / 224)
     assert "fingerprint" in manifest["models"]["blip-itm-tiny@init"]
     header = (out / "results.csv").read_text().splitlines()[0].split(",")

@@ -1,0 +1,220 @@
+"""The device check: one table of throughput and peak memory per model × method and model ×
+metric, and the agreement of every map and metric between the CPU and the device.
+
+Models: the shipped tiny pair (``blip-itm-tiny``, ``difnet-itm-tiny``) and LAVIS's BLIP ITM
+architecture at 384 px, base (ViT-B/16) and large (ViT-L/16), built from LAVIS's own model
+configs with random weights (nothing is downloaded; the tokenizer is the suite's offline one,
+whose ids fit BERT's embedding). Inputs: test questions of the synthetic scenes, resized by each
+model's own preprocessing. Integrated Gradients runs a fixed ``--ig-steps`` integral here (the
+cost per step is what is measured; a run integrates until it converges).
+
+Columns: ``samples/s`` (maps, or metric values, per second; the device synchronised), ``peak MiB``
+(``torch.cuda.max_memory_allocated`` over that call on CUDA; the process's peak resident memory
+so far on the CPU, which only grows), and, on CUDA for the tiny models, ``max |Δ| vs CPU``: the
+largest difference between the CPU's and the device's maps (normalised by the map's largest
+magnitude) or metric values on the same inputs; it passes when below ``--tolerance``.
+
+Usage: ``bash benchmarks/device_check.sh [--device auto|cpu|cuda] [--budget-s S] [--out FILE]``.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+
+import methods
+import metrics
+from benchmark import models
+from benchmark.batch_inputs import fed
+from benchmark.cli import resolve_device
+from benchmark.config import RunConfig
+from benchmark.models.tiny import _tokenizer
+from methods.base import NotApplicable
+
+TINY = ("blip-itm-tiny", "difnet-itm-tiny")
+BIG = {"blip-itm-base@random": ("blip_itm_base.yaml", 4),
+       "blip-itm-large@random": ("blip_itm_large.yaml", 2)}
+#: methods that read what a real run hands them (masks, the model's own object effects)
+SKIP_METHODS = ("counterfactual_oracle",)
+
+
+def random_lavis_itm(config: str) -> torch.nn.Module:
+    """LAVIS ``BlipITM`` built from LAVIS's model config ``config``, random weights."""
+    from lavis.common.registry import registry
+    from lavis.models.blip_models.blip_image_text_matching import BlipITM
+    from omegaconf import OmegaConf
+
+    class OfflineBlipITM(BlipITM):
+        @classmethod
+        def init_tokenizer(cls):
+            return _tokenizer()
+
+    root = Path(registry.get_path("library_root"))
+    cfg = OmegaConf.load(root / "configs" / "models" / config).model
+    cfg.load_finetuned, cfg.load_pretrained = False, False
+    torch.manual_seed(0)
+    return OfflineBlipITM.from_config(cfg).eval()
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable, device: str, n: int) -> tuple:
+    """(result, samples/s, peak MiB) of ``fn()`` on ``n`` samples."""
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    dt = time.perf_counter() - t0
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out, n / dt, peak
+
+
+def _inputs(model, n: int):
+    """(records, images, questions, answer scorer) of the first ``n`` synthetic test questions."""
+    import datasets
+    from metrics.vqa import exact_match, vqa_accuracy
+
+    data = datasets.get("synthetic")(split="test", seed=0)
+    recs = [data[i] for i in range(n)]
+    return (recs, model.preprocess([r.image for r in recs]), [r.question for r in recs],
+            exact_match if data.exact_match else vqa_accuracy)
+
+
+def _maps(method, model, images, questions, recs) -> torch.Tensor:
+    return method.explain(model, images, questions, seed=0,
+                          masks=[r.target_mask for r in recs]).maps
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double().cpu(), b.double().cpu()
+    scale = max(a.abs().max().item(), 1e-12)
+    return (a - b).abs().max().item() / scale
+
+
+def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance: float,
+                cpu_model=None, deadline: float = float("inf")) -> List[dict]:
+    """Rows for one model: every method, then every model metric on a Grad-CAM map."""
+    rows = []
+    recs, images, questions, scorer = _inputs(model, n)
+    # the run's side inputs (a fused model's segmentation stream), on each model's device
+    cfg = RunConfig(models=[name], methods=[], metrics=[])
+    model = fed(model.to(device), recs, recs, cfg)
+    cpu_model = None if cpu_model is None else fed(cpu_model, recs, recs, cfg)
+    images = images.to(device)
+    with torch.no_grad():  # warm-up: lazy initialisation and kernel selection are not timed
+        model.select(slice(0, 1)).match_probability(images[:1], questions[:1])
+    maps_for_metrics: Optional[torch.Tensor] = None
+    for m in methods.REGISTRY.resolve("all"):
+        if m in SKIP_METHODS:
+            continue
+        if time.perf_counter() > deadline:
+            rows.append({"model": name, "what": m, "note": "skipped: over the time budget"})
+            continue
+        method = methods.get(m)
+        if m == "integrated_gradients":
+            method = method.with_options(n_steps=ig_steps, max_steps=ig_steps)
+        try:
+            maps, rate, peak = timed(lambda: _maps(method, model, images, questions, recs),
+                                     device, n)
+        except NotApplicable as e:
+            rows.append({"model": name, "what": m, "note": f"not applicable: {e}"})
+            continue
+        row = {"model": name, "what": m, "rate": rate, "peak": peak}
+        if cpu_model is not None:
+            cpu_maps = _maps(method, cpu_model, images.cpu(), questions, recs)
+            row["diff"] = _diff(maps, cpu_maps)
+        rows.append(row)
+        if m == "cross_attn_gradcam":
+            maps_for_metrics = maps.cpu()
+    for name_m in metrics.REGISTRY.resolve("all"):
+        metric = metrics.get(name_m)
+        if metric.kind != "model" or maps_for_metrics is None:
+            continue
+        if metric.applicable(model) or time.perf_counter() > deadline:
+            rows.append({"model": name, "what": name_m,
+                         "note": f"not applicable: {metric.applicable(model)}"
+                         if metric.applicable(model) else "skipped: over the time budget"})
+            continue
+
+        def score(mod, imgs):
+            return metric(mod, imgs, questions, maps_for_metrics.to(imgs.device), recs,
+                          steps=16, scorer=scorer).values
+
+        values, rate, peak = timed(lambda: score(model, images), device, n)
+        row = {"model": name, "what": name_m, "rate": rate, "peak": peak}
+        if cpu_model is not None:
+            row["diff"] = _diff(torch.as_tensor(values), torch.as_tensor(score(cpu_model,
+                                                                                images.cpu())))
+        rows.append(row)
+    for r in rows:
+        if "diff" in r:
+            r["ok"] = r["diff"] <= tolerance
+    return rows
+
+
+def table(rows: List[dict], device: str, tolerance: float) -> str:
+    """The rows as one Markdown table."""
+    lines = [f"device: {device}; max |Δ| vs CPU passes at ≤ {tolerance:g}", "",
+             "| model | method / metric | samples/s | peak MiB | max abs diff vs CPU | note |",
+             "| --- | --- | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        diff = (f"{r['diff']:.2e} {'ok' if r['ok'] else 'FAIL'}" if "diff" in r else "—")
+        rate = f"{r['rate']:.2f}" if "rate" in r else "—"
+        peak = f"{r['peak']:.0f}" if "peak" in r else "—"
+        lines.append(f"| {r['model']} | {r['what']} | {rate} | {peak} | {diff} | "
+                     f"{r.get('note', '')} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--models", default="tiny,base,large",
+                   help="comma-separated: tiny, base, large (default: all three)")
+    p.add_argument("--ig-steps", type=int, default=32, help="IG's fixed integral here (32)")
+    p.add_argument("--tolerance", type=float, default=1e-3,
+                   help="largest relative difference of a map or metric to the CPU's (1e-3)")
+    p.add_argument("--budget-s", type=float, default=420,
+                   help="stop starting new rows after this many seconds (420: the check fits in "
+                        "8 minutes with model loading)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples per call (default: 8 for tiny, 4 for base, 2 for large)")
+    p.add_argument("--out", default=None, help="also write the table to this file")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    deadline = time.perf_counter() + args.budget_s
+    wanted = set(args.models.split(","))
+    rows: List[dict] = []
+    if "tiny" in wanted:
+        for name in TINY:
+            cpu_model = models.load(name) if device != "cpu" else None
+            rows += check_model(name, models.load(name), device, args.samples or 8, args.ig_steps,
+                                args.tolerance, cpu_model, deadline)
+    for kind in ("base", "large"):
+        if kind in wanted:
+            name = f"blip-itm-{kind}@random"
+            config, n = BIG[name]
+            model = models.wrap(random_lavis_itm(config), name=name)
+            rows += check_model(name, model, device, args.samples or n, args.ig_steps,
+                                args.tolerance, None, deadline)
+    text = table(rows, device, args.tolerance)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 1 if any(r.get("ok") is False for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
