@@ -21,6 +21,7 @@ the same order as a local run's.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -88,7 +89,7 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+                 logging_level=logging.ERROR)  # the run's own errors are one line
     threads = torch.get_num_threads()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.device == "cuda" else 0
     plan = make_plan(cfg)

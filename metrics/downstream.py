@@ -75,6 +75,8 @@ class _PatchSubsetVQA(ModelMetric):
             raise ValueError(f"unknown VQA grid {vqa_grid!r}; use one of {', '.join(GRIDS)}")
         fractions = GRIDS[vqa_grid]
         n = model.grid[0] * model.grid[1]
+        # the patch order is bookkeeping: on the CPU, wherever the maps were computed
+        maps = maps.detach().cpu()
         rank = ranks(patch_order(maps, tie_break(record_ids(records, len(maps)), n, seed)))
         counts = torch.tensor([max(1, int(round(f * n))) for f in fractions])
         if self.keep_top:
@@ -111,7 +113,8 @@ def pnp_draws(maps: torch.Tensor, num_patches: int, repeats: int, seed: int) -> 
     replacement with probability ∝ the map's non-negative part, from a generator seeded with
     ``seed``. A tiny floor keeps an all-zero map drawable (then uniform)."""
     b = maps.shape[0]
-    probs = maps.reshape(b, -1).clamp(min=0).double() + 1e-12
+    # drawn on the CPU with a CPU generator: the same draws whatever device made the maps
+    probs = maps.detach().cpu().reshape(b, -1).clamp(min=0).double() + 1e-12
     g = torch.Generator().manual_seed(int(seed))
     keep = torch.zeros(b, repeats, probs.shape[1], dtype=torch.bool)
     for r in range(repeats):
