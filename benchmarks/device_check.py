@@ -182,7 +182,7 @@ HEADER = ["| model | method / metric | samples/s | peak MiB | max rel. diff vs C
 def line(r: dict) -> str:
     """One row of the Markdown table."""
     diff = f"{r['diff']:.2e} {'ok' if r['ok'] else 'FAIL'}" if "diff" in r else "—"
-    rate = f"{r['rate']:.2f}" if "rate" in r else "—"
+    rate = f"{r['rate']:.3g}" if "rate" in r else "—"
     peak = f"{r['peak']:.0f}" if "peak" in r else "—"
     return f"| {r['model']} | {r['what']} | {rate} | {peak} | {diff} | {r.get('note', '')} |"
 
