@@ -122,18 +122,22 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     bars = RunProgress(total, total - sum(len(plan.batches[b]) for t in todo.values()
                                           for kind, _, b in t if kind == "unit"),
                        enabled=progress)
-    actors = {name: [worker.remote(cfg, name, _state_entries(cache, name, n_batches), threads)
+    entries = {name: ray.put(_state_entries(cache, name, n_batches)) for name in names}
+    actors = {name: [worker.remote(cfg, name, entries[name], threads)
                      for _ in range(actors_per_model)] for name in names if todo[name]}
     queues = {name: deque(jobs) for name, jobs in todo.items()}
     inflight: Dict[object, tuple] = {}
 
     def launch(name: str, actor) -> None:
         """Give ``actor`` the next job of its model (one at a time: a dead actor's job is
-        retried on its restarted self)."""
+        retried on its restarted self); an actor with nothing left is ended, which frees its
+        CPU (or GPU) for the actors of models still waiting to be placed."""
         if queues[name]:
             kind, method, b = job = queues[name].popleft()
             ref = actor.unit.remote(method, b) if kind == "unit" else actor.sanity.remote(method)
             inflight[ref] = (name, actor, job)
+        else:
+            ray.kill(actor)
 
     for name, handles in actors.items():
         for a in handles:

@@ -74,3 +74,13 @@ def test_ray_resumes_a_local_run(cluster, local, tmp_path):
         path.unlink()
     assert main(ARGS + ["--out", str(out), "--engine", "ray"]) == 0
     _same_bytes(local, out)
+
+
+def test_more_models_than_cpus_each_get_their_actor_in_turn(cluster, tmp_path):
+    # three models' actors on two CPUs: a finished model's actor must free its CPU
+    args = ["--models", "blip-itm-tiny@init,difnet-itm-tiny@init,blip-itm-tiny",
+            "--methods", "random,cross_attn_gradcam", "--metrics", "pointing_game,deletion_auc",
+            "--limit", "4", "--batch-size", "2", "--steps", "4", "--quiet", "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-actors", "1"]) == 0
+    assert main(args + ["--out", str(tmp_path / "local")]) == 0
+    _same_bytes(tmp_path / "local", tmp_path / "ray")
