@@ -4,7 +4,7 @@ How the units map to Ray:
 
 1. per model, one task computes what every unit of that model reads — its manifest entry, its
    answers and its Δ per object (:class:`benchmark.units.ModelState`) — from the entries the run
-   folder already holds;
+   folder already holds; the driver puts them in Ray's object store once per model;
 2. per model, a pool of actors (``actors_per_model``; one GPU each when the cluster has GPUs)
    loads the model once and computes the (model, method, batch) units and then the (model,
    method) sanity units, in any order;
@@ -37,26 +37,36 @@ from benchmark.units import compute_unit, make_plan, model_options, model_state,
 
 
 class ModelWorker:
-    """One model of the run, loaded once, computing its units (a Ray actor's class)."""
+    """One model of the run, loaded once, computing its units (a Ray actor's class).
 
-    def __init__(self, cfg: RunConfig, name: str, entries: dict, threads: int) -> None:
+    Each call carries the model's state entries as ``[ObjectRef]`` (a nested reference, which
+    Ray neither resolves nor lets go while the call may be retried): a restarted actor rebuilds
+    its state from the first call it is given, and no call copies the entries again."""
+
+    def __init__(self, cfg: RunConfig, name: str, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        self.plan = make_plan(cfg)
-        self.state = model_state(name, self.plan, MemoryCache(entries))
+        self.name, self.plan, self.state = name, make_plan(cfg), None
 
-    def unit(self, method: str, b: int) -> List[tuple]:
+    def _state(self, entries: list):
+        if self.state is None:
+            import ray
+
+            self.state = model_state(self.name, self.plan, MemoryCache(ray.get(entries[0])))
+        return self.state
+
+    def unit(self, method: str, b: int, entries: list) -> List[tuple]:
         """[(cache parts, value)] of batch ``b`` of ``method``."""
-        return [((self.state.name, method, unit_key(b)),
-                 compute_unit(self.state, self.plan, method, b))]
+        return [((self.name, method, unit_key(b)),
+                 compute_unit(self._state(entries), self.plan, method, b))]
 
-    def sanity(self, method: str) -> List[tuple]:
+    def sanity(self, method: str, entries: list) -> List[tuple]:
         """[(cache parts, value)]: the sanity unit of ``method`` and its time."""
         t0 = time.perf_counter()
-        tests = sanity_unit(self.state.model, method, self.plan.records, self.plan.cfg)
-        return [((self.state.name, method, "sanity"), tests),
-                ((self.state.name, method, "sanity-seconds"), time.perf_counter() - t0)]
+        tests = sanity_unit(self._state(entries).model, method, self.plan.records, self.plan.cfg)
+        return [((self.name, method, "sanity"), tests),
+                ((self.name, method, "sanity-seconds"), time.perf_counter() - t0)]
 
     def pid(self) -> int:
         return os.getpid()
@@ -122,9 +132,9 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     bars = RunProgress(total, total - sum(len(plan.batches[b]) for t in todo.values()
                                           for kind, _, b in t if kind == "unit"),
                        enabled=progress)
-    entries = {name: ray.put(_state_entries(cache, name, n_batches)) for name in names}
-    actors = {name: [worker.remote(cfg, name, entries[name], threads)
-                     for _ in range(actors_per_model)] for name in names if todo[name]}
+    entries = {name: [ray.put(_state_entries(cache, name, n_batches))] for name in names}
+    actors = {name: [worker.remote(cfg, name, threads) for _ in range(actors_per_model)]
+              for name in names if todo[name]}
     queues = {name: deque(jobs) for name, jobs in todo.items()}
     inflight: Dict[object, tuple] = {}
 
@@ -134,7 +144,8 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
         CPU (or GPU) for the actors of models still waiting to be placed."""
         if queues[name]:
             kind, method, b = job = queues[name].popleft()
-            ref = actor.unit.remote(method, b) if kind == "unit" else actor.sanity.remote(method)
+            ref = (actor.unit.remote(method, b, entries[name]) if kind == "unit"
+                   else actor.sanity.remote(method, entries[name]))
             inflight[ref] = (name, actor, job)
         else:
             ray.kill(actor)

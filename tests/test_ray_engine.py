@@ -37,10 +37,12 @@ def _same_bytes(a, b):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def test_ray_gives_the_local_engines_bytes(cluster, local, tmp_path):
+def test_ray_gives_the_local_engines_bytes(cluster, local, tmp_path, capfd):
     out = tmp_path / "ray"
+    capfd.readouterr()
     assert main(ARGS + ["--out", str(out), "--engine", "ray"]) == 0
     _same_bytes(local, out)
+    assert capfd.readouterr().err == ""  # --quiet: nothing from Ray either
 
 
 def test_a_killed_worker_is_retried_and_the_run_ends_with_the_same_bytes(cluster, local,
