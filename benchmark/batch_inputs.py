@@ -37,6 +37,20 @@ def fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
     return model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision(cfg: RunConfig):
+    """The context the model's passes run in: nothing for fp32, else ``torch.autocast`` on the
+    run's device with bf16 or fp16 (maps and scores are then cast back to fp32)."""
+    import contextlib
+
+    dtype = PRECISIONS[cfg.precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=cfg.device.split(":")[0], dtype=dtype)
+
+
 def configured_method(name: str, cfg: RunConfig) -> methods.Attribution:
     """The registered method ``name`` with the run's options for it (``--method-option``)."""
     return methods.get(name).with_options(**cfg.method_options.get(name, {}))

@@ -110,6 +110,7 @@ def run_config(args):
                            dataset=args.dataset, split=args.split or _default_split(args.dataset),
                            data_root=args.data_root,
                            limit=args.limit, seed=args.seed, device=args.device,
+                           precision=args.precision,
                            batch_size=args.batch_size, tolerance=args.tolerance,
                            segmentation=args.segmentation, perturbation_steps=args.steps,
                            substrate=args.substrate, insertion_start=args.insertion_start,

@@ -66,6 +66,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="where models run: auto (CUDA when torch sees a GPU, else the CPU; the "
                         "default), cpu or cuda. A run folder keeps the device of its first run")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="the model's passes in fp32 (default) or under torch.autocast in bf16 or "
+                        "fp16 (faster on GPUs; the README states how far each metric moves)")
     p.add_argument("--engine", default="local", choices=("local", "ray"),
                    help="where units run: local (this process, the default) or ray (tasks on a "
                         "Ray cluster, same bytes; pip install -e '.[ray]'); either resumes the "

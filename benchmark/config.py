@@ -22,6 +22,7 @@ class RunConfig:
     limit: Optional[int] = None
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast of the model's passes
     batch_size: int = 16
     tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
     gallery: int = 12

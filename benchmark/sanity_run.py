@@ -25,12 +25,16 @@ def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> di
     """The sanity tests of one method on the first ``sanity_samples`` questions: test → stages,
     each with its per-sample statistics (empty when the method does not apply or reads the
     ground truth)."""
-    from metrics.sanity import explain, spearman
-
     method = configured_method(method_name, cfg)
     if method.applicable(model) or method.reads_ground_truth:
         return {}
-    recs = records[:cfg.sanity_samples]
+    with inputs.precision(cfg):
+        return _sanity_tests(model, method, records[:cfg.sanity_samples], records, cfg)
+
+
+def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict:
+    from metrics.sanity import explain, spearman
+
     images, questions = inputs.images(recs, model), [r.question for r in recs]
     tests = {}
     fed = inputs.fed(model, recs, records, cfg)

@@ -82,14 +82,16 @@ class ModelState:
             cache.put(self.info, name, "info")
         self.predictions = cache.get(name, "predictions")
         if self.predictions is None:
-            self.predictions = _predict(self.model, records, cfg)
+            with inputs.precision(cfg):
+                self.predictions = _predict(self.model, records, cfg)
             cache.put(self.predictions, name, "predictions")
         self.effects: Dict[str, Optional[dict]] = {}
         if _wants_effects(cfg, self.info, records):
             for b, idx in enumerate(plan.batches):
                 part = cache.get(name, "effects", unit_key(b))
                 if part is None:
-                    part = _effects(self.model, [records[i] for i in idx], records, cfg)
+                    with inputs.precision(cfg):
+                        part = _effects(self.model, [records[i] for i in idx], records, cfg)
                     cache.put(part, name, "effects", unit_key(b))
                 self.effects.update(part)
         self.correct = {r.sample_id: plan.scorer(self.predictions[r.sample_id], r.answers)
@@ -115,10 +117,12 @@ def model_state(name: str, plan: Plan, cache) -> ModelState:
 
 
 def compute_unit(state: ModelState, plan: Plan, method_name: str, b: int) -> dict:
-    """Batch ``b`` of ``method_name`` on the state's model (see :func:`_unit`)."""
+    """Batch ``b`` of ``method_name`` on the state's model (see :func:`_unit`), at the run's
+    precision."""
     recs = [plan.records[i] for i in plan.batches[b]]
-    return _unit(state.model, method_name, recs, plan.records, b, plan.cfg, state.correct,
-                 plan.scorer, plan.tolerance, state.effects)
+    with inputs.precision(plan.cfg):
+        return _unit(state.model, method_name, recs, plan.records, b, plan.cfg, state.correct,
+                     plan.scorer, plan.tolerance, state.effects)
 
 
 def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfig,

@@ -41,3 +41,21 @@ def test_a_gpu_rerun_into_a_cpu_folder_is_one_line_and_keeps_its_results(tmp_pat
     line = _one_line_error(capsys, SMALL + ["--out", str(out)])  # auto → cuda here
     assert "another device (cpu)" in line and "--device cpu" in line
     assert (out / "summary.csv").read_bytes() == before
+
+
+def test_bf16_runs_every_model_metric_and_never_shares_a_folder_with_fp32(tmp_path, capsys):
+    import csv
+
+    args = ["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam",
+            "--metrics", "pointing_game,deletion_auc,vqa_keep_auc", "--limit", "4",
+            "--batch-size", "4", "--steps", "4", "--quiet", "--device", "cpu"]
+    out = tmp_path / "run"
+    assert main(args + ["--precision", "bf16", "--out", str(out)]) == 0
+    with open(out / "summary.csv", newline="") as fh:
+        means = {r["metric"]: float(r["mean"]) for r in csv.DictReader(fh)
+                 if r["subset"] == "all" and r["question_type"] == "all" and r["mean"]}
+    assert {"deletion_auc", "vqa_keep_auc"} <= set(means)
+    assert all(0.0 <= means[m] <= 1.0 for m in ("deletion_auc", "vqa_keep_auc"))
+    capsys.readouterr()
+    line = _one_line_error(capsys, args + ["--out", str(out)])  # fp32 into the bf16 folder
+    assert "different configuration" in line

@@ -236,7 +236,8 @@ class VLModel(abc.ABC):
 
     def itm_logits_from_tokens(self, image_embeds: torch.Tensor, text: TextBatch,
                                image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0])
+        # fp32 whatever the passes ran in (``--precision``): every score leaves the model so
+        return self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0]).float()
 
     def _text(self, questions: Union[Sequence[str], TextBatch]) -> TextBatch:
         return questions if isinstance(questions, TextBatch) else self.tokenize(questions)
@@ -255,7 +256,7 @@ class VLModel(abc.ABC):
                       image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, n_answers) VQA logits; ``image_atts`` (B, 1+N) restricts which patches are read."""
         hidden = self.text_hidden(self.visual_tokens(images), self._text(questions), image_atts)
-        return self.answer_head(hidden[:, 0])
+        return self.answer_head(hidden[:, 0]).float()
 
     def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
         with torch.no_grad():
