@@ -26,10 +26,10 @@ class RunProgress:
                             dynamic_ncols=True)
         self._unit: Optional[object] = None
 
-    def unit(self, desc: str, total: int):
-        """Start the bar of one (model, method) pass; returns it (``update(k)`` per batch)."""
+    def unit(self, desc: str, total: int, unit: str = "q"):
+        """Start the bar of one pass (``total`` questions, or other ``unit``s); returns it."""
         self.close_unit()
-        self._unit = self._tqdm(total=total, disable=not self.enabled, unit="q", desc=desc,
+        self._unit = self._tqdm(total=total, disable=not self.enabled, unit=unit, desc=desc,
                                 position=1, leave=False, file=sys.stderr, dynamic_ncols=True)
         return self._unit
 

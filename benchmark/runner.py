@@ -108,7 +108,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                     "(counted as misses / excluded, see results.csv notes)")
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
         if sanity_names(cfg) and not state.info.get("untrained"):
-            bars.unit(f"{model_name} × sanity checks", len(cfg.methods))
+            bars.unit(f"{model_name} × sanity checks", len(cfg.methods), unit="method")
             result.sanity += sanity_rows(state, records, cfg, cache, done=bars.advance_unit,
                                          seconds=result.profile)
             bars.close_unit()
