@@ -236,8 +236,7 @@ class VLModel(abc.ABC):
 
     def itm_logits_from_tokens(self, image_embeds: torch.Tensor, text: TextBatch,
                                image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
-        # fp32 whatever the passes ran in (``--precision``): every score leaves the model so
-        return self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0]).float()
+        return _full(self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0]))
 
     def _text(self, questions: Union[Sequence[str], TextBatch]) -> TextBatch:
         return questions if isinstance(questions, TextBatch) else self.tokenize(questions)
@@ -256,12 +255,18 @@ class VLModel(abc.ABC):
                       image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, n_answers) VQA logits; ``image_atts`` (B, 1+N) restricts which patches are read."""
         hidden = self.text_hidden(self.visual_tokens(images), self._text(questions), image_atts)
-        return self.answer_head(hidden[:, 0]).float()
+        return _full(self.answer_head(hidden[:, 0]))
 
     def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
         with torch.no_grad():
             idx = self.answer_logits(images, questions).argmax(-1).tolist()
         return [self.answers[i] for i in idx]
+
+
+def _full(scores: torch.Tensor) -> torch.Tensor:
+    """Scores in fp32 when the passes ran in half precision (``--precision``), else as they
+    are (a float64 model keeps float64)."""
+    return scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
 
 
 def state_hash(model: nn.Module) -> str:
