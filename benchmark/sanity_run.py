@@ -33,8 +33,9 @@ def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> di
 
 
 def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict:
-    from metrics.sanity import explain, spearman
+    from metrics.sanity import SharedMaps, explain, spearman
 
+    method = SharedMaps(method)
     images, questions = inputs.images(recs, model), [r.question for r in recs]
     tests = {}
     fed = inputs.fed(model, recs, records, cfg)

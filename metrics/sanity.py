@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import methods
-from benchmark.models.protocol import Member, VLModel
+from benchmark.models.protocol import Member, VLModel, state_hash
 from methods.base import Attribution
 from metrics import register
 from metrics.base import SanityMetric
@@ -63,13 +63,39 @@ def explain(method: MethodRef, model: VLModel, images, questions,
     return method(model, images, questions, **{**method.sanity_options, **kwargs})
 
 
+class SharedMaps:
+    """``method`` with its maps computed once per (weights, side inputs, images, questions,
+    call options): the sanity tests of one method explain the trained model with the run's seed
+    four times (cascade, rerun, random logit, eMPRT) and the fully randomised model twice (the
+    cascade's last stage, eMPRT), and every method is deterministic given its seed, so sharing
+    the maps changes no statistic. Everything else is delegated to ``method``."""
+
+    def __init__(self, method: Attribution) -> None:
+        self.method = method
+        self._maps: Dict[tuple, torch.Tensor] = {}
+        self._held: List[torch.Tensor] = []  # keyed by id: kept alive so no id is reused
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.method, name)
+
+    def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
+                 **kwargs: Any) -> torch.Tensor:
+        key = (state_hash(model.module), tuple(sorted((k, id(v)) for k, v in model.inputs.items())),
+               id(images), tuple(questions), tuple(sorted(kwargs.items())))
+        if key not in self._maps:
+            self._held.append(images)
+            self._maps[key] = self.method(model, images, questions, **kwargs)
+        return self._maps[key]
+
+
 def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
          seed: int = 0, stages: Optional[int] = None, **method_kwargs: Any) -> List[Dict[str, Any]]:
     """Cascading model-parameter randomisation test.
 
     The maps of ``method`` on ``model`` are compared with its maps on a copy of the model
     whose stages (:meth:`~benchmark.models.protocol.VLModel.randomisation_stages`) are re-initialised one after another (cumulatively,
-    from the output side), with one ``torch.Generator`` seeded with ``seed``. ``model`` itself
+    from the output side), with one ``torch.Generator`` seeded with ``seed`` (also the
+    method's ``seed``). ``model`` itself
     is not modified. ``stages`` limits the run to the first ``stages`` stages (default: all).
 
     Returns one dict per stage: ``{"stage": name, "index": i, "spearman": [per-sample float]}``
@@ -77,13 +103,13 @@ def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Seq
     the model's parameters shows correlations that fall as the cascade goes deeper; the runner
     reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
     """
-    original = explain(method, model, images, questions, **method_kwargs)
+    original = explain(method, model, images, questions, seed=seed, **method_kwargs)
     randomised = model.clone()
     generator = torch.Generator().manual_seed(int(seed))
     results = []
     for index, (name, members) in enumerate(randomised.randomisation_stages()[:stages]):
         randomise_(members, generator)
-        maps = explain(method, randomised, images, questions, **method_kwargs)
+        maps = explain(method, randomised, images, questions, seed=seed, **method_kwargs)
         results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
     return results
 

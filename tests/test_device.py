@@ -59,3 +59,22 @@ def test_bf16_runs_every_model_metric_and_never_shares_a_folder_with_fp32(tmp_pa
     capsys.readouterr()
     line = _one_line_error(capsys, args + ["--out", str(out)])  # fp32 into the bf16 folder
     assert "different configuration" in line
+
+
+def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, monkeypatch):
+    """On an emulated GPU (:mod:`tests.fake_cuda`: a CPU tensor left behind in an operation with
+    GPU tensors, or ``.numpy()`` on a GPU tensor, fails as on CUDA), every method and metric of
+    the fused model — side inputs, sanity randomisation and all — runs through ``--device cuda``
+    and writes the same bytes as the CPU run (the same kernels compute both here)."""
+    from tests.fake_cuda import fake_cuda
+    from tests.test_cli import CSVS
+
+    args = ["--models", "difnet-itm-tiny", "--limit", "2", "--batch-size", "2", "--steps", "2",
+            "--sanity-samples", "2", "--quiet", "--method-option",
+            "integrated_gradients.max_steps=64"]
+    assert main(args + ["--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
+    with fake_cuda(monkeypatch):
+        assert main(args + ["--out", str(tmp_path / "gpu")]) == 0  # --device auto → cuda
+    assert (tmp_path / "gpu" / "cache" / "device").read_text().startswith("cuda")
+    for name in CSVS:
+        assert (tmp_path / "gpu" / name).read_bytes() == (tmp_path / "cpu" / name).read_bytes(), name

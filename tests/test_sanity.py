@@ -88,3 +88,34 @@ def test_mprt_is_deterministic(untrained_tiny, images):
     assert [r["stage"] for r in first] == [r["stage"] for r in second]
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a["spearman"], b["spearman"])  # NaN == NaN here
+
+
+def test_a_sanity_unit_explains_each_distinct_input_once_with_unchanged_statistics(monkeypatch):
+    """The trained model's maps (cascade, rerun, random logit, eMPRT) and the fully randomised
+    model's (the cascade's last stage, eMPRT) are computed once per unit; every statistic is
+    what the tests give when each computes its own maps."""
+    import metrics.sanity
+    from benchmark import models
+    from benchmark.config import RunConfig, load_dataset
+    from benchmark.sanity_run import sanity_unit
+
+    model = models.load("blip-itm-tiny")
+    cfg = RunConfig(models=["blip-itm-tiny"], methods=["gradient_x_input"], limit=3,
+                    metrics=["sanity_mprt", "random_logit", "smprt", "emprt"], sanity_samples=3)
+    dataset = load_dataset(cfg)
+    records = [dataset[i] for i in range(3)]
+    calls = []
+    explain = methods.base.Attribution.__call__
+    monkeypatch.setattr(methods.base.Attribution, "__call__",
+                        lambda self, *a, **k: calls.append(1) or explain(self, *a, **k))
+    shared = sanity_unit(model, "gradient_x_input", records, cfg)
+    n_shared = len(calls)
+    monkeypatch.setattr(metrics.sanity, "SharedMaps", lambda method: method)
+    calls.clear()
+    assert sanity_unit(model, "gradient_x_input", records, cfg) == shared
+    stages = len(model.randomisation_stages())
+    # cascade 1 + stages, rerun 2, random logit 2, sMPRT 2 × 4 noisy copies, eMPRT 2
+    assert len(calls) == 1 + stages + 2 + 2 + 8 + 2
+    # shared: the trained model's maps three more times (rerun, random logit, eMPRT), the fully
+    # randomised model's once (eMPRT)
+    assert n_shared == len(calls) - 4

@@ -1,0 +1,73 @@
+"""The whole run against the model's own passes: a run's wall time over the time it spends inside
+the model's forward passes (any ``nn.Module`` call, outermost only) and ``torch.autograd.grad``
+(the backward passes of every gradient method and of captum), measured in the same run.
+Everything else — data, tie orders, metric arithmetic, caching, the CSVs — is the harness's."""
+import contextlib
+import time
+
+import pytest
+import torch
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+from benchmark import runner
+from benchmark.cli import run_config
+from benchmark.cli_args import run_parser
+
+pytestmark = pytest.mark.benchmark
+RUN = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--limit", "16", "--batch-size", "8",
+       "--steps", "16", "--sanity-samples", "4", "--metrics",
+       "pointing_game_above_chance,relevance_rank,deletion_auc,insertion_auc,vqa_keep_auc,"
+       "vqa_drop_auc,object_faithfulness,counterfactual_pointing,random_logit,sanity_mprt"]
+
+
+class ModelClock:
+    """Seconds spent inside outermost module calls and in ``torch.autograd.grad``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+        self._t0 = 0.0
+
+    def _enter(self, *_) -> None:
+        if self._depth == 0:
+            self._t0 = time.perf_counter()
+        self._depth += 1
+
+    def _leave(self, *_) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._t0
+
+    @contextlib.contextmanager
+    def running(self, monkeypatch):
+        grad = torch.autograd.grad
+
+        def timed_grad(*args, **kwargs):
+            self._enter()
+            try:
+                return grad(*args, **kwargs)
+            finally:
+                self._leave()
+
+        monkeypatch.setattr(torch.autograd, "grad", timed_grad)
+        pre = register_module_forward_pre_hook(self._enter)
+        post = register_module_forward_hook(self._leave)
+        try:
+            yield self
+        finally:
+            pre.remove()
+            post.remove()
+
+
+def test_whole_run_vs_the_models_own_passes(tmp_path, monkeypatch, benchmark):
+    cfg = run_config(run_parser().parse_args(RUN))
+    runner.run(cfg, tmp_path / "warm", progress=False)  # loads and caches the models
+    clock = ModelClock()
+    with clock.running(monkeypatch):
+        t0 = time.perf_counter()
+        runner.run(cfg, tmp_path / "run", progress=False)
+        total = time.perf_counter() - t0
+    ratio = total / clock.seconds
+    benchmark.extra_info.update(run_s=total, model_s=clock.seconds, ratio_vs_passes=ratio)
+    print(f"whole run {total:.1f} s / model passes {clock.seconds:.1f} s = {ratio:.3f}")
+    assert ratio <= 1.15
