@@ -1,7 +1,10 @@
 """Progress of a run on stderr: one overall bar with an ETA for every (model, method, batch)
 unit of the run, and under it one bar for the unit being computed.
 
-The overall bar counts heatmaps (one per model × method × question). Units already in the
+The overall bar counts heatmaps: one per model × method × question, and for each (model,
+method) sanity unit the maps its tests compute (:func:`benchmark.sanity_run.sanity_weight`, an
+estimate from the embedded models' stage count; a model found untrained, whose sanity checks do
+not run, takes its share out of the total when it loads). Units already in the
 cache count as done from the start, so after a resume the rate — and hence the ETA — comes
 from the work this process actually does. The ETA is that average rate applied to what is left
 (``smoothing=0``); methods differ in cost by orders of magnitude (Integrated Gradients against a
@@ -33,17 +36,19 @@ class RunProgress:
                                 position=1, leave=False, file=sys.stderr, dynamic_ncols=True)
         return self._unit
 
-    def advance(self, maps: int, computed: bool) -> None:
-        """``maps`` heatmaps finished: computed now, or read from the cache (already counted)."""
+    def advance(self, maps: int, computed: bool, steps: Optional[int] = None) -> None:
+        """``maps`` heatmaps finished: computed now, or read from the cache (already counted);
+        the unit's bar moves by ``steps`` (default: ``maps``)."""
         if computed:
             self.overall.update(maps)
         if self._unit is not None:
-            self._unit.update(maps)
+            self._unit.update(maps if steps is None else steps)
 
-    def advance_unit(self, k: int = 1) -> None:
-        """A step of work the overall bar does not count (the sanity checks' methods)."""
-        if self._unit is not None:
-            self._unit.update(k)
+    def shrink(self, maps: int) -> None:
+        """Take ``maps`` that will not be computed out of the overall total."""
+        if maps:
+            self.overall.total -= maps
+            self.overall.refresh()
 
     def close_unit(self) -> None:
         if self._unit is not None:

@@ -32,7 +32,7 @@ from benchmark import models
 from benchmark.cache import MemoryCache, UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
-from benchmark.sanity_run import sanity_names, sanity_unit
+from benchmark.sanity_run import sanity_names, sanity_unit, sanity_weight
 from benchmark.units import compute_unit, make_plan, model_options, model_state, unit_key
 
 
@@ -128,9 +128,15 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
         if sanity and not info.get("untrained"):
             todo[name] += [("sanity", m, None) for m in cfg.methods
                            if not cache.has(name, m, "sanity")]
-    total = len(names) * len(cfg.methods) * len(plan.records)
-    bars = RunProgress(total, total - sum(len(plan.batches[b]) for t in todo.values()
-                                          for kind, _, b in t if kind == "unit"),
+    n = len(plan.records)
+    weight = {m: sanity_weight(cfg, m, n) if sanity else 0 for m in cfg.methods}
+
+    def maps(kind: str, method: str, b: Optional[int]) -> int:
+        return len(plan.batches[b]) if kind == "unit" else weight[method]
+
+    total = len(names) * len(cfg.methods) * n + sum(
+        sum(weight.values()) for name in names if not cache.get(name, "info").get("untrained"))
+    bars = RunProgress(total, total - sum(maps(*job) for t in todo.values() for job in t),
                        enabled=progress)
     entries = {name: [ray.put(_state_entries(cache, name, n_batches))] for name in names}
     actors = {name: [worker.remote(cfg, name, threads) for _ in range(actors_per_model)]
@@ -156,11 +162,10 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     try:
         while inflight:
             (ref,), _ = ray.wait(list(inflight), num_returns=1)
-            name, actor, (kind, _, b) = inflight.pop(ref)
+            name, actor, job = inflight.pop(ref)
             for parts, value in reversed(ray.get(ref)):  # the unit itself last
                 cache.put(value, *parts)
-            if kind == "unit":
-                bars.advance(len(plan.batches[b]), True)
+            bars.advance(maps(*job), True)
             on_result(actors)
             launch(name, actor)
     finally:

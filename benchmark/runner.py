@@ -25,7 +25,7 @@ from benchmark.batch_inputs import configured_method
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
-from benchmark.sanity_run import sanity_names, sanity_rows
+from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
 from benchmark.units import compute_unit, make_plan, model_options, model_state, unit_key
 
 
@@ -69,8 +69,13 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     missing = {m: models.missing(m, **model_options(m, cfg)) for m in cfg.models}
     units = [(m, meth, b, len(idx)) for m in cfg.models if not missing[m]
              for meth in cfg.methods for b, idx in enumerate(plan.batches)]
-    bars = RunProgress(sum(u[3] for u in units),
-                       sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b))),
+    runnable = [m for m in cfg.models if not missing[m]]
+    weight = {meth: sanity_weight(cfg, meth, n) if sanity_names(cfg) else 0
+              for meth in cfg.methods}
+    bars = RunProgress(sum(u[3] for u in units) + len(runnable) * sum(weight.values()),
+                       sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b)))
+                       + sum(weight[meth] for m in runnable for meth in cfg.methods
+                             if cache.has(m, meth, "sanity")),
                        enabled=progress)
 
     for model_name in cfg.models:
@@ -109,9 +114,12 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
             result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
         if sanity_names(cfg) and not state.info.get("untrained"):
             bars.unit(f"{model_name} × sanity checks", len(cfg.methods), unit="method")
-            result.sanity += sanity_rows(state, records, cfg, cache, done=bars.advance_unit,
-                                         seconds=result.profile)
+            result.sanity += sanity_rows(
+                state, records, cfg, cache, seconds=result.profile,
+                done=lambda meth, computed: bars.advance(weight[meth], computed, steps=1))
             bars.close_unit()
+        else:
+            bars.shrink(sum(weight.values()))
         result.timings[f"{model_name}_s"] = time.time() - t_model
         for r in records[:cfg.gallery]:
             result.gallery.append({"model": model_name, "record": r,

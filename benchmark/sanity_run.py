@@ -15,10 +15,22 @@ from benchmark.models.protocol import VLModel
 
 #: the cascading randomisation test; its rows start with a same-model rerun under another seed
 SANITY = "sanity_mprt"
+#: maps per question of each test on a model with 13 randomisation stages (the embedded models'),
+#: counted as if each test ran alone: the progress bar's estimate of a sanity unit's work
+NOMINAL_MAPS = {SANITY: 1 + 13 + 2, "random_logit": 2, "smprt": 8, "emprt": 2}
 
 
 def sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
+
+
+def sanity_weight(cfg: RunConfig, method_name: str, n_records: int) -> int:
+    """The overall progress bar's count for the sanity unit of ``method_name`` on a trained model:
+    its questions × :data:`NOMINAL_MAPS` of the run's tests (0 for a ground-truth reader)."""
+    if configured_method(method_name, cfg).reads_ground_truth:
+        return 0
+    return min(cfg.sanity_samples, n_records) * sum(NOMINAL_MAPS.get(t, 1)
+                                                    for t in sanity_names(cfg))
 
 
 def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> dict:
@@ -55,18 +67,19 @@ def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict
 
 
 def sanity_rows(state, records, cfg: RunConfig, cache: UnitCache,
-                done: Callable[[], None] = lambda: None,
+                done: Callable[[str, bool], None] = lambda method, computed: None,
                 seconds: Optional[Dict[str, float]] = None) -> List[dict]:
     """The sanity metrics per method (:func:`sanity_unit`, cached per method): per test and
     stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
     the correlation tests, the complexity ratio for ``emprt``) on the model of ``state``
-    (:class:`benchmark.units.ModelState`, loaded only if a unit is missing). ``done()`` after
-    each method; each unit's time, as recorded when it was computed, is added to ``seconds``
+    (:class:`benchmark.units.ModelState`, loaded only if a unit is missing).
+    ``done(method, computed)`` after each method; each unit's time, as recorded when it was computed, is added to ``seconds``
     under ``method/sanity checks``."""
     out = []
     for method_name in cfg.methods:
         tests = cache.get(state.name, method_name, "sanity")
-        if tests is None:
+        computed = tests is None
+        if computed:
             t0 = time.perf_counter()
             tests = sanity_unit(state.model, method_name, records, cfg)
             cache.put(time.perf_counter() - t0, state.name, method_name, "sanity-seconds")
@@ -76,5 +89,5 @@ def sanity_rows(state, records, cfg: RunConfig, cache: UnitCache,
             seconds[key] = seconds.get(key, 0.0) + (
                 cache.get(state.name, method_name, "sanity-seconds") or 0.0)
         out += sanity_summary(tests, state.name, method_name, cfg.seed)
-        done()
+        done(method_name, computed)
     return out

@@ -31,3 +31,28 @@ def trained_tiny():
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VQA_XAI_BENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+RATIOS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def ratio(request):
+    """``ratio(name, value, limit)``: record a performance ratio (printed at the end of the
+    session) and assert ``value <= limit`` when benchmarks are enabled (``--benchmark-enable``;
+    ``limit=None``: reported only): the default run times on whatever else the machine is
+    doing, so there it only reports."""
+    def record(name: str, value: float, limit=None) -> None:
+        request.config.stash.setdefault(RATIOS, []).append((name, value, limit))
+        if limit is not None and not request.config.getoption("benchmark_disable"):
+            assert value <= limit, f"{name} = {value:.3f} > {limit}"
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(RATIOS, [])
+    if rows:
+        terminalreporter.section("performance ratios (ours / plain reference, same run)")
+        for name, value, limit in rows:
+            promise = f"(promised <= {limit:.3g})" if limit is not None else "(reported)"
+            terminalreporter.write_line(f"{name:<58} {value:7.3f}  {promise}")

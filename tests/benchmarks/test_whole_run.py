@@ -14,10 +14,16 @@ from benchmark.cli import run_config
 from benchmark.cli_args import run_parser
 
 pytestmark = pytest.mark.benchmark
-RUN = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--limit", "16", "--batch-size", "8",
-       "--steps", "16", "--sanity-samples", "4", "--metrics",
-       "pointing_game_above_chance,relevance_rank,deletion_auc,insertion_auc,vqa_keep_auc,"
-       "vqa_drop_auc,object_faithfulness,counterfactual_pointing,random_logit,sanity_mprt"]
+METRICS = ["--metrics", "pointing_game_above_chance,relevance_rank,deletion_auc,insertion_auc,"
+           "vqa_keep_auc,vqa_drop_auc,object_faithfulness,counterfactual_pointing,random_logit,"
+           "sanity_mprt"]
+#: the promised ratio on a run of some size (every method, both trained models), and a small
+#: run for the default test session, where loading and writing weigh more (reported only)
+RUNS = {"full": (["--models", "blip-itm-tiny,difnet-itm-tiny", "--limit", "16", "--batch-size",
+                  "8", "--sanity-samples", "4"] + METRICS, 1.15),
+        "small": (["--models", "blip-itm-tiny", "--methods",
+                   "random,cross_attn_gradcam,gradient_x_input,rollout", "--limit", "4",
+                   "--batch-size", "4", "--sanity-samples", "2"] + METRICS, None)}
 
 
 class ModelClock:
@@ -59,15 +65,16 @@ class ModelClock:
             post.remove()
 
 
-def test_whole_run_vs_the_models_own_passes(tmp_path, monkeypatch, benchmark):
-    cfg = run_config(run_parser().parse_args(RUN))
+@pytest.mark.parametrize("size", [pytest.param("small", marks=pytest.mark.ratio_check), "full"])
+def test_whole_run_vs_the_models_own_passes(tmp_path, monkeypatch, benchmark, ratio, size):
+    argv, limit = RUNS[size]
+    cfg = run_config(run_parser().parse_args(argv))
     runner.run(cfg, tmp_path / "warm", progress=False)  # loads and caches the models
     clock = ModelClock()
     with clock.running(monkeypatch):
         t0 = time.perf_counter()
         runner.run(cfg, tmp_path / "run", progress=False)
         total = time.perf_counter() - t0
-    ratio = total / clock.seconds
-    benchmark.extra_info.update(run_s=total, model_s=clock.seconds, ratio_vs_passes=ratio)
-    print(f"whole run {total:.1f} s / model passes {clock.seconds:.1f} s = {ratio:.3f}")
-    assert ratio <= 1.15
+    benchmark.extra_info.update(run_s=total, model_s=clock.seconds)
+    ratio(f"whole run ({size}) / the model's forward and backward passes",
+          total / clock.seconds, limit)

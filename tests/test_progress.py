@@ -1,0 +1,35 @@
+"""The overall progress bar: its total is every map of the run, the sanity checks' included,
+and it ends full — on a fresh run, with an untrained model whose sanity checks do not run, and
+on a resumed one."""
+from benchmark import progress, runner
+from benchmark.cli import run_config
+from benchmark.cli_args import run_parser
+from benchmark.sanity_run import NOMINAL_MAPS
+
+RUN = ["--models", "blip-itm-tiny,blip-itm-tiny@init", "--methods", "random,gradient_x_input,oracle",
+       "--metrics", "pointing_game,random_logit", "--limit", "4", "--batch-size", "2",
+       "--sanity-samples", "2"]
+
+
+def test_the_overall_bar_counts_the_sanity_checks_and_ends_full(tmp_path, monkeypatch):
+    bars = []
+
+    class Recorded(progress.RunProgress):
+        def __init__(self, total, done=0, enabled=True):
+            super().__init__(total, done, enabled)
+            self.start = (total, done)
+            bars.append(self)
+
+        def close(self):
+            self.end = (self.overall.n, self.overall.total)
+            super().close()
+
+    monkeypatch.setattr(runner, "RunProgress", Recorded)
+    cfg = run_config(run_parser().parse_args(RUN))
+    runner.run(cfg, tmp_path, progress=True)
+    maps = 2 * 3 * 4  # models × methods × questions
+    sanity = 2 * NOMINAL_MAPS["random_logit"]  # per trained model and non-oracle method
+    assert bars[0].start == (maps + 2 * 2 * sanity, 0)  # both models counted until loaded
+    assert bars[0].end == (maps + 2 * sanity, maps + 2 * sanity)  # @init's share taken out
+    runner.run(cfg, tmp_path, progress=True)  # everything cached: full from the start
+    assert bars[1].start[1] == maps + 2 * sanity and bars[1].end[0] == bars[1].end[1]
