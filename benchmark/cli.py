@@ -101,8 +101,8 @@ def run_config(args):
     import datasets
     import methods
     import metrics
-    from benchmark import config, models
-    from benchmark.units import model_options
+    from benchmark import config
+    from benchmark.units import missing_models
 
     cfg = config.RunConfig(models=_resolve_models(args.models),
                            methods=methods.REGISTRY.resolve(args.methods),
@@ -129,7 +129,7 @@ def run_config(args):
             raise UsageError("--engine ray needs Ray: pip install -e '.[ray]'")
     elif args.address or args.ray_actors:
         raise UsageError("--address and --ray-actors apply to --engine ray only")
-    reasons = [models.missing(m, **model_options(m, cfg)) for m in cfg.models]
+    reasons = list(missing_models(cfg).values())
     if all(reasons):
         raise UsageError("no requested model can run here: " + "; ".join(reasons))
     return cfg

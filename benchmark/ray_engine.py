@@ -28,12 +28,11 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from benchmark import models
 from benchmark.cache import MemoryCache, UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_unit, sanity_weight
-from benchmark.units import compute_unit, make_plan, model_options, model_state, unit_key
+from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
 
 
 class ModelWorker:
@@ -104,7 +103,7 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.device == "cuda" else 0
     plan = make_plan(cfg)
     cache = UnitCache(out, plan.cfg.digest(), cfg.device)  # the digest of the filled-in config
-    names = [m for m in cfg.models if not models.missing(m, **model_options(m, cfg))]
+    names = [m for m, why in missing_models(cfg).items() if not why]
     n_batches = len(plan.batches)
 
     prepare = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=-1)(_prepare)

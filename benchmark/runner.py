@@ -19,14 +19,13 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 import metrics
-from benchmark import models
 from benchmark.aggregate import mean_curves
 from benchmark.batch_inputs import configured_method
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
-from benchmark.units import compute_unit, make_plan, model_options, model_state, unit_key
+from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
 
 
 @dataclass
@@ -66,7 +65,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         m = configured_method(name, cfg)
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
                                     "options": m.config}
-    missing = {m: models.missing(m, **model_options(m, cfg)) for m in cfg.models}
+    missing = missing_models(cfg)
     units = [(m, meth, b, len(idx)) for m in cfg.models if not missing[m]
              for meth in cfg.methods for b, idx in enumerate(plan.batches)]
     runnable = [m for m in cfg.models if not missing[m]]

@@ -232,6 +232,12 @@ def _wants_effects(cfg: RunConfig, info: dict, records) -> bool:
     return asked and not info.get("untrained") and any(can_rerender(r) for r in records)
 
 
+def missing_models(cfg: RunConfig) -> Dict[str, Optional[str]]:
+    """Per requested model: ``None`` when it can run here, else the one-line reason (its
+    weights are not on disk)."""
+    return {m: models.missing(m, **model_options(m, cfg)) for m in cfg.models}
+
+
 def model_options(name: str, cfg: RunConfig) -> dict:
     """Loader options from the run config: fusion settings for the embedded fused model."""
     from benchmark.models.embedded import EMBEDDED

@@ -61,6 +61,26 @@ def test_bf16_runs_every_model_metric_and_never_shares_a_folder_with_fp32(tmp_pa
     assert "different configuration" in line
 
 
+def test_the_emulated_gpu_refuses_what_cuda_refuses(monkeypatch):
+    from tests.fake_cuda import fake_cuda
+
+    with fake_cuda(monkeypatch):
+        layer = torch.nn.Linear(3, 2).to("cuda")
+        x = torch.ones(4, 3).to(layer.weight.device).requires_grad_()
+        y = layer(x)
+        assert y.device.type == "cuda" and torch.cuda.is_available()
+        assert (y * torch.tensor(2.0)).device.type == "cuda"  # a CPU scalar is fine
+        assert x[torch.tensor([0, 2])].device.type == "cuda"  # so is a CPU index
+        with pytest.raises(RuntimeError, match="same device"):
+            x.detach() + torch.ones(4, 3)
+        with pytest.raises(RuntimeError, match="same device"):
+            torch.zeros(4, device="cuda").scatter_(0, torch.arange(4), 1.0)
+        with pytest.raises(TypeError, match="Tensor.cpu"):
+            y.numpy()
+        assert y.detach().cpu().numpy().shape == (4, 2)
+        assert torch.autograd.grad(y.sum(), x)[0].device.type == "cuda"
+
+
 def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, monkeypatch):
     """On an emulated GPU (:mod:`tests.fake_cuda`: a CPU tensor left behind in an operation with
     GPU tensors, or ``.numpy()`` on a GPU tensor, fails as on CUDA), every method and metric of
