@@ -128,7 +128,7 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
             todo[name] += [("sanity", m, None) for m in cfg.methods
                            if not cache.has(name, m, "sanity")]
     n = len(plan.records)
-    weight = {m: sanity_weight(cfg, m, n) if sanity else 0 for m in cfg.methods}
+    weight = {m: sanity_weight(cfg, m, n) for m in cfg.methods}
 
     def maps(kind: str, method: str, b: Optional[int]) -> int:
         return len(plan.batches[b]) if kind == "unit" else weight[method]

@@ -66,11 +66,10 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
                                     "options": m.config}
     missing = missing_models(cfg)
-    units = [(m, meth, b, len(idx)) for m in cfg.models if not missing[m]
-             for meth in cfg.methods for b, idx in enumerate(plan.batches)]
     runnable = [m for m in cfg.models if not missing[m]]
-    weight = {meth: sanity_weight(cfg, meth, n) if sanity_names(cfg) else 0
-              for meth in cfg.methods}
+    units = [(m, meth, b, len(idx)) for m in runnable
+             for meth in cfg.methods for b, idx in enumerate(plan.batches)]
+    weight = {meth: sanity_weight(cfg, meth, n) for meth in cfg.methods}
     bars = RunProgress(sum(u[3] for u in units) + len(runnable) * sum(weight.values()),
                        sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b)))
                        + sum(weight[meth] for m in runnable for meth in cfg.methods

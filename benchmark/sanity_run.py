@@ -26,7 +26,8 @@ def sanity_names(cfg: RunConfig) -> List[str]:
 
 def sanity_weight(cfg: RunConfig, method_name: str, n_records: int) -> int:
     """The overall progress bar's count for the sanity unit of ``method_name`` on a trained model:
-    its questions × :data:`NOMINAL_MAPS` of the run's tests (0 for a ground-truth reader)."""
+    its questions × :data:`NOMINAL_MAPS` of the run's tests (0 for a ground-truth reader, or
+    when the run has no sanity test)."""
     if configured_method(method_name, cfg).reads_ground_truth:
         return 0
     return min(cfg.sanity_samples, n_records) * sum(NOMINAL_MAPS.get(t, 1)
