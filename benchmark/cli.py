@@ -116,11 +116,21 @@ def run_config(args):
                            substrate=args.substrate, insertion_start=args.insertion_start,
                            sanity_samples=args.sanity_samples, fusion=parse_fusion(args.fusion),
                            vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
-                           method_options=methods.parse_options(args.method_option))
+                           method_options=methods.parse_options(args.method_option),
+                           pnp_vqa=args.pnp_vqa, pnp_captions=args.pnp_captions,
+                           max_batch_images=args.max_batch_images,
+                           memory_budget_gb=args.memory_budget_gb,
+                           weights_dir=args.weights_dir, tokenizer_dir=args.tokenizer_dir)
     stray = sorted(set(cfg.method_options) - set(cfg.methods))
     if stray:
         raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
     datasets.get(cfg.dataset)
+    if cfg.pnp_vqa is not None:
+        from benchmark.models.pnp_vqa import PIPELINES
+
+        if cfg.pnp_vqa not in PIPELINES:
+            raise UsageError(f"unknown --pnp-vqa {cfg.pnp_vqa!r}; use one of "
+                             f"{', '.join(PIPELINES)}")
     cfg.device = resolve_device(args.device)
     if args.engine == "ray":
         import importlib.util

@@ -43,6 +43,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def run_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m benchmark", epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,7 +90,32 @@ def run_parser() -> argparse.ArgumentParser:
                    help="with --engine ray: actors per model, each loading the model once "
                         "(default: the cluster's CPUs, or GPUs with --device cuda, shared "
                         "between the models)")
-    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=16,
+                   help="questions per unit of work (default: 16); a unit's passes are split "
+                        "further by --max-batch-images")
+    p.add_argument("--pnp-vqa", default=None, metavar="NAME",
+                   help="pnp_vqa_accuracy's captioner and answerer: pnp-vqa-base, "
+                        "pnp-vqa-large or pnp-vqa-3b (PNP-VQA's BLIP large caption checkpoint "
+                        "and UnifiedQA-v2 T5 base/large/3B, from --weights-dir or the caches); "
+                        "without it that metric is not applicable")
+    p.add_argument("--pnp-captions", type=positive_int, default=20, metavar="N",
+                   help="pnp_vqa_accuracy: captions per question and curve point (default: 20; "
+                        "PNP-VQA uses 100, five times the cost)")
+    p.add_argument("--max-batch-images", type=positive_int, default=None, metavar="N",
+                   help="the most images one forward takes (a method's maps, IG's path points, "
+                        "a curve's images, sanity explains); default: what --memory-budget-gb "
+                        "holds for the model. Part of the configuration: batch sizes move "
+                        "floating-point sums in their last bits")
+    p.add_argument("--memory-budget-gb", type=positive_float, default=8.0, metavar="GB",
+                   help="without --max-batch-images: the memory one forward and backward may "
+                        "hold, per model, estimated from its architecture (default: 8; ViT-L at "
+                        "384 px holds about 3 GB per image)")
+    p.add_argument("--weights-dir", default=None, metavar="DIR",
+                   help="folder of pretrained checkpoints (LAVIS's file names, e.g. "
+                        "model_base_retrieval_coco.pth); default: $TORCH_HOME/hub/checkpoints")
+    p.add_argument("--tokenizer-dir", default=None, metavar="DIR",
+                   help="folder of the BERT tokenizer (bert-base-uncased's vocab.txt) for the "
+                        "pretrained BLIP models; default: the Hugging Face cache, offline")
     p.add_argument("--tolerance", type=float, default=None,
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
     p.add_argument("--segmentation", default="exact",

@@ -35,6 +35,12 @@ class RunConfig:
     vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
     method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # method → option → value
+    pnp_vqa: Optional[str] = None  # PNP-VQA captioner + answerer (benchmark.models.pnp_vqa)
+    pnp_captions: int = 20  # captions per question for pnp_vqa_accuracy (PNP-VQA: 100)
+    max_batch_images: Optional[int] = None  # images per forward; None: from memory_budget_gb
+    memory_budget_gb: float = 8.0  # what one forward and backward may hold (benchmark.memory)
+    weights_dir: Optional[str] = None  # pretrained checkpoints (None: $TORCH_HOME/hub/checkpoints)
+    tokenizer_dir: Optional[str] = None  # BERT tokenizer folder (None: the Hugging Face cache)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,6 +48,10 @@ class RunConfig:
     def digest(self) -> str:
         d = self.to_dict()
         d.pop("device")  # same numbers on any device are not promised, but the cache is shared
+        # where the files are is not what they are: the model's fingerprint (its weights' hash)
+        # is checked against the run folder's instead
+        d.pop("weights_dir")
+        d.pop("tokenizer_dir")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -16,7 +16,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from benchmark.segmentation import class_histogram
 from datasets.control import instance_objects
-from metrics.base import chunked
+from benchmark.models.protocol import chunked
 
 
 def can_rerender(record) -> bool:
@@ -62,7 +62,7 @@ def object_effects(model: VLModel, recs: Sequence, preprocess: Callable, stream:
         return torch.cat([logit, answer.to(logit.dtype)], 1)
 
     with torch.no_grad():
-        scores = chunked(run, len(images), chunk).double().cpu().numpy()
+        scores = chunked(run, len(images), model.images_per_forward(chunk)).double().cpu().numpy()
     owners = np.asarray(owners)
     for i in np.unique(owners):
         block = scores[owners == i]  # the original image first, then one row per object

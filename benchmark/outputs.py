@@ -192,6 +192,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "counterfactual": info.get("counterfactual"),
                           "segmentation": info.get("segmentation"),
                           "source": info.get("source"),
+                          "images_per_forward": info.get("images_per_forward"),
                           "config": info.get("config"),
                           "recipe": info.get("recipe")}
                    for name, info in result.model_info.items()},

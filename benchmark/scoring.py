@@ -5,6 +5,7 @@ sample without a region keeps its row, with an empty value and a ``note`` saying
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -14,7 +15,10 @@ import torch
 import metrics
 from benchmark.config import RunConfig
 from benchmark.counterfactual import object_masks
+from benchmark.models import MissingWeights
+from benchmark.models.pnp_vqa import PnpVqa, load_pipeline
 from benchmark.models.protocol import VLModel
+from methods.base import NotApplicable
 from metrics._ties import max_tied, tie_fraction
 from metrics.perturbation import SUBSTRATES
 
@@ -77,6 +81,20 @@ def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndar
     return rows
 
 
+@functools.lru_cache(maxsize=2)
+def _pipeline(name: str, weights_dir: Optional[str], tokenizer_dir: Optional[str],
+              device: str) -> PnpVqa:
+    return load_pipeline(name, weights_dir, tokenizer_dir).to(device)
+
+
+def pnp_pipeline(cfg: RunConfig, device) -> Optional[PnpVqa]:
+    """The run's PNP-VQA captioner and answerer (``--pnp-vqa``), loaded once per process on
+    ``device``; ``None`` when the run names none (:class:`MissingWeights` when not on disk)."""
+    if cfg.pnp_vqa is None:
+        return None
+    return _pipeline(cfg.pnp_vqa, cfg.weights_dir, cfg.tokenizer_dir, str(device))
+
+
 def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
                        images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
                        reason: Optional[str], scorer: Callable, cfg: RunConfig,
@@ -93,14 +111,24 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
         unmatched = {i for i, r in enumerate(recs)
                      if fn.needs_match and r.extra.get("itm_label", 1) == 0}
         ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
+        extra = {}
+        if getattr(fn, "needs_pnp", False) and why is None and maps is not None:
+            try:
+                extra = {"pnp": pnp_pipeline(cfg, model.device), "pnp_captions": cfg.pnp_captions}
+            except MissingWeights as e:
+                why = str(e)
         runnable = maps is not None and why is None
         if runnable and ok:
             sel = torch.tensor(ok)
-            scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
-                        [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
-                        scorer=scorer, steps=cfg.perturbation_steps,
-                        substrate=SUBSTRATES[cfg.substrate], start=SUBSTRATES[cfg.insertion_start],
-                        seed=cfg.seed, vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode)
+            try:
+                scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
+                            [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
+                            scorer=scorer, steps=cfg.perturbation_steps,
+                            substrate=SUBSTRATES[cfg.substrate],
+                            start=SUBSTRATES[cfg.insertion_start], seed=cfg.seed,
+                            vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode, **extra)
+            except NotApplicable as e:
+                why, runnable = str(e), False
         if seconds is not None:
             seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - t0
         pos = {i: k for k, i in enumerate(ok)}

@@ -20,6 +20,7 @@ from benchmark.batch_inputs import configured_method
 from benchmark.config import RunConfig, load_dataset
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
 from benchmark.errors import InputError
+from benchmark.memory import bound
 from benchmark.models.protocol import VLModel
 from benchmark.scoring import UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows
 from methods.base import Diagnostic, NotApplicable
@@ -72,11 +73,11 @@ class ModelState:
     be computed, so merging a run whose units are all cached loads none."""
 
     def __init__(self, name: str, plan: Plan, cache, load: Callable[[], VLModel]) -> None:
-        self.name, self._load, self._model = name, load, None
+        self.name, self._load, self._model, self._cfg = name, load, None, plan.cfg
         cfg, records = plan.cfg, plan.records
         self.info = cache.get(name, "info")
         if self.info is None:
-            self.info = dict(self.model.info)
+            self.info = dict(self.model.info, images_per_forward=self.model.max_batch_images)
             if self.model.side_input_classes("segmentation") is not None:
                 self.info["segmentation"] = cfg.segmentation
             cache.put(self.info, name, "info")
@@ -99,8 +100,18 @@ class ModelState:
 
     @property
     def model(self) -> VLModel:
+        """The loaded model, bounded to the run's images per forward; a model whose weights
+        are not those of the run folder's first run is refused (its units would mix)."""
         if self._model is None:
-            self._model = self._load()
+            cfg = self._cfg
+            model = bound(self._load(), cfg.max_batch_images, cfg.memory_budget_gb)
+            known = getattr(self, "info", None)
+            if known and known.get("fingerprint") != model.fingerprint:
+                raise InputError(f"model {self.name!r} is not the one this run folder was "
+                                 f"started with (fingerprint {model.fingerprint[:12]}, the "
+                                 f"folder's {str(known.get('fingerprint'))[:12]}): its weights "
+                                 "changed; use another --out")
+            self._model = model
         return self._model
 
     def manifest_info(self) -> dict:
@@ -239,9 +250,11 @@ def missing_models(cfg: RunConfig) -> Dict[str, Optional[str]]:
 
 
 def model_options(name: str, cfg: RunConfig) -> dict:
-    """Loader options from the run config: fusion settings for the embedded fused model."""
+    """Loader options from the run config: where pretrained files are (for the loaders that
+    read them), fusion settings for the embedded fused model."""
     from benchmark.models.embedded import EMBEDDED
 
-    if not cfg.fusion or name not in EMBEDDED or not EMBEDDED[name][0].fused:
-        return {}
-    return {"model_overrides": {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}}
+    options = {k: getattr(cfg, k) for k in models.reads(name) if getattr(cfg, k)}
+    if cfg.fusion and name in EMBEDDED and EMBEDDED[name][0].fused:
+        options["model_overrides"] = {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}
+    return options

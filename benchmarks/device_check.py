@@ -33,36 +33,17 @@ from benchmark import models
 from benchmark.batch_inputs import fed
 from benchmark.cli import resolve_device
 from benchmark.config import RunConfig
+from benchmark.memory import bound
+from benchmark.models.pretrained import build_blip_itm
 from benchmark.models.tiny import _tokenizer
 from methods.base import NotApplicable
 
 TINY = ("blip-itm-tiny", "difnet-itm-tiny")
-#: LAVIS config, samples per call, images per forward (IG's path points, a curve's images):
-#: ViT-L at 384 px keeps 16 heads × 577² attention per image, so a forward holds a few at once
-BIG = {"blip-itm-base@random": ("blip_itm_base.yaml", 4, 8),
-       "blip-itm-large@random": ("blip_itm_large.yaml", 2, 4)}
+#: LAVIS ViT type and samples per call; the images per forward (IG's path points, a curve's
+#: images) come from --memory-budget-gb, as in a run
+BIG = {"blip-itm-base@random": ("base", 4), "blip-itm-large@random": ("large", 2)}
 #: methods that read what a real run hands them (masks, the model's own object effects)
 SKIP_METHODS = ("counterfactual_oracle",)
-
-
-def random_lavis_itm(config: str) -> torch.nn.Module:
-    """LAVIS ``BlipITM`` built from LAVIS's model config ``config``, random weights."""
-    from lavis.common.registry import registry
-    from lavis.models.blip_models.blip_image_text_matching import BlipITM
-    from omegaconf import OmegaConf
-
-    class RandomBlipITM(BlipITM):
-        @classmethod
-        def init_tokenizer(cls):
-            return _tokenizer()
-
-        def load_checkpoint_from_config(self, cfg, **kwargs):
-            pass  # random weights: nothing is loaded
-
-    root = Path(registry.get_path("library_root"))
-    cfg = OmegaConf.load(root / "configs" / "models" / config).model
-    torch.manual_seed(0)
-    return RandomBlipITM.from_config(cfg).eval()
 
 
 def _sync(device: str) -> None:
@@ -107,11 +88,11 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance: float,
-                cpu_model=None, deadline: float = float("inf"), chunk: int = 256,
+                cpu_model=None, deadline: float = float("inf"),
                 show: Callable[[dict], None] = lambda row: None) -> List[dict]:
     """Rows for one model: every method, then every model metric on a Grad-CAM map, each passed
-    to ``show`` as it is measured. ``chunk`` bounds the images per forward (IG's path points,
-    the perturbed images of a curve)."""
+    to ``show`` as it is measured. The model's ``max_batch_images`` bounds the images per
+    forward (IG's path points, the perturbed images of a curve), as in a run."""
     rows = []
     recs, images, questions, scorer = _inputs(model, n)
     # the run's side inputs (a fused model's segmentation stream), on each model's device
@@ -131,8 +112,7 @@ def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance:
             continue
         method = methods.get(m)
         if m == "integrated_gradients":
-            method = method.with_options(n_steps=ig_steps, max_steps=ig_steps,
-                                         internal_batch_size=chunk)
+            method = method.with_options(n_steps=ig_steps, max_steps=ig_steps)
         try:
             maps, rate, peak = timed(lambda: _maps(method, model, images, questions, recs),
                                      device, n)
@@ -162,7 +142,7 @@ def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance:
 
         def score(mod, imgs):
             return metric(mod, imgs, questions, maps_for_metrics, recs, steps=16,
-                          scorer=scorer, chunk=chunk).values  # CPU maps, as the engine's
+                          scorer=scorer).values  # CPU maps, as the engine's
 
         values, rate, peak = timed(lambda: score(model, images), device, n)
         row = {"model": name, "what": name_m, "rate": rate, "peak": peak}
@@ -207,6 +187,8 @@ def main(argv=None) -> int:
                         "8 minutes with model loading)")
     p.add_argument("--samples", type=int, default=None,
                    help="samples per call (default: 8 for tiny, 4 for base, 2 for large)")
+    p.add_argument("--memory-budget-gb", type=float, default=8.0,
+                   help="what one forward and backward of a big model may hold (8, as a run)")
     p.add_argument("--out", default=None, help="also write the table to this file")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
@@ -226,10 +208,11 @@ def main(argv=None) -> int:
     for kind in ("base", "large"):
         if kind in wanted:
             name = f"blip-itm-{kind}@random"
-            config, n, chunk = BIG[name]
-            model = models.wrap(random_lavis_itm(config), name=name)
+            vit_type, n = BIG[name]
+            model = models.wrap(build_blip_itm(vit_type, _tokenizer()), name=name).to(device)
+            model = bound(model, None, args.memory_budget_gb)
             rows += check_model(name, model, device, args.samples or n, args.ig_steps,
-                                args.tolerance, None, deadline, chunk, show)
+                                args.tolerance, None, deadline, show)
     text = table(rows, device, args.tolerance)
     print(text)
     if args.out:

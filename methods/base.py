@@ -90,6 +90,19 @@ class Explanation:
     valid: Optional[torch.Tensor] = None  # (B,) bool
 
 
+def _rows(value: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a per-sample input (a sequence or tensor); a scalar as it is."""
+    return value[start:stop] if isinstance(value, (list, tuple, torch.Tensor)) else value
+
+
+def _concatenated(parts: Sequence[Explanation]) -> Explanation:
+    """One :class:`Explanation` of the slices ``parts`` of a batch, in order."""
+    diagnostics = {k: Diagnostic(torch.cat([p.diagnostics[k].values for p in parts]),
+                                 d.higher_is_better) for k, d in parts[0].diagnostics.items()}
+    valid = None if parts[0].valid is None else torch.cat([p.valid for p in parts])
+    return Explanation(torch.cat([p.maps for p in parts]), diagnostics, valid)
+
+
 class Attribution:
     """Base class of every method. Subclasses declare ``options`` (bound in ``__init__`` as
     attributes: ``self.n_steps``), the run ``needs`` they read (names of :data:`INPUTS`) and
@@ -97,13 +110,18 @@ class Attribution:
     implement :meth:`attribute`, which returns the maps or an :class:`Explanation`.
 
     ``name`` is set by ``methods.register``; ``sanity_options`` (option → value) are applied
-    when the sanity checks explain a randomised model.
+    when the sanity checks explain a randomised model. A method whose map of a sample depends
+    on that sample alone sets ``per_sample = True``: a batch larger than the model's
+    ``max_batch_images`` is then explained in slices of that size (a method that reads the
+    batch — a seed per batch, references from other samples — is always called whole and
+    bounds its own passes).
     """
 
     name: str = ""
     options: Tuple[Option, ...] = ()
     needs: Tuple[str, ...] = ()
     is_baseline: bool = False
+    per_sample: bool = False
     sanity_options: Dict[str, Any] = {}
 
     def __init__(self, **options: Any) -> None:
@@ -147,8 +165,18 @@ class Attribution:
         reason = self.applicable(model)
         if reason:
             raise NotApplicable(f"{self.name} does not apply to {model.name}: {reason}")
-        out = self.attribute(model, images, questions,
-                             **{k: v for k, v in inputs.items() if k in self.needs})
+        inputs = {k: v for k, v in inputs.items() if k in self.needs}
+        b = images.shape[0]
+        size = model.images_per_forward(b) if self.per_sample else b
+        parts = [self._explain_slice(model.select(slice(s, s + size)), images[s:s + size],
+                                     questions[s:s + size],
+                                     {k: _rows(v, s, s + size) for k, v in inputs.items()})
+                 for s in range(0, b, size)]
+        return parts[0] if len(parts) == 1 else _concatenated(parts)
+
+    def _explain_slice(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
+                       inputs: Dict[str, Any]) -> Explanation:
+        out = self.attribute(model, images, questions, **inputs)
         out = out if isinstance(out, Explanation) else Explanation(out)
         gh, gw = model.grid
         if tuple(out.maps.shape) != (images.shape[0], gh, gw):

@@ -29,7 +29,7 @@ class RandomMap(Attribution):
 @register("center")
 class CenterPrior(Attribution):
     """An isotropic Gaussian at the grid centre, σ = a quarter of the grid side (no input used)."""
-
+    per_sample = True
     is_baseline = True
 
     def attribute(self, model: VLModel, images: torch.Tensor,
@@ -47,7 +47,7 @@ class OracleMask(Attribution):
     """The ground-truth target mask pooled to the grid (fraction of each patch inside it): an
     upper bracket for the downstream metrics. Needs ``masks`` (one (H, W) bool array per image,
     any size), which the runner passes; not applicable without ground truth."""
-
+    per_sample = True
     needs = ("masks",)
     is_baseline = True
 

@@ -116,7 +116,7 @@ class CheferRelevance(Attribution):
 
     Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
-
+    per_sample = True
     options = (TARGET,)
 
     def attribute(self, model: VLModel, images: torch.Tensor,

@@ -27,7 +27,7 @@ class CounterfactualOracle(Attribution):
     Needs ``counterfactuals`` (per image: (object masks, Δ per object)), which the runner passes
     where the dataset can re-render scenes; not applicable otherwise.
     """
-
+    per_sample = True
     needs = ("counterfactuals",)
     is_baseline = True
 

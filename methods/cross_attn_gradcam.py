@@ -34,7 +34,7 @@ class CrossAttentionGradCAM(Attribution):
             BLIP's 12 layers). The last layer gives all-zero maps (only ``[ENC]`` reaches the head).
         target: ``"itm"`` (default), ``"itm_prob"`` or ``"answer"``.
     """
-
+    per_sample = True
     options = (BLOCK, TARGET)
 
     def attribute(self, model: VLModel, images: torch.Tensor,

@@ -24,7 +24,7 @@ class FusedGradCAM(Attribution):
 
     Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
-
+    per_sample = True
     options = (TARGET,)
 
     def attribute(self, model: VLModel, images: torch.Tensor,

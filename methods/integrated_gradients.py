@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.protocol import Preprocessing, TextBatch, VLModel
+from benchmark.models.protocol import Preprocessing, TextBatch, VLModel, chunked
 from methods import register
 from methods.base import (Attribution, Diagnostic, Explanation, NotApplicable, Option, target_score,
                           to_grid)
@@ -61,10 +61,10 @@ class IntegratedGradientsMap(Attribution):
     ``baseline`` — ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the
     side, which keeps the path among natural-looking images), ``"zero"`` (zeros in normalised
     space: the dataset-mean colour), ``"black"``, or ``"expected"`` — and
-    ``internal_batch_size`` (images per forward; default: the larger of 256 and the number of
-    paths, which bounds memory whatever the step count reaches). Midpoint Riemann rule (captum's ``riemann_middle``): its error falls
-    steadily with the steps even where the path's score changes abruptly, where Gauss–Legendre
-    oscillates. (captum's ``riemann_trapezoid`` weights its n points by 1/n with halved ends,
+    ``internal_batch_size`` (images per forward; default: 256 within the model's
+    ``max_batch_images``, which bounds memory whatever the step count reaches). Midpoint
+    Riemann rule (captum's ``riemann_middle``): its error falls steadily with the steps even
+    where the path's score changes abruptly, where Gauss–Legendre oscillates. (captum's ``riemann_trapezoid`` weights its n points by 1/n with halved ends,
     which sum to (n − 1)/n: a completeness bias of 1/n on any model.)
 
     ``"expected"`` is Expected Gradients (Erion et al., Nature MI 2021) with the data as the
@@ -86,11 +86,16 @@ class IntegratedGradientsMap(Attribution):
         Option("baseline", str, "blur", "path start: blur, zero, black or expected", BASELINES),
         Option("n_references", int, 4, "expected gradients: baselines per sample"),
         Option("internal_batch_size", int, None, "images per forward along the path (default: "
-               f"the larger of {CHUNK_IMAGES} and the number of paths)"),
+               f"{CHUNK_IMAGES} within the model's --max-batch-images)"),
     )
     #: sanity checks compare maps under randomisation, where a path rarely converges: a fixed
     #: 32-step integral there, instead of up to 16 times its cost
     sanity_options = {"max_steps": 32}
+
+    @property
+    def per_sample(self) -> bool:
+        """Expected gradients reads other samples of the batch as its references."""
+        return self.baseline != "expected"
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> Explanation:
@@ -103,8 +108,13 @@ class IntegratedGradientsMap(Attribution):
         owner, base = ig_paths(images, self.baseline, self.n_references, model.preprocessing)
         k = len(owner) // b
         args = (text.input_ids[owner], text.attention_mask[owner]) + tuple(t[owner] for t in side)
+        limit = self.internal_batch_size or model.images_per_forward(CHUNK_IMAGES)
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            return chunked(lambda s, e: fn(x[s:e], *(t[s:e] for t in args)), len(x), limit)
+
         with torch.no_grad():
-            change = (fn(images[owner], *args) - fn(base, *args)).double().abs().cpu()
+            change = (score(images[owner]) - score(base)).double().abs().cpu()
         attr = torch.zeros_like(base)
         delta = torch.zeros(len(owner), dtype=torch.float64)
         rel = torch.full((b,), float("inf"), dtype=torch.float64)
@@ -112,15 +122,16 @@ class IntegratedGradientsMap(Attribution):
         todo = torch.arange(b)
         n = self.n_steps
         while len(todo):
+            # captum puts ⌊limit / paths⌋ steps of every path in one forward (at least one)
+            for paths in (todo[:, None] * k + torch.arange(k)).flatten().split(limit):
+                a, d = IntegratedGradients(fn).attribute(
+                    images[owner[paths]], baselines=base[paths],
+                    additional_forward_args=tuple(t[paths] for t in args), n_steps=n,
+                    method="riemann_middle", internal_batch_size=limit,
+                    return_convergence_delta=True)
+                attr[paths] = a.detach()
+                delta[paths] = d.detach().abs().double().cpu()
             paths = (todo[:, None] * k + torch.arange(k)).flatten()
-            chunk = self.internal_batch_size or max(len(paths), CHUNK_IMAGES)
-            a, d = IntegratedGradients(fn).attribute(
-                images[owner[paths]], baselines=base[paths],
-                additional_forward_args=tuple(t[paths] for t in args), n_steps=n,
-                method="riemann_middle", internal_batch_size=chunk,
-                return_convergence_delta=True)
-            attr[paths] = a.detach()
-            delta[paths] = d.detach().abs().double().cpu()
             rel[todo] = (delta[paths].view(-1, k).sum(1)
                          / change[paths].view(-1, k).sum(1).clamp(min=1e-12))
             steps[todo] = n

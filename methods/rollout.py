@@ -63,7 +63,7 @@ class AttentionRollout(Attribution):
     block), averaged over heads and over the real question tokens (``[ENC]`` and ``[SEP]``
     excluded). No gradients are used.
     """
-
+    per_sample = True
     options = (BLOCK,)
 
     def attribute(self, model: VLModel, images: torch.Tensor,

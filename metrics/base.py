@@ -112,8 +112,3 @@ class SanityMetric(Metric):
     def __call__(self, model: VLModel, method, images: torch.Tensor, questions: Sequence[str],
                  seed: int = 0, **method_kwargs: Any) -> list:
         raise NotImplementedError
-
-
-def chunked(fn, n: int, chunk: int):
-    """Concatenate ``fn(start, stop)`` over ``range(0, n, chunk)`` (bounded memory batches)."""
-    return torch.cat([fn(s, min(n, s + chunk)) for s in range(0, n, chunk)])

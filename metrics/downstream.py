@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from benchmark.models.protocol import VLModel
+from benchmark.models.protocol import VLModel, chunked
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
@@ -24,6 +24,8 @@ PNP_FRACTION = 20 / 576
 GRIDS = {"log": np.round(np.geomspace(PNP_FRACTION, 1.0, 10), 4),
          "linear": np.round(np.linspace(0.1, 1.0, 10), 2)}
 MODES = ("tokens", "pixels")
+#: rows per pass of the masked reads (within the model's ``max_batch_images``)
+CHUNK_IMAGES = 256
 
 
 def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Sequence[str],
@@ -41,6 +43,7 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
     if mode not in MODES:
         raise ValueError(f"unknown VQA mode {mode!r}; use one of {', '.join(MODES)}")
     b, k, n = keep.shape
+    size = model.images_per_forward(CHUNK_IMAGES)
     with torch.no_grad():
         if mode == "tokens":
             tokens = model.visual_tokens(images).repeat_interleave(k, 0)
@@ -49,13 +52,16 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
             ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
             shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
             x = torch.where(shown[:, :, None], images[:, None],
-                            substrate(images)[:, None])
-            tokens = model.for_batch(b).expanded(k).visual_tokens(x.reshape(b * k, *images.shape[1:]))
+                            substrate(images)[:, None]).reshape(b * k, *images.shape[1:])
+            view = model.for_batch(b).expanded(k)
+            tokens = chunked(lambda s, e: view.select(slice(s, e)).visual_tokens(x[s:e]),
+                             b * k, size)
         atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
                           keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
         text = model.tokenize(questions).repeat(k)
-        hidden = model.text_hidden(tokens, text, atts)
-        idx = model.answer_head(hidden[:, 0]).argmax(-1).tolist()
+        idx = chunked(lambda s, e: model.answer_head(
+            model.text_hidden(tokens[s:e], text[s:e], atts[s:e])[:, 0]).argmax(-1),
+            b * k, size).tolist()
     return [model.answers[i] for i in idx]
 
 

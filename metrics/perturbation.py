@@ -7,10 +7,10 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from benchmark.models.protocol import VLModel
+from benchmark.models.protocol import VLModel, chunked
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
-from metrics.base import CurveScores, ModelMetric, chunked
+from metrics.base import CurveScores, ModelMetric
 from metrics.curves import auc
 
 RISE_SIGMA_AT_224 = 5.0
@@ -54,7 +54,8 @@ def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw,
 
 def match_curve(model: VLModel, images: torch.Tensor, questions: Sequence[str],
                 perturbed: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """Match probability of every perturbed image, (B, P), all in batches of ``chunk``.
+    """Match probability of every perturbed image, (B, P), in batches of ``chunk`` images
+    (within the model's ``max_batch_images``).
 
     ``perturbed`` is (B, P, 3, H, W); texts and the model's side inputs are repeated per sample
     (sample-major order).
@@ -68,7 +69,7 @@ def match_curve(model: VLModel, images: torch.Tensor, questions: Sequence[str],
         return view.select(slice(s, e)).match_probability(flat[s:e], text[s:e])
 
     with torch.no_grad():
-        return chunked(run, b * p, chunk).reshape(b, p).cpu()
+        return chunked(run, b * p, model.images_per_forward(chunk)).reshape(b, p).cpu()
 
 
 class _RiseMetric(ModelMetric):

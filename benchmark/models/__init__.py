@@ -33,18 +33,28 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
+#: run options a loader may declare it reads (``register(reads=...)``), from the run config
+LOCAL_FILES = ("weights_dir", "tokenizer_dir")
+
+
 def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
-             argument: Optional[str] = None):
+             argument: Optional[str] = None, reads: Tuple[str, ...] = ()):
     """Register a loader ``fn(**options) -> VLModel``; ``missing(**options)`` says what is
     absent (``None`` when the model can be loaded with those options).
 
     A loader with an ``argument`` (e.g. ``"PATH"``) is asked for as ``name:VALUE`` and called as
-    ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out.
+    ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out. ``reads``
+    names the options of :data:`LOCAL_FILES` the loader takes (``--weights-dir``,
+    ``--tokenizer-dir``); only those are passed to it.
     """
+    unknown = sorted(set(reads) - set(LOCAL_FILES))
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown option {unknown[0]!r} in reads")
 
     def deco(fn):
         fn.missing = missing or (lambda *_, **__: None)
         fn.argument = argument
+        fn.reads = tuple(reads)
         REGISTRY.register(name, fn)
         return fn
 
@@ -76,6 +86,11 @@ def resolve(spec: str) -> List[str]:
     for n in names:
         _loader(n)
     return names
+
+
+def reads(name: str) -> Tuple[str, ...]:
+    """The run options (:data:`LOCAL_FILES`) the loader of model spec ``name`` takes."""
+    return _loader(name)[0].reads
 
 
 def missing(name: str, **options) -> Optional[str]:

@@ -21,6 +21,15 @@ BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def with_blip_tokens(tokenizer):
+    """A BERT tokenizer as LAVIS's ``BlipBase.init_tokenizer`` extends it: ``[DEC]`` as the bos
+    token, ``[ENC]`` added (its id as ``enc_token_id``, the first token BlipITM reads)."""
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    tokenizer.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+    tokenizer.enc_token_id = tokenizer.additional_special_tokens_ids[0]
+    return tokenizer
+
+
 def blip_preprocessing(image_size: int, resample: str = "bicubic") -> Preprocessing:
     """LAVIS's ``blip_image_eval`` processor: resize to ``image_size`` (bicubic), BLIP mean/std."""
     return Preprocessing(image_size, BLIP_MEAN, BLIP_STD, resample)

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -105,6 +105,9 @@ class VLModel(abc.ABC):
         answers: the VQA head's answer list (empty without a VQA head).
         info: fingerprint, held-out accuracies, config — copied into the run manifest.
         inputs: bound side inputs (see :meth:`given`).
+        max_batch_images: the most images one forward may take (``None``: unbounded), set by
+            the engine from the run's memory budget (:mod:`benchmark.memory`); see
+            :meth:`images_per_forward`.
     """
 
     module: nn.Module
@@ -115,6 +118,7 @@ class VLModel(abc.ABC):
     answers: Sequence[str] = ()
     info: Dict[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    max_batch_images: Optional[int] = None
     #: side inputs the model reads (e.g. ``("segmentation",)``), each described by
     #: :meth:`side_input_classes`
     side_inputs: ClassVar[Tuple[str, ...]] = ()
@@ -176,6 +180,15 @@ class VLModel(abc.ABC):
     @property
     def fingerprint(self) -> str:
         return str(self.info.get("fingerprint", ""))
+
+    def images_per_forward(self, cap: int) -> int:
+        """How many images a batched pass of this model may take: ``cap`` (the caller's own
+        bound) within :attr:`max_batch_images`."""
+        return min(cap, self.max_batch_images or cap)
+
+    def bounded(self, max_batch_images: Optional[int]) -> "VLModel":
+        """The view whose forwards take at most ``max_batch_images`` images."""
+        return dataclasses.replace(self, max_batch_images=max_batch_images)
 
     def to(self, device: Union[str, torch.device]) -> "VLModel":
         self.module.to(device)
@@ -261,6 +274,11 @@ class VLModel(abc.ABC):
         with torch.no_grad():
             idx = self.answer_logits(images, questions).argmax(-1).tolist()
         return [self.answers[i] for i in idx]
+
+
+def chunked(fn: Callable[[int, int], torch.Tensor], n: int, chunk: int) -> torch.Tensor:
+    """Concatenate ``fn(start, stop)`` over ``range(0, n, chunk)`` (bounded memory batches)."""
+    return torch.cat([fn(s, min(n, s + chunk)) for s in range(0, n, chunk)])
 
 
 def _full(scores: torch.Tensor) -> torch.Tensor:

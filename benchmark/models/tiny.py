@@ -25,7 +25,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from benchmark.models.blip import BLIP_MEAN, BLIP_STD
+from benchmark.models.blip import BLIP_MEAN, BLIP_STD, with_blip_tokens
 from benchmark.models.protocol import Preprocessing
 from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
@@ -74,11 +74,7 @@ class TinyConfig:
 def _tokenizer():
     from transformers import BertTokenizer
 
-    tok = BertTokenizer(vocab_file=str(VOCAB_FILE), do_lower_case=True)
-    tok.add_special_tokens({"bos_token": "[DEC]"})
-    tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
-    tok.enc_token_id = tok.additional_special_tokens_ids[0]
-    return tok
+    return with_blip_tokens(BertTokenizer(vocab_file=str(VOCAB_FILE), do_lower_case=True))
 
 
 def _conv_stem(width: int, channels: int) -> nn.Module:

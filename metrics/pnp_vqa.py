@@ -1,0 +1,43 @@
+"""PNP-VQA's own downstream: its captioner and answerer, with the patch sampling driven by the
+method's map (see :mod:`benchmark.models.pnp_vqa`)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from benchmark.models.pnp_vqa import PNP_PATCHES
+from methods.base import NotApplicable
+from metrics import register
+from metrics.base import CurveScores, ModelMetric
+
+#: the curve's points: multiples of PNP-VQA's patches per caption (20 of 576)
+MULTIPLES = (0.25, 0.5, 1.0, 2.0)
+
+
+@register("pnp_vqa_accuracy")
+class PnpVqaAccuracy(ModelMetric):
+    """Accuracy of PNP-VQA's answer (the dataset's scoring: official VQA accuracy, or exact
+    match) when each of its ``--pnp-captions`` captions reads PNP-VQA's share of the
+    captioner's patches (20 of 576), drawn without replacement with probability ∝ the map's
+    positive part. The curve repeats it at ¼, ½, 1 and 2 times that share (x: the fraction of
+    the captioner's patches per caption). Captions and draws are seeded per question from the
+    run's seed, the same for every method (paired comparisons). Higher is better. Not
+    applicable without a pipeline (``--pnp-vqa NAME``, loaded from local files)."""
+
+    needs_pnp = True
+
+    def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
+                 seed: int = 0, pnp=None, pnp_captions: int = 20, **_) -> CurveScores:
+        if pnp is None:
+            raise NotApplicable("no PNP-VQA captioner and answerer (pass --pnp-vqa NAME)")
+        n = pnp.grid[0] * pnp.grid[1]
+        counts = [max(1, round(f * PNP_PATCHES * n / 576)) for f in MULTIPLES]
+        x = pnp.preprocessing([r.image for r in records]).to(pnp.device)
+        ids = [r.sample_id for r in records]
+        curves = np.zeros((len(records), len(counts)))
+        for j, m in enumerate(counts):
+            answers, _ = pnp.answers(x, questions, maps, ids, m, pnp_captions, seed)
+            curves[:, j] = [scorer(a, r.answers) for a, r in zip(answers, records)]
+        return CurveScores(curves[:, MULTIPLES.index(1.0)], np.asarray(counts, float) / n,
+                           curves)
