@@ -27,20 +27,26 @@ def _check_writable(out: Path) -> None:
                          "folder") from None
 
 
-def _list() -> None:
+def _list(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None) -> None:
     import datasets
     import methods
     import metrics
     from benchmark import models
+    from benchmark.models.pnp_vqa import PIPELINES, missing_pipeline
 
+    files = {"weights_dir": weights_dir, "tokenizer_dir": tokenizer_dir}
     for title, names in (("models", models.available()), ("methods", methods.available()),
-                         ("metrics", metrics.available()), ("datasets", datasets.available())):
+                         ("metrics", metrics.available()), ("datasets", datasets.available()),
+                         ("pnp-vqa pipelines (--pnp-vqa)", list(PIPELINES))):
         print(f"{title}:")
         for n in names:
             note = ""
             if title == "models":
-                reason = None if ":" in n else models.missing(n)
+                reason = None if ":" in n else models.missing(
+                    n, **{k: v for k, v in files.items() if v and k in models.reads(n)})
                 note = "  (weights not on disk)" if reason else ""
+            elif title.startswith("pnp-vqa"):
+                note = "  (not on disk)" if missing_pipeline(n, **files) else ""
             elif title == "methods":
                 m = methods.get(n)
                 note = "".join(f"\n      {o.name}={o.default}: {o.help}" for o in m.options)
@@ -72,7 +78,7 @@ def cmd_run(argv: Sequence[str]) -> int:
 
     args = run_parser().parse_args(argv)
     if args.list:
-        _list()
+        _list(args.weights_dir, args.tokenizer_dir)
         return 0
     cfg = run_config(args)
     out = Path(args.out)

@@ -226,7 +226,7 @@ def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
     if not model.answers:
         return {r.sample_id: "" for r in records}
     out = {}
-    for idx in inputs.batches(len(records), cfg.batch_size):
+    for idx in inputs.batches(len(records), model.images_per_forward(cfg.batch_size)):
         recs = [records[i] for i in idx]
         fed = inputs.fed(model, recs, records, cfg)
         preds = fed.predict_answers(inputs.images(recs, model), [r.question for r in recs])

@@ -46,7 +46,8 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
     size = model.images_per_forward(CHUNK_IMAGES)
     with torch.no_grad():
         if mode == "tokens":
-            tokens = model.visual_tokens(images).repeat_interleave(k, 0)
+            tokens = chunked(lambda s, e: model.select(slice(s, e)).visual_tokens(images[s:e]),
+                             b, size).repeat_interleave(k, 0)
         else:
             gh, gw = model.grid
             ph, pw = images.shape[-2] // gh, images.shape[-1] // gw

@@ -45,17 +45,24 @@ def hf_cache_tokenizer(hf_home: Path) -> Path:
 
 def lavis_checkpoint(path: Path, vit_type: str, tokenizer_dir: Path,
                      vit_depth: Optional[int] = None, text_layers: Optional[int] = None,
-                     seed: int = 1) -> dict:
+                     seed: int = 1, fusion: Optional[dict] = None) -> dict:
     """A random-weight BLIP-ITM of LAVIS's ``vit_type`` config (reduced to ``vit_depth`` /
-    ``text_layers`` when given) saved as LAVIS's retrieval checkpoints are: ``{"model": …}``
-    with momentum-encoder, queue and temperature entries; returns the state dict."""
+    ``text_layers`` when given; with a MultiLevelEncoder of settings ``fusion``) saved as
+    LAVIS's retrieval checkpoints are: ``{"model": …}`` with momentum-encoder, queue and
+    temperature entries; returns the state dict."""
+    from benchmark.models.blip import patch_grid
+    from benchmark.models.difnet import FusedVisualEncoder
     from benchmark.models.pretrained import bert_tokenizer, build_blip_itm
 
     model = build_blip_itm(vit_type, bert_tokenizer(tokenizer_dir), vit_depth, text_layers,
                            seed=seed)
+    if fusion is not None:
+        vit = model.visual_encoder
+        model.visual_encoder = FusedVisualEncoder(vit, grid=patch_grid(vit)[0], **fusion)
     state = model.state_dict()
     width = state["itm_head.weight"].shape[1]
-    extra = {"visual_encoder_m.cls_token": state["visual_encoder.cls_token"].clone(),
+    cls_token = next(v for k, v in state.items() if k.endswith("cls_token"))
+    extra = {"visual_encoder_m.cls_token": cls_token.clone(),
              "vision_proj_m.weight": state["vision_proj.weight"].clone(),
              "image_queue": torch.zeros(256, 8), "text_queue": torch.zeros(256, 8),
              "idx_queue": torch.zeros(1, 8), "ptr_queue": torch.zeros(1, dtype=torch.long),

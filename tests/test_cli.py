@@ -140,7 +140,9 @@ def test_run_writes_every_file(tmp_path):
 TRAINED = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,integrated_gradients",
            "--metrics", "pointing_game,relevance_rank,deletion_auc,vqa_keep_auc,"
            "object_faithfulness,random_logit", "--limit", "6", "--batch-size", "3",
-           "--quiet", "--steps", "4", "--sanity-samples", "4"]
+           "--quiet", "--steps", "4", "--sanity-samples", "4",
+           # IG's convergence rows are compared too; integrating to 4096 steps adds only time
+           "--method-option", "integrated_gradients.max_steps=128"]
 CSVS = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
 
 

@@ -61,6 +61,22 @@ def test_the_loader_reads_every_weight_of_the_checkpoint(files):
     assert model.grid == (24, 24) and model.image_size == 384 and model.default_block == 1
 
 
+def test_the_fused_base_loads_through_the_same_checked_path(files, tmp_path):
+    from benchmark.models.fused import FusedBlipAdapter
+    from benchmark.models.pretrained import DIFNET_BASE, DIFNET_FUSION
+
+    state = lavis_checkpoint(tmp_path / DIFNET_BASE, "base", files[1], fusion=DIFNET_FUSION,
+                             **REDUCED)
+    model = _blip_loader("fused", "base", DIFNET_BASE, fusion=DIFNET_FUSION, **REDUCED)(
+        weights_dir=str(tmp_path), tokenizer_dir=str(files[1]))
+    assert isinstance(model, FusedBlipAdapter) and model.side_input_classes("segmentation") == 133
+    loaded = model.module.state_dict()
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    with pytest.raises(InputError, match="keys missing"):  # a plain BLIP checkpoint is refused
+        _blip_loader("fused", "base", BASE_FILE, fusion=DIFNET_FUSION, **REDUCED)(
+            weights_dir=str(files[0] / "weights"), tokenizer_dir=str(files[1]))
+
+
 @pytest.mark.parametrize("change,named", [
     (lambda s: s.pop("text_encoder.encoder.layer.2.output.dense.weight"), "keys missing"),
     (lambda s: s.update({"vqa_head.0.weight": torch.zeros(2, 2)}), "unexpected keys"),

@@ -27,10 +27,12 @@ from benchmark.models import LOCAL_FILES, MissingWeights, register, wrap
 from benchmark.models.blip import with_blip_tokens
 from benchmark.models.protocol import state_hash
 
-#: registry name → (LAVIS ``vit_type``, checkpoint file name in LAVIS's model zoo)
+#: registry name → (LAVIS ``vit_type``, checkpoint file name in LAVIS's model zoo); PNP-VQA's
+#: own ITM model is the large one fine-tuned on COCO train2014 only (``pnp_vqa_*.yaml``)
 CHECKPOINTS = {
     "blip-itm-base": ("base", "model_base_retrieval_coco.pth"),
     "blip-itm-large": ("large", "model_large_retrieval_coco.pth"),
+    "blip-itm-large-train2014": ("large", "model_large_retrieval_coco_train2014.pth"),
 }
 #: keys of LAVIS's retrieval checkpoints that ``BlipITM`` has no module for: the momentum
 #: encoders and projections (``*_m``), the feature queues and the contrastive temperature
@@ -148,13 +150,20 @@ def load_checkpoint(model: nn.Module, path: Path, architecture: str) -> None:
 
 
 def _blip_loader(name: str, vit_type: str, filename: str, vit_depth: Optional[int] = None,
-                 text_layers: Optional[int] = None) -> Callable:
+                 text_layers: Optional[int] = None, fusion: Optional[dict] = None) -> Callable:
     def load(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None, **_):
         model = build_blip_itm(vit_type, bert_tokenizer(tokenizer_dir), vit_depth, text_layers)
+        what = f"BLIP-ITM {vit_type}, {len(model.visual_encoder.blocks)} ViT blocks"
+        if fusion is not None:
+            from benchmark.models.blip import patch_grid
+            from benchmark.models.difnet import FusedVisualEncoder
+
+            vit = model.visual_encoder
+            model.visual_encoder = FusedVisualEncoder(vit, grid=patch_grid(vit)[0], **fusion)
+            what += ", MultiLevelEncoder " + " ".join(f"{k}={v}" for k, v in fusion.items())
         path = checkpoint_path(filename, weights_dir)
-        load_checkpoint(model, path, f"{name} (BLIP-ITM {vit_type}, "
-                                     f"{len(model.visual_encoder.blocks)} ViT blocks)")
-        return wrap(model, name=name, info=_info(model, path))
+        load_checkpoint(model, path, f"{name} ({what})")
+        return wrap(model.eval(), name=name, info=_info(model, path))
     return load
 
 
@@ -163,37 +172,24 @@ def _info(model: nn.Module, path: Path) -> dict:
 
 
 def register_blip_itm(name: str, vit_type: str, filename: str, vit_depth: Optional[int] = None,
-                      text_layers: Optional[int] = None) -> None:
+                      text_layers: Optional[int] = None, fusion: Optional[dict] = None,
+                      how: Optional[str] = None) -> None:
     """Register a LAVIS BLIP-ITM read from ``filename`` (in ``--weights-dir`` or LAVIS's cache);
-    ``vit_depth``/``text_layers`` register a reduced-depth variant of the same architecture."""
-    how = (f"download {filename} from the LAVIS/BLIP model zoo on a machine with internet and "
-           "copy it there")
+    ``vit_depth``/``text_layers`` register a reduced-depth variant of the same architecture,
+    ``fusion`` (``FusedVisualEncoder`` settings) puts a MultiLevelEncoder after the ViT."""
+    how = how or (f"download {filename} from the LAVIS/BLIP model zoo on a machine with "
+                  "internet and copy it there")
     register(name, missing=lambda **o: _missing(filename, how, **o), reads=LOCAL_FILES)(
-        _blip_loader(name, vit_type, filename, vit_depth, text_layers))
+        _blip_loader(name, vit_type, filename, vit_depth, text_layers, fusion))
 
 
 for _name, (_type, _file) in CHECKPOINTS.items():
     register_blip_itm(_name, _type, _file)
 
-DIFNET_BASE = "difnet_itm_base.pth"  # BLIP-ITM base + the fusion encoder below
-
-
-def _load_difnet_base(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None,
-                      **_):
-    """BLIP-ITM base with a MultiLevelEncoder (DIFNet's Lf=1, T=2, N=3; d_model 768, 12 heads,
-    133 panoptic classes) in front of its text encoder; weights from ``difnet_itm_base.pth``."""
-    from benchmark.models.difnet import FusedVisualEncoder
-
-    model = build_blip_itm("base", bert_tokenizer(tokenizer_dir))
-    model.visual_encoder = FusedVisualEncoder(model.visual_encoder, grid=24, Lf=1, T=2, N=3,
-                                              h=12, n_classes=133)
-    path = checkpoint_path(DIFNET_BASE, weights_dir)
-    load_checkpoint(model, path, "difnet-itm-base (BLIP-ITM base + MultiLevelEncoder Lf=1 T=2 N=3)")
-    return wrap(model.eval(), name="difnet-itm-base", info=_info(model, path))
-
-
-register("difnet-itm-base", missing=lambda **o: _missing(
-    DIFNET_BASE, "save there the state dict of a BLIP-ITM base whose visual encoder is the "
-                 "FusedVisualEncoder of benchmark/models/pretrained.py, trained by you", **o),
-         reads=LOCAL_FILES)(
-    _load_difnet_base)
+#: BLIP-ITM base with DIFNet's MultiLevelEncoder (Lf=1, T=2, N=3; d_model 768, 12 heads, 133
+#: panoptic classes) in front of its text encoder: the state dict of such a model, trained by you
+DIFNET_BASE = "difnet_itm_base.pth"
+DIFNET_FUSION = {"Lf": 1, "T": 2, "N": 3, "h": 12, "n_classes": 133}
+register_blip_itm("difnet-itm-base", "base", DIFNET_BASE, fusion=DIFNET_FUSION,
+                  how="save there the state dict of a BLIP-ITM base whose visual encoder is "
+                      "the FusedVisualEncoder of benchmark/models/pretrained.py, trained by you")
