@@ -108,7 +108,7 @@ class IntegratedGradientsMap(Attribution):
         owner, base = ig_paths(images, self.baseline, self.n_references, model.preprocessing)
         k = len(owner) // b
         args = (text.input_ids[owner], text.attention_mask[owner]) + tuple(t[owner] for t in side)
-        limit = self.internal_batch_size or model.images_per_forward(CHUNK_IMAGES)
+        limit = model.images_per_forward(self.internal_batch_size or CHUNK_IMAGES)
 
         def score(x: torch.Tensor) -> torch.Tensor:
             return chunked(lambda s, e: fn(x[s:e], *(t[s:e] for t in args)), len(x), limit)
