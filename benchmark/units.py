@@ -105,7 +105,7 @@ class ModelState:
         if self._model is None:
             cfg = self._cfg
             model = bound(self._load(), cfg.max_batch_images, cfg.memory_budget_gb)
-            known = getattr(self, "info", None)
+            known = self.info  # None while the first run's entry is being written
             if known and known.get("fingerprint") != model.fingerprint:
                 raise InputError(f"model {self.name!r} is not the one this run folder was "
                                  f"started with (fingerprint {model.fingerprint[:12]}, the "
