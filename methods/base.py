@@ -216,15 +216,6 @@ def target_score(model: VLModel, image_embeds: torch.Tensor, text: TextBatch,
     return parse_target(target)(model, model.text_hidden(image_embeds, text)[:, 0])
 
 
-def question_token_mask(text: TextBatch) -> torch.Tensor:
-    """(B, L) float mask of the real question tokens: not ``[ENC]``, not ``[SEP]``, not padding."""
-    mask = text.attention_mask.clone().float()
-    mask[:, 0] = 0
-    lengths = text.attention_mask.sum(1) - 1
-    mask[torch.arange(len(lengths)), lengths] = 0
-    return mask
-
-
 def to_grid(patch_values: torch.Tensor, grid: tuple) -> torch.Tensor:
     """(B, gh·gw) → (B, gh, gw)."""
     return patch_values.reshape(patch_values.shape[0], *grid)

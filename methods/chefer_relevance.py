@@ -119,6 +119,12 @@ class CheferRelevance(Attribution):
     per_sample = True
     options = (TARGET,)
 
+    def applicable(self, model: VLModel) -> Optional[str]:
+        if len(model.attention_sites("text_cross")) != len(model.attention_sites("text_self")):
+            return ("its rules propagate through a cross-attention in every text layer (BLIP's "
+                    "layout; BLIP-2's Q-Former has one every other layer)")
+        return None
+
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         text = model.tokenize(questions)

@@ -8,7 +8,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads
-from methods.base import BLOCK, TARGET, Attribution, question_token_mask, target_score, to_grid
+from methods.base import BLOCK, TARGET, Attribution, target_score, to_grid
 
 
 @register("cross_attn_gradcam")
@@ -23,8 +23,10 @@ class CrossAttentionGradCAM(Attribution):
     .. math:: M_t(p) = \frac{1}{H} \sum_h A_{h,t,p} \, \max(G_{h,t,p}, 0)
 
     (image CLS column dropped, padded positions zeroed), and the returned map is the mean of
-    :math:`M_t` over the real question tokens — every token except ``[ENC]`` and the final
-    ``[SEP]``: LAVIS's second output row, the one PNP-VQA samples patches from. Unlike LAVIS it
+    :math:`M_t` over the model's question rows (``VLModel.cross_attention_rows``): for BLIP the
+    real question tokens — every token except ``[ENC]`` and the final ``[SEP]``: LAVIS's second
+    output row, the one PNP-VQA samples patches from; for BLIP-2 the Q-Former's query tokens,
+    the only rows that attend to the image. Unlike LAVIS it
     works for any patch grid and head count, and it leaves the model as it found it. As
     PNP-VQA's ``forward_itm``, the questions' "?" is stripped before tokenising, so it is not
     one of the averaged tokens.
@@ -48,6 +50,6 @@ class CrossAttentionGradCAM(Attribution):
         attn = rec.last("cross").detach()
         cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)
         cam = cam.mean(1)  # heads
-        mask = question_token_mask(text)
+        mask = model.cross_attention_rows(text)
         per_token = (cam * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return to_grid(per_token, model.grid)

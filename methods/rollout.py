@@ -8,7 +8,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, sites
-from methods.base import BLOCK, Attribution, question_token_mask, to_grid
+from methods.base import BLOCK, Attribution, to_grid
 
 
 def rollout_matrix(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -60,8 +60,8 @@ class AttentionRollout(Attribution):
     baseline the ViT's :math:`\prod_l \mathrm{rownorm}(\bar A_l + I)`, for a fused model the
     composition through both streams, the T repeats and the addition (:func:`fused_rollout`) —
     and :math:`c` is the cross-attention of text layer ``block`` (default: the model's Grad-CAM
-    block), averaged over heads and over the real question tokens (``[ENC]`` and ``[SEP]``
-    excluded). No gradients are used.
+    block), averaged over heads and over the model's question rows (BLIP: the real question
+    tokens, ``[ENC]`` and ``[SEP]`` excluded; BLIP-2: the query tokens). No gradients are used.
     """
     per_sample = True
     options = (BLOCK,)
@@ -81,7 +81,7 @@ class AttentionRollout(Attribution):
             relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)
         else:
             relevance = vit[:, :, 1:]
-        mask = question_token_mask(text)
+        mask = model.cross_attention_rows(text)
         cross = rec.last("cross").mean(1)  # (B, L, 1+N)
         c = (cross * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         return to_grid(torch.einsum("bj,bjp->bp", c, relevance), model.grid)

@@ -113,7 +113,8 @@ def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
          default_block: Optional[int] = None, answers=(), info: Optional[dict] = None,
          preprocessing: Optional[Preprocessing] = None) -> VLModel:
     """A LAVIS ``BlipITM`` you built yourself behind the model protocol (the fused adapter when
-    its visual encoder is a ``FusedVisualEncoder``).
+    its visual encoder is a ``FusedVisualEncoder``; a LAVIS ``Blip2ITM`` gets the BLIP-2
+    adapter, :func:`benchmark.models.blip2.wrap_blip2`).
 
     The patch grid is read from the ViT's ``patch_embed`` when not given; the default Grad-CAM
     block is PNP-VQA's 7 when the text encoder has 12 layers, else the same relative depth;
@@ -124,6 +125,10 @@ def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
     from benchmark.models.difnet import FusedVisualEncoder
     from benchmark.models.fused import FusedBlipAdapter
 
+    if hasattr(model, "Qformer"):  # BLIP-2
+        from benchmark.models.blip2 import wrap_blip2
+
+        return wrap_blip2(model, name, default_block, info)
     fused = isinstance(model.visual_encoder, FusedVisualEncoder)
     vit = model.visual_encoder.vit if fused else model.visual_encoder
     if grid is None:

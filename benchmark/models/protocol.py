@@ -247,6 +247,17 @@ class VLModel(abc.ABC):
                              f"(it has {len(sites)} text layers)")
         return sites[block]
 
+    def cross_attention_rows(self, text: TextBatch) -> torch.Tensor:
+        """(B, R) weights of the rows of a text→image cross-attention map (the queries of
+        :meth:`cross_attention_site`) that stand for the question; methods average the rows
+        with them. BLIP: its real question tokens — not ``[ENC]``, not the final ``[SEP]``, not
+        padding."""
+        mask = text.attention_mask.clone().float()
+        mask[:, 0] = 0
+        lengths = text.attention_mask.sum(1) - 1
+        mask[torch.arange(len(lengths)), lengths] = 0
+        return mask
+
     def itm_logits_from_tokens(self, image_embeds: torch.Tensor, text: TextBatch,
                                image_atts: Optional[torch.Tensor] = None) -> torch.Tensor:
         return _full(self.match_head(self.text_hidden(image_embeds, text, image_atts)[:, 0]))
