@@ -217,6 +217,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     from benchmark.models import CHECKPOINT_DIR, cache_dir, embedded
 
     args = train_parser().parse_args(argv)
+    if args.model == "difnet-itm-base":
+        return _finetune(args)
     if args.model not in embedded.EMBEDDED:
         raise UsageError(f"cannot train {args.model!r}: embedded models are "
                          f"{', '.join(embedded.EMBEDDED)}")
@@ -234,6 +236,22 @@ def cmd_train(argv: Sequence[str]) -> int:
                                    stage1=args.stage1)
     print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
           f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
+    return 0
+
+
+def _finetune(args) -> int:
+    from benchmark.models.train.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(dataset=args.dataset, data_root=args.data_root, split=args.split,
+                         segmentation=args.segmentation, steps=args.steps or 10000,
+                         batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+                         fusion_lr=args.fusion_lr, warmup=args.warmup, precision=args.precision,
+                         vit_depth=args.vit_depth, text_layers=args.text_layers)
+    path = finetune(cfg, Path(args.out), args.weights_dir, args.tokenizer_dir,
+                    resolve_device(args.device), args.checkpoint_every, args.stop_after,
+                    progress=not args.quiet)
+    print(f"difnet-itm-base: {'checkpoint' if path.name.endswith('last.pt') else 'weights'} "
+          f"-> {path}")
     return 0
 
 

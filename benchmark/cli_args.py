@@ -161,10 +161,45 @@ def run_parser() -> argparse.ArgumentParser:
 def train_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m benchmark train",
                description="(Re)train an embedded model on the synthetic train split and "
-                           "evaluate it on the held-out test split.")
-    p.add_argument("--model", required=True, help="embedded model name, e.g. blip-itm-tiny")
+                           "evaluate it on the held-out test split; or, with --model "
+                           "difnet-itm-base, fine-tune BLIP-ITM base with DIFNet's "
+                           "MultiLevelEncoder on a dataset (e.g. --dataset vqav2 --data-root "
+                           "DIR), resumable, writing OUT/difnet_itm_base.pth.")
+    p.add_argument("--model", required=True,
+                   help="embedded model name (e.g. blip-itm-tiny) or difnet-itm-base")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="optimiser steps (default: the shipped recipe's)")
+                   help="optimiser steps (default: the shipped recipe's; fine-tuning: 10000)")
+    tune = p.add_argument_group("fine-tuning difnet-itm-base")
+    tune.add_argument("--dataset", default="vqav2", help="training data (default: vqav2)")
+    tune.add_argument("--data-root", default=None, help="the dataset's folder")
+    tune.add_argument("--split", default="train", help="training split (default: train)")
+    tune.add_argument("--segmentation", default="exact",
+                      help="the segmentation stream: exact (the dataset's maps) or npy:DIR "
+                           "(DIFNet-layout (C, h, w) maps, one <sample_id>.npy each)")
+    tune.add_argument("--batch-size", type=positive_int, default=32,
+                      help="matched pairs per batch (each adds two hard negatives)")
+    tune.add_argument("--accumulate", type=positive_int, default=1,
+                      help="batches per optimiser step (gradient accumulation)")
+    tune.add_argument("--lr", type=positive_float, default=1e-5, help="BLIP's learning rate")
+    tune.add_argument("--fusion-lr", type=positive_float, default=1e-4,
+                      help="the new MultiLevelEncoder's learning rate")
+    tune.add_argument("--warmup", type=int, default=500, help="warm-up steps")
+    tune.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                      help="autocast of the passes (fp16 with a gradient scaler on CUDA)")
+    tune.add_argument("--checkpoint-every", type=positive_int, default=200,
+                      help="steps between resumable checkpoints (OUT/finetune-last.pt)")
+    tune.add_argument("--out", default="runs/finetune", help="output folder")
+    tune.add_argument("--weights-dir", default=None,
+                      help="folder with model_base_retrieval_coco.pth (default: "
+                           "$TORCH_HOME/hub/checkpoints)")
+    tune.add_argument("--tokenizer-dir", default=None, help="bert-base-uncased's tokenizer folder")
+    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    tune.add_argument("--vit-depth", type=positive_int, default=None,
+                      help="keep only the first N ViT blocks (a reduced model for smoke tests)")
+    tune.add_argument("--text-layers", type=positive_int, default=None,
+                      help="keep only the first N text layers (smoke tests)")
+    tune.add_argument("--stop-after", type=positive_int, default=None,
+                      help="stop after N steps with the checkpoint written (a rerun resumes)")
     p.add_argument("--ship", action="store_true",
                    help="write into the package's checkpoints/ (what ships with the suite) "
                         "instead of the user cache")
