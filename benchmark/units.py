@@ -30,14 +30,14 @@ from metrics.vqa import exact_match, vqa_accuracy
 @dataclass
 class Plan:
     """What every unit of a run reads besides its model: the configuration (with the dataset's
-    insertion start filled in), the records, their batches, the answer scorer and the pointing
-    tolerance."""
+    insertion start filled in), the records, their batches, the answer scorer and each image's
+    pointing tolerance."""
 
     cfg: RunConfig
     records: list
     batches: List[List[int]]
     scorer: Callable
-    tolerance: float
+    tolerance: Dict[str, float]  # sample id → pointing tolerance in px at its image's size
     dataset_info: dict
 
 
@@ -50,12 +50,17 @@ def make_plan(cfg: RunConfig) -> Plan:
         raise InputError(f"dataset {cfg.dataset!r} has no samples")
     if cfg.insertion_start is None:
         cfg = replace(cfg, insertion_start=data.insertion_start)
-    side = min(records[0].image.shape[:2])
-    tolerance = cfg.tolerance if cfg.tolerance is not None else data.pointing_tolerance(side)
+    # per image: a dataset may scale the tolerance with the image's side
+    tolerance = {r.sample_id: float(cfg.tolerance) if cfg.tolerance is not None else
+                 float(data.pointing_tolerance(min(r.image.shape[:2]))) for r in records}
+    sides = sorted({min(r.image.shape[:2]) for r in records})
+    values = sorted(set(tolerance.values()))
     info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records),
             "insertion_start": cfg.insertion_start,
             "answer_scoring": "exact match" if data.exact_match else "VQA accuracy",
-            "pointing_tolerance_px": tolerance, "image_size": side}
+            "pointing_tolerance_px": values[0] if len(values) == 1 else
+            {"min": values[0], "max": values[-1], "per": "image"},
+            "image_size": sides[0] if len(sides) == 1 else {"min": sides[0], "max": sides[-1]}}
     return Plan(cfg, records, inputs.batches(n, cfg.batch_size),
                 exact_match if data.exact_match else vqa_accuracy, tolerance, info)
 
@@ -137,7 +142,7 @@ def compute_unit(state: ModelState, plan: Plan, method_name: str, b: int) -> dic
 
 
 def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfig,
-          correct: Dict[str, float], scorer: Callable, tolerance: float,
+          correct: Dict[str, float], scorer: Callable, tolerance: Dict[str, float],
           effects: Dict[str, Optional[dict]]) -> dict:
     """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
 
@@ -184,9 +189,10 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
         unconverged = invalid.get(i) == UNCONVERGED
         heat = None if maps_np is None or unconverged else maps_np[i]
         why = invalid[i] if unconverged else reason
-        rows += localisation_rows(base_rows[i], loc, heat, r, tolerance, why)
+        rows += localisation_rows(base_rows[i], loc, heat, r, tolerance[r.sample_id], why)
         rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
-                                     tolerance, invalid[i] if unconverged else cf_why)
+                                     tolerance[r.sample_id],
+                                     invalid[i] if unconverged else cf_why)
     seconds["localisation and counterfactual metrics"] = time.perf_counter() - t0
     rows += model_metric_rows(base_rows, mod, model, images, recs, maps, invalid, reason,
                                scorer, cfg, seconds)

@@ -137,6 +137,8 @@ def render(out: Path) -> str:
                "model": sorted({c["model"] for c in cards}),
                "method": sorted({m["method"] for c in cards for m in c["maps"]})}
     image_side = manifest.get("dataset", {}).get("image_size", 96) or 96
+    if isinstance(image_side, dict):  # images of several sizes
+        image_side = image_side["max"]
     all_comparisons = read_csv(out, "comparisons.csv")
     base = baselines(out)
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]

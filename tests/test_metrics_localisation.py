@@ -93,3 +93,38 @@ def test_every_metric_is_an_instance_of_one_kind_with_its_name():
 def test_a_bare_function_is_not_a_metric():
     with pytest.raises(TypeError, match="subclass of one of metrics.base.s kinds"):
         metrics.register("bare")(lambda heatmap, mask: 0.0)
+
+
+def test_the_pointing_tolerance_is_each_images_own(monkeypatch):
+    """A dataset whose tolerance scales with the image's side gets it per image (not the first
+    image's side for every image), and the manifest says the range."""
+    import dataclasses
+
+    import datasets
+    from benchmark import units
+    from benchmark.config import RunConfig
+
+    data = datasets.get("synthetic")(split="test")
+
+    class Mixed:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            r = data[i]
+            if i % 2 == 0:
+                return r
+            up = lambda a: None if a is None else np.kron(a, np.ones((2, 2) + a.shape[2:], a.dtype))  # noqa: E731
+            return dataclasses.replace(r, image=up(r.image), target_mask=up(r.target_mask),
+                                       distractor_mask=up(r.distractor_mask))
+
+        def __getattr__(self, name):
+            return getattr(data, name)
+
+    monkeypatch.setattr(units, "load_dataset", lambda cfg: Mixed())
+    plan = units.make_plan(RunConfig(models=[], methods=[], metrics=[], limit=4))
+    ids = [r.sample_id for r in plan.records]
+    assert plan.tolerance[ids[0]] == pytest.approx(15 * 96 / 224)
+    assert plan.tolerance[ids[1]] == pytest.approx(15 * 192 / 224)
+    assert plan.dataset_info["pointing_tolerance_px"]["per"] == "image"
+    assert plan.dataset_info["image_size"] == {"min": 96, "max": 192}
