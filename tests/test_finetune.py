@@ -1,8 +1,8 @@
 """``python -m benchmark train --model difnet-itm-base``: BLIP base + DIFNet's MultiLevelEncoder
 fine-tuned on image-question matching with hard negatives, on the synthetic data exported in
 VQA v2 + COCO format, with a reduced-depth base (1 ViT block, 3 text layers) from a random
-checkpoint in LAVIS's layout; killed after one step and resumed, it ends where an uninterrupted
-run ends."""
+checkpoint in LAVIS's layout; killed after one step of two and resumed, it ends where an
+uninterrupted run ends."""
 import torch
 
 from benchmark.cli import main
@@ -20,7 +20,7 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
                      text_layers=3)
     args = ["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
             str(data), "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
-            "--steps", "3", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
+            "--steps", "2", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
             "--text-layers", "3", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     assert main(args + ["--out", str(tmp_path / "killed"), "--stop-after", "1"]) == 0
