@@ -109,7 +109,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-budget-gb", type=positive_float, default=8.0, metavar="GB",
                    help="without --max-batch-images: the memory one forward and backward may "
                         "hold, per model, estimated from its architecture (default: 8; ViT-L at "
-                        "384 px holds about 3 GB per image)")
+                        "384 px: 3.5 GB per image, ViT-B: 1.4 GB)")
     p.add_argument("--weights-dir", default=None, metavar="DIR",
                    help="folder of pretrained checkpoints (LAVIS's file names, e.g. "
                         "model_base_retrieval_coco.pth); default: $TORCH_HOME/hub/checkpoints")
