@@ -13,7 +13,7 @@ from benchmark.models.fused import FusedBlipAdapter
 ARGS = ["--models", "difnet-itm-tiny", "--methods",
         "cross_attn_gradcam,integrated_gradients,gradient_x_input,random", "--metrics",
         "pointing_game,deletion_auc,insertion_auc,vqa_keep_auc,vqa_drop_auc,object_faithfulness,"
-        "random_logit", "--limit", "8", "--batch-size", "8", "--steps", "4",
+        "random_logit", "--limit", "6", "--batch-size", "6", "--steps", "4",
         "--sanity-samples", "4", "--method-option", "integrated_gradients.max_steps=16", "--quiet"]
 
 
