@@ -191,5 +191,5 @@ for _name, (_type, _file) in CHECKPOINTS.items():
 DIFNET_BASE = "difnet_itm_base.pth"
 DIFNET_FUSION = {"Lf": 1, "T": 2, "N": 3, "h": 12, "n_classes": 133}
 register_blip_itm("difnet-itm-base", "base", DIFNET_BASE, fusion=DIFNET_FUSION,
-                  how="save there the state dict of a BLIP-ITM base whose visual encoder is "
-                      "the FusedVisualEncoder of benchmark/models/pretrained.py, trained by you")
+                  how="make it with `python -m benchmark train --model difnet-itm-base "
+                      "--dataset vqav2 --data-root DIR --out DIR` and pass that --out")
