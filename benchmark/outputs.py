@@ -9,7 +9,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import BinaryIO, Callable, Dict, Iterable, List, Sequence
 
 import numpy as np
 
@@ -28,12 +28,17 @@ PACKAGES = ("torch", "torchvision", "salesforce-lavis", "transformers", "timm", 
             "scipy", "pandas", "scikit-image", "jinja2", "matplotlib")
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+def write_atomic(path: Path, data: str | bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``;
+    a callable is handed the open file instead (``lambda fh: torch.save(state, fh)``), so a
+    large object is streamed rather than held twice in memory."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
+        if callable(data):
+            data(fh)
+        else:
+            fh.write(data.encode() if isinstance(data, str) else data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import InputError
+from benchmark.outputs import write_atomic
 from benchmark.models.protocol import TextBatch
 
 RESULT = "difnet_itm_base.pth"
@@ -117,12 +117,6 @@ def itm_loss(adapter, images: torch.Tensor, questions, generator: torch.Generato
     logits = adapter.itm_logits_from_tokens(all_embeds, all_text)
     labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long().to(logits.device)
     return F.cross_entropy(logits.float(), labels)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
@@ -215,18 +209,18 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
         bar.update(1)
         bar.set_postfix(loss=f"{total:.3f}")
         if step % checkpoint_every == 0 or step == cfg.steps or step == stop_after:
-            _atomic_save({"digest": cfg.digest(), "config": asdict(cfg), "step": step,
-                          "model": module.state_dict(), "optimizer": opt.state_dict(),
-                          "scaler": scaler.state_dict(), "order": order.tolist(),
-                          "cursor": cursor, "numpy": rng.bit_generator.state,
-                          "generator": generator.get_state(),
-                          "torch": torch.get_rng_state()}, last)
+            snapshot = {"digest": cfg.digest(), "config": asdict(cfg), "step": step,
+                        "model": module.state_dict(), "optimizer": opt.state_dict(),
+                        "scaler": scaler.state_dict(), "order": order.tolist(),
+                        "cursor": cursor, "numpy": rng.bit_generator.state,
+                        "generator": generator.get_state(), "torch": torch.get_rng_state()}
+            write_atomic(last, lambda fh: torch.save(snapshot, fh))
         if stop_after is not None and step >= stop_after and step < cfg.steps:
             bar.close()
             return last
     bar.close()
     result = out / RESULT
-    _atomic_save(module.eval().state_dict(), result)
+    write_atomic(result, lambda fh: torch.save(module.eval().state_dict(), fh))
     (out / "finetune.json").write_text(json.dumps(
         {**asdict(cfg), "steps_this_process": done_here,
          "seconds_this_process": round(time.time() - t0, 1)}, indent=2) + "\n")
