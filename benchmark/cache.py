@@ -13,7 +13,8 @@ from benchmark.outputs import write_atomic
 class UnitCache:
     """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
 
-    def __init__(self, out: Optional[Path], digest: str, device: str = "cpu") -> None:
+    def __init__(self, out: Optional[Path], digest: str, device: str = "cpu",
+                 dataset: Optional[str] = None) -> None:
         self.root = None if out is None else Path(out) / "cache"
         if self.root is None:
             return
@@ -24,6 +25,9 @@ class UnitCache:
         # so that its CSVs are those of a single device
         self._stamp("device", device.split(":")[0], "units computed on another device ({held}); "
                     "rerun with --device {held} or use another --out folder")
+        if dataset is not None:  # the same options over changed files: other records per batch
+            self._stamp("dataset", dataset, "units of other data (dataset fingerprint {held}): "
+                        "the dataset's files changed since; use another --out folder")
 
     def _stamp(self, name: str, value: str, conflict: str) -> None:
         stamp = self.root / name

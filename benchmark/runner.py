@@ -25,6 +25,7 @@ from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
+from benchmark.scoring import missing_rows
 from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
 
 
@@ -60,7 +61,11 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.higher_is_better = {m: metrics.get(m).higher_is_better
                                for m in cfg.metrics}
     result.higher_is_better.update(tie_fraction=False, max_tied=False)
-    cache = UnitCache(out, cfg.digest(), cfg.device)
+    cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"])
+    if plan.missing:
+        first = next(iter(plan.missing.values()))[1]
+        log(f"warning: {len(plan.missing)} of {len(plan.missing) + n} questions have no image "
+            f"file; their rows are kept with a note, e.g. {first}")
     for name in cfg.methods:
         m = configured_method(name, cfg)
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
@@ -105,6 +110,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                     gallery_maps.setdefault(sid, {})[method_name] = m
                 bars.advance(len(idx), computed)
             bars.close_unit()
+            result.rows += missing_rows(model_name, method_name, cfg.metrics, plan.missing)
             if nonfinite:
                 result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "

@@ -61,6 +61,20 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
     return rows
 
 
+def missing_rows(model: str, method: str, names: Sequence[str],
+                 missing: Dict[str, tuple]) -> List[dict]:
+    """The rows of the samples whose image is missing (``missing``: id → (family, note)): every
+    metric (localisation metrics on every region), with an empty value and the note."""
+    rows = []
+    for sid, (family, why) in missing.items():
+        base = {"model": model, "method": method, "sample_id": sid, "question_type": family,
+                "correct": None, "value": None, "note": why}
+        for metric in names:
+            regions = REGIONS if metrics.get(metric).kind == "localisation" else ("",)
+            rows += [{**base, "metric": metric, "region": region} for region in regions]
+    return rows
+
+
 def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
                          effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
     """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""

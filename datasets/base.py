@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+
+from benchmark.errors import InputError
 
 
 @dataclass
@@ -74,12 +77,30 @@ class Dataset:
     def describe(self) -> dict:
         return {"name": self.name, "n": len(self)}
 
-    def fingerprint(self, records: Optional[Sequence[Record]] = None) -> str:
-        """sha256 over every record's id, question, answers, image and masks."""
+    def fingerprint(self, records: Optional[Sequence[Record]] = None,
+                    missing: Sequence[str] = ()) -> str:
+        """sha256 over every record's id, question, answers, image and masks, and the ids of the
+        samples whose image is ``missing``."""
         h = hashlib.sha256()
+        for sid in missing:
+            h.update(f"missing:{sid}".encode())
         for r in (records if records is not None else (self[i] for i in range(len(self)))):
             for part in (r.sample_id, r.question, "|".join(r.answers)):
                 h.update(part.encode())
             for arr in (r.image, r.target_mask, r.distractor_mask):
                 h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+
+def decode_rgb(path: Path, record: str) -> np.ndarray:
+    """The image file at ``path`` as (H, W, 3) uint8 RGB, whatever its mode (grayscale, CMYK,
+    palette, RGBA): the pixel array as stored, without EXIF rotation, as COCO's annotations are
+    drawn on it. A file that does not decode is an :class:`InputError` naming ``record``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"corrupt image {path} ({record}): {e} — re-download or replace "
+                         "it") from None

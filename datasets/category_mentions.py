@@ -1,34 +1,38 @@
 """Which COCO categories a question mentions: a category's name, its plurals and its synonyms
-(:data:`SYNONYMS`) as word sequences of the question (how :mod:`datasets.loader_vqav2` finds a
-question's target instances when ``evidence.json`` does not list them)."""
+(listed in ``datasets/data/category_synonyms.txt``, :func:`synonyms`) as word sequences of the
+question (how :mod:`datasets.loader_vqav2` finds a question's target instances when
+``evidence.json`` does not list them)."""
 from __future__ import annotations
 
+import functools
 import re
-from typing import Dict, List, Sequence
+from importlib import resources
+from typing import Dict, List, Sequence, Tuple
 
-#: Extra words that name a category (besides the name itself and its "s"/"es" plural).
-SYNONYMS: Dict[str, Sequence[str]] = {
-    "circle": ("circles", "disc", "discs", "disk", "disks"),
-    "square": ("squares",),
-    "triangle": ("triangles",),
-    "person": ("people", "man", "men", "woman", "women", "boy", "boys", "girl", "girls", "child",
-               "children", "kid", "kids", "player", "players", "persons", "lady", "guy"),
-    "motorcycle": ("motorbike", "motorbikes"),
-    "bicycle": ("bike", "bikes"),
-    "airplane": ("plane", "planes", "aeroplane", "aeroplanes", "jet", "jets"),
-    "tv": ("television", "televisions"),
-    "couch": ("sofa", "sofas"),
-    "cell phone": ("phone", "phones", "cellphone", "cellphones"),
-    "dining table": ("table", "tables"),
-    "sports ball": ("ball", "balls"),
-    "mouse": ("mice",),
-    "knife": ("knives",),
-}
+SYNONYMS_FILE = "data/category_synonyms.txt"
 
 
 def word_tokens(text: str) -> List[str]:
     """Lower-case word tokens (letters and digits)."""
     return re.findall(r"[a-z0-9]+", text.lower())
+
+
+@functools.lru_cache(maxsize=1)
+def synonyms() -> Dict[str, Tuple[str, ...]]:
+    """Category name → the extra words that name it, read from the suite's synonyms file."""
+    text = resources.files("datasets").joinpath(SYNONYMS_FILE).read_text(encoding="utf-8")
+    table: Dict[str, Tuple[str, ...]] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, words = line.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"datasets/{SYNONYMS_FILE} line {n}: expected "
+                             "'category = synonym, synonym'")
+        table[name.strip().lower()] = tuple(w.strip().lower() for w in words.split(",")
+                                            if w.strip())
+    return table
 
 
 def names_for(category: str) -> List[List[str]]:
@@ -41,7 +45,7 @@ def names_for(category: str) -> List[List[str]]:
     if head.endswith("y"):
         plurals.add(head[:-1] + "ies")
     forms = [words] + [words[:-1] + [p] for p in sorted(plurals)]
-    forms += [word_tokens(s) for s in SYNONYMS.get(category.lower(), ())]
+    forms += [word_tokens(s) for s in synonyms().get(category.lower(), ())]
     return [f for f in forms if f]
 
 

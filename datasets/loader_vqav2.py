@@ -12,10 +12,20 @@
 Regions. A question's ``target_mask`` is the union of the instances ``evidence.json`` lists for it.
 For a question that ``evidence.json`` does not list (or without that file), it is the union of the
 image's instances whose category name — or a plural or synonym of it
-(:data:`datasets.category_mentions.SYNONYMS`) — appears as a word (sequence) in the question;
-empty when there are none, and the runner then excludes the sample from localisation metrics. ``distractor_mask`` (grounding control) is one instance of the
-same image outside the target, preferring one of a target's category (lowest annotation id first);
-empty when the target is empty (a question with no known region has no known non-region either).
+(``datasets/data/category_synonyms.txt``) — appears as a word (sequence) in the question; empty
+when there are none, and the runner then excludes the sample from localisation metrics.
+``distractor_mask`` (grounding control) is one instance of the same image outside the target,
+preferring one of a target's category (lowest annotation id first); ``control_mask`` the
+size-matched control (:mod:`datasets.control`). Both are empty when the target is (a question
+with no known region has no known non-region either). Segmentations are polygons, uncompressed
+or compressed RLE (pycocotools decodes all three); a crowd region (``iscrowd`` 1) joins a target
+of its category but is never a distractor or control object (it is many objects under one mask);
+target pixels are removed from both controls, since COCO instances overlap.
+
+Images of any size and mode (grayscale, CMYK, palette) load as RGB at their native resolution,
+the pointing tolerance per image. A question whose image file is missing keeps its rows, each
+empty with the note "excluded: image missing (PATH)" (:class:`benchmark.errors.MissingImage`);
+a run whose every image is missing stops with one line.
 
 ``semantic_map`` (fused models' segmentation stream) is built only when every category name of the
 instances file is a class of :data:`datasets.synthetic.SEMANTIC_CLASSES` (the synthetic export):
@@ -34,9 +44,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record
+from datasets.base import Dataset, Record, decode_rgb
 from datasets.category_mentions import mentions, word_tokens
 from datasets.control import matched_control
 from datasets.synthetic import SEMANTIC_CLASSES
@@ -178,18 +188,12 @@ class VQAv2Dataset(Dataset):
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / (self._image_pattern % image_id)
 
-    def _load_image(self, image_id: int) -> np.ndarray:
-        from PIL import Image
-
+    def _load_image(self, image_id: int, question_id: int, family: str) -> np.ndarray:
         path = self.image_path(image_id)
         if not path.is_file():
-            raise InputError(f"missing image {path} — put the COCO {self.split}2014 images in "
-                             f"{self.image_dir}")
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise InputError(f"corrupt image {path}: {e} — re-download or replace it") from None
+            raise MissingImage(path, question_id, family, f"put the COCO {self.split}2014 "
+                               f"images in {self.image_dir}")
+        return decode_rgb(path, f"question {question_id}")
 
     def _decode(self, obj: dict, h: int, w: int) -> np.ndarray:
         from pycocotools import mask as mask_utils
@@ -233,7 +237,7 @@ class VQAv2Dataset(Dataset):
         ann = self._answers[q["question_id"]]
         meta = self._images[q["image_id"]]
         h, w = int(meta["height"]), int(meta["width"])
-        image = self._load_image(q["image_id"])
+        image = self._load_image(q["image_id"], q["question_id"], ann["question_type"])
         if image.shape[:2] != (h, w):
             raise InputError(f"image {self.image_path(q['image_id'])} is {image.shape[1]}×"
                              f"{image.shape[0]} but {self._instances_path} says {w}×{h} "
@@ -245,17 +249,23 @@ class VQAv2Dataset(Dataset):
         target = np.zeros((h, w), bool)
         for o in targets:
             target |= masks[o["id"]]
+        # a crowd region (iscrowd 1) is many objects under one mask: part of a target, never a
+        # control object nor matched by one; target pixels are taken out of the controls
+        # (COCO instances overlap, and a point in both would count for both)
+        crowds = {o["id"] for o in objs if o.get("iscrowd", 0)}
         distractor = np.zeros((h, w), bool)
         distractor_id = None
         if target.any():
-            others = [o for o in objs if o["id"] not in target_ids and masks[o["id"]].any()]
+            others = [o for o in objs if o["id"] not in target_ids | crowds
+                      and (masks[o["id"]] & ~target).any()]
             target_cats = {o["category_id"] for o in targets}
             same = [o for o in others if o["category_id"] in target_cats]
             pick = (same or others or [None])[0]
             if pick is not None:
-                distractor, distractor_id = masks[pick["id"]], pick["id"]
-        control, control_ids = matched_control(masks, sorted(target_ids), (), self.seed,
-                                               str(q["question_id"]))
+                distractor, distractor_id = masks[pick["id"]] & ~target, pick["id"]
+        control, control_ids = matched_control(masks, sorted(target_ids - crowds), crowds,
+                                               self.seed, str(q["question_id"]))
+        control = control & ~target
         semantic = None
         if self._semantic:
             semantic = np.zeros((h, w), np.uint8)

@@ -1,0 +1,145 @@
+"""A VQA v2 + COCO fixture over real photographs (scikit-image's bundled sample photos), written
+in the official file formats with every awkward case the loader must read: polygon, uncompressed
+and compressed RLE segmentations, a crowd region, an empty segmentation, overlapping instances,
+grayscale and CMYK JPEGs, images of different sizes and aspect ratios, and a question whose image
+file is missing.
+
+The regions are hand-placed outlines of the objects in the photos (approximate, as annotations
+go); :data:`OBJECTS` keeps each one's outline so that tests can rasterise what the file means.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+SUB = "val2014"
+QFILE = f"v2_OpenEnded_mscoco_{SUB}_questions.json"
+AFILE = f"v2_mscoco_{SUB}_annotations.json"
+IFILE = f"instances_{SUB}.json"
+CATEGORIES = {1: "person", 17: "cat", 28: "umbrella", 38: "kite", 44: "spoon", 47: "cup",
+              67: "dining table"}
+
+
+def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24) -> List[float]:
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return [float(v) for xy in zip(cx + rx * np.cos(t), cy + ry * np.sin(t)) for v in xy]
+
+
+def _poly(*xy: Tuple[float, float]) -> List[float]:
+    return [float(v) for p in xy for v in p]
+
+
+#: image id → (scikit-image photo, stored mode, whether the file is written)
+IMAGES = {139: ("astronaut", "RGB", True), 285: ("camera", "L", True),
+          632: ("chelsea", "CMYK", True), 724: ("coffee", "RGB", True),
+          776: ("rocket", "RGB", False)}  # 776: its file is missing
+
+#: annotation id → (image id, category id, outline polygon, how it is written, iscrowd)
+OBJECTS: Dict[int, tuple] = {
+    11: (139, 1, _poly((150, 511), (170, 300), (200, 150), (260, 60), (330, 60), (380, 150),
+                       (400, 300), (420, 511)), "polygon", 0),
+    12: (139, 1, _poly((430, 380), (505, 380), (505, 500), (430, 500)), "rle", 1),
+    13: (139, 38, _poly((10, 10), (120, 10), (120, 150), (10, 150)), "polygon", 0),
+    21: (285, 1, _poly((170, 511), (180, 300), (200, 180), (240, 80), (300, 70), (330, 150),
+                       (350, 300), (360, 511)), "uncompressed", 0),
+    22: (285, 28, _poly((270, 330), (300, 330), (380, 511), (230, 511)), "polygon", 0),
+    31: (632, 17, _ellipse(230, 160, 150, 110), "rle", 0),
+    41: (724, 47, _ellipse(300, 180, 170, 130), "polygon", 0),
+    42: (724, 44, _poly((440, 250), (580, 330), (570, 345), (430, 265)), "uncompressed", 0),
+    43: (724, 67, _poly((0, 290), (599, 290), (599, 399), (0, 399)), "rle", 0),
+    44: (724, 44, [], "empty", 0),
+    51: (776, 17, _ellipse(300, 200, 80, 60), "polygon", 0),
+}
+
+#: question id → (image id, question, question type, answer type, the ten answers)
+QUESTIONS = {
+    1001: (139, "How many people are in the picture?", "how many", "number",
+           ["1"] * 7 + ["2"] * 3),
+    1002: (139, "What is the man wearing?", "what is the man", "other",
+           ["space suit"] * 6 + ["suit"] * 4),
+    2001: (285, "Is the man holding a camera?", "is the man", "yes/no", ["yes"] * 10),
+    3001: (632, "What color is the cat?", "what color is the", "other",
+           ["gray"] * 5 + ["grey"] * 3 + ["brown"] * 2),
+    4001: (724, "What is in the cup?", "what is in the", "other", ["coffee"] * 10),
+    4002: (724, "What is this?", "what is this", "other", ["coffee"] * 9 + ["drink"]),
+    5001: (776, "How many cats are there?", "how many", "number", ["1"] * 10),
+}
+
+
+def photo(image_id: int) -> np.ndarray:
+    """The photo of ``image_id`` as stored in the fixture's mode, before JPEG coding."""
+    import skimage.data
+
+    return getattr(skimage.data, IMAGES[image_id][0])()
+
+
+def size(image_id: int) -> Tuple[int, int]:
+    """(height, width) of ``image_id``."""
+    return photo(image_id).shape[:2]
+
+
+def object_mask(ann_id: int) -> np.ndarray:
+    """What annotation ``ann_id`` denotes: its outline rasterised by pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    image_id, _, outline, _, _ = OBJECTS[ann_id]
+    h, w = size(image_id)
+    if not outline:
+        return np.zeros((h, w), bool)
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([outline], h, w))) > 0
+
+
+def _segmentation(ann_id: int):
+    from pycocotools import mask as mask_utils
+
+    outline, how = OBJECTS[ann_id][2], OBJECTS[ann_id][3]
+    if how in ("polygon", "empty"):
+        return [outline] if outline else []
+    m = object_mask(ann_id)
+    if how == "uncompressed":  # COCO's crowd layout: run lengths, column-major, from 0s
+        flat = m.flatten(order="F")
+        bounds = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]])
+        counts = ([0] if flat[0] else []) + np.diff(bounds).tolist()
+        return {"size": list(m.shape), "counts": [int(c) for c in counts]}
+    rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+    return {"size": list(m.shape), "counts": rle["counts"].decode("ascii")}
+
+
+def write_coco_vqa(root: Path) -> Path:
+    """Write the fixture under ``root`` (VQA v2 val2014 layout) and return ``root``."""
+    from PIL import Image
+
+    root = Path(root)
+    (root / SUB).mkdir(parents=True, exist_ok=True)
+    images = []
+    for image_id, (_, mode, written) in IMAGES.items():
+        h, w = size(image_id)
+        name = f"COCO_{SUB}_{image_id:012d}.jpg"
+        images.append({"id": image_id, "file_name": name, "height": h, "width": w})
+        if written:
+            Image.fromarray(photo(image_id)).convert(mode).save(root / SUB / name, quality=92)
+    instances = [{"id": a, "image_id": img, "category_id": cat, "segmentation": _segmentation(a),
+                  "area": int(object_mask(a).sum()), "iscrowd": crowd, "bbox": [0, 0, 1, 1]}
+                 for a, (img, cat, _, _, crowd) in OBJECTS.items()]
+    header = {"info": {"description": "vqa-xai-bench real-photo fixture"}, "license": {},
+              "data_subtype": SUB}
+    files = {
+        QFILE: {**header, "task_type": "Open-Ended", "data_type": "mscoco",
+                "questions": [{"question_id": q, "image_id": img, "question": text}
+                              for q, (img, text, *_) in QUESTIONS.items()]},
+        AFILE: {**header, "data_type": "mscoco", "annotations": [
+            {"question_id": q, "image_id": img, "question_type": qt, "answer_type": at,
+             "multiple_choice_answer": max(ans, key=ans.count),
+             "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
+                         for k, a in enumerate(ans)]}
+            for q, (img, _, qt, at, ans) in QUESTIONS.items()]},
+        IFILE: {**header, "images": images, "annotations": instances,
+                "categories": [{"id": c, "name": n, "supercategory": ""}
+                               for c, n in CATEGORIES.items()]},
+    }
+    for name, obj in files.items():
+        (root / name).write_text(json.dumps(obj))
+    return root
