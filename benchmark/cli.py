@@ -106,13 +106,12 @@ def run_config(args):
     resolved, the engine available, at least one model runnable (else :class:`UsageError`)."""
     import datasets
     import methods
-    import metrics
     from benchmark import config
     from benchmark.units import missing_models
 
     cfg = config.RunConfig(models=_resolve_models(args.models),
                            methods=methods.REGISTRY.resolve(args.methods),
-                           metrics=metrics.REGISTRY.resolve(args.metrics),
+                           metrics=dataset_metrics(args.metrics, args.dataset),
                            dataset=args.dataset, split=args.split or _default_split(args.dataset),
                            data_root=args.data_root,
                            limit=args.limit, seed=args.seed, device=args.device,
@@ -149,6 +148,24 @@ def run_config(args):
     if all(reasons):
         raise UsageError("no requested model can run here: " + "; ".join(reasons))
     return cfg
+
+
+def dataset_metrics(spec: str, dataset: str) -> List[str]:
+    """The metrics ``spec`` names; ``all`` takes a reference metric only where ``dataset``
+    provides its reference, and naming one that it does not provide is a usage error."""
+    import datasets
+    import metrics
+
+    names = metrics.REGISTRY.resolve(spec)
+    provides = set(datasets.get(dataset).references)
+    lacking = [m for m in names if metrics.get(m).kind == "reference"
+               and metrics.get(m).reference not in provides]
+    if lacking and spec.strip() != "all":
+        where = [d for d in datasets.available()
+                 if metrics.get(lacking[0]).reference in datasets.get(d).references]
+        raise UsageError(f"metric {lacking[0]} needs a reference that dataset {dataset} does not "
+                         f"provide; use it with --dataset {' or '.join(where) or '(none)'}")
+    return [m for m in names if m not in lacking]
 
 
 def resolve_device(requested: str) -> str:

@@ -61,6 +61,26 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
     return rows
 
 
+def reference_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                   reason: Optional[str]) -> List[dict]:
+    """Rows of the reference metrics for one sample (against ``rec.extra[metric.reference]``)."""
+    rows = []
+    for metric in names:
+        fn = metrics.get(metric)
+        row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
+        if heat is None:
+            row["note"] = note(reason)
+        elif rec.extra.get(fn.reference) is None:
+            row["note"] = f"not applicable: the sample has no {fn.reference}"
+        else:
+            value = fn(heat, rec.extra[fn.reference])
+            row["value"] = None if not np.isfinite(value) else float(value)
+            if row["value"] is None:
+                row["note"] = "undefined (no reference, no positive relevance or non-finite map)"
+        rows.append(row)
+    return rows
+
+
 def missing_rows(model: str, method: str, names: Sequence[str],
                  missing: Dict[str, tuple]) -> List[dict]:
     """The rows of the samples whose image is missing (``missing``: id → (family, note)): every

@@ -22,7 +22,8 @@ from benchmark.counterfactual import can_rerender, object_effects, object_masks,
 from benchmark.errors import InputError, MissingImage
 from benchmark.memory import bound
 from benchmark.models.protocol import VLModel
-from benchmark.scoring import UNCONVERGED, counterfactual_rows, localisation_rows, model_metric_rows
+from benchmark.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows,
+                               model_metric_rows, reference_rows)
 from methods.base import Diagnostic, NotApplicable
 from metrics.vqa import exact_match, vqa_accuracy
 
@@ -169,6 +170,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
     loc = [m for m, k in kinds.items() if k == "localisation"]
     mod = [m for m, k in kinds.items() if k == "model"]
     cf = [m for m, k in kinds.items() if k == "counterfactual"]
+    ref = [m for m, k in kinds.items() if k == "reference"]
     maps, valid = None, None
     diagnostics: Dict[str, Diagnostic] = {}
     model = inputs.fed(model, recs, records, cfg)
@@ -202,6 +204,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
         heat = None if maps_np is None or unconverged else maps_np[i]
         why = invalid[i] if unconverged else reason
         rows += localisation_rows(base_rows[i], loc, heat, r, tolerance[r.sample_id], why)
+        rows += reference_rows(base_rows[i], ref, heat, r, why)
         rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
                                      tolerance[r.sample_id],
                                      invalid[i] if unconverged else cf_why)

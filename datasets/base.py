@@ -63,6 +63,9 @@ class Dataset:
     #: the pointing game's tolerance when the run does not set one: TorchRay's 15 px at the
     #: images' native resolution (masks are kept at native resolution)
     pointing_tolerance_px = 15.0
+    #: what the dataset gives per sample besides its regions, in ``Record.extra`` (e.g. GQA's
+    #: grounding boxes, human attention maps): the reference metrics that read them apply
+    references: tuple = ()
 
     def pointing_tolerance(self, image_side: int) -> float:
         """The default pointing tolerance in pixels for images of this side."""

@@ -38,9 +38,8 @@ the file and the fix. Accuracy is the official VQA accuracy (``exact_match = Fal
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -49,40 +48,13 @@ from datasets import register
 from datasets.base import Dataset, Record, decode_rgb
 from datasets.category_mentions import mentions, word_tokens
 from datasets.control import matched_control
+from datasets.files import data_root as root_folder
+from datasets.files import list_of, read_json
 from datasets.synthetic import SEMANTIC_CLASSES
 
-def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise InputError(f"missing {what} file {path} — put the official file in --data-root "
-                         "(or export the synthetic data with datasets.export.export_vqav2)")
-    try:
-        with path.open("r", encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputError(f"malformed JSON in {path}: line {e.lineno} column {e.colno}: {e.msg} — "
-                         "re-download or regenerate it") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {e} — re-download or regenerate it") from None
-
-
-def _require(obj, keys: Sequence[str], path: Path, where: str) -> None:
-    if not isinstance(obj, dict):
-        raise InputError(f"{path}: {where} is a {type(obj).__name__}, expected an object — "
-                         "is this the official VQA v2 / COCO file?")
-    for k in keys:
-        if k not in obj:
-            raise InputError(f"{path}: {where} has no {k!r} key — is this the official VQA v2 / "
-                             "COCO file? re-download or regenerate it")
-
-
-def _list_of(obj, key: str, path: Path, item_keys: Sequence[str], what: str) -> list:
-    _require(obj, [key], path, "the top level")
-    items = obj[key]
-    if not isinstance(items, list):
-        raise InputError(f"{path}: {key!r} is not a list — re-download or regenerate it")
-    for i, item in enumerate(items):
-        _require(item, item_keys, path, f"{what} {i}")
-    return items
+RELEASE = "VQA / COCO"
+EXPORT_FIX = ("put the official file in --data-root (or export the synthetic data with "
+              "datasets.export.export_vqav2)")
 
 
 @register("vqav2")
@@ -91,37 +63,34 @@ class VQAv2Dataset(Dataset):
 
     name = "vqav2"
     exact_match = False  # official VQA accuracy
+    question_file = "v2_OpenEnded_mscoco_{sub}_questions.json"
+    annotation_file = "v2_mscoco_{sub}_annotations.json"
 
     def __init__(self, data_root: Optional[str] = None, split: str = "val", seed: int = 0,
                  **_: object) -> None:
         split = split or "val"
         self.split, self.seed = split, seed
         sub = f"{split}2014"
-        qname = f"v2_OpenEnded_mscoco_{sub}_questions.json"
-        aname = f"v2_mscoco_{sub}_annotations.json"
+        qname, aname = self.question_file.format(sub=sub), self.annotation_file.format(sub=sub)
         iname = f"instances_{sub}.json"
-        if data_root is None or str(data_root) == "":
-            raise InputError(f"dataset vqav2 needs --data-root DIR: a folder holding {qname}, "
-                             f"{aname}, {iname} and {sub}/COCO_{sub}_<image id>.jpg")
-        root = Path(data_root).expanduser()
-        if not root.is_dir():
-            raise InputError(f"--data-root {root} is not a folder — pass the folder holding "
-                             f"{qname}, {aname}, {iname} and {sub}/")
+        root = root_folder(data_root, self.name, f"{qname}, {aname}, {iname} and "
+                           f"{sub}/COCO_{sub}_<image id>.jpg")
         self.data_root = root
         self.image_dir = root / sub
         self._image_pattern = f"COCO_{sub}_%012d.jpg"
 
         qpath, apath, ipath = root / qname, root / aname, root / iname
         self._instances_path = ipath
-        questions = _list_of(_read_json(qpath, "VQA v2 questions"), "questions", qpath,
-                             ("question_id", "image_id", "question"), "question")
-        annotations = _list_of(_read_json(apath, "VQA v2 annotations"), "annotations", apath,
-                               ("question_id", "answers", "question_type"), "annotation")
-        inst = _read_json(ipath, "COCO instances")
-        images = _list_of(inst, "images", ipath, ("id", "height", "width"), "image")
-        objects = _list_of(inst, "annotations", ipath,
-                           ("id", "image_id", "category_id", "segmentation"), "annotation")
-        categories = _list_of(inst, "categories", ipath, ("id", "name"), "category")
+        questions = list_of(read_json(qpath, "VQA questions", EXPORT_FIX), "questions", qpath,
+                            ("question_id", "image_id", "question"), "question", RELEASE)
+        annotations = list_of(read_json(apath, "VQA annotations", EXPORT_FIX), "annotations", apath,
+                              ("question_id", "answers", "question_type"), "annotation", RELEASE)
+        inst = read_json(ipath, "COCO instances", EXPORT_FIX)
+        images = list_of(inst, "images", ipath, ("id", "height", "width"), "image", RELEASE)
+        objects = list_of(inst, "annotations", ipath,
+                          ("id", "image_id", "category_id", "segmentation"), "annotation",
+                          RELEASE)
+        categories = list_of(inst, "categories", ipath, ("id", "name"), "category", RELEASE)
 
         ann_by_q = {}
         for i, a in enumerate(annotations):
@@ -156,7 +125,7 @@ class VQAv2Dataset(Dataset):
         epath = root / "evidence.json"
         self._evidence: Optional[Dict[int, List[int]]] = None
         if epath.exists():
-            raw = _read_json(epath, "evidence")
+            raw = read_json(epath, "evidence", EXPORT_FIX)
             if not isinstance(raw, dict):
                 raise InputError(f"{epath}: expected an object {{question_id: [annotation ids]}} "
                                  "— regenerate it or delete it")

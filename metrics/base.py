@@ -5,6 +5,8 @@ Every metric has a ``name`` (set when registered), a ``kind``, a direction
 its edge cases in its docstring. The call shape is fixed per kind:
 
 * :class:`LocalisationMetric`: ``metric(heatmap, mask, tolerance=None) -> float`` on one sample;
+* :class:`ReferenceMetric`: ``metric(heatmap, reference) -> float`` on one sample, against what
+  the dataset gives for it besides regions (a human attention map, annotated boxes);
 * :class:`CounterfactualMetric`: ``metric(heatmap, objects, deltas, tolerance=None) -> float``;
 * :class:`ModelMetric`: ``metric(model, images, questions, maps, records, **run) -> CurveScores``
   on a batch, re-running the model; what replaces removed patches is an injected function;
@@ -49,6 +51,19 @@ class LocalisationMetric(Metric):
     kind = "localisation"
 
     def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
+        raise NotImplementedError
+
+
+class ReferenceMetric(Metric):
+    """``metric(heatmap, reference)``: the map against ``record.extra[reference]`` of one sample,
+    a reference the dataset provides (datasets list theirs in ``Dataset.references``; a run
+    with ``--metrics all`` includes a reference metric only where its dataset provides it)."""
+
+    kind = "reference"
+    #: the key of the reference in ``Record.extra``
+    reference: ClassVar[str] = ""
+
+    def __call__(self, heatmap, reference) -> float:
         raise NotImplementedError
 
 

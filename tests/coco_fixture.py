@@ -69,11 +69,16 @@ QUESTIONS = {
 }
 
 
-def photo(image_id: int) -> np.ndarray:
-    """The photo of ``image_id`` as stored in the fixture's mode, before JPEG coding."""
+def skimage_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled sample photographs."""
     import skimage.data
 
-    return getattr(skimage.data, IMAGES[image_id][0])()
+    return getattr(skimage.data, name)()
+
+
+def photo(image_id: int) -> np.ndarray:
+    """The photo of ``image_id`` before JPEG coding (grayscale for the grayscale file)."""
+    return skimage_photo(IMAGES[image_id][0])
 
 
 def size(image_id: int) -> Tuple[int, int]:
