@@ -132,6 +132,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                                    "maps": {k: np.asarray(v, np.float32)
                                             for k, v in gallery_maps.get(r.sample_id, {}).items()}})
     bars.close()
+    result.rows += plan.reference_rows
     result.curves = mean_curves(result.rows)
     result.timings["total_s"] = time.time() - t0
     return result

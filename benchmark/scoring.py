@@ -61,8 +61,8 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
     return rows
 
 
-def reference_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
-                   reason: Optional[str]) -> List[dict]:
+def reference_metric_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+                          reason: Optional[str]) -> List[dict]:
     """Rows of the reference metrics for one sample (against ``rec.extra[metric.reference]``)."""
     rows = []
     for metric in names:

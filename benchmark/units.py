@@ -23,7 +23,7 @@ from benchmark.errors import InputError, MissingImage
 from benchmark.memory import bound
 from benchmark.models.protocol import VLModel
 from benchmark.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows,
-                               model_metric_rows, reference_rows)
+                               model_metric_rows, reference_metric_rows)
 from methods.base import Diagnostic, NotApplicable
 from metrics.vqa import exact_match, vqa_accuracy
 
@@ -43,6 +43,8 @@ class Plan:
     #: samples whose image file is missing: id → (question family, note); they get rows with
     #: an empty value and the note instead of entering any unit
     missing: Dict[str, tuple] = field(default_factory=dict)
+    #: the dataset's own reference rows for the run's metrics (e.g. inter-human agreement)
+    reference_rows: List[dict] = field(default_factory=list)
 
 
 def make_plan(cfg: RunConfig) -> Plan:
@@ -75,7 +77,8 @@ def make_plan(cfg: RunConfig) -> Plan:
             {"min": values[0], "max": values[-1], "per": "image"},
             "image_size": sides[0] if len(sides) == 1 else {"min": sides[0], "max": sides[-1]}}
     return Plan(cfg, records, inputs.batches(len(records), cfg.batch_size),
-                exact_match if data.exact_match else vqa_accuracy, tolerance, info, missing)
+                exact_match if data.exact_match else vqa_accuracy, tolerance, info, missing,
+                [r for r in data.reference_rows(records) if r["metric"] in cfg.metrics])
 
 
 def unit_key(b: int) -> str:
@@ -204,7 +207,7 @@ def _unit(model: VLModel, method_name: str, recs, records, b: int, cfg: RunConfi
         heat = None if maps_np is None or unconverged else maps_np[i]
         why = invalid[i] if unconverged else reason
         rows += localisation_rows(base_rows[i], loc, heat, r, tolerance[r.sample_id], why)
-        rows += reference_rows(base_rows[i], ref, heat, r, why)
+        rows += reference_metric_rows(base_rows[i], ref, heat, r, why)
         rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id),
                                      tolerance[r.sample_id],
                                      invalid[i] if unconverged else cf_why)

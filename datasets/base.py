@@ -80,6 +80,11 @@ class Dataset:
     def describe(self) -> dict:
         return {"name": self.name, "n": len(self)}
 
+    def reference_rows(self, records: Sequence[Record]) -> List[dict]:
+        """Result rows of a reference the dataset itself gives for ``records`` (e.g. the
+        agreement between human annotators), beside the models' rows; none by default."""
+        return []
+
     def fingerprint(self, records: Optional[Sequence[Record]] = None,
                     missing: Sequence[str] = ()) -> str:
         """sha256 over every record's id, question, answers, image and masks, and the ids of the

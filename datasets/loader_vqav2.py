@@ -80,6 +80,7 @@ class VQAv2Dataset(Dataset):
         self._image_pattern = f"COCO_{sub}_%012d.jpg"
 
         qpath, apath, ipath = root / qname, root / aname, root / iname
+        self._questions_path = qpath
         self._instances_path = ipath
         questions = list_of(read_json(qpath, "VQA questions", EXPORT_FIX), "questions", qpath,
                             ("question_id", "image_id", "question"), "question", RELEASE)

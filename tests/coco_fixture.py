@@ -16,9 +16,10 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 SUB = "val2014"
-QFILE = f"v2_OpenEnded_mscoco_{SUB}_questions.json"
-AFILE = f"v2_mscoco_{SUB}_annotations.json"
 IFILE = f"instances_{SUB}.json"
+#: VQA version → (questions file, annotations file)
+VQA_FILES = {2: (f"v2_OpenEnded_mscoco_{SUB}_questions.json", f"v2_mscoco_{SUB}_annotations.json"),
+             1: (f"OpenEnded_mscoco_{SUB}_questions.json", f"mscoco_{SUB}_annotations.json")}
 CATEGORIES = {1: "person", 17: "cat", 28: "umbrella", 38: "kite", 44: "spoon", 47: "cup",
               67: "dining table"}
 
@@ -113,8 +114,8 @@ def _segmentation(ann_id: int):
     return {"size": list(m.shape), "counts": rle["counts"].decode("ascii")}
 
 
-def write_coco_vqa(root: Path) -> Path:
-    """Write the fixture under ``root`` (VQA v2 val2014 layout) and return ``root``."""
+def write_coco_vqa(root: Path, version: int = 2) -> Path:
+    """Write the fixture under ``root`` (VQA ``version`` val2014 layout) and return ``root``."""
     from PIL import Image
 
     root = Path(root)
@@ -131,11 +132,12 @@ def write_coco_vqa(root: Path) -> Path:
                  for a, (img, cat, _, _, crowd) in OBJECTS.items()]
     header = {"info": {"description": "vqa-xai-bench real-photo fixture"}, "license": {},
               "data_subtype": SUB}
+    qfile, afile = VQA_FILES[version]
     files = {
-        QFILE: {**header, "task_type": "Open-Ended", "data_type": "mscoco",
+        qfile: {**header, "task_type": "Open-Ended", "data_type": "mscoco",
                 "questions": [{"question_id": q, "image_id": img, "question": text}
                               for q, (img, text, *_) in QUESTIONS.items()]},
-        AFILE: {**header, "data_type": "mscoco", "annotations": [
+        afile: {**header, "data_type": "mscoco", "annotations": [
             {"question_id": q, "image_id": img, "question_type": qt, "answer_type": at,
              "multiple_choice_answer": max(ans, key=ans.count),
              "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
@@ -147,4 +149,38 @@ def write_coco_vqa(root: Path) -> Path:
     }
     for name, obj in files.items():
         (root / name).write_text(json.dumps(obj))
+    return root
+
+
+#: question id → (how many annotators' maps VQA-HAT has for it, the objects they look at);
+#: 3001 has none
+HAT_MAPS = {1001: (3, [11]), 1002: (3, [11]), 2001: (1, [21]), 4001: (3, [41]),
+            4002: (2, []), 5001: (3, [51])}
+
+
+def human_map(question_id: int, k: int, side: int = 224) -> np.ndarray:
+    """Annotator ``k``'s map: a blob on the objects the question is about (the image centre
+    when none), placed a little differently by each annotator."""
+    rng = np.random.default_rng([question_id, k])
+    h, w = size(QUESTIONS[question_id][0])
+    cy, cx = h / 2, w / 2
+    if HAT_MAPS[question_id][1]:
+        ys, xs = np.nonzero(np.logical_or.reduce([object_mask(a)
+                                                  for a in HAT_MAPS[question_id][1]]))
+        cy, cx = ys.mean(), xs.mean()
+    yy, xx = np.mgrid[0:side, 0:side]
+    cy, cx = cy / h * side + rng.normal(0, 8), cx / w * side + rng.normal(0, 8)
+    blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (side / 6) ** 2))
+    return np.clip(255 * blob + rng.normal(0, 6, blob.shape), 0, 255).astype(np.uint8)
+
+
+def write_vqahat(root: Path) -> Path:
+    """The fixture in VQA-HAT's layout: VQA v1 files, COCO, ``vqahat_val/<qid>_<k>.png``."""
+    from PIL import Image
+
+    root = write_coco_vqa(root, version=1)
+    (root / "vqahat_val").mkdir(exist_ok=True)
+    for qid, (n, _) in HAT_MAPS.items():
+        for k in range(1, n + 1):
+            Image.fromarray(human_map(qid, k)).save(root / "vqahat_val" / f"{qid}_{k}.png")
     return root
