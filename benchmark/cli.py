@@ -54,13 +54,18 @@ def _list(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None
             print(f"  {n}{note}")
 
 
-def _default_split(dataset: str) -> str:
-    """The dataset's own default split (``split=`` of its constructor), e.g. val for vqav2."""
+def _parameters(dataset: str) -> dict:
+    """The parameters of the dataset's constructor (its options)."""
     import inspect
 
     import datasets
 
-    param = inspect.signature(datasets.get(dataset)).parameters.get("split")
+    return dict(inspect.signature(datasets.get(dataset)).parameters)
+
+
+def _default_split(dataset: str) -> str:
+    """The dataset's own default split (``split=`` of its constructor), e.g. val for vqav2."""
+    param = _parameters(dataset).get("split")
     return param.default if param is not None and isinstance(param.default, str) else "test"
 
 
@@ -113,7 +118,7 @@ def run_config(args):
                            methods=methods.REGISTRY.resolve(args.methods),
                            metrics=dataset_metrics(args.metrics, args.dataset),
                            dataset=args.dataset, split=args.split or _default_split(args.dataset),
-                           data_root=args.data_root,
+                           data_root=args.data_root, region=args.region,
                            limit=args.limit, seed=args.seed, device=args.device,
                            precision=args.precision,
                            batch_size=args.batch_size, tolerance=args.tolerance,
@@ -126,6 +131,9 @@ def run_config(args):
                            max_batch_images=args.max_batch_images,
                            memory_budget_gb=args.memory_budget_gb,
                            weights_dir=args.weights_dir, tokenizer_dir=args.tokenizer_dir)
+    if cfg.region is not None and "region" not in _parameters(cfg.dataset):
+        raise UsageError(f"--region applies to datasets with several region types (clevrxai), "
+                         f"not {cfg.dataset}")
     stray = sorted(set(cfg.method_options) - set(cfg.methods))
     if stray:
         raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")

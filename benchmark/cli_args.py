@@ -67,8 +67,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
     p.add_argument("--split", default=None,
                    help="dataset split (default: the dataset's own: test for synthetic, val for "
-                        "vqav2)")
+                        "vqav2, gqa and vqahat, simple for clevrxai)")
     p.add_argument("--data-root", default=None, help="folder of a file-based dataset")
+    p.add_argument("--region", default=None,
+                   help="ground-truth region type, for datasets that give several: clevrxai "
+                        "--split simple: single_object (default) | all_objects; --split "
+                        "complex: unique (default) | unique_firstnonempty | union | all_objects")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="use only the first N questions")
     p.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest)")

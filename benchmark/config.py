@@ -19,6 +19,7 @@ class RunConfig:
     dataset: str = "synthetic"
     split: str = "test"
     data_root: Optional[str] = None
+    region: Optional[str] = None  # ground-truth region type, for datasets with several (clevrxai)
     limit: Optional[int] = None
     seed: int = 0
     device: str = "cpu"
@@ -59,4 +60,6 @@ def load_dataset(cfg: RunConfig):
     options = {"split": cfg.split, "seed": cfg.seed}
     if cfg.data_root:
         options["data_root"] = cfg.data_root
+    if cfg.region:
+        options["region"] = cfg.region
     return datasets.get(cfg.dataset)(**options)
