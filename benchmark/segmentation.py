@@ -3,8 +3,10 @@
 Sources: the synthetic generator's exact semantic map (``exact``), that map degraded as by an
 imperfect segmenter at a stated error rate (``degraded:RATE``, see :func:`degrade`), no stream
 (``none``: zeros),
-another image's map (``shuffled``: the next sample's, a fixed derangement), or a folder of ``.npy``
-maps in DIFNet's (C, h, w) layout, one per sample, resampled to the grid (``npy:DIR``).
+another image's map (``shuffled``: the next sample's, a fixed derangement), a folder of ``.npy``
+maps in DIFNet's (C, h, w) layout, one per sample, resampled to the grid (``npy:DIR``), or COCO
+panoptic annotations for the records' COCO image ids (``panoptic:FILE.json``,
+:mod:`datasets.coco_panoptic`).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 
 from benchmark.errors import InputError
 
-SOURCES = ("exact", "degraded:RATE", "none", "shuffled", "npy:DIR")
+SOURCES = ("exact", "degraded:RATE", "none", "shuffled", "npy:DIR", "panoptic:FILE.json")
 
 
 def degrade(semantic_map: np.ndarray, instance_map: np.ndarray, rate: float, n_classes: int,
@@ -107,6 +109,18 @@ def batch_segmentation(records: Sequence, all_records: Sequence, source: str, gr
     if source.startswith("npy:"):
         rows = [load_npy(Path(source[4:]), r.sample_id, grid, n_classes) for r in records]
         return torch.from_numpy(np.stack(rows))
+    if source.startswith("panoptic:"):
+        from datasets.coco_panoptic import panoptic
+
+        ann = panoptic(source[len("panoptic:"):])
+        if ann.n_classes != n_classes:
+            raise InputError(f"--segmentation {source}: the file has {ann.n_classes} classes, "
+                             f"the model reads {n_classes}")
+        if any("image_id" not in r.extra for r in records):
+            raise InputError(f"--segmentation {source} needs COCO image ids (datasets vqav2, "
+                             "vqahat)")
+        return torch.from_numpy(np.stack([ann.histogram(r.extra["image_id"], grid)
+                                          for r in records]))
     if source == "shuffled":
         pos = {r.sample_id: i for i, r in enumerate(all_records)}
         records = [all_records[(pos[r.sample_id] + 1) % len(all_records)] for r in records]

@@ -184,3 +184,36 @@ def write_vqahat(root: Path) -> Path:
         for k in range(1, n + 1):
             Image.fromarray(human_map(qid, k)).save(root / "vqahat_val" / f"{qid}_{k}.png")
     return root
+
+
+def write_panoptic(root: Path, categories: Dict[int, str] = CATEGORIES) -> Path:
+    """COCO panoptic annotations for the fixture's written images, in the official layout:
+    ``<root>/panoptic_val2017.json`` and ``<root>/panoptic_val2017/<image id>.png`` (segment id
+    = R + 256 G + 256² B). Objects of categories outside ``categories`` stay unlabelled; a later
+    object overwrites an earlier one where they overlap (panoptic segments do not overlap).
+    Returns the JSON file's path."""
+    from PIL import Image
+
+    root = Path(root)
+    folder = root / "panoptic_val2017"
+    folder.mkdir(parents=True, exist_ok=True)
+    anns = []
+    for image_id, (_, _, written) in IMAGES.items():
+        if not written:
+            continue
+        ids = np.zeros(size(image_id), np.int64)
+        segments = []
+        for a, (img, cat, outline, _, crowd) in OBJECTS.items():
+            if img == image_id and outline and cat in categories:
+                ids[object_mask(a)] = a
+                segments.append({"id": a, "category_id": cat, "iscrowd": crowd})
+        rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=2).astype(np.uint8)
+        Image.fromarray(rgb).save(folder / f"{image_id:012d}.png")
+        anns.append({"image_id": image_id, "file_name": f"{image_id:012d}.png",
+                     "segments_info": [s for s in segments if (ids == s["id"]).any()]})
+    path = root / "panoptic_val2017.json"
+    path.write_text(json.dumps({
+        "images": [{"id": i, "file_name": f"COCO_{SUB}_{i:012d}.jpg"} for i in IMAGES],
+        "annotations": anns,
+        "categories": [{"id": c, "name": n, "isthing": 1} for c, n in categories.items()]}))
+    return path

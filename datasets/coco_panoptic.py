@@ -1,0 +1,85 @@
+"""COCO panoptic segmentation as the fused models' segmentation stream (DIFNet's 133 classes).
+
+Reads the official files unchanged: ``panoptic_<split>2017.json`` (``images``, ``annotations``
+with ``file_name`` and ``segments_info`` of ``{id, category_id, iscrowd}``, ``categories``) and
+the PNG folder beside it with the same name (``panoptic_<split>2017/``), whose pixels hold the
+segment id as R + 256·G + 256²·B (COCO's panopticapi convention; 0 = unlabelled). The classes
+are the file's categories in their listed order (COCO: 80 things then 53 stuff = 133, DIFNet's
+layout). A patch's histogram is the fraction of its pixels in each class; unlabelled pixels
+count for no class, so a patch's row sums to its labelled share.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from benchmark.errors import InputError
+from datasets.files import list_of, read_json
+
+RELEASE = "COCO panoptic"
+
+
+class PanopticAnnotations:
+    """One ``panoptic_<split>2017.json`` and its PNG folder."""
+
+    def __init__(self, json_path: Path) -> None:
+        self.json_path = Path(json_path)
+        self.png_dir = self.json_path.with_suffix("")
+        obj = read_json(self.json_path, "COCO panoptic annotations",
+                        "pass --segmentation panoptic:PATH/panoptic_<split>2017.json")
+        cats = list_of(obj, "categories", self.json_path, ("id", "name"), "category", RELEASE)
+        anns = list_of(obj, "annotations", self.json_path,
+                       ("image_id", "file_name", "segments_info"), "annotation", RELEASE)
+        self.class_of = {c["id"]: k for k, c in enumerate(cats)}
+        self.n_classes = len(cats)
+        self._anns: Dict[int, dict] = {int(a["image_id"]): a for a in anns}
+        if not self.png_dir.is_dir():
+            raise InputError(f"missing folder {self.png_dir} (the PNGs of {self.json_path}) — "
+                             "unpack COCO's panoptic PNGs beside the JSON file")
+
+    def class_map(self, image_id: int) -> np.ndarray:
+        """(H, W) class index per pixel, -1 where unlabelled."""
+        ann = self._anns.get(int(image_id))
+        if ann is None:
+            raise InputError(f"{self.json_path} has no annotation for image {image_id} — use "
+                             "the panoptic file of the images' split")
+        path = self.png_dir / ann["file_name"]
+        from datasets.base import decode_rgb
+
+        rgb = decode_rgb(path, f"image {image_id}").astype(np.int64) if path.is_file() else None
+        if rgb is None:
+            raise InputError(f"missing panoptic PNG {path} (image {image_id}) — unpack COCO's "
+                             "panoptic PNGs beside the JSON file")
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+        out = np.full(ids.shape, -1, np.int64)
+        for seg in ann["segments_info"]:
+            cls = self.class_of.get(seg.get("category_id"))
+            if cls is None:
+                raise InputError(f"{self.json_path}: segment {seg.get('id')} of image "
+                                 f"{image_id} has unknown category_id {seg.get('category_id')} "
+                                 "— re-download it")
+            out[ids == seg["id"]] = cls
+        return out
+
+    def histogram(self, image_id: int, grid: int) -> np.ndarray:
+        """(grid², C) fraction of each patch's pixels in each class (any image size: a pixel
+        belongs to the patch its position falls in)."""
+        cls = self.class_map(image_id)
+        h, w = cls.shape
+        rows = np.arange(h) * grid // h
+        cols = np.arange(w) * grid // w
+        patch = rows[:, None] * grid + cols[None, :]
+        area = np.bincount(patch.ravel(), minlength=grid * grid).astype(np.float32)
+        keep = cls >= 0
+        counts = np.bincount(patch[keep] * self.n_classes + cls[keep],
+                             minlength=grid * grid * self.n_classes).astype(np.float32)
+        return counts.reshape(grid * grid, self.n_classes) / area[:, None]
+
+
+@functools.lru_cache(maxsize=2)
+def panoptic(json_path: str) -> PanopticAnnotations:
+    """The parsed panoptic file (cached: one parse per run)."""
+    return PanopticAnnotations(Path(json_path))
