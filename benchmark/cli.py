@@ -100,7 +100,8 @@ def cmd_run(argv: Sequence[str]) -> int:
                             log=log)
         paths = outputs.write_run(out, cfg.to_dict(), result, argv)
         html.save_gallery(out, result.gallery)
-        paths.update(reports.write_reports(out))
+        if not args.no_report:
+            paths.update(reports.write_reports(out))
         log(f"wrote {len(paths)} files in {out} ({result.timings['total_s']:.1f}s)", echo=False)
     print(f"results in {out}: {', '.join(sorted(p.name for p in paths.values()))}")
     return 0

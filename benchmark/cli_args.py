@@ -159,6 +159,10 @@ def run_parser() -> argparse.ArgumentParser:
                    help="set a method's option, e.g. integrated_gradients.baseline=zero "
                         "(repeatable; --list shows every method's options and defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true",
+                   help="write the CSVs and manifest only, not index.html, tables.tex and the "
+                        "figures (a minute or more of matplotlib on a large run); render them "
+                        "later with: python -m benchmark report RUN_DIR")
     p.add_argument("--list", action="store_true", help="list registered names (with each "
                    "method's options) and exit")
     return p

@@ -7,7 +7,7 @@ import pytest
 import datasets
 from benchmark.errors import InputError, MissingImage
 from tests.clevrxai_fixture import QUESTIONS, object_mask, write_clevrxai
-from tests.test_vqav2 import _cli
+from tests.test_vqav2 import _cli, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -73,10 +73,8 @@ def test_bad_mask_names_file_and_question(clevr, tmp_path):
 
 def test_cli_every_method_and_metric_on_the_complex_union_masks(clevr, tmp_path):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, "--methods", "all", "--dataset", "clevrxai", "--data-root",
-              clevr, "--split", "complex", "--region", "union", "--sanity-samples", 1,
-              "--method-option", "integrated_gradients.max_steps=64", "--out", out, "--quiet"],
-             tmp_path)
+    p = _cli(["--models", MODEL, *loader_run("clevrxai"), "--data-root", clevr, "--split",
+              "complex", "--region", "union", "--out", out, "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     mass = [r for r in rows if r["metric"] == "relevance_mass" and r["region"] == "target"]

@@ -12,7 +12,7 @@ from benchmark.config import RunConfig
 from benchmark.errors import InputError, MissingImage
 from benchmark.units import make_plan
 from tests.coco_fixture import IMAGES, OBJECTS, SUB, object_mask, photo, write_coco_vqa
-from tests.test_vqav2 import _cli
+from tests.test_vqav2 import _cli, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -122,8 +122,7 @@ def test_every_image_missing_is_one_line(coco, tmp_path):
 
 def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, "--methods", "all", "--dataset", "vqav2", "--data-root", coco,
-              "--sanity-samples", 1, "--method-option", "integrated_gradients.max_steps=64",
+    p = _cli(["--models", MODEL, *loader_run("vqav2"), "--data-root", coco,
               "--out", out, "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "1 of 7 questions have no image file" in p.stderr
@@ -146,7 +145,7 @@ def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
 def test_resuming_over_changed_files_is_refused(coco, tmp_path):
     root = shutil.copytree(coco, tmp_path / "data")
     args = ["--models", MODEL, "--methods", "random", "--metrics", "pointing_game", "--dataset",
-            "vqav2", "--data-root", root, "--out", tmp_path / "run", "--quiet"]
+            "vqav2", "--data-root", root, "--out", tmp_path / "run", "--quiet", "--no-report"]
     assert _cli(args, tmp_path).returncode == 0
     from PIL import Image
 

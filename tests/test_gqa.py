@@ -11,7 +11,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from datasets.loader_gqa import box_mask
 from tests.gqa_fixture import GRAPHS, QUESTIONS, write_gqa
-from tests.test_vqav2 import _cli
+from tests.test_vqav2 import _cli, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -155,8 +155,7 @@ def _edit(root, name, change):
 
 def test_cli_every_method_and_metric(gqa, tmp_path):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, "--methods", "all", "--dataset", "gqa", "--data-root", gqa,
-              "--sanity-samples", 1, "--method-option", "integrated_gradients.max_steps=64",
+    p = _cli(["--models", MODEL, *loader_run("gqa"), "--data-root", gqa,
               "--out", out, "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))

@@ -12,7 +12,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from metrics.human_attention import to_grid
 from tests.coco_fixture import HAT_MAPS, human_map, write_vqahat
-from tests.test_vqav2 import _cli
+from tests.test_vqav2 import _cli, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -68,9 +68,9 @@ def test_missing_map_folder_and_no_matching_maps_are_one_line(hat, tmp_path):
 
 def test_cli_every_method_and_metric_with_the_inter_human_reference(hat, tmp_path):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, "--methods", "all", "--dataset", "vqahat", "--data-root", hat,
-              "--sanity-samples", 1, "--method-option", "integrated_gradients.max_steps=64",
-              "--out", out, "--quiet"], tmp_path)
+    with_report = [a for a in loader_run("vqahat") if a != "--no-report"]
+    p = _cli(["--models", MODEL, *with_report, "--data-root", hat, "--out", out, "--quiet"],
+             tmp_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     corr = {(r["method"], r["sample_id"]): r for r in rows if r["metric"] == "human_rank_corr"}
