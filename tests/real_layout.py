@@ -117,3 +117,20 @@ def unifiedqa_folder(folder: Path, layers: Optional[int] = None, seed: int = 1) 
     (folder / "spiece.model").write_bytes(model.getvalue())
     T5Tokenizer(vocab_file=str(folder / "spiece.model")).save_pretrained(folder)
     return folder
+
+
+def lavis_blip2_checkpoints(folder: Path, tokenizer_dir: Path, vit_depth: Optional[int] = None,
+                            qformer_layers: Optional[int] = None, seed: int = 1) -> dict:
+    """A random-weight LAVIS BLIP-2 ITM (``pretrain`` config, reduced when depths are given) as
+    LAVIS downloads it: ``eva_vit_g.pth`` (the ViT's bare state dict) and
+    ``blip2_pretrained.pth`` (``{"model": …}`` without the ViT); returns the whole state dict."""
+    from benchmark.models.pretrained_blip2 import (EVA_FILE, QFORMER_FILE, blip2_tokenizer,
+                                                   build_blip2_itm)
+
+    model = build_blip2_itm(blip2_tokenizer(tokenizer_dir), vit_depth, qformer_layers, seed=seed)
+    state = model.state_dict()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.visual_encoder.state_dict(), folder / EVA_FILE)
+    torch.save({"model": {k: v for k, v in state.items() if not k.startswith("visual_encoder.")}},
+               folder / QFORMER_FILE)
+    return state

@@ -105,3 +105,90 @@ def test_blip2_through_the_cli(blip2, tmp_path, monkeypatch):
     chefer = rows[rows.method == "chefer_relevance"]
     assert chefer.note.dropna().str.contains("every other layer").all()
     assert rows[rows.metric == "vqa_keep_auc"].value.isna().all()  # no VQA head
+
+
+# ------------------------------------------------------------------ LAVIS's files from disk
+
+REDUCED = {"vit_depth": 1, "qformer_layers": 2}
+
+
+@pytest.fixture(scope="module")
+def blip2_files(tmp_path_factory):
+    """LAVIS's two BLIP-2 files (EVA ViT-g, Q-Former checkpoint) at reduced depth, random
+    weights, and a bert-base-uncased-sized vocabulary."""
+    from tests.real_layout import bert_vocab, lavis_blip2_checkpoints
+
+    root = tmp_path_factory.mktemp("blip2")
+    tokenizer = bert_vocab(root / "tokenizer" / "vocab.txt").parent
+    state = lavis_blip2_checkpoints(root / "weights", tokenizer, **REDUCED)
+    return root / "weights", tokenizer, state
+
+
+def _reduced(monkeypatch, name="blip2-itm-reduced"):
+    from benchmark.models.pretrained_blip2 import register_blip2_itm
+
+    monkeypatch.setattr(models.REGISTRY, "_items", dict(models.REGISTRY._items))
+    register_blip2_itm(name, **REDUCED)
+    return name
+
+
+def test_blip2_from_lavis_files_loads_every_weight_and_runs(blip2_files, tmp_path, monkeypatch):
+    weights, tokenizer, state = blip2_files
+    name = _reduced(monkeypatch)
+    model = models.load(name, weights_dir=str(weights), tokenizer_dir=str(tokenizer))
+    assert isinstance(model, Blip2Adapter) and model.grid == (16, 16)  # EVA/14 at 224 px
+    loaded = model.module.state_dict()
+    assert loaded.keys() == state.keys()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert len(model.tokenizer) == 30523  # bert-base-uncased + [DEC], as Blip2Base makes it
+    out = tmp_path / "run"
+    assert main(["--models", name, "--weights-dir", str(weights), "--tokenizer-dir",
+                 str(tokenizer), "--methods", "cross_attn_gradcam,random", "--metrics",
+                 "pointing_game,deletion_auc", "--limit", "1", "--steps", "4", "--out",
+                 str(out), "--quiet", "--no-report"]) == 0
+    rows = pd.read_csv(out / "results.csv")
+    assert rows[(rows.method == "cross_attn_gradcam") & (rows.metric == "deletion_auc")
+                ].value.notna().all()
+
+
+def test_blip2_files_of_another_architecture_are_refused(blip2_files, tmp_path, monkeypatch):
+    from benchmark.errors import InputError
+    from benchmark.models.pretrained_blip2 import EVA_FILE, QFORMER_FILE
+
+    weights, tokenizer, _ = blip2_files
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    eva = torch.load(weights / EVA_FILE)
+    torch.save({k: v for k, v in eva.items() if not k.startswith("blocks.0.")}, bad / EVA_FILE)
+    (bad / QFORMER_FILE).symlink_to(weights / QFORMER_FILE)
+    name = _reduced(monkeypatch)
+    with pytest.raises(InputError, match=r"eva_vit_g\.pth is not a EVA ViT-g \(.*"
+                                         r"keys missing \(first: blocks\.0\."):
+        models.load(name, weights_dir=str(bad), tokenizer_dir=str(tokenizer))
+    torch.save(eva, bad / EVA_FILE)
+    (bad / QFORMER_FILE).unlink()
+    q = torch.load(weights / QFORMER_FILE)
+    q["model"].pop("itm_head.weight")
+    torch.save(q, bad / QFORMER_FILE)
+    with pytest.raises(InputError, match=r"blip2_pretrained.pth is not a BLIP-2 .*itm_head"):
+        models.load(name, weights_dir=str(bad), tokenizer_dir=str(tokenizer))
+    (bad / QFORMER_FILE).unlink()
+    assert "blip2_pretrained.pth" in models.missing(name, weights_dir=str(bad),
+                                                    tokenizer_dir=str(tokenizer))
+
+
+@pytest.mark.slow
+def test_full_size_blip2_from_lavis_files(tmp_path):
+    """EVA ViT-g (39 blocks) and the 12-layer Q-Former at full size, random weights in LAVIS's
+    two files, through the CLI on two images with Grad-CAM and rollout."""
+    from tests.real_layout import bert_vocab, lavis_blip2_checkpoints
+
+    tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
+    lavis_blip2_checkpoints(tmp_path / "weights", tokenizer)
+    out = tmp_path / "run"
+    assert main(["--models", "blip2-itm", "--weights-dir", str(tmp_path / "weights"),
+                 "--tokenizer-dir", str(tokenizer), "--methods", "cross_attn_gradcam,rollout",
+                 "--metrics", "pointing_game,deletion_auc", "--limit", "2", "--out", str(out),
+                 "--quiet", "--no-report"]) == 0
+    rows = pd.read_csv(out / "results.csv")
+    assert rows[rows.metric == "deletion_auc"].value.notna().all()

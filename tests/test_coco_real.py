@@ -122,7 +122,7 @@ def test_every_image_missing_is_one_line(coco, tmp_path):
 
 def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, *loader_run("vqav2"), "--data-root", coco,
+    p = _cli(["--models", MODEL, *loader_run("vqav2", sanity=True), "--data-root", coco,
               "--out", out, "--quiet"], tmp_path)
     assert p.returncode == 0, p.stderr
     assert "1 of 7 questions have no image file" in p.stderr
@@ -140,6 +140,8 @@ def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
     assert (pg["n"], pg["n_excluded"]) == ("5", "2")  # 4002: no region; 5001: no image
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dataset"]["images_missing"] == 1
+    sanity = list(csv.DictReader((out / "sanity.csv").open()))
+    assert {r["method"] for r in sanity} >= {"cross_attn_gradcam", "integrated_gradients"}
 
 
 def test_resuming_over_changed_files_is_refused(coco, tmp_path):

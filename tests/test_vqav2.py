@@ -247,16 +247,19 @@ def _cli(args, plugin_path, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def loader_run(dataset: str) -> list:
-    """CLI options that run every method and every metric that reads the data on ``dataset``:
-    all but the sanity checks, which randomise the model and read no region (they have their
-    own tests), at a 64-step IG cap, without the report (CSVs are what the loader shapes)."""
+def loader_run(dataset: str, sanity: bool = False) -> list:
+    """CLI options that run every method and every metric that reads the data on ``dataset``,
+    at a 64-step IG cap, without the report (CSVs are what the loader shapes); the sanity
+    checks, which randomise the model and read no region, only with ``sanity`` (on one
+    question)."""
     import metrics
     from benchmark.cli import dataset_metrics
 
-    names = [m for m in dataset_metrics("all", dataset) if metrics.get(m).kind != "sanity"]
+    names = [m for m in dataset_metrics("all", dataset)
+             if sanity or metrics.get(m).kind != "sanity"]
     return ["--dataset", dataset, "--methods", "all", "--metrics", ",".join(names),
-            "--method-option", "integrated_gradients.max_steps=64", "--no-report"]
+            "--method-option", "integrated_gradients.max_steps=64", "--no-report",
+            "--sanity-samples", "1"]
 
 
 def _model_or_skip(model: str) -> str:

@@ -53,20 +53,25 @@ def checkpoint_path(filename: str, weights_dir: Optional[str] = None) -> Path:
     return (Path(weights_dir) if weights_dir else torch_checkpoint_dir()) / filename
 
 
-def bert_tokenizer(tokenizer_dir: Optional[str] = None):
-    """``bert-base-uncased`` as LAVIS's ``BlipBase.init_tokenizer`` makes it (``[DEC]`` as bos,
-    ``[ENC]`` added), read offline from ``tokenizer_dir`` or the Hugging Face cache."""
+def offline_bert_tokenizer(tokenizer_dir: Optional[str] = None):
+    """``bert-base-uncased``'s tokenizer, read offline from ``tokenizer_dir`` or the Hugging
+    Face cache (:class:`MissingWeights` saying where it was looked for otherwise)."""
     from transformers import BertTokenizer
 
     source = str(tokenizer_dir) if tokenizer_dir else HF_TOKENIZER
     try:
-        tok = BertTokenizer.from_pretrained(source, local_files_only=True)
+        return BertTokenizer.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as e:
         where = (f"no vocab.txt in {tokenizer_dir}" if tokenizer_dir else
                  f"{HF_TOKENIZER} is not in the Hugging Face cache")
         raise MissingWeights(f"BERT tokenizer not found offline: {where} (copy {HF_TOKENIZER}'s "
                              "tokenizer files into a folder and pass --tokenizer-dir DIR)") from e
-    return with_blip_tokens(tok)
+
+
+def bert_tokenizer(tokenizer_dir: Optional[str] = None):
+    """``bert-base-uncased`` as LAVIS's ``BlipBase.init_tokenizer`` makes it (``[DEC]`` as bos,
+    ``[ENC]`` added), read offline from ``tokenizer_dir`` or the Hugging Face cache."""
+    return with_blip_tokens(offline_bert_tokenizer(tokenizer_dir))
 
 
 def _missing(filename: str, how: str, weights_dir: Optional[str] = None,
@@ -124,9 +129,11 @@ def build_blip_itm(vit_type: str, tokenizer, vit_depth: Optional[int] = None,
                        seed)
 
 
-def load_checkpoint(model: nn.Module, path: Path, architecture: str) -> None:
+def load_checkpoint(model: nn.Module, path: Path, architecture: str,
+                    optional: re.Pattern = OPTIONAL_KEYS) -> None:
     """Load a LAVIS checkpoint (``{"model": state_dict}`` or a bare state dict) into ``model``,
-    refusing one whose keys or shapes are not those of ``model`` (see :data:`IGNORED_KEYS`)."""
+    refusing one whose keys or shapes are not those of ``model`` (see :data:`IGNORED_KEYS`);
+    keys of ``model`` matching ``optional`` may be absent (they keep their values)."""
     try:
         checkpoint = torch.load(path, map_location="cpu")
     except Exception as e:  # a truncated or foreign file: say which one
@@ -136,7 +143,7 @@ def load_checkpoint(model: nn.Module, path: Path, architecture: str) -> None:
         raise InputError(f"checkpoint {path} holds no state dict (expected a LAVIS checkpoint)")
     expected = model.state_dict()
     # in the modules' order, so the first keys named show where the architectures part
-    missing = [k for k in expected if k not in state and not OPTIONAL_KEYS.search(k)]
+    missing = [k for k in expected if k not in state and not optional.search(k)]
     unexpected = [k for k in state if k not in expected and not IGNORED_KEYS.search(k)]
     shapes = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     problems = [f"{len(keys)} {what} (first: {', '.join(keys[:3])})" for what, keys in
