@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from benchmark.cache import UnitCache
-from benchmark.cli import main, resolve_device
+from benchmark.cli import dataset_metrics, main, resolve_device
 from benchmark.errors import InputError
 from benchmark.cli_args import UsageError
 from tests.test_cli import SMALL, _one_line_error
@@ -90,11 +90,9 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
     from tests.fake_cuda import fake_cuda
     from tests.test_cli import CSVS
 
-    import metrics
-
     # the cascade walks the stages one by one with the clone-and-randomise machinery that emprt
     # and smprt apply at once (both here): on the emulator it adds minutes, no device path
-    every = [m for m in metrics.available() if m != "sanity_mprt"]
+    every = [m for m in dataset_metrics("all", "synthetic") if m != "sanity_mprt"]
     args = ["--models", "difnet-itm-tiny", "--limit", "2", "--batch-size", "2", "--steps", "2",
             "--sanity-samples", "2", "--quiet", "--metrics", ",".join(every), "--method-option",
             "integrated_gradients.max_steps=64"]

@@ -169,11 +169,16 @@ def test_cli_every_method_and_metric(gqa, tmp_path):
         "201", "202", "204", "206", "1203"}
 
 
-def test_cli_corrupt_image_exits_2_naming_file_and_question(damaged, tmp_path):
+def test_cli_corrupt_image_exits_2_naming_file_and_question_and_keeps_results(damaged,
+                                                                              tmp_path):
+    args = ["--models", MODEL, "--methods", "random", "--metrics", "pointing_game", "--dataset",
+            "gqa", "--data-root", damaged, "--out", tmp_path / "run", "--quiet", "--no-report"]
+    assert _cli(args, tmp_path).returncode == 0
+    kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()
+            and p.name != "run.log"}
     (damaged / "images" / "2368312.jpg").write_bytes(b"not a jpeg" * 40)
-    p = _cli(["--models", MODEL, "--methods", "random", "--metrics", "pointing_game",
-              "--dataset", "gqa", "--data-root", damaged, "--out", tmp_path / "run", "--quiet"],
-             tmp_path)
+    p = _cli(args, tmp_path)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert "2368312.jpg" in lines[0] and "question 204" in lines[0]
+    assert all(path.read_bytes() == data for path, data in kept.items())

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import methods
-from benchmark.cli import main
+from benchmark.cli import dataset_metrics, main
 from benchmark.errors import InputError
 from benchmark.models.pretrained import (CHECKPOINTS, _blip_loader, bert_tokenizer,
                                          build_blip_itm, load_checkpoint)
@@ -185,13 +185,12 @@ def test_full_size_model_runs_every_method_and_metric(name, tmp_path):
     """The registered model at full size through the CLI on two images: every method, every
     metric but the randomisation cascades (on a 26- or 50-stage model they cost hours per
     method with IG; ``benchmarks/pretrained_cost.py`` times one on Grad-CAM)."""
-    import metrics
-
     vit_type, filename = CHECKPOINTS[name]
     tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
     lavis_checkpoint(tmp_path / "weights" / filename, vit_type, tokenizer)
     out = tmp_path / "run"
-    every = [m for m in metrics.available() if m not in ("sanity_mprt", "smprt", "emprt")]
+    every = [m for m in dataset_metrics("all", "synthetic")
+             if m not in ("sanity_mprt", "smprt", "emprt")]
     assert main(["--models", name, "--weights-dir", str(tmp_path / "weights"),
                  "--tokenizer-dir", str(tokenizer), "--limit", "2", "--methods",
                  ",".join(METHODS), "--metrics", ",".join(every), "--sanity-samples", "2",
