@@ -98,7 +98,8 @@ def test_blip2_through_the_cli(blip2, tmp_path, monkeypatch):
     assert main(["--models", "blip2-itm-tiny@random", "--methods", "all", "--metrics",
                  "pointing_game,relevance_rank,deletion_auc,insertion_auc,vqa_keep_auc,random_logit",
                  "--limit", "2", "--steps", "4", "--sanity-samples", "2", "--method-option",
-                 "integrated_gradients.max_steps=32", "--out", str(out), "--quiet"]) == 0
+                 "integrated_gradients.max_steps=32", "--out", str(out), "--quiet",
+                 "--no-report"]) == 0
     rows = pd.read_csv(out / "results.csv")
     gradcam = rows[(rows.method == "cross_attn_gradcam") & (rows.metric == "deletion_auc")]
     assert len(gradcam) and gradcam.value.notna().all()

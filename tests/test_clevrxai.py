@@ -7,7 +7,7 @@ import pytest
 import datasets
 from benchmark.errors import InputError, MissingImage
 from tests.clevrxai_fixture import QUESTIONS, object_mask, write_clevrxai
-from tests.test_vqav2 import _cli, loader_run
+from tests.test_vqav2 import in_process, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -71,10 +71,10 @@ def test_bad_mask_names_file_and_question(clevr, tmp_path):
     assert "1.npy (question 1)" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_cli_every_method_and_metric_on_the_complex_union_masks(clevr, tmp_path):
+def test_cli_every_method_and_metric_on_the_complex_union_masks(clevr, tmp_path, capsys):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, *loader_run("clevrxai"), "--data-root", clevr, "--split",
-              "complex", "--region", "union", "--out", out, "--quiet"], tmp_path)
+    p = in_process(["--models", MODEL, *loader_run("clevrxai"), "--data-root", clevr, "--split",
+              "complex", "--region", "union", "--out", out, "--quiet"], capsys)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     mass = [r for r in rows if r["metric"] == "relevance_mass" and r["region"] == "target"]
@@ -86,7 +86,7 @@ def test_cli_every_method_and_metric_on_the_complex_union_masks(clevr, tmp_path)
         "no control region"}
 
 
-def test_region_applies_only_to_datasets_that_have_several(tmp_path):
-    p = _cli(["--models", MODEL, "--methods", "random", "--metrics", "pointing_game",
-              "--region", "union", "--limit", 2, "--out", tmp_path / "run", "--quiet"], tmp_path)
+def test_region_applies_only_to_datasets_that_have_several(tmp_path, capsys):
+    p = in_process(["--models", MODEL, "--methods", "random", "--metrics", "pointing_game",
+              "--region", "union", "--limit", 2, "--out", tmp_path / "run", "--quiet"], capsys)
     assert p.returncode == 2 and "--region applies to datasets with several" in p.stderr

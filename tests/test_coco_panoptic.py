@@ -8,7 +8,7 @@ from PIL import Image
 from benchmark.errors import InputError
 from datasets.coco_panoptic import PanopticAnnotations
 from tests.coco_fixture import object_mask, write_coco_vqa, write_panoptic
-from tests.test_vqav2 import _cli
+from tests.test_vqav2 import in_process
 
 
 def _write(root, ids, segments, categories):
@@ -52,14 +52,16 @@ def test_the_fixtures_classes_and_unknown_categories(tmp_path):
         PanopticAnnotations(tmp_path / "panoptic_val2017.json").histogram(139, 12)
 
 
-def test_cli_fused_model_reads_the_panoptic_stream(tmp_path):
+def test_cli_fused_model_reads_the_panoptic_stream(tmp_path, capsys):
     root = write_coco_vqa(tmp_path / "coco")
     five = {1: "person", 17: "cat", 28: "umbrella", 47: "cup", 67: "dining table"}
     good = write_panoptic(tmp_path / "five", five)
     args = ["--models", "difnet-itm-tiny", "--methods", "fused_gradcam", "--metrics",
             "pointing_game", "--dataset", "vqav2", "--data-root", root, "--quiet"]
-    p = _cli([*args, "--segmentation", f"panoptic:{good}", "--out", tmp_path / "a"], tmp_path)
+    p = in_process([*args, "--segmentation", f"panoptic:{good}", "--out", tmp_path / "a"],
+                   capsys)
     assert p.returncode == 0, p.stderr
     seven = write_panoptic(tmp_path / "seven")
-    p = _cli([*args, "--segmentation", f"panoptic:{seven}", "--out", tmp_path / "b"], tmp_path)
+    p = in_process([*args, "--segmentation", f"panoptic:{seven}", "--out", tmp_path / "b"],
+                   capsys)
     assert p.returncode == 2 and "the file has 7 classes, the model reads 5" in p.stderr

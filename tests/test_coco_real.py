@@ -12,7 +12,7 @@ from benchmark.config import RunConfig
 from benchmark.errors import InputError, MissingImage
 from benchmark.units import make_plan
 from tests.coco_fixture import IMAGES, OBJECTS, SUB, object_mask, photo, write_coco_vqa
-from tests.test_vqav2 import _cli, loader_run
+from tests.test_vqav2 import in_process, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -120,10 +120,10 @@ def test_every_image_missing_is_one_line(coco, tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
+def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path, capsys):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, *loader_run("vqav2", sanity=True), "--data-root", coco,
-              "--out", out, "--quiet"], tmp_path)
+    p = in_process(["--models", MODEL, *loader_run("vqav2", sanity=True), "--data-root", coco,
+              "--out", out, "--quiet"], capsys)
     assert p.returncode == 0, p.stderr
     assert "1 of 7 questions have no image file" in p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -144,14 +144,14 @@ def test_cli_on_real_photos_every_method_and_metric(coco, tmp_path):
     assert {r["method"] for r in sanity} >= {"cross_attn_gradcam", "integrated_gradients"}
 
 
-def test_resuming_over_changed_files_is_refused(coco, tmp_path):
+def test_resuming_over_changed_files_is_refused(coco, tmp_path, capsys):
     root = shutil.copytree(coco, tmp_path / "data")
     args = ["--models", MODEL, "--methods", "random", "--metrics", "pointing_game", "--dataset",
             "vqav2", "--data-root", root, "--out", tmp_path / "run", "--quiet", "--no-report"]
-    assert _cli(args, tmp_path).returncode == 0
+    assert in_process(args, capsys).returncode == 0
     from PIL import Image
 
     Image.fromarray(photo(776)).save(root / SUB / "COCO_val2014_000000000776.jpg")  # it appears
-    p = _cli(args, tmp_path)
+    p = in_process(args, capsys)
     assert p.returncode == 2
     assert "the dataset's files changed" in p.stderr and len(p.stderr.strip().splitlines()) == 1

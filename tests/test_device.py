@@ -48,7 +48,7 @@ def test_bf16_runs_every_model_metric_and_never_shares_a_folder_with_fp32(tmp_pa
 
     args = ["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam",
             "--metrics", "pointing_game,deletion_auc,vqa_keep_auc", "--limit", "4",
-            "--batch-size", "4", "--steps", "4", "--quiet", "--device", "cpu"]
+            "--batch-size", "4", "--steps", "4", "--quiet", "--no-report", "--device", "cpu"]
     out = tmp_path / "run"
     assert main(args + ["--precision", "bf16", "--out", str(out)]) == 0
     with open(out / "summary.csv", newline="") as fh:
@@ -94,8 +94,8 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
     # and smprt apply at once (both here): on the emulator it adds minutes, no device path
     every = [m for m in dataset_metrics("all", "synthetic") if m != "sanity_mprt"]
     args = ["--models", "difnet-itm-tiny", "--limit", "2", "--batch-size", "2", "--steps", "2",
-            "--sanity-samples", "2", "--quiet", "--metrics", ",".join(every), "--method-option",
-            "integrated_gradients.max_steps=64"]
+            "--sanity-samples", "2", "--quiet", "--no-report", "--metrics", ",".join(every),
+            "--method-option", "integrated_gradients.max_steps=64"]
     assert main(args + ["--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
     with fake_cuda(monkeypatch):
         assert main(args + ["--out", str(tmp_path / "gpu")]) == 0  # --device auto → cuda

@@ -11,7 +11,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from datasets.loader_gqa import box_mask
 from tests.gqa_fixture import GRAPHS, QUESTIONS, write_gqa
-from tests.test_vqav2 import _cli, loader_run
+from tests.test_vqav2 import in_process, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -153,10 +153,10 @@ def _edit(root, name, change):
     (root / name).write_text(json.dumps(obj))
 
 
-def test_cli_every_method_and_metric(gqa, tmp_path):
+def test_cli_every_method_and_metric(gqa, tmp_path, capsys):
     out = tmp_path / "run"
-    p = _cli(["--models", MODEL, *loader_run("gqa"), "--data-root", gqa,
-              "--out", out, "--quiet"], tmp_path)
+    p = in_process(["--models", MODEL, *loader_run("gqa"), "--data-root", gqa,
+              "--out", out, "--quiet"], capsys)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     grounding = {r["sample_id"]: r for r in rows
@@ -170,14 +170,14 @@ def test_cli_every_method_and_metric(gqa, tmp_path):
 
 
 def test_cli_corrupt_image_exits_2_naming_file_and_question_and_keeps_results(damaged,
-                                                                              tmp_path):
+                                                                              tmp_path, capsys):
     args = ["--models", MODEL, "--methods", "random", "--metrics", "pointing_game", "--dataset",
             "gqa", "--data-root", damaged, "--out", tmp_path / "run", "--quiet", "--no-report"]
-    assert _cli(args, tmp_path).returncode == 0
+    assert in_process(args, capsys).returncode == 0
     kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()
             and p.name != "run.log"}
     (damaged / "images" / "2368312.jpg").write_bytes(b"not a jpeg" * 40)
-    p = _cli(args, tmp_path)
+    p = in_process(args, capsys)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert "2368312.jpg" in lines[0] and "question 204" in lines[0]

@@ -116,7 +116,7 @@ def test_every_method_and_metric_through_the_cli(folder, tmp_path):
                         "--metrics", "all", "--limit", "2", "--batch-size", "2",
                         "--sanity-samples", "2", "--steps", "4",
                         "--method-option", "integrated_gradients.max_steps=64",
-                        "--out", str(out), "--quiet"],
+                        "--out", str(out), "--quiet", "--no-report"],
                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])

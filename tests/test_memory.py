@@ -14,7 +14,8 @@ ARGS = ["--models", "difnet-itm-tiny", "--methods",
         "cross_attn_gradcam,integrated_gradients,gradient_x_input,random", "--metrics",
         "pointing_game,deletion_auc,insertion_auc,vqa_keep_auc,vqa_drop_auc,object_faithfulness,"
         "random_logit", "--limit", "6", "--batch-size", "6", "--steps", "4",
-        "--sanity-samples", "4", "--method-option", "integrated_gradients.max_steps=16", "--quiet"]
+        "--sanity-samples", "4", "--method-option", "integrated_gradients.max_steps=16", "--quiet",
+        "--no-report"]
 
 
 def _recording(monkeypatch) -> list:
@@ -77,7 +78,7 @@ def test_the_estimate_grows_with_the_architecture():
 
 def test_a_run_folder_refuses_a_model_whose_weights_changed(tmp_path, monkeypatch, capsys):
     args = ["--models", "blip-itm-tiny", "--methods", "center", "--metrics", "pointing_game",
-            "--limit", "2", "--out", str(tmp_path / "run"), "--quiet"]
+            "--limit", "2", "--out", str(tmp_path / "run"), "--quiet", "--no-report"]
     assert main(args) == 0
     original = models.get("blip-itm-tiny")
 

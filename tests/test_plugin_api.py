@@ -118,7 +118,7 @@ def test_external_method_runs(distribution, tmp_path, model):
         pytest.skip(f"{CHECKPOINT} not shipped yet")
     out = tmp_path / "run"
     p = _cli(["--methods", "demo_plugin", "--models", model, "--limit", 2, "--metrics",
-              "pointing_game", "--quiet", "--out", out], distribution)
+              "pointing_game", "--quiet", "--no-report", "--out", out], distribution)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     demo = [r for r in rows if r["method"] == "demo_plugin"]

@@ -106,7 +106,7 @@ def test_pnp_vqa_accuracy_through_the_cli(files, reduced, tmp_path):
     assert main(["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam,random",
                  "--metrics", "pnp_vqa_accuracy", "--pnp-vqa", reduced, "--pnp-captions", "2",
                  "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer), "--limit",
-                 "2", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+                 "2", "--out", str(tmp_path / "a"), "--quiet", "--no-report"]) == 0
     rows = pd.read_csv(tmp_path / "a" / "results.csv")
     rows = rows[rows.metric == "pnp_vqa_accuracy"]
     assert len(rows) == 4 and rows.value.notna().all() and rows.value.between(0, 1).all()
@@ -119,7 +119,7 @@ def test_without_the_pipeline_on_disk_the_rows_say_which_file(tmp_path):
     assert main(["--models", "blip-itm-tiny", "--methods", "center", "--metrics",
                  "pnp_vqa_accuracy", "--pnp-vqa", "pnp-vqa-base", "--weights-dir",
                  str(tmp_path / "none"), "--limit", "1", "--out", str(tmp_path / "run"),
-                 "--quiet"]) == 0
+                 "--quiet", "--no-report"]) == 0
     rows = pd.read_csv(tmp_path / "run" / "results.csv")
     note = rows[rows.metric == "pnp_vqa_accuracy"].note.iloc[0]
     assert note.startswith("not applicable: PNP-VQA captioner not on disk")

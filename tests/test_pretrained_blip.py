@@ -28,7 +28,7 @@ REDUCED = {"vit_depth": 1, "text_layers": 3}
 #: every method but the ground-truth ones that need the synthetic scenes' re-rendering
 METHODS = [m for m in methods.available() if m != "counterfactual_oracle"]
 CHEAP = ["--steps", "2", "--method-option", "integrated_gradients.n_steps=4",
-         "--method-option", "integrated_gradients.max_steps=4", "--quiet"]
+         "--method-option", "integrated_gradients.max_steps=4", "--quiet", "--no-report"]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,8 @@ def test_a_checkpoint_of_another_depth_is_one_line_and_exit_2(files, tmp_path, c
     root, tokenizer, _ = files
     code = main(["--models", "blip-itm-base", "--weights-dir", str(root / "weights"),
                  "--tokenizer-dir", str(tokenizer), "--limit", "2", "--methods", "center",
-                 "--metrics", "pointing_game", "--out", str(tmp_path / "run"), "--quiet"])
+                 "--metrics", "pointing_game", "--out", str(tmp_path / "run"), "--quiet",
+                 "--no-report"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "keys missing (first: text_encoder.encoder.layer.3." in err
@@ -118,7 +119,7 @@ def test_without_a_tokenizer_the_model_is_skipped_with_what_to_do(files, tmp_pat
     code = main(["--models", "blip-itm-base,blip-itm-tiny@init", "--weights-dir",
                  str(files[0] / "weights"), "--tokenizer-dir", str(tmp_path / "nothing"),
                  "--limit", "2", "--methods", "center", "--metrics", "pointing_game",
-                 "--out", str(tmp_path / "run"), "--quiet"])
+                 "--out", str(tmp_path / "run"), "--quiet", "--no-report"])
     err = capsys.readouterr().err
     assert code == 0
     assert "skipping blip-itm-base: BERT tokenizer not found offline" in err
@@ -195,5 +196,5 @@ def test_full_size_model_runs_every_method_and_metric(name, tmp_path):
                  "--tokenizer-dir", str(tokenizer), "--limit", "2", "--methods",
                  ",".join(METHODS), "--metrics", ",".join(every), "--sanity-samples", "2",
                  "--out", str(out), "--method-option", "integrated_gradients.max_steps=32",
-                 "--quiet"]) == 0
+                 "--quiet", "--no-report"]) == 0
     _check_run(out, name)

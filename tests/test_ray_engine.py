@@ -14,7 +14,8 @@ from benchmark.ray_engine import compute_on_ray
 #: a trained model, model-based and sanity metrics, several batches per method
 ARGS = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,rollout",
         "--metrics", "pointing_game,deletion_auc,vqa_keep_auc,random_logit", "--limit", "8",
-        "--batch-size", "2", "--steps", "4", "--sanity-samples", "4", "--quiet", "--device", "cpu"]
+        "--batch-size", "2", "--steps", "4", "--sanity-samples", "4", "--quiet", "--no-report",
+        "--device", "cpu"]
 CSVS = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
 
 
@@ -82,7 +83,8 @@ def test_more_models_than_cpus_each_get_their_actor_in_turn(cluster, tmp_path):
     # three models' actors on two CPUs: a finished model's actor must free its CPU
     args = ["--models", "blip-itm-tiny@init,difnet-itm-tiny@init,blip-itm-tiny",
             "--methods", "random,cross_attn_gradcam", "--metrics", "pointing_game,deletion_auc",
-            "--limit", "4", "--batch-size", "2", "--steps", "4", "--quiet", "--device", "cpu"]
+            "--limit", "4", "--batch-size", "2", "--steps", "4", "--quiet", "--no-report",
+            "--device", "cpu"]
     assert main(args + ["--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-actors", "1"]) == 0
     assert main(args + ["--out", str(tmp_path / "local")]) == 0
     _same_bytes(tmp_path / "local", tmp_path / "ray")

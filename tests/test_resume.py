@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # effects cache) are computed, killed and resumed too
 ARGS = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,rollout",
         "--metrics", "pointing_game,deletion_auc,vqa_keep_auc,object_faithfulness,random_logit",
-        "--limit", "12", "--batch-size", "2", "--quiet", "--steps", "4", "--sanity-samples", "4"]
+        "--limit", "12", "--batch-size", "2", "--quiet", "--no-report", "--steps", "4",
+        "--sanity-samples", "4"]
 FILES = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
 
 

@@ -12,7 +12,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from metrics.human_attention import to_grid
 from tests.coco_fixture import HAT_MAPS, human_map, write_vqahat
-from tests.test_vqav2 import _cli, loader_run
+from tests.test_vqav2 import in_process, loader_run
 
 MODEL = "blip-itm-tiny"
 
@@ -66,11 +66,11 @@ def test_missing_map_folder_and_no_matching_maps_are_one_line(hat, tmp_path):
     assert "vqahat_val.zip" in str(e.value)
 
 
-def test_cli_every_method_and_metric_with_the_inter_human_reference(hat, tmp_path):
+def test_cli_every_method_and_metric_with_the_inter_human_reference(hat, tmp_path, capsys):
     out = tmp_path / "run"
     with_report = [a for a in loader_run("vqahat") if a != "--no-report"]
-    p = _cli(["--models", MODEL, *with_report, "--data-root", hat, "--out", out, "--quiet"],
-             tmp_path)
+    p = in_process(["--models", MODEL, *with_report, "--data-root", hat, "--out", out,
+                    "--quiet"], capsys)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     corr = {(r["method"], r["sample_id"]): r for r in rows if r["metric"] == "human_rank_corr"}

@@ -247,16 +247,28 @@ def _cli(args, plugin_path, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def in_process(args, capsys):
+    """The CLI in this process (no interpreter start-up and imports per call): its exit status
+    and what it wrote to stderr, as ``returncode`` and ``stderr``."""
+    from types import SimpleNamespace
+
+    from benchmark.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
+
+
 def loader_run(dataset: str, sanity: bool = False) -> list:
     """CLI options that run every method and every metric that reads the data on ``dataset``,
     at a 64-step IG cap, without the report (CSVs are what the loader shapes); the sanity
     checks, which randomise the model and read no region, only with ``sanity`` (on one
-    question)."""
+    question, and without the stage-by-stage cascade, whose machinery ``emprt`` shares)."""
     import metrics
     from benchmark.cli import dataset_metrics
 
-    names = [m for m in dataset_metrics("all", dataset)
-             if sanity or metrics.get(m).kind != "sanity"]
+    names = [m for m in dataset_metrics("all", dataset) if m != "sanity_mprt"
+             and (sanity or metrics.get(m).kind != "sanity")]
     return ["--dataset", dataset, "--methods", "all", "--metrics", ",".join(names),
             "--method-option", "integrated_gradients.max_steps=64", "--no-report",
             "--sanity-samples", "1"]
@@ -275,7 +287,7 @@ def test_cli_end_to_end(exported, plugin_path, tmp_path, model):
     out = tmp_path / "run"
     p = _cli(["--models", _model_or_skip(model), "--methods", "random", "--metrics",
               "pointing_game", "--dataset", "vqav2", "--data-root", exported, "--limit", 4,
-              "--out", out, "--quiet"], plugin_path)
+              "--out", out, "--quiet", "--no-report"], plugin_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {r["sample_id"] for r in rows} == {"10", "20", "30", "40"}
@@ -293,7 +305,7 @@ def test_cli_corrupt_image_exits_2_with_one_line(data_root, plugin_path, tmp_pat
     bad.write_bytes(b"garbage" * 50)
     p = _cli(["--models", _model_or_skip(model), "--methods", "random", "--metrics",
               "pointing_game", "--dataset", "vqav2", "--data-root", data_root, "--limit", 4,
-              "--out", tmp_path / "run", "--quiet"], plugin_path)
+              "--out", tmp_path / "run", "--quiet", "--no-report"], plugin_path)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0], p.stderr
@@ -301,7 +313,8 @@ def test_cli_corrupt_image_exits_2_with_one_line(data_root, plugin_path, tmp_pat
 
 def test_cli_vqav2_without_data_root_exits_2(plugin_path, tmp_path):
     p = _cli(["--models", PLUGIN_MODEL, "--methods", "random", "--metrics", "pointing_game",
-              "--dataset", "vqav2", "--limit", 2, "--out", tmp_path / "run", "--quiet"],
+              "--dataset", "vqav2", "--limit", 2, "--out", tmp_path / "run", "--quiet",
+              "--no-report"],
              plugin_path)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
