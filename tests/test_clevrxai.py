@@ -7,7 +7,7 @@ import pytest
 import datasets
 from benchmark.errors import InputError, MissingImage
 from tests.clevrxai_fixture import QUESTIONS, object_mask, write_clevrxai
-from tests.test_vqav2 import in_process, loader_run
+from tests.loader_helpers import in_process, loader_run, records_by_id
 
 MODEL = "blip-itm-tiny"
 
@@ -18,15 +18,7 @@ def clevr(tmp_path_factory):
 
 
 def _records(root, **options):
-    data = datasets.get("clevrxai")(data_root=str(root), **options)
-    out = {}
-    for i in range(len(data)):
-        try:
-            r = data[i]
-            out[r.sample_id] = r
-        except MissingImage as e:
-            out[e.sample_id] = e
-    return out
+    return records_by_id("clevrxai", root, **options)
 
 
 def test_simple_questions_single_object_masks_at_image_resolution(clevr):

@@ -8,7 +8,7 @@ from PIL import Image
 from benchmark.errors import InputError
 from datasets.coco_panoptic import PanopticAnnotations
 from tests.coco_fixture import object_mask, write_coco_vqa, write_panoptic
-from tests.test_vqav2 import in_process
+from tests.loader_helpers import in_process
 
 
 def _write(root, ids, segments, categories):

@@ -7,12 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-import datasets
 from benchmark.config import RunConfig
 from benchmark.errors import InputError, MissingImage
 from benchmark.units import make_plan
 from tests.coco_fixture import IMAGES, OBJECTS, SUB, object_mask, photo, write_coco_vqa
-from tests.test_vqav2 import in_process, loader_run
+from tests.loader_helpers import in_process, loader_run, records_by_id
 
 MODEL = "blip-itm-tiny"
 
@@ -24,15 +23,7 @@ def coco(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def records(coco):
-    data = datasets.get("vqav2")(data_root=str(coco))
-    out = {}
-    for i in range(len(data)):
-        try:
-            r = data[i]
-            out[r.sample_id] = r
-        except MissingImage as e:
-            out[e.sample_id] = e
-    return out
+    return records_by_id("vqav2", coco)
 
 
 def test_grayscale_and_cmyk_jpegs_load_as_rgb_at_their_own_size(records):

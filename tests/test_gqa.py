@@ -11,7 +11,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from datasets.loader_gqa import box_mask
 from tests.gqa_fixture import GRAPHS, QUESTIONS, write_gqa
-from tests.test_vqav2 import in_process, loader_run
+from tests.loader_helpers import in_process, loader_run, records_by_id
 
 MODEL = "blip-itm-tiny"
 
@@ -26,16 +26,8 @@ def damaged(gqa, tmp_path):
     return shutil.copytree(gqa, tmp_path / "data")
 
 
-def _records(root):
-    data = datasets.get("gqa")(data_root=str(root))
-    out = {}
-    for i in range(len(data)):
-        try:
-            r = data[i]
-            out[r.sample_id] = r
-        except MissingImage as e:
-            out[e.sample_id] = e
-    return out
+def _records(root, **options):
+    return records_by_id("gqa", root, **options)
 
 
 def _boxes(image_id, *ids):

@@ -12,7 +12,7 @@ import metrics
 from benchmark.errors import InputError, MissingImage
 from metrics.human_attention import to_grid
 from tests.coco_fixture import HAT_MAPS, human_map, write_vqahat
-from tests.test_vqav2 import in_process, loader_run
+from tests.loader_helpers import in_process, loader_run
 
 MODEL = "blip-itm-tiny"
 

@@ -247,33 +247,6 @@ def _cli(args, plugin_path, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def in_process(args, capsys):
-    """The CLI in this process (no interpreter start-up and imports per call): its exit status
-    and what it wrote to stderr, as ``returncode`` and ``stderr``."""
-    from types import SimpleNamespace
-
-    from benchmark.cli import main
-
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
-
-
-def loader_run(dataset: str, sanity: bool = False) -> list:
-    """CLI options that run every method and every metric that reads the data on ``dataset``,
-    at a 64-step IG cap, without the report (CSVs are what the loader shapes); the sanity
-    checks, which randomise the model and read no region, only with ``sanity`` (on one
-    question, and without the stage-by-stage cascade, whose machinery ``emprt`` shares)."""
-    import metrics
-    from benchmark.cli import dataset_metrics
-
-    names = [m for m in dataset_metrics("all", dataset) if m != "sanity_mprt"
-             and (sanity or metrics.get(m).kind != "sanity")]
-    return ["--dataset", dataset, "--methods", "all", "--metrics", ",".join(names),
-            "--method-option", "integrated_gradients.max_steps=64", "--no-report",
-            "--sanity-samples", "1"]
-
-
 def _model_or_skip(model: str) -> str:
     if model == "blip-itm-tiny" and not CHECKPOINT.exists():
         pytest.skip(f"{CHECKPOINT} not shipped yet")
