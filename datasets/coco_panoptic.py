@@ -17,6 +17,7 @@ from typing import Dict
 import numpy as np
 
 from benchmark.errors import InputError
+from datasets.base import decode_rgb
 from datasets.files import list_of, read_json
 
 RELEASE = "COCO panoptic"
@@ -47,12 +48,10 @@ class PanopticAnnotations:
             raise InputError(f"{self.json_path} has no annotation for image {image_id} — use "
                              "the panoptic file of the images' split")
         path = self.png_dir / ann["file_name"]
-        from datasets.base import decode_rgb
-
-        rgb = decode_rgb(path, f"image {image_id}").astype(np.int64) if path.is_file() else None
-        if rgb is None:
+        if not path.is_file():
             raise InputError(f"missing panoptic PNG {path} (image {image_id}) — unpack COCO's "
                              "panoptic PNGs beside the JSON file")
+        rgb = decode_rgb(path, f"image {image_id}").astype(np.int64)
         ids = rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
         out = np.full(ids.shape, -1, np.int64)
         for seg in ann["segments_info"]:
