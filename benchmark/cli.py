@@ -69,6 +69,14 @@ def _default_split(dataset: str) -> str:
     return param.default if param is not None and isinstance(param.default, str) else "test"
 
 
+def default_pipeline(requested: Optional[str], dataset: str) -> Optional[str]:
+    """``--pnp-vqa``: as given (``none``: no pipeline); by default the embedded pipeline on the
+    synthetic data it was trained on, none elsewhere."""
+    if requested is None:
+        return "pnp-vqa-tiny" if dataset == "synthetic" else None
+    return None if requested == "none" else requested
+
+
 def _resolve_models(spec: str) -> List[str]:
     from benchmark import models
 
@@ -128,7 +136,8 @@ def run_config(args):
                            sanity_samples=args.sanity_samples, fusion=parse_fusion(args.fusion),
                            vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
                            method_options=methods.parse_options(args.method_option),
-                           pnp_vqa=args.pnp_vqa, pnp_captions=args.pnp_captions,
+                           pnp_vqa=default_pipeline(args.pnp_vqa, args.dataset),
+                           pnp_captions=args.pnp_captions,
                            max_batch_images=args.max_batch_images,
                            memory_budget_gb=args.memory_budget_gb,
                            weights_dir=args.weights_dir, tokenizer_dir=args.tokenizer_dir)
@@ -245,11 +254,13 @@ def cmd_train(argv: Sequence[str]) -> int:
     args = train_parser().parse_args(argv)
     if args.model == "difnet-itm-base":
         return _finetune(args)
-    if args.model not in embedded.EMBEDDED:
-        raise UsageError(f"cannot train {args.model!r}: embedded models are "
-                         f"{', '.join(embedded.EMBEDDED)}")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.model == "pnp-vqa-tiny":
+        return _train_pnp_tiny(args)
+    if args.model not in embedded.EMBEDDED:
+        raise UsageError(f"cannot train {args.model!r}: embedded models are "
+                         f"{', '.join(embedded.EMBEDDED)}, pnp-vqa-tiny")
     cfg, tcfg = embedded.EMBEDDED[args.model]
     if args.steps:
         from dataclasses import replace
@@ -262,6 +273,23 @@ def cmd_train(argv: Sequence[str]) -> int:
                                    stage1=args.stage1)
     print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
           f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
+    return 0
+
+
+def _train_pnp_tiny(args) -> int:
+    from dataclasses import replace
+
+    from benchmark.models import CHECKPOINT_DIR
+    from benchmark.models.train.pnp_train import PnpTrainConfig, train_pnp_tiny
+
+    tcfg = PnpTrainConfig()
+    if args.steps:
+        tcfg = replace(tcfg, caption_steps=args.steps, answer_steps=args.steps)
+    dest = CHECKPOINT_DIR / "pnp-vqa-tiny.pt"
+    meta = train_pnp_tiny(dest, tcfg, progress=not args.quiet)
+    print(f"pnp-vqa-tiny: caption_accuracy={meta['caption_accuracy']:.3f} "
+          f"answer_accuracy={meta['answer_accuracy']:.3f} in {meta['train_seconds']:.0f}s "
+          f"-> {dest}")
     return 0
 
 

@@ -98,10 +98,12 @@ def run_parser() -> argparse.ArgumentParser:
                    help="questions per unit of work (default: 16); a unit's passes are split "
                         "further by --max-batch-images")
     p.add_argument("--pnp-vqa", default=None, metavar="NAME",
-                   help="pnp_vqa_accuracy's captioner and answerer: pnp-vqa-base, "
-                        "pnp-vqa-large or pnp-vqa-3b (PNP-VQA's BLIP large caption checkpoint "
-                        "and UnifiedQA-v2 T5 base/large/3B, from --weights-dir or the caches); "
-                        "without it that metric is not applicable")
+                   help="pnp_vqa_accuracy's captioner and answerer: pnp-vqa-tiny (embedded, "
+                        "trained on the synthetic scenes; the default on --dataset synthetic), "
+                        "pnp-vqa-base, pnp-vqa-large or pnp-vqa-3b (PNP-VQA's BLIP large "
+                        "caption checkpoint and UnifiedQA-v2 T5 base/large/3B, from "
+                        "--weights-dir or the caches), or none; without one that metric is "
+                        "not applicable")
     p.add_argument("--pnp-captions", type=positive_int, default=20, metavar="N",
                    help="pnp_vqa_accuracy: captions per question and curve point (default: 20; "
                         "PNP-VQA uses 100, five times the cost)")
@@ -176,9 +178,12 @@ def train_parser() -> argparse.ArgumentParser:
                            "MultiLevelEncoder on a dataset (e.g. --dataset vqav2 --data-root "
                            "DIR), resumable, writing OUT/difnet_itm_base.pth.")
     p.add_argument("--model", required=True,
-                   help="embedded model name (e.g. blip-itm-tiny) or difnet-itm-base")
+                   help="embedded model name (e.g. blip-itm-tiny), pnp-vqa-tiny (rebuilds the "
+                        "shipped embedded PNP-VQA: tokenizers, captioner, answerer) or "
+                        "difnet-itm-base")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="optimiser steps (default: the shipped recipe's; fine-tuning: 10000)")
+                   help="optimiser steps (default: the shipped recipe's; pnp-vqa-tiny: of "
+                        "each of its two models; fine-tuning: 10000)")
     tune = p.add_argument_group("fine-tuning difnet-itm-base")
     tune.add_argument("--dataset", default="vqav2", help="training data (default: vqav2)")
     tune.add_argument("--data-root", default=None, help="the dataset's folder")

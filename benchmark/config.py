@@ -53,6 +53,11 @@ class RunConfig:
         # is checked against the run folder's instead
         d.pop("weights_dir")
         d.pop("tokenizer_dir")
+        if self.pnp_vqa is not None:
+            # a rebuilt embedded pipeline under the same name gives other answers
+            from benchmark.models.pnp_vqa import pipeline_fingerprint
+
+            d["pnp_fingerprint"] = pipeline_fingerprint(self.pnp_vqa)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import BinaryIO, Callable, Dict, Iterable, List, Sequence
+from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -174,6 +174,15 @@ def package_versions() -> Dict[str, str]:
     return out
 
 
+def _pipeline_entry(name: Optional[str]) -> Optional[dict]:
+    """The run's PNP-VQA pipeline: its name and, for the embedded one, its weights' sha256."""
+    if name is None:
+        return None
+    from benchmark.models.pnp_vqa import pipeline_fingerprint
+
+    return {"name": name, "sha256": pipeline_fingerprint(name)}
+
+
 def manifest(config: dict, result, argv: Sequence[str]) -> dict:
     """Everything needed to reproduce and cite the run."""
     repo = Path(__file__).resolve().parent.parent
@@ -202,6 +211,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "recipe": info.get("recipe")}
                    for name, info in result.model_info.items()},
         "methods": result.method_info,
+        "pnp_vqa": _pipeline_entry(config.get("pnp_vqa")),
         "skipped_models": result.skipped,
         "nonfinite_maps": result.nonfinite_maps,
         "higher_is_better": result.higher_is_better,

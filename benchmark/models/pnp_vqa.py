@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,11 @@ class CaptionSettings:
     top_k: int = 50
     repetition_penalty: float = 1.0
     max_rounds: int = 20  # rounds of num_captions draws before settling for what was found
+
+
+#: the embedded pipeline's: captions are at most 15 tokens and a tiny captioner says few
+#: different things, so one round of draws (its distinct captions are used)
+TINY_SETTINGS = CaptionSettings(max_length=20, min_length=5, top_k=1, max_rounds=1)
 
 
 @dataclass
@@ -95,38 +100,74 @@ class PnpVqa:
             p[short] = torch.where(p[short] > 0, p[short], floor)
         return p
 
+    def _decode(self, encoded: torch.Tensor, draws: torch.Tensor) -> List[str]:
+        """One caption per row: the captioner's decoder reading the patches ``draws`` (R, k)
+        of the encoded rows ``encoded`` (R, 1 + N, D); sampled unless ``top_k`` is 1."""
+        cap, s = self.captioner, self.settings
+        index = (draws + 1)[:, :, None].expand(-1, -1, encoded.shape[-1])  # + 1: CLS first
+        patches = torch.gather(encoded, 1, index)
+        prompt = cap.tokenizer([cap.prompt] * len(draws), return_tensors="pt").to(self.device)
+        prompt.input_ids[:, 0] = cap.tokenizer.bos_token_id
+        out = cap.text_decoder.generate(
+            input_ids=prompt.input_ids[:, :-1], max_length=s.max_length,
+            min_length=s.min_length, do_sample=s.top_k != 1, top_p=s.top_p, top_k=s.top_k,
+            num_return_sequences=1, eos_token_id=cap.tokenizer.sep_token_id,
+            pad_token_id=cap.tokenizer.pad_token_id,
+            repetition_penalty=s.repetition_penalty, encoder_hidden_states=patches,
+            encoder_attention_mask=torch.ones(patches.shape[:-1], dtype=torch.long,
+                                              device=self.device))
+        return [text[len(cap.prompt):]
+                for text in cap.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    @staticmethod
+    def _keep(found: List[str], new: Sequence[str], num_captions: int) -> None:
+        """LAVIS's rule: a caption is kept when it is not part of one already kept."""
+        for caption in new:
+            if len(found) < num_captions and not any(caption in c for c in found):
+                found.append(caption)
+
     def captions(self, image: torch.Tensor, probs: torch.Tensor, num_patches: int,
                  num_captions: int, seed: int) -> List[str]:
         """Up to ``num_captions`` distinct captions of one preprocessed image (1, 3, H, W), each
         from ``num_patches`` patches drawn ∝ ``probs`` (1, N), under ``seed`` (the global RNG is
         restored afterwards)."""
-        cap, s = self.captioner, self.settings
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(seed)
-            encoded = cap.forward_encoder({"image": image})
-            prompt = cap.tokenizer([cap.prompt] * num_captions, return_tensors="pt").to(self.device)
-            prompt.input_ids[:, 0] = cap.tokenizer.bos_token_id
+            encoded = self.captioner.forward_encoder({"image": image})
             found: List[str] = []
-            for _ in range(s.max_rounds):
-                draws = [torch.multinomial(probs.to(self.device), num_patches).sort(1).values + 1
-                         for _ in range(num_captions)]  # + 1: the image CLS token comes first
-                index = torch.cat(draws)[:, :, None].expand(-1, -1, encoded.shape[-1])
-                patches = torch.gather(encoded.expand(num_captions, -1, -1), 1, index)
-                out = cap.text_decoder.generate(
-                    input_ids=prompt.input_ids[:, :-1], max_length=s.max_length,
-                    min_length=s.min_length, do_sample=True, top_p=s.top_p, top_k=s.top_k,
-                    num_return_sequences=1, eos_token_id=cap.tokenizer.sep_token_id,
-                    pad_token_id=cap.tokenizer.pad_token_id,
-                    repetition_penalty=s.repetition_penalty, encoder_hidden_states=patches,
-                    encoder_attention_mask=torch.ones(patches.shape[:-1], dtype=torch.long,
-                                                      device=self.device))
-                for text in cap.tokenizer.batch_decode(out, skip_special_tokens=True):
-                    caption = text[len(cap.prompt):]
-                    if len(found) < num_captions and not any(caption in c for c in found):
-                        found.append(caption)
+            for _ in range(self.settings.max_rounds):
+                draws = torch.cat([torch.multinomial(probs.to(self.device), num_patches)
+                                   .sort(1).values for _ in range(num_captions)])
+                self._keep(found, self._decode(encoded.expand(num_captions, -1, -1), draws),
+                           num_captions)
                 if len(found) >= num_captions:
                     break
+        return found
+
+    def greedy_captions(self, images: torch.Tensor, probs: torch.Tensor, num_patches: int,
+                        num_captions: int, seeds: Sequence[int]) -> List[List[str]]:
+        """:meth:`captions` of a batch of images at once, for greedy decoding (``top_k`` 1),
+        where a caption depends only on its patches: each image's draws come from its own
+        seed (on a CPU generator, as :meth:`captions` draws on the CPU), and all rows of a
+        round are decoded together."""
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        found: List[List[str]] = [[] for _ in seeds]
+        with torch.no_grad():
+            encoded = self.captioner.forward_encoder({"image": images})
+            for _ in range(self.settings.max_rounds):
+                todo = [i for i, f in enumerate(found) if len(f) < num_captions]
+                if not todo:
+                    break
+                draws = torch.cat([torch.multinomial(probs[i:i + 1].cpu(), num_patches,
+                                                     generator=gens[i]).sort(1).values
+                                   for i in todo for _ in range(num_captions)])
+                rows = encoded[torch.tensor(todo, device=self.device)].repeat_interleave(
+                    num_captions, 0)
+                texts = self._decode(rows, draws.to(self.device))
+                for j, i in enumerate(todo):
+                    self._keep(found[i], texts[j * num_captions:(j + 1) * num_captions],
+                               num_captions)
         return found
 
     def answer(self, question: str, captions: Sequence[str]) -> str:
@@ -145,13 +186,14 @@ class PnpVqa:
         """The answer to every question and how many captions it was given, its captions
         drawn under a seed from (``seed``, sample id)."""
         probs = self.patch_probabilities(maps, num_patches)
-        out, counts = [], []
-        for i, (question, sid) in enumerate(zip(questions, sample_ids)):
-            caps = self.captions(images[i:i + 1], probs[i:i + 1], num_patches, num_captions,
-                                 sample_seed(seed, sid))
-            out.append(self.answer(question, caps) if caps else "")
-            counts.append(len(caps))
-        return out, counts
+        seeds = [sample_seed(seed, sid) for sid in sample_ids]
+        if self.settings.top_k == 1:
+            caps = self.greedy_captions(images, probs, num_patches, num_captions, seeds)
+        else:
+            caps = [self.captions(images[i:i + 1], probs[i:i + 1], num_patches, num_captions, s)
+                    for i, s in enumerate(seeds)]
+        return [self.answer(q, c) if c else "" for q, c in zip(questions, caps)], \
+            [len(c) for c in caps]
 
 
 def sample_seed(seed: int, sample_id: str) -> int:
@@ -178,21 +220,39 @@ class PipelineSpec:
 
 #: PNP-VQA's own configurations (LAVIS ``pnp_vqa_{base,large,3b}.yaml``): BLIP large caption
 #: (COCO train2014) with UnifiedQA-v2 T5 base / large / 3B
-PIPELINES: Dict[str, PipelineSpec] = {
+PIPELINES: Dict[str, Union[PipelineSpec, "EmbeddedPipeline"]] = {
     f"pnp-vqa-{size}": PipelineSpec("model_large_caption_coco_train2014.pth",
                                     f"allenai/unifiedqa-v2-t5-{size}-1363200")
     for size in ("base", "large", "3b")}
 
 
-def register_pipeline(name: str, spec: PipelineSpec) -> None:
+@dataclass(frozen=True)
+class EmbeddedPipeline:
+    """A pipeline that ships with the suite: ``missing()`` says what is absent (or ``None``),
+    ``load()`` returns its :class:`PnpVqa`, ``fingerprint()`` its weights' recorded sha256."""
+
+    missing: Callable[[], Optional[str]]
+    load: Callable[[], PnpVqa]
+    fingerprint: Callable[[], Optional[str]]
+
+
+def register_pipeline(name: str, spec: Union[PipelineSpec, EmbeddedPipeline]) -> None:
     """Add a pipeline selectable with ``--pnp-vqa NAME``."""
     PIPELINES[name] = spec
 
 
-def _spec(name: str) -> PipelineSpec:
+def _spec(name: str) -> Union[PipelineSpec, EmbeddedPipeline]:
     if name not in PIPELINES:
         raise InputError(f"unknown PNP-VQA pipeline {name!r}; known: {', '.join(PIPELINES)}")
     return PIPELINES[name]
+
+
+def pipeline_fingerprint(name: str) -> Optional[str]:
+    """The recorded sha256 of an embedded pipeline's weights (part of the run's digest, so a
+    rebuilt pipeline never mixes with a run folder's units); ``None`` for pipelines read from
+    the user's files, and for names that are not pipelines (rejected with the usage error)."""
+    spec = PIPELINES.get(name)
+    return spec.fingerprint() if isinstance(spec, EmbeddedPipeline) else None
 
 
 def unifiedqa_folder(repo: str, weights_dir: Optional[str] = None) -> Path:
@@ -216,6 +276,8 @@ def missing_pipeline(name: str, weights_dir: Optional[str] = None,
     from benchmark.models.pretrained import bert_tokenizer, checkpoint_path
 
     spec = _spec(name)
+    if isinstance(spec, EmbeddedPipeline):
+        return spec.missing()
     path = checkpoint_path(spec.caption_file, weights_dir)
     if not path.exists():
         return (f"PNP-VQA captioner not on disk: {path} (copy LAVIS's {spec.caption_file} "
@@ -257,6 +319,8 @@ def load_pipeline(name: str, weights_dir: Optional[str] = None,
     if reason:
         raise MissingWeights(reason)
     spec = _spec(name)
+    if isinstance(spec, EmbeddedPipeline):
+        return spec.load()
     captioner = build_lavis(BlipCaption, spec.caption_config, bert_tokenizer(tokenizer_dir),
                             spec.vit_depth, spec.text_layers)
     path = checkpoint_path(spec.caption_file, weights_dir)
@@ -268,3 +332,13 @@ def load_pipeline(name: str, weights_dir: Optional[str] = None,
     info = {"captioner": str(path.resolve()), "answerer": str(folder.resolve()),
             "fingerprint": state_hash(captioner)[:16] + state_hash(answerer)[:16]}
     return PnpVqa(captioner, answerer, name, blip_preprocessing(size), info=info)
+
+
+def _register_embedded() -> None:
+    from benchmark.models import pnp_tiny
+
+    register_pipeline(pnp_tiny.NAME, EmbeddedPipeline(pnp_tiny.missing_tiny, pnp_tiny.load_tiny,
+                                                      pnp_tiny.recorded_sha256))
+
+
+_register_embedded()

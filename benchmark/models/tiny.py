@@ -86,11 +86,25 @@ def _conv_stem(width: int, channels: int) -> nn.Module:
     )
 
 
+def build_tiny_vit(cfg: TinyConfig) -> nn.Module:
+    """LAVIS's ``VisionTransformerEncoder`` of ``cfg`` with the convolutional stem (the caller
+    seeds the initialisation)."""
+    from lavis.models.vit import VisionTransformerEncoder
+
+    if cfg.patch_size != 8:
+        raise ValueError("the convolutional stem down-samples by 8: use patch_size=8")
+    vit = VisionTransformerEncoder(img_size=cfg.image_size, patch_size=cfg.patch_size,
+                                   embed_dim=cfg.vit_width, depth=cfg.vit_depth,
+                                   num_heads=cfg.vit_heads, mlp_ratio=4.0, qkv_bias=True)
+    vit.patch_embed.proj = _conv_stem(cfg.vit_width, cfg.stem_channels)
+    vit.vision_width = cfg.vit_width  # normally set by VisionTransformerEncoder.from_config
+    return vit
+
+
 def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
     """Construct (untrained) the embedded model for ``cfg`` with a seeded initialisation."""
     from lavis.models.blip_models.blip_image_text_matching import BlipITM
     from lavis.models.med import BertConfig, XBertEncoder
-    from lavis.models.vit import VisionTransformerEncoder
 
     class TinyBlipITM(BlipITM):
         """A LAVIS BlipITM with the synthetic-domain tokenizer and a VQA answer head."""
@@ -100,13 +114,7 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
             return _tokenizer()
 
     torch.manual_seed(seed)
-    if cfg.patch_size != 8:
-        raise ValueError("the convolutional stem down-samples by 8: use patch_size=8")
-    vit = VisionTransformerEncoder(img_size=cfg.image_size, patch_size=cfg.patch_size,
-                                   embed_dim=cfg.vit_width, depth=cfg.vit_depth,
-                                   num_heads=cfg.vit_heads, mlp_ratio=4.0, qkv_bias=True)
-    vit.patch_embed.proj = _conv_stem(cfg.vit_width, cfg.stem_channels)
-    vit.vision_width = cfg.vit_width  # normally set by VisionTransformerEncoder.from_config
+    vit = build_tiny_vit(cfg)
     tok = _tokenizer()
     bert_cfg = BertConfig(vocab_size=len(tok), hidden_size=cfg.text_width,
                           num_hidden_layers=cfg.text_layers, num_attention_heads=cfg.text_heads,

@@ -90,7 +90,9 @@ def grounding_loss(attentions: Sequence[torch.Tensor], sets: torch.Tensor,
     return loss / len(attentions)
 
 
-def _aux_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def patch_attribute_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``model.patch_head`` on the ViT's patch tokens (``tokens``: CLS
+    first) against each patch's colour / shape / size class (``targets``: (B, N, 3))."""
     logits = model.patch_head(tokens[:, 1:])  # (B, N, sum(groups))
     loss, start = 0.0, 0
     for g, (name, n) in enumerate(PATCH_GROUPS.items()):
@@ -126,7 +128,7 @@ def batch_losses(adapter: VLModel, pool: Pool, idx: np.ndarray, rng: np.random.G
     itm_target = torch.cat([pool.itm_labels[idx], torch.zeros(b, dtype=torch.long)])
     out["itm"] = F.cross_entropy(adapter.match_head(hidden[full]), itm_target[full])
     out["vqa"] = F.cross_entropy(adapter.answer_head(hidden[:b]), pool.answers[idx])
-    out["aux"] = _aux_loss(model, tokens, pool.patch_targets[idx])
+    out["aux"] = patch_attribute_loss(model, tokens, pool.patch_targets[idx])
     out["loss"] = out["itm"] + out["vqa"] + tcfg.aux_weight * out["aux"] + \
         tcfg.token_aux_weight * out["tok"]
     if tcfg.ground_weight:

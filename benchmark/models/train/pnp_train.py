@@ -1,0 +1,265 @@
+"""Training of the embedded PNP-VQA (:mod:`benchmark.models.pnp_tiny`): its tokenizers, its
+captioner, its answerer, and their held-out accuracy.
+
+* tokenizers: the captioner's BERT vocabulary is the ITM models' plus the caption words; the
+  answerer's sentencepiece model (BPE: whole words, punctuation apart) is trained on synthetic passages in the exact form
+  LAVIS's ``prepare_qa_input`` writes them (``"question \\n caption."``) and the answers;
+* captioner: per step, a batch of scenes is encoded once and each scene is read through
+  ``views`` patch draws of one size k (k uniform in 1..``max_patches``, drawn as in
+  :func:`~benchmark.models.train.pnp_data.draw_patches`); LM loss on the caption of the drawn
+  patches (LAVIS ``BlipCaption``'s: the prompt is not a target) plus the per-patch attribute
+  loss on the ViT's tokens (weight ``aux_weight``), as the ITM models are trained;
+* answerer: per example, the distinct captions of 20 draws of k ∈ {1, 2, 5, 10} patches (the
+  curve's patch counts), written from the scene description
+  (:func:`~benchmark.models.train.pnp_data.passages`), one passage per caption; teacher-forced
+  cross-entropy on the answer. Absent passages of a batch are masked out of the encoder and the
+  decoder's cross-attention, so an example reads only its own captions.
+
+AdamW with warm-up and cosine decay, gradient clipping, fixed seeds and steps (the ITM models'
+schedule, :mod:`benchmark.models.train.loop`).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.models.train.loop import _optimiser, _schedule
+from benchmark.models.train.pnp_data import (CAPTION_WORDS, PROMPT, ScenePool, build_scene_pool,
+                                             caption, draw_patches, passages)
+from benchmark.models.train.recipe import patch_attribute_loss
+
+#: the patch counts of pnp_vqa_accuracy's curve on the 12×12 grid (¼, ½, 1, 2 × 5 of 144)
+CURVE_PATCHES = (1, 2, 5, 10)
+
+
+@dataclass(frozen=True)
+class PnpTrainConfig:
+    """Hyper-parameters of the embedded PNP-VQA's training (recorded in its ``.json``)."""
+
+    caption_steps: int = 4000
+    answer_steps: int = 6000
+    batch_size: int = 32
+    views: int = 4  # patch draws per scene and captioner step
+    max_patches: int = 12
+    aux_weight: float = 0.5
+    num_captions: int = 20
+    pool_size: int = 20000
+    eval_scenes: int = 300  # held-out test scenes behind the recorded accuracies
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: int = 200
+    seed: int = 0
+    data_seed: int = 0
+
+
+def passage_text(question: str, captions: Sequence[str]) -> List[str]:
+    """One passage per caption, as LAVIS's ``prepare_qa_input`` writes them with
+    ``num_captions_fid=1``."""
+    return [f"{question.lower().strip()} \\n {c.strip()}." for c in captions]
+
+
+def write_tokenizers(folder: Path, pool: ScenePool, base_vocab: Path) -> None:
+    """The captioner's vocabulary and the answerer's sentencepiece tokenizer into ``folder``."""
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = base_vocab.read_text().split("\n")
+    words = [w for w in words if w] + [w for w in CAPTION_WORDS if w not in words]
+    (folder / "caption_vocab.txt").write_text("\n".join(words) + "\n")
+    rng = np.random.default_rng(0)
+    text = []
+    for i in range(min(len(pool.questions), 4000)):
+        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
+                        pool.evidence[i].numpy(), 4, int(rng.choice(CURVE_PATCHES)))
+        text += passage_text(pool.questions[i], caps) + [pool.answers[i]]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=model,
+                                   vocab_size=200, hard_vocab_limit=False, pad_id=0, eos_id=1,
+                                   unk_id=2, bos_id=-1, model_type="bpe", num_threads=1,
+                                   minloglevel=2)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    T5Tokenizer(vocab_file=str(folder / "spiece.model"), extra_ids=0).save_pretrained(folder)
+
+
+def _steps(model, steps: int, tcfg: PnpTrainConfig, seed: int, desc: str, progress: bool,
+           loss_fn) -> Dict[str, float]:
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    opt = _optimiser(model, tcfg)
+    lr_at = _schedule(tcfg.lr, tcfg.warmup, steps)
+    model.train()
+    running: Dict[str, float] = {}
+    bar = tqdm(range(steps), disable=not progress, unit="step", desc=desc)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        losses = loss_fn(rng)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        for k, v in losses.items():
+            running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
+        if step % 20 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+    model.eval()
+    return running
+
+
+def caption_batch(pool: ScenePool, idx: Sequence[int], rng: np.random.Generator, k: int,
+                  views: int):
+    """(patch indices (B·views, k), captions) of ``views`` draws of ``k`` patches per scene."""
+    draws, texts = [], []
+    for i in idx:
+        under = pool.patch_objects[i].numpy()
+        for _ in range(views):
+            d = np.sort(draw_patches(rng, under, k))
+            draws.append(d)
+            texts.append(PROMPT + caption(pool.objects[i], under[d]))
+    return torch.from_numpy(np.stack(draws)), texts
+
+
+def captioner_loss(captioner, preprocessing, pool: ScenePool, idx, rng, tcfg: PnpTrainConfig):
+    """LM loss on the captions of random patch draws + the per-patch attribute loss."""
+    k = int(rng.integers(1, tcfg.max_patches + 1))
+    draws, texts = caption_batch(pool, idx, rng, k, tcfg.views)
+    embeds = captioner.forward_encoder({"image": preprocessing.normalise(pool.images[idx])})
+    rows = embeds.repeat_interleave(tcfg.views, 0)
+    patches = torch.gather(rows, 1, (draws + 1)[:, :, None].expand(-1, -1, rows.shape[-1]))
+    out, _ = captioner.forward_decoder({"text_input": texts}, patches)
+    aux = patch_attribute_loss(captioner, embeds, pool.patch_targets[idx])
+    return {"loss": out.loss + tcfg.aux_weight * aux, "lm": out.loss, "aux": aux}
+
+
+def answer_examples(pool: ScenePool, idx, rng, num_captions: int):
+    """(passages per example, answers) for the answerer."""
+    texts = []
+    for i in idx:
+        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
+                        pool.evidence[i].numpy(), num_captions, int(rng.choice(CURVE_PATCHES)))
+        texts.append(passage_text(pool.questions[i], caps))
+    return texts, [pool.answers[i] for i in idx]
+
+
+def fid_inputs(tokenizer, examples: Sequence[Sequence[str]]):
+    """(B, P, L) input ids and attention mask, absent passages all-masked."""
+    p = max(len(e) for e in examples)
+    flat = [t for e in examples for t in e]
+    enc = tokenizer(flat, padding="longest", return_tensors="pt")
+    ids = torch.zeros(len(examples), p, enc.input_ids.shape[1], dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    at = 0
+    for b, e in enumerate(examples):
+        ids[b, :len(e)] = enc.input_ids[at:at + len(e)]
+        mask[b, :len(e)] = enc.attention_mask[at:at + len(e)]
+        at += len(e)
+    return ids, mask
+
+
+def answerer_loss(answerer, pool: ScenePool, idx, rng, tcfg: PnpTrainConfig):
+    texts, answers = answer_examples(pool, idx, rng, tcfg.num_captions)
+    ids, mask = fid_inputs(answerer.tokenizer, texts)
+    labels = answerer.tokenizer(answers, padding="longest", return_tensors="pt").input_ids
+    labels = labels.masked_fill(labels == answerer.tokenizer.pad_token_id, -100)
+    # return_dict=False: LAVIS's encoder wrapper returns a tuple
+    loss = answerer(input_ids=ids, attention_mask=mask, labels=labels, return_dict=False)[0]
+    return {"loss": loss}
+
+
+def caption_accuracy(pipe, pool: ScenePool, n: int, seed: int) -> float:
+    """Share of held-out patch draws whose sampled caption (the pipeline's decoding) equals
+    the scene-description caption, over ``n`` scenes × the curve's patch counts."""
+    rng = np.random.default_rng(seed)
+    hits = total = 0
+    for i in range(n):
+        under = pool.patch_objects[i].numpy()
+        x = pipe.preprocessing.normalise(pool.images[i:i + 1])
+        for k in CURVE_PATCHES:
+            d = np.sort(draw_patches(rng, under, k))
+            probs = torch.zeros(1, len(under))
+            probs[0, d] = 1.0
+            got = pipe.captions(x, probs, k, 1, seed + i)
+            hits += bool(got) and got[0].strip() == caption(pool.objects[i], under[d])
+            total += 1
+    return hits / total
+
+
+def answer_accuracy(answerer, pool: ScenePool, n: int, seed: int, num_captions: int) -> float:
+    """Exact-match accuracy of the answerer on held-out scene-description captions."""
+    from lavis.models.pnp_vqa_models.pnp_vqa import PNPVQA
+
+    rng = np.random.default_rng(seed)
+    shell = PNPVQA(None, None, answerer)
+    hits = 0
+    for i in range(n):
+        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
+                        pool.evidence[i].numpy(), num_captions, int(rng.choice(CURVE_PATCHES)))
+        with torch.no_grad():
+            got = shell.forward_qa({"text_input": [pool.questions[i]], "captions": [caps]},
+                                   num_captions=len(caps))[0]
+        hits += got == pool.answers[i]
+    return hits / n
+
+
+def train_pnp_tiny(dest: Path, tcfg: PnpTrainConfig = PnpTrainConfig(), cfg=None,
+                   progress: bool = True) -> dict:
+    """Build the tokenizers, train captioner and answerer, evaluate on the test split, and
+    write ``dest`` (.pt), its ``.json`` and the tokenizer folder beside it."""
+    from benchmark.models import pnp_tiny
+    from benchmark.models.pnp_vqa import TINY_SETTINGS, PnpVqa
+    from benchmark.models.tiny import VOCAB_FILE, preprocessing
+    from benchmark.outputs import write_atomic
+
+    cfg = cfg or pnp_tiny.TinyPnpConfig()
+    t0 = time.time()
+    v = cfg.vision
+    pool = build_scene_pool("train", tcfg.pool_size, v.image_size, v.patch_size, tcfg.data_seed,
+                            progress)
+    folder = dest.parent / f"{dest.stem}-tokenizers"
+    write_tokenizers(folder, pool, VOCAB_FILE)
+    prep = preprocessing(v)
+    captioner = pnp_tiny.build_captioner(cfg, tcfg.seed, folder)
+    n = len(pool.questions)
+    t1 = time.time()
+    cap_losses = _steps(captioner, tcfg.caption_steps, tcfg, tcfg.seed, "training captioner",
+                        progress, lambda rng: captioner_loss(
+                            captioner, prep, pool, rng.choice(n, tcfg.batch_size, replace=False),
+                            rng, tcfg))
+    caption_seconds = time.time() - t1
+    answerer = pnp_tiny.build_answerer(cfg, tcfg.seed, folder)
+    t2 = time.time()
+    ans_losses = _steps(answerer, tcfg.answer_steps, tcfg, tcfg.seed + 1, "training answerer",
+                        progress, lambda rng: answerer_loss(
+                            answerer, pool, rng.choice(n, tcfg.batch_size, replace=False), rng,
+                            tcfg))
+    answer_seconds = time.time() - t2
+    test = build_scene_pool("test", tcfg.eval_scenes, v.image_size, v.patch_size, tcfg.data_seed,
+                            progress)
+    pipe = PnpVqa(captioner, answerer, pnp_tiny.NAME, prep, TINY_SETTINGS)
+    data = pnp_tiny.checkpoint_bytes(captioner, answerer)
+    meta = {"name": pnp_tiny.NAME, "config": cfg.to_dict(), "train_config": asdict(tcfg),
+            "sha256": hashlib.sha256(data).hexdigest(), "checkpoint": dest.name,
+            "caption_accuracy": caption_accuracy(pipe, test, tcfg.eval_scenes, 1),
+            "answer_accuracy": answer_accuracy(answerer, test, tcfg.eval_scenes, 2,
+                                               tcfg.num_captions),
+            "caption_seconds": caption_seconds, "answer_seconds": answer_seconds,
+            "train_seconds": time.time() - t0,
+            **{f"final_caption_{k}_loss": x for k, x in cap_losses.items() if k != "loss"},
+            "final_answer_loss": ans_losses["loss"],
+            "tokenizer_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                                 for p in sorted(folder.iterdir())},
+            "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
+    write_atomic(dest, data)
+    write_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True))
+    return meta
