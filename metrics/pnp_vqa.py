@@ -34,10 +34,11 @@ class PnpVqaAccuracy(ModelMetric):
         n = pnp.grid[0] * pnp.grid[1]
         counts = [max(1, round(f * PNP_PATCHES * n / 576)) for f in MULTIPLES]
         x = pnp.preprocessing([r.image for r in records]).to(pnp.device)
+        encoded = pnp.encode(x)  # the same tokens for every curve point
         ids = [r.sample_id for r in records]
         curves = np.zeros((len(records), len(counts)))
         for j, m in enumerate(counts):
-            answers, _ = pnp.answers(x, questions, maps, ids, m, pnp_captions, seed)
+            answers, _ = pnp.answers(x, questions, maps, ids, m, pnp_captions, seed, encoded)
             curves[:, j] = [scorer(a, r.answers) for a, r in zip(answers, records)]
         return CurveScores(curves[:, MULTIPLES.index(1.0)], np.asarray(counts, float) / n,
                            curves)

@@ -126,15 +126,22 @@ class PnpVqa:
             if len(found) < num_captions and not any(caption in c for c in found):
                 found.append(caption)
 
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """The captioner's ViT tokens of preprocessed images (B, 1 + N, D): what every caption
+        of an image reads, computed once per image for all its curve points."""
+        with torch.no_grad():
+            return self.captioner.forward_encoder({"image": images})
+
     def captions(self, image: torch.Tensor, probs: torch.Tensor, num_patches: int,
-                 num_captions: int, seed: int) -> List[str]:
-        """Up to ``num_captions`` distinct captions of one preprocessed image (1, 3, H, W), each
-        from ``num_patches`` patches drawn ∝ ``probs`` (1, N), under ``seed`` (the global RNG is
-        restored afterwards)."""
+                 num_captions: int, seed: int,
+                 encoded: Optional[torch.Tensor] = None) -> List[str]:
+        """Up to ``num_captions`` distinct captions of one preprocessed image (1, 3, H, W; or
+        its :meth:`encode` tokens ``encoded``), each from ``num_patches`` patches drawn ∝
+        ``probs`` (1, N), under ``seed`` (the global RNG is restored afterwards)."""
+        encoded = self.encode(image) if encoded is None else encoded
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(seed)
-            encoded = self.captioner.forward_encoder({"image": image})
             found: List[str] = []
             for _ in range(self.settings.max_rounds):
                 draws = torch.cat([torch.multinomial(probs.to(self.device), num_patches)
@@ -146,15 +153,16 @@ class PnpVqa:
         return found
 
     def greedy_captions(self, images: torch.Tensor, probs: torch.Tensor, num_patches: int,
-                        num_captions: int, seeds: Sequence[int]) -> List[List[str]]:
+                        num_captions: int, seeds: Sequence[int],
+                        encoded: Optional[torch.Tensor] = None) -> List[List[str]]:
         """:meth:`captions` of a batch of images at once, for greedy decoding (``top_k`` 1),
         where a caption depends only on its patches: each image's draws come from its own
         seed (on a CPU generator, as :meth:`captions` draws on the CPU), and all rows of a
         round are decoded together."""
+        encoded = self.encode(images) if encoded is None else encoded
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         found: List[List[str]] = [[] for _ in seeds]
         with torch.no_grad():
-            encoded = self.captioner.forward_encoder({"image": images})
             for _ in range(self.settings.max_rounds):
                 todo = [i for i, f in enumerate(found) if len(f) < num_captions]
                 if not todo:
@@ -182,16 +190,18 @@ class PnpVqa:
 
     def answers(self, images: torch.Tensor, questions: Sequence[str], maps: torch.Tensor,
                 sample_ids: Sequence[str], num_patches: int, num_captions: int,
-                seed: int) -> Tuple[List[str], List[int]]:
+                seed: int, encoded: Optional[torch.Tensor] = None) -> Tuple[List[str], List[int]]:
         """The answer to every question and how many captions it was given, its captions
-        drawn under a seed from (``seed``, sample id)."""
+        drawn under a seed from (``seed``, sample id); ``encoded``: the images' :meth:`encode`
+        tokens, when already computed."""
+        encoded = self.encode(images) if encoded is None else encoded
         probs = self.patch_probabilities(maps, num_patches)
         seeds = [sample_seed(seed, sid) for sid in sample_ids]
         if self.settings.top_k == 1:
-            caps = self.greedy_captions(images, probs, num_patches, num_captions, seeds)
+            caps = self.greedy_captions(images, probs, num_patches, num_captions, seeds, encoded)
         else:
-            caps = [self.captions(images[i:i + 1], probs[i:i + 1], num_patches, num_captions, s)
-                    for i, s in enumerate(seeds)]
+            caps = [self.captions(images[i:i + 1], probs[i:i + 1], num_patches, num_captions, s,
+                                  encoded[i:i + 1]) for i, s in enumerate(seeds)]
         return [self.answer(q, c) if c else "" for q, c in zip(questions, caps)], \
             [len(c) for c in caps]
 

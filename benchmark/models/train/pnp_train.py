@@ -195,20 +195,14 @@ def caption_accuracy(pipe, pool: ScenePool, n: int, seed: int) -> float:
     return hits / total
 
 
-def answer_accuracy(answerer, pool: ScenePool, n: int, seed: int, num_captions: int) -> float:
-    """Exact-match accuracy of the answerer on held-out scene-description captions."""
-    from lavis.models.pnp_vqa_models.pnp_vqa import PNPVQA
-
+def answer_accuracy(pipe, pool: ScenePool, n: int, seed: int, num_captions: int) -> float:
+    """Exact-match accuracy of the pipeline's answerer on held-out scene-description captions."""
     rng = np.random.default_rng(seed)
-    shell = PNPVQA(None, None, answerer)
     hits = 0
     for i in range(n):
         caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
                         pool.evidence[i].numpy(), num_captions, int(rng.choice(CURVE_PATCHES)))
-        with torch.no_grad():
-            got = shell.forward_qa({"text_input": [pool.questions[i]], "captions": [caps]},
-                                   num_captions=len(caps))[0]
-        hits += got == pool.answers[i]
+        hits += pipe.answer(pool.questions[i], caps) == pool.answers[i]
     return hits / n
 
 
@@ -251,7 +245,7 @@ def train_pnp_tiny(dest: Path, tcfg: PnpTrainConfig = PnpTrainConfig(), cfg=None
     meta = {"name": pnp_tiny.NAME, "config": cfg.to_dict(), "train_config": asdict(tcfg),
             "sha256": hashlib.sha256(data).hexdigest(), "checkpoint": dest.name,
             "caption_accuracy": caption_accuracy(pipe, test, tcfg.eval_scenes, 1),
-            "answer_accuracy": answer_accuracy(answerer, test, tcfg.eval_scenes, 2,
+            "answer_accuracy": answer_accuracy(pipe, test, tcfg.eval_scenes, 2,
                                                tcfg.num_captions),
             "caption_seconds": caption_seconds, "answer_seconds": answer_seconds,
             "train_seconds": time.time() - t0,
