@@ -14,7 +14,7 @@ class UnitCache:
     """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
 
     def __init__(self, out: Optional[Path], digest: str, device: str = "cpu",
-                 dataset: Optional[str] = None) -> None:
+                 dataset: Optional[str] = None, pipeline: Optional[str] = None) -> None:
         self.root = None if out is None else Path(out) / "cache"
         if self.root is None:
             return
@@ -28,6 +28,10 @@ class UnitCache:
         if dataset is not None:  # the same options over changed files: other records per batch
             self._stamp("dataset", dataset, "units of other data (dataset fingerprint {held}): "
                         "the dataset's files changed since; use another --out folder")
+        if pipeline is not None:  # the same --pnp-vqa name over other weights: other answers
+            self._stamp("pnp-vqa", pipeline, "units of another PNP-VQA pipeline (weights sha256 "
+                        "{held}): its files changed since; restore them or use another --out "
+                        "folder")
 
     def _stamp(self, name: str, value: str, conflict: str) -> None:
         stamp = self.root / name

@@ -53,12 +53,18 @@ class RunConfig:
         # is checked against the run folder's instead
         d.pop("weights_dir")
         d.pop("tokenizer_dir")
-        if self.pnp_vqa is not None:
-            # a rebuilt embedded pipeline under the same name gives other answers
-            from benchmark.models.pnp_vqa import pipeline_fingerprint
-
-            d["pnp_fingerprint"] = pipeline_fingerprint(self.pnp_vqa)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def pipeline_fingerprint(self) -> Optional[str]:
+        """What the run's PNP-VQA pipeline answers with (its weights' sha256; ``"absent"``
+        when its files are not on disk), kept with the run folder like the models'
+        fingerprints; ``None`` when the run names no pipeline."""
+        if self.pnp_vqa is None:
+            return None
+        from benchmark.models.pnp_vqa import pipeline_fingerprint
+
+        return pipeline_fingerprint(self.pnp_vqa, self.weights_dir, self.tokenizer_dir) \
+            or "absent"
 
 
 def load_dataset(cfg: RunConfig):

@@ -174,13 +174,15 @@ def package_versions() -> Dict[str, str]:
     return out
 
 
-def _pipeline_entry(name: Optional[str]) -> Optional[dict]:
-    """The run's PNP-VQA pipeline: its name and, for the embedded one, its weights' sha256."""
-    if name is None:
+def _pipeline_entry(config: dict) -> Optional[dict]:
+    """The run's PNP-VQA pipeline: its name and the sha256 of its weights (``None`` when they
+    are not on disk)."""
+    if config.get("pnp_vqa") is None:
         return None
     from benchmark.models.pnp_vqa import pipeline_fingerprint
 
-    return {"name": name, "sha256": pipeline_fingerprint(name)}
+    return {"name": config["pnp_vqa"], "sha256": pipeline_fingerprint(
+        config["pnp_vqa"], config.get("weights_dir"), config.get("tokenizer_dir"))}
 
 
 def manifest(config: dict, result, argv: Sequence[str]) -> dict:
@@ -211,7 +213,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
                           "recipe": info.get("recipe")}
                    for name, info in result.model_info.items()},
         "methods": result.method_info,
-        "pnp_vqa": _pipeline_entry(config.get("pnp_vqa")),
+        "pnp_vqa": _pipeline_entry(config),
         "skipped_models": result.skipped,
         "nonfinite_maps": result.nonfinite_maps,
         "higher_is_better": result.higher_is_better,

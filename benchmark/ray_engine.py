@@ -103,7 +103,8 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.device == "cuda" else 0
     plan = make_plan(cfg)
     # the digest of the filled-in config
-    cache = UnitCache(out, plan.cfg.digest(), cfg.device, plan.dataset_info["fingerprint"])
+    cache = UnitCache(out, plan.cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
+                      plan.cfg.pipeline_fingerprint())
     names = [m for m, why in missing_models(cfg).items() if not why]
     n_batches = len(plan.batches)
 

@@ -61,7 +61,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.higher_is_better = {m: metrics.get(m).higher_is_better
                                for m in cfg.metrics}
     result.higher_is_better.update(tie_fraction=False, max_tied=False)
-    cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"])
+    cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
+                      cfg.pipeline_fingerprint())
     if plan.missing:
         first = next(iter(plan.missing.values()))[1]
         log(f"warning: {len(plan.missing)} of {len(plan.missing) + n} questions have no image "

@@ -4,6 +4,8 @@ weights written in the real layout: a reduced-depth BLIP large caption checkpoin
 T5 base folder (LAVIS's ``unifiedqav2_base_config.json`` with 1 encoder and 1 decoder layer,
 ``save_pretrained``, a sentencepiece tokenizer trained on the synthetic questions)."""
 import dataclasses
+import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -113,6 +115,31 @@ def test_pnp_vqa_accuracy_through_the_cli(files, reduced, tmp_path):
     curves = pd.read_csv(tmp_path / "a" / "curves.csv")
     assert set(curves[curves.metric == "pnp_vqa_accuracy"].x.round(4)) == \
         {round(k / 576, 4) for k in (5, 10, 20, 40)}
+
+
+def test_a_run_folder_refuses_a_pipeline_whose_weights_changed(files, reduced, tmp_path, capsys):
+    weights, tokenizer = files
+    here = tmp_path / "weights"
+    shutil.copytree(weights, here)
+
+    def run(w):
+        return main(["--models", "blip-itm-tiny", "--methods", "random", "--metrics",
+                     "pnp_vqa_accuracy", "--pnp-vqa", reduced, "--pnp-captions", "1",
+                     "--weights-dir", str(w), "--tokenizer-dir", str(tokenizer), "--limit", "1",
+                     "--out", str(tmp_path / "run"), "--quiet", "--no-report"])
+
+    assert run(here) == 0
+    sha = json.loads((tmp_path / "run" / "manifest.json").read_text())["pnp_vqa"]["sha256"]
+    assert len(sha) == 64
+    moved = tmp_path / "elsewhere"
+    here.rename(moved)  # the same files in another folder: the run folder resumes
+    assert run(moved) == 0
+    lavis_caption_checkpoint(moved / CAPTION_FILE, tokenizer, vit_depth=1, text_layers=1, seed=2)
+    capsys.readouterr()
+    assert run(moved) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "another PNP-VQA pipeline" in err and sha in err
+    assert (tmp_path / "run" / "results.csv").exists()
 
 
 def test_without_the_pipeline_on_disk_the_rows_say_which_file(tmp_path):

@@ -22,6 +22,8 @@ What differs from LAVIS, and why:
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,12 +259,40 @@ def _spec(name: str) -> Union[PipelineSpec, EmbeddedPipeline]:
     return PIPELINES[name]
 
 
-def pipeline_fingerprint(name: str) -> Optional[str]:
-    """The recorded sha256 of an embedded pipeline's weights (part of the run's digest, so a
-    rebuilt pipeline never mixes with a run folder's units); ``None`` for pipelines read from
-    the user's files, and for names that are not pipelines (rejected with the usage error)."""
+def pipeline_fingerprint(name: str, weights_dir: Optional[str] = None,
+                         tokenizer_dir: Optional[str] = None) -> Optional[str]:
+    """The sha256 of what pipeline ``name`` answers with: an embedded pipeline's recorded
+    weights' sha256; for one read from the user's files, the bytes of its caption checkpoint
+    and UnifiedQA folder and the BERT vocabulary (where they are is not what they are).
+    ``None`` when its files are not on disk, and for names that are not pipelines (rejected
+    with the usage error). Kept with the run folder, so that units of two pipelines never mix."""
     spec = PIPELINES.get(name)
-    return spec.fingerprint() if isinstance(spec, EmbeddedPipeline) else None
+    if isinstance(spec, EmbeddedPipeline):
+        return spec.fingerprint()
+    if spec is None or missing_pipeline(name, weights_dir, tokenizer_dir):
+        return None
+    from benchmark.models.pretrained import bert_tokenizer, checkpoint_path
+
+    folder = unifiedqa_folder(spec.unifiedqa, weights_dir)
+    files = ((spec.caption_file, checkpoint_path(spec.caption_file, weights_dir)),) + tuple(
+        sorted((str(p.relative_to(folder)), p) for p in folder.rglob("*") if p.is_file()))
+    # hashed once per process while the files stay as they are (size and mtime)
+    stats = tuple((label, p.stat().st_size, p.stat().st_mtime_ns) for label, p in files)
+    vocab = repr(sorted(bert_tokenizer(tokenizer_dir).get_vocab().items()))
+    return _files_sha256(repr(spec), files, stats, vocab)
+
+
+@functools.lru_cache(maxsize=4)
+def _files_sha256(head: str, files: Tuple[Tuple[str, Path], ...], stats: tuple,
+                  tail: str) -> str:
+    h = hashlib.sha256(head.encode())
+    for label, path in files:  # in 16 MiB reads: a UnifiedQA-3B folder holds 11 GB
+        h.update(label.encode())
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                h.update(block)
+    h.update(tail.encode())
+    return h.hexdigest()
 
 
 def unifiedqa_folder(repo: str, weights_dir: Optional[str] = None) -> Path:
