@@ -35,15 +35,20 @@ def effect_summary(effects: Dict[str, Optional[dict]]) -> dict:
             "answer_changed_share": float(np.mean(changed)) if changed else None}
 
 
-def mean_curves(rows: List[dict]) -> List[dict]:
-    """Mean curve per (model, method, metric) over the samples that have one."""
+def mean_curves(rows: List[dict], seed: int = 0) -> List[dict]:
+    """Mean curve per (model, method, metric) over the samples that have one, each point with
+    its sample count and seeded 95% bootstrap CI (:func:`benchmark.stats.bootstrap_ci`, as in
+    ``summary.csv``; non-finite points are left out of that point)."""
     groups: Dict[tuple, List[dict]] = {}
     for r in rows:
         if r.get("curve") is not None:
             groups.setdefault((r["model"], r["method"], r["metric"]), []).append(r)
     out = []
     for (model, method, metric), rs in sorted(groups.items()):
-        ys = np.array([r["curve"] for r in rs])
-        for x, y in zip(rs[0]["curve_x"], ys.mean(0)):
-            out.append({"model": model, "method": method, "metric": metric, "x": x, "value": y})
+        ys = np.array([r["curve"] for r in rs], dtype=np.float64)
+        for x, y in zip(rs[0]["curve_x"], ys.T):
+            mean, lo, hi = bootstrap_ci(y, seed=seed)
+            out.append({"model": model, "method": method, "metric": metric, "x": x,
+                        "value": mean, "n": int(np.isfinite(y).sum()), "ci_low": lo,
+                        "ci_high": hi})
     return out

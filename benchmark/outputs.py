@@ -19,7 +19,7 @@ RESULT_COLUMNS = ["model", "method", "metric", "region", "sample_id", "question_
                   "value", "note"]
 SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "question_type", "n",
                    "n_excluded", "mean", "ci_low", "ci_high", "higher_is_better"]
-CURVE_COLUMNS = ["model", "method", "metric", "x", "value"]
+CURVE_COLUMNS = ["model", "method", "metric", "x", "value", "n", "ci_low", "ci_high"]
 COMPARISON_COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
                       "ci_high", "p", "p_holm"]
 SANITY_COLUMNS = ["model", "method", "test", "index", "stage", "statistic", "n", "mean",

@@ -134,6 +134,6 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                                             for k, v in gallery_maps.get(r.sample_id, {}).items()}})
     bars.close()
     result.rows += plan.reference_rows
-    result.curves = mean_curves(result.rows)
+    result.curves = mean_curves(result.rows, cfg.seed)
     result.timings["total_s"] = time.time() - t0
     return result

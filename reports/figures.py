@@ -11,6 +11,7 @@ import numpy as np
 
 from benchmark.outputs import write_atomic
 from reports.leaderboard import HEADLINE, REFERENCE, Board, oracle_of
+from reports.run_files import as_float
 
 STYLE = {"svg.hashsalt": "vqa-xai-bench", "svg.fonttype": "path", "pdf.fonttype": 42,
          "font.size": 8, "axes.titlesize": 9}
@@ -151,19 +152,21 @@ def forest_figures(summary: Sequence[dict], out: Path,
 
 
 def curve_figures(curves: Sequence[dict], out: Path) -> List[Dict[str, str]]:
-    """One figure per (model, metric) of ``curves.csv``: the mean curve of every method."""
+    """One figure per (model, metric) of ``curves.csv``: the mean curve of every method, its
+    95% bootstrap CI as a band."""
     plt = _pyplot()
     groups: Dict[tuple, Dict[str, list]] = {}
     for r in curves:
         groups.setdefault((r["model"], r["metric"]), {}).setdefault(r["method"], []).append(
-            (float(r["x"]), float(r["value"])))
+            tuple(as_float(r.get(k)) for k in ("x", "value", "ci_low", "ci_high")))
     images = []
     with plt.rc_context(STYLE):
         for (model, metric), by_method in sorted(groups.items()):
             fig, ax = plt.subplots(figsize=(4.2, 3.0))
             for method, pts in sorted(by_method.items()):
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, marker="o", markersize=2, label=method)
+                xs, ys, lo, hi = zip(*pts)
+                line, = ax.plot(xs, ys, marker="o", markersize=2, label=method)
+                ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
             removed = "deletion" in metric or "drop" in metric
             ax.set_xlabel("fraction of patches" + (" removed" if removed else " kept/inserted"))
             if metric == "vqa_keep_auc":  # its grid and AUC are in log k

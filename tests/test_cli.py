@@ -157,6 +157,8 @@ def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     curves, comp = pd.read_csv(a / "curves.csv"), pd.read_csv(a / "comparisons.csv")
     sanity = pd.read_csv(a / "sanity.csv")
     assert {"deletion_auc", "vqa_keep_auc"} <= set(curves.metric)
+    assert curves.n.between(1, 6).all() and (curves.ci_low <= curves.value + 1e-12).all() \
+        and (curves.value <= curves.ci_high + 1e-12).all() and (curves.ci_high > curves.ci_low).any()
     model_based = comp[(comp.metric == "deletion_auc") & comp.p.notna()]
     assert len(model_based) and (comp.kind == "region").any()
     assert sanity["mean"].notna().sum() > 0 and set(sanity.test) == {"random_logit"}

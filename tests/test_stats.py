@@ -79,3 +79,20 @@ def test_p_value_is_identical_across_calls_and_exact_with_ties_and_zeros():
     ps = {paired_test(d, np.zeros_like(d))["p"] for _ in range(5)}
     assert len(ps) == 1
     assert ps.pop() == pytest.approx(_signflip_p(d), abs=1e-12)  # 16 non-zero: enumerated
+
+
+def test_curve_points_carry_the_seeded_bootstrap_ci_of_their_samples():
+    from benchmark.aggregate import mean_curves
+
+    ys = np.random.default_rng(1).random((40, 3))
+    ys[5, 1] = np.nan  # a sample without this point is left out of it, not of the others
+    rows = [{"model": "m", "method": "a", "metric": "c", "curve": list(y), "curve_x": [0, .5, 1]}
+            for y in ys]
+    points = mean_curves(rows, seed=4)
+    assert [p["x"] for p in points] == [0, .5, 1]
+    for p, col in zip(points, ys.T):
+        finite = col[np.isfinite(col)]
+        assert (p["value"], p["ci_low"], p["ci_high"]) == bootstrap_ci(finite.tolist(), seed=4)
+        assert p["n"] == finite.size and p["ci_low"] < p["value"] < p["ci_high"]
+    assert [p["n"] for p in points] == [40, 39, 40]
+    assert mean_curves(rows, seed=4) == points and mean_curves(rows, seed=5) != points
