@@ -2,13 +2,17 @@
 fine-tuned on image-question matching with hard negatives, on the synthetic data exported in
 VQA v2 + COCO format, with a reduced-depth base (1 ViT block, 3 text layers) from a random
 checkpoint in LAVIS's layout; killed after one step of two and resumed, it ends where an
-uninterrupted run ends."""
+uninterrupted run ends. On the real-photo VQA v2 fixture, the COCO panoptic stream reaches the
+fusion encoder."""
+import json
+
 import torch
 
 from benchmark.cli import main
 from benchmark.models.pretrained import CHECKPOINTS, DIFNET_FUSION, _blip_loader
 from benchmark.models.train.finetune import LAST, RESULT
 from datasets.export import export_vqav2
+from tests.coco_fixture import CATEGORIES, IMAGES, VQA_FILES, write_coco_vqa, write_panoptic
 from tests.real_layout import bert_vocab, lavis_checkpoint
 
 
@@ -49,3 +53,41 @@ def test_a_checkpoint_of_other_settings_is_refused(tmp_path, capsys):
     assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
                  str(data), "--steps", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 2
     assert "checkpoint of other fine-tuning settings" in capsys.readouterr().err
+
+
+WRITTEN = {i for i, (_, _, written) in IMAGES.items() if written}
+
+
+def test_finetune_trains_on_what_the_coco_panoptic_pngs_say(tmp_path):
+    """``--segmentation panoptic:FILE.json`` on VQA v2 + COCO files of real photographs: the
+    same fine-tuning step with the same PNGs gives the same weights, and with the file's 133
+    classes listed in another order (each segment in another class) other fusion weights."""
+    root = write_coco_vqa(tmp_path / "coco")
+    for name in VQA_FILES[2]:  # training needs every image: drop the question whose file is missing
+        obj = json.loads((root / name).read_text())
+        key = "questions" if "questions" in obj else "annotations"
+        obj[key] = [q for q in obj[key] if q["image_id"] in WRITTEN]
+        (root / name).write_text(json.dumps(obj))
+    fillers = [c for c in range(1, 300) if c not in CATEGORIES][:133 - len(CATEGORIES)]
+    listed = {**CATEGORIES, **{c: f"class {c}" for c in fillers}}
+    reordered = dict(reversed(list(listed.items())))
+    tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
+    weights = tmp_path / "weights"
+    lavis_checkpoint(weights / CHECKPOINTS["blip-itm-base"][1], "base", tokenizer, vit_depth=1,
+                     text_layers=3)
+
+    def fusion_after_one_step(categories, out):
+        pan = write_panoptic(tmp_path / out / "panoptic", categories)
+        assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
+                     str(root), "--split", "val", "--segmentation", f"panoptic:{pan}",
+                     "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
+                     "--steps", "1", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
+                     "--text-layers", "3", "--device", "cpu", "--quiet",
+                     "--out", str(tmp_path / out)]) == 0
+        state = torch.load(tmp_path / out / RESULT)
+        return {k: v for k, v in state.items() if "fusion" in k}
+
+    a, again, other = (fusion_after_one_step(c, o) for c, o in
+                       ((listed, "a"), (listed, "again"), (reordered, "other")))
+    assert a and all(torch.equal(a[k], again[k]) for k in a)
+    assert any(not torch.equal(a[k], other[k]) for k in a)
