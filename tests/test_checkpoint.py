@@ -36,6 +36,20 @@ def test_checkpoint_hash_and_config_match(name):
     assert len(data) < 20 * 2**20
 
 
+def test_the_compared_models_are_of_equal_capacity():
+    """The fused model is compared with the baseline at equal capacity: the same text encoder,
+    and within 5% of its parameters in all (its 1-block ViT plus the fusion encoder against the
+    baseline's deeper ViT); each control pair is the same architecture."""
+    count = {n: sum(p.numel() for p in models.load(n).module.parameters()) for n in SHIPPED}
+    text = {n: sum(p.numel() for p in models.load(n).module.text_encoder.parameters())
+            for n in ("blip-itm-tiny", "difnet-itm-tiny")}
+    assert text["blip-itm-tiny"] == text["difnet-itm-tiny"]
+    assert abs(count["difnet-itm-tiny"] / count["blip-itm-tiny"] - 1) < 0.05
+    for name in SHIPPED:
+        if name.endswith("-plain"):
+            assert count[name] == count[name[:-len("-plain")]]
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_recorded_and_resampled_heldout_accuracy(name):
     meta = json.loads((CHECKPOINT_DIR / f"{name}.json").read_text())
