@@ -15,7 +15,7 @@ import methods
 from benchmark import models
 from benchmark.cli import main
 from benchmark.models.pnp_vqa import (PIPELINES, CaptionSettings, PipelineSpec, load_pipeline,
-                                      sample_seed)
+                                      regrid_mass, sample_seed)
 from benchmark.models.pretrained import bert_tokenizer, build_blip_itm
 from tests.real_layout import bert_vocab, lavis_caption_checkpoint, unifiedqa_folder
 
@@ -81,12 +81,28 @@ def test_patch_probabilities_keep_each_patch_share_and_stay_drawable(pipe):
     maps[1] = torch.rand(12, 12)
     p = pipe.patch_probabilities(maps, 20)
     assert p.shape == (2, 576)
-    grid = p[1].view(24, 24)
-    assert torch.equal(grid[::2, ::2], maps[1]) and torch.equal(grid[1::2, 1::2], maps[1])
+    grid = p[1].view(24, 24)  # each patch's mass spread over the four cells it covers
+    for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        assert torch.allclose(grid[i::2, j::2], maps[1] / 4)
     # fewer positive patches than draws: the rest spread uniformly over the others
-    assert (p[0] > 0).all() and p[0].view(24, 24)[6, 8] == 2.0
-    assert float(p[0].view(24, 24)[10, 10]) == pytest.approx(1e-6 * 4 * 2.0)  # of the sum
+    assert (p[0] > 0).all() and p[0].view(24, 24)[6, 8] == 0.5
+    assert float(p[0].view(24, 24)[10, 10]) == pytest.approx(1e-6 * 2.0)  # of the sum
     torch.multinomial(p, 20)  # LAVIS's draw would raise on the all-but-one-zero map
+
+
+@pytest.mark.parametrize("size, grid", [(24, 12), (16, 24), (24, 16), (12, 12)])
+def test_a_map_on_another_grid_keeps_every_patchs_share(size, grid):
+    """A BLIP base map (24 × 24) read by a 12 × 12 captioner, and non-integer ratios: each of
+    the map's patches keeps its mass, where nearest-neighbour drops or duplicates patches."""
+    one_hot = torch.eye(size * size, dtype=torch.float64).view(-1, size, size)
+    moved = regrid_mass(one_hot, (grid, grid))
+    assert moved.shape == (size * size, grid, grid)
+    assert torch.allclose(moved.flatten(1).sum(1), torch.ones(size * size, dtype=torch.float64))
+    maps = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
+    out = regrid_mass(maps, (grid, grid))
+    assert torch.allclose(out.sum((1, 2)), maps.sum((1, 2)))
+    if size == 2 * grid:  # halving: each cell is the sum of the 2 × 2 block it covers
+        assert torch.allclose(out, maps.view(3, grid, 2, grid, 2).sum((2, 4)))
 
 
 def test_a_captioner_that_repeats_itself_stops_after_max_rounds(pipe):

@@ -10,15 +10,16 @@ to a UnifiedQA-v2 T5 in fusion-in-decoder mode (LAVIS ``forward_qa``, greedy). W
 ``PNPVQA.predict_answers`` with the same seed).
 
 What differs from LAVIS, and why:
-- each question is captioned on its own, under a seed drawn from (run seed, sample id), so its
-  captions do not depend on which questions share its batch;
+- each question's patches and captions are drawn under its own seed, from (run seed, sample
+  id), so its captions do not depend on which questions share its batch (greedy captions,
+  which depend only on their patches, are decoded for the whole batch at once);
 - LAVIS samples until every image has ``num_captions`` distinct captions, which never ends for a
   captioner that says few different things; here at most ``max_rounds`` rounds are drawn (the
   distinct captions found by then are used);
 - a map with fewer positive patches than ``num_patches`` (where LAVIS's ``torch.multinomial``
   raises) draws the rest uniformly among the others;
-- a map on another patch grid than the captioner's is resampled to it (nearest neighbour: each
-  of the map's patches keeps its share of the probability).
+- a map on another patch grid than the captioner's is resampled to it by area
+  (:func:`regrid_mass`: each of the map's patches keeps its share of the probability).
 """
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import InputError
@@ -58,6 +58,24 @@ class CaptionSettings:
 #: the embedded pipeline's: captions are at most 15 tokens and a tiny captioner says few
 #: different things, so one round of draws (its distinct captions are used)
 TINY_SETTINGS = CaptionSettings(max_length=20, min_length=5, top_k=1, max_rounds=1)
+
+
+def _shares(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in): the share of each of ``n_in`` equal cells of [0, 1] that lies in each of
+    ``n_out`` equal cells (every column sums to 1)."""
+    a = torch.arange(n_in + 1, dtype=torch.float64) / n_in
+    b = torch.arange(n_out + 1, dtype=torch.float64) / n_out
+    overlap = torch.minimum(b[1:, None], a[None, 1:]) - torch.maximum(b[:-1, None], a[None, :-1])
+    return overlap.clamp(min=0) * n_in
+
+
+def regrid_mass(maps: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+    """(B, h, w) non-negative maps on another (B, *grid) patch grid, each cell's mass spread over
+    the cells it overlaps in proportion to the overlap: every patch of the map keeps its share of
+    the total for any ratio of the grids (nearest-neighbour would drop three of four patches of
+    a 24 × 24 map read on a 12 × 12 grid, and weigh patches unequally at 16 → 24)."""
+    rows, cols = _shares(maps.shape[1], grid[0]), _shares(maps.shape[2], grid[1])
+    return torch.einsum("ji,bik,lk->bjl", rows, maps.double(), cols).to(maps.dtype)
 
 
 @dataclass
@@ -94,7 +112,7 @@ class PnpVqa:
         the rest of their draws spread uniformly over the others."""
         maps = maps.float().clamp(min=0)
         if tuple(maps.shape[1:]) != self.grid:
-            maps = F.interpolate(maps[:, None], size=self.grid, mode="nearest")[:, 0]
+            maps = regrid_mass(maps, self.grid)
         p = maps.flatten(1)
         short = (p > 0).sum(1) < num_patches
         if short.any():
