@@ -252,11 +252,16 @@ def cmd_train(argv: Sequence[str]) -> int:
     from benchmark.models import CHECKPOINT_DIR, cache_dir, embedded
 
     args = train_parser().parse_args(argv)
-    if args.model == "difnet-itm-base":
-        return _finetune(args)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.model == "difnet-itm-base":
+        if args.ship or args.stage1:
+            raise UsageError("--ship and --stage1 are for the embedded models; fine-tuning "
+                             "difnet-itm-base writes into --out and resumes from it")
+        return _finetune(args)
     if args.model == "pnp-vqa-tiny":
+        if args.stage1:
+            raise UsageError("--stage1 is the ITM recipe's second stage; pnp-vqa-tiny has none")
         return _train_pnp_tiny(args)
     if args.model not in embedded.EMBEDDED:
         raise UsageError(f"cannot train {args.model!r}: embedded models are "

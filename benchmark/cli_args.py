@@ -106,7 +106,7 @@ def run_parser() -> argparse.ArgumentParser:
                         "not applicable")
     p.add_argument("--pnp-captions", type=positive_int, default=20, metavar="N",
                    help="pnp_vqa_accuracy: captions per question and curve point (default: 20; "
-                        "PNP-VQA uses 100, five times the cost)")
+                        "PNP-VQA uses 100: about four times the cost, measured at full size)")
     p.add_argument("--max-batch-images", type=positive_int, default=None, metavar="N",
                    help="the most images one forward takes (a method's maps, IG's path points, "
                         "a curve's images, sanity explains); default: what --memory-budget-gb "
@@ -218,7 +218,8 @@ def train_parser() -> argparse.ArgumentParser:
                       help="stop after N steps with the checkpoint written (a rerun resumes)")
     p.add_argument("--ship", action="store_true",
                    help="write into the package's checkpoints/ (what ships with the suite) "
-                        "instead of the user cache")
+                        "instead of the user cache (pnp-vqa-tiny always writes there; not for "
+                        "difnet-itm-base, which writes into --out)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
                    help="continue from a checkpoint of the recipe's first stage (same config; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,6 +79,11 @@ class Dataset:
 
     def describe(self) -> dict:
         return {"name": self.name, "n": len(self)}
+
+    def missing_images(self) -> List[Tuple[str, Path]]:
+        """(sample id, image path) of every sample whose image file is absent, found without
+        decoding any image; none for generated data."""
+        return []
 
     def reference_rows(self, records: Sequence[Record]) -> List[dict]:
         """Result rows of a reference the dataset itself gives for ``records`` (e.g. the

@@ -39,7 +39,7 @@ the file and the fix. Accuracy is the official VQA accuracy (``exact_match = Fal
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -157,6 +157,17 @@ class VQAv2Dataset(Dataset):
 
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / (self._image_pattern % image_id)
+
+    def missing_images(self) -> List[Tuple[str, Path]]:
+        present: Dict[int, bool] = {}
+        out = []
+        for q in self._questions:
+            iid = q["image_id"]
+            if iid not in present:
+                present[iid] = self.image_path(iid).is_file()
+            if not present[iid]:
+                out.append((str(q["question_id"]), self.image_path(iid)))
+        return out
 
     def _load_image(self, image_id: int, question_id: int, family: str) -> np.ndarray:
         path = self.image_path(image_id)

@@ -91,3 +91,14 @@ def test_finetune_trains_on_what_the_coco_panoptic_pngs_say(tmp_path):
                        ((listed, "a"), (listed, "again"), (reordered, "other")))
     assert a and all(torch.equal(a[k], again[k]) for k in a)
     assert any(not torch.equal(a[k], other[k]) for k in a)
+
+
+def test_a_missing_image_is_refused_before_any_step(tmp_path, capsys):
+    root = write_coco_vqa(tmp_path / "coco")  # question 5001's image file is not there
+    out = tmp_path / "out"
+    assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
+                 str(root), "--split", "val", "--steps", "1", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 7 questions have no image file (first: question 5001" in err
+    assert err.count("\n") == 1 and not (out / LAST).exists()

@@ -12,9 +12,12 @@ which this fine-tuning leaves out). AdamW (the fusion encoder at ``fusion_lr``, 
 ``lr``), linear warm-up then cosine decay, gradient clipping at 1, ``accumulate`` batches per
 step, ``precision`` bf16/fp16 under ``torch.autocast`` (fp16 with a gradient scaler).
 
-A checkpoint (weights, optimiser, scaler, data order, random states) is written atomically
-every ``checkpoint_every`` steps to ``out/finetune-last.pt``; a rerun with the same settings
-resumes from it and gives the same weights as an uninterrupted run. The result is
+A checkpoint (weights, optimiser, scaler, data order, random states, CUDA's included) is
+written atomically every ``checkpoint_every`` steps to ``out/finetune-last.pt``; a rerun with
+the same settings resumes from it and, on the CPU, gives the same weights as an uninterrupted
+run (on a GPU, to the extent its kernels are deterministic). Records are read per batch, so the
+split's images are never all in memory; a question without its image file is refused before
+the first step. The result is
 ``out/difnet_itm_base.pth`` (the state dict ``--models difnet-itm-base --weights-dir out``
 reads).
 """
@@ -140,10 +143,20 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
     out.mkdir(parents=True, exist_ok=True)
     data = datasets.get(cfg.dataset)(split=cfg.split, seed=cfg.seed,
                                      **({"data_root": cfg.data_root} if cfg.data_root else {}))
-    records = [data[i] for i in range(len(data))]
-    if len(records) < 2:
-        raise InputError(f"dataset {cfg.dataset!r} split {cfg.split!r} has {len(records)} "
+    # records are read per batch: a VQA v2 train split's decoded images do not fit in memory
+    n = len(data)
+    if n < 2:
+        raise InputError(f"dataset {cfg.dataset!r} split {cfg.split!r} has {n} "
                          "question(s); hard negatives need at least 2")
+    missing = data.missing_images()
+    if missing:  # refused up front, not at the batch that reaches it
+        sid, path = missing[0]
+        raise InputError(f"{len(missing)} of {n} questions have no image file (first: question "
+                         f"{sid}, {path}); fine-tuning needs every image — complete the image "
+                         "folder or drop those questions from the question and annotation files")
+    if cfg.segmentation == "shuffled":
+        raise InputError("--segmentation shuffled is an evaluation control (each image reads "
+                         "another's stream); fine-tune on exact, npy:DIR or panoptic:FILE.json")
     last = out / LAST
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     if state is not None and state["digest"] != cfg.digest():
@@ -162,7 +175,7 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
     rng = np.random.default_rng(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    order, cursor, step = rng.permutation(len(records)), 0, 0
+    order, cursor, step = rng.permutation(n), 0, 0
     if state is not None:
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -171,6 +184,8 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
         rng.bit_generator.state = state["numpy"]
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch"])  # dropout's draws
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
     lr_rest, lr_fusion = _schedule(cfg.lr, cfg.warmup, cfg.steps), \
         _schedule(cfg.fusion_lr, cfg.warmup, cfg.steps)
     autocast = (torch.autocast(device.split(":")[0], dtype=PRECISIONS[cfg.precision])
@@ -186,10 +201,10 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
         total = 0.0
         for _ in range(cfg.accumulate):
             if cursor + cfg.batch_size > len(order):
-                order, cursor = rng.permutation(len(records)), 0
-            recs = [records[i] for i in order[cursor:cursor + cfg.batch_size]]
+                order, cursor = rng.permutation(n), 0
+            recs = [data[int(i)] for i in order[cursor:cursor + cfg.batch_size]]
             cursor += cfg.batch_size
-            seg = batch_segmentation(recs, records, cfg.segmentation, adapter.grid[0], 133,
+            seg = batch_segmentation(recs, data, cfg.segmentation, adapter.grid[0], 133,
                                      cfg.seed)
             view = adapter.given(segmentation=None if seg is None else seg.to(device))
             images = adapter.preprocess([r.image for r in recs])
@@ -213,7 +228,9 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
                         "model": module.state_dict(), "optimizer": opt.state_dict(),
                         "scaler": scaler.state_dict(), "order": order.tolist(),
                         "cursor": cursor, "numpy": rng.bit_generator.state,
-                        "generator": generator.get_state(), "torch": torch.get_rng_state()}
+                        "generator": generator.get_state(), "torch": torch.get_rng_state(),
+                        "cuda": (torch.cuda.get_rng_state_all() if device.startswith("cuda")
+                                 else None)}
             write_atomic(last, lambda fh: torch.save(snapshot, fh))
         if stop_after is not None and step >= stop_after and step < cfg.steps:
             bar.close()
