@@ -94,6 +94,22 @@ def test_a_changed_checkpoint_is_refused_with_the_command_that_rebuilds_it(tmp_p
         missing_pipeline("pnp-vqa-tiny")
 
 
+def test_a_changed_tokenizer_is_refused(tmp_path, monkeypatch):
+    """The weights' token ids mean the shipped tokenizers' pieces: a vocabulary with two words
+    swapped would load and caption nonsense, so the recorded sha256 of each file is checked."""
+    shipped = tmp_path / "checkpoints"
+    shutil.copytree(CHECKPOINT_DIR, shipped, ignore=shutil.ignore_patterns("*itm*"))
+    folder = shipped / "pnp-vqa-tiny-tokenizers"
+    monkeypatch.setattr(pnp_tiny, "CHECKPOINT_DIR", shipped)
+    monkeypatch.setattr(pnp_tiny, "TOKENIZERS", folder)
+    assert load_pipeline("pnp-vqa-tiny").name == "pnp-vqa-tiny"  # the copy itself loads
+    words = (folder / "caption_vocab.txt").read_text().splitlines()
+    words[-1], words[-2] = words[-2], words[-1]
+    (folder / "caption_vocab.txt").write_text("\n".join(words) + "\n")
+    with pytest.raises(MissingWeights, match="caption_vocab.txt is missing or does not match"):
+        load_pipeline("pnp-vqa-tiny")
+
+
 def test_training_writes_a_checkpoint_the_pipeline_loads(tmp_path, monkeypatch):
     """A reduced run of the training command's code (few steps, few scenes): tokenizers,
     checkpoint and record are written, and the loader reads them back to the same weights."""

@@ -150,6 +150,13 @@ def load_tiny(*_, **__):
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise MissingWeights(f"{CHECKPOINT_DIR / NAME}.pt does not match its recorded sha256; "
                              f"rebuild it with `python -m benchmark train --model {NAME}`")
+    for name, sha in sorted(meta.get("tokenizer_sha256", {}).items()):
+        # the weights' ids mean these tokenizers' pieces: another vocabulary reads them as noise
+        path = TOKENIZERS / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise MissingWeights(f"{path} is missing or does not match the sha256 recorded in "
+                                 f"{NAME}.json; restore it from the suite or rebuild with "
+                                 f"`python -m benchmark train --model {NAME}`")
     cfg = TinyPnpConfig(vision=TinyConfig(**meta["config"]["vision"]),
                         **{k: v for k, v in meta["config"].items() if k != "vision"})
     state = torch.load(io.BytesIO(data), map_location="cpu")
