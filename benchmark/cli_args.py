@@ -129,9 +129,10 @@ def run_parser() -> argparse.ArgumentParser:
                         "degraded:RATE (that map as an imperfect segmenter's: each object's class "
                         "wrong with probability RATE, outlines off by one pixel), "
                         "none (zeros), shuffled (another image's map), npy:DIR (one "
-                        "<sample_id>.npy (C, h, w) map per question) or panoptic:FILE.json (COCO "
-                        "panoptic_<split>2017.json with its PNG folder beside it; COCO image "
-                        "ids: vqav2, vqahat). Default: exact")
+                        "<sample_id>.npy (C, h, w) map per question) or panoptic:PATH (COCO's "
+                        "panoptic_<split>2017.json with its PNG folder beside it, or the folder "
+                        "holding those of several splits; COCO image ids: vqav2, vqahat). "
+                        "Default: exact")
     p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=2",
                    help="MultiLevelEncoder settings for the embedded fused model (ablations); a "
                         "setting without a shipped checkpoint is trained once and cached")
@@ -191,7 +192,7 @@ def train_parser() -> argparse.ArgumentParser:
     tune.add_argument("--segmentation", default="exact",
                       help="the segmentation stream: exact (the dataset's maps), npy:DIR "
                            "(DIFNet-layout (C, h, w) maps, one <sample_id>.npy each) or "
-                           "panoptic:FILE.json (COCO panoptic_<split>2017.json + its PNGs)")
+                           "panoptic:PATH (COCO panoptic_<split>2017.json + its PNGs, or their folder)")
     tune.add_argument("--batch-size", type=positive_int, default=32,
                       help="matched pairs per batch (each adds two hard negatives)")
     tune.add_argument("--accumulate", type=positive_int, default=1,

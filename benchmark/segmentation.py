@@ -5,7 +5,7 @@ imperfect segmenter at a stated error rate (``degraded:RATE``, see :func:`degrad
 (``none``: zeros),
 another image's map (``shuffled``: the next sample's, a fixed derangement), a folder of ``.npy``
 maps in DIFNet's (C, h, w) layout, one per sample, resampled to the grid (``npy:DIR``), or COCO
-panoptic annotations for the records' COCO image ids (``panoptic:FILE.json``,
+panoptic annotations for the records' COCO image ids (``panoptic:PATH``,
 :mod:`datasets.coco_panoptic`).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from benchmark.errors import InputError
 
-SOURCES = ("exact", "degraded:RATE", "none", "shuffled", "npy:DIR", "panoptic:FILE.json")
+SOURCES = ("exact", "degraded:RATE", "none", "shuffled", "npy:DIR", "panoptic:PATH")
 
 
 def degrade(semantic_map: np.ndarray, instance_map: np.ndarray, rate: float, n_classes: int,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -24,30 +24,47 @@ RELEASE = "COCO panoptic"
 
 
 class PanopticAnnotations:
-    """One ``panoptic_<split>2017.json`` and its PNG folder."""
+    """One ``panoptic_<split>2017.json`` and its PNG folder, or a folder of several (COCO's
+    annotations folder: ``panoptic_train2017.json`` and ``panoptic_val2017.json`` with their PNG
+    folders; VQA v2's val2014 images are spread over both 2017 splits). The files must list the
+    same categories; an image is read from the file that annotates it."""
 
-    def __init__(self, json_path: Path) -> None:
-        self.json_path = Path(json_path)
-        self.png_dir = self.json_path.with_suffix("")
-        obj = read_json(self.json_path, "COCO panoptic annotations",
-                        "pass --segmentation panoptic:PATH/panoptic_<split>2017.json")
-        cats = list_of(obj, "categories", self.json_path, ("id", "name"), "category", RELEASE)
-        anns = list_of(obj, "annotations", self.json_path,
-                       ("image_id", "file_name", "segments_info"), "annotation", RELEASE)
+    def __init__(self, path: Path) -> None:
+        path = Path(path)
+        files = sorted(path.glob("panoptic_*.json")) if path.is_dir() else [path]
+        if not files:
+            raise InputError(f"no panoptic_<split>2017.json in {path} — pass the folder COCO's "
+                             "panoptic annotations were unpacked into, or one such file")
+        self.json_path = path
+        self._anns: Dict[int, Tuple[dict, Path, Path]] = {}
+        cats = None
+        for json_path in files:
+            obj = read_json(json_path, "COCO panoptic annotations",
+                            "pass --segmentation panoptic:PATH/panoptic_<split>2017.json")
+            these = list_of(obj, "categories", json_path, ("id", "name"), "category", RELEASE)
+            if cats is not None and [c["id"] for c in these] != [c["id"] for c in cats]:
+                raise InputError(f"{json_path} lists other categories than {files[0]} — use "
+                                 "panoptic files of the same COCO release")
+            cats = these
+            png_dir = json_path.with_suffix("")
+            if not png_dir.is_dir():
+                raise InputError(f"missing folder {png_dir} (the PNGs of {json_path}) — "
+                                 "unpack COCO's panoptic PNGs beside the JSON file")
+            for a in list_of(obj, "annotations", json_path,
+                             ("image_id", "file_name", "segments_info"), "annotation", RELEASE):
+                self._anns[int(a["image_id"])] = (a, png_dir, json_path)
         self.class_of = {c["id"]: k for k, c in enumerate(cats)}
         self.n_classes = len(cats)
-        self._anns: Dict[int, dict] = {int(a["image_id"]): a for a in anns}
-        if not self.png_dir.is_dir():
-            raise InputError(f"missing folder {self.png_dir} (the PNGs of {self.json_path}) — "
-                             "unpack COCO's panoptic PNGs beside the JSON file")
 
     def class_map(self, image_id: int) -> np.ndarray:
         """(H, W) class index per pixel, -1 where unlabelled."""
-        ann = self._anns.get(int(image_id))
-        if ann is None:
-            raise InputError(f"{self.json_path} has no annotation for image {image_id} — use "
-                             "the panoptic file of the images' split")
-        path = self.png_dir / ann["file_name"]
+        found = self._anns.get(int(image_id))
+        if found is None:
+            raise InputError(f"{self.json_path} has no annotation for image {image_id} — pass "
+                             "the folder holding the panoptic files of every 2017 split (an "
+                             "image of a 2014 split may be in either)")
+        ann, png_dir, json_path = found
+        path = png_dir / ann["file_name"]
         if not path.is_file():
             raise InputError(f"missing panoptic PNG {path} (image {image_id}) — unpack COCO's "
                              "panoptic PNGs beside the JSON file")
@@ -57,7 +74,7 @@ class PanopticAnnotations:
         for seg in ann["segments_info"]:
             cls = self.class_of.get(seg.get("category_id"))
             if cls is None:
-                raise InputError(f"{self.json_path}: segment {seg.get('id')} of image "
+                raise InputError(f"{json_path}: segment {seg.get('id')} of image "
                                  f"{image_id} has unknown category_id {seg.get('category_id')} "
                                  "— re-download it")
             out[ids == seg["id"]] = cls
@@ -79,6 +96,6 @@ class PanopticAnnotations:
 
 
 @functools.lru_cache(maxsize=2)
-def panoptic(json_path: str) -> PanopticAnnotations:
-    """The parsed panoptic file (cached: one parse per run)."""
-    return PanopticAnnotations(Path(json_path))
+def panoptic(path: str) -> PanopticAnnotations:
+    """The parsed panoptic file or folder of files (cached: one parse per run)."""
+    return PanopticAnnotations(Path(path))

@@ -52,6 +52,34 @@ def test_the_fixtures_classes_and_unknown_categories(tmp_path):
         PanopticAnnotations(tmp_path / "panoptic_val2017.json").histogram(139, 12)
 
 
+def test_a_folder_of_both_2017_splits_reads_each_image_from_the_file_that_has_it(tmp_path):
+    """VQA v2 val is COCO val2014, whose images COCO 2017 spread over train2017 and val2017."""
+    one = PanopticAnnotations(write_panoptic(tmp_path / "one"))
+    both = tmp_path / "both"
+    write_panoptic(both)
+    obj = json.loads((both / "panoptic_val2017.json").read_text())
+    (both / "panoptic_val2017").rename(both / "panoptic_train2017")
+    in_train = {139, 632}
+    for split, keep in (("train", in_train), ("val", {285, 724})):
+        part = {**obj, "annotations": [a for a in obj["annotations"] if a["image_id"] in keep]}
+        (both / f"panoptic_{split}2017.json").write_text(json.dumps(part))
+    (both / "panoptic_val2017").mkdir()
+    for a in obj["annotations"]:
+        if a["image_id"] not in in_train:
+            (both / "panoptic_train2017" / a["file_name"]).rename(
+                both / "panoptic_val2017" / a["file_name"])
+    union = PanopticAnnotations(both)
+    assert union.n_classes == one.n_classes
+    for image_id in (139, 285, 632, 724):
+        assert np.array_equal(union.histogram(image_id, 12), one.histogram(image_id, 12))
+    with pytest.raises(InputError, match="panoptic files of every 2017 split"):
+        union.histogram(776, 12)
+    obj["categories"] = obj["categories"][:-1]
+    (both / "panoptic_val2017.json").write_text(json.dumps(obj))
+    with pytest.raises(InputError, match="lists other categories than"):
+        PanopticAnnotations(both)
+
+
 def test_cli_fused_model_reads_the_panoptic_stream(tmp_path, capsys):
     root = write_coco_vqa(tmp_path / "coco")
     five = {1: "person", 17: "cat", 28: "umbrella", 47: "cup", 67: "dining table"}

@@ -59,7 +59,7 @@ WRITTEN = {i for i, (_, _, written) in IMAGES.items() if written}
 
 
 def test_finetune_trains_on_what_the_coco_panoptic_pngs_say(tmp_path):
-    """``--segmentation panoptic:FILE.json`` on VQA v2 + COCO files of real photographs: the
+    """``--segmentation panoptic:PATH`` on VQA v2 + COCO files of real photographs: the
     same fine-tuning step with the same PNGs gives the same weights, and with the file's 133
     classes listed in another order (each segment in another class) other fusion weights."""
     root = write_coco_vqa(tmp_path / "coco")

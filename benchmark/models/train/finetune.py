@@ -156,7 +156,7 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
                          "folder or drop those questions from the question and annotation files")
     if cfg.segmentation == "shuffled":
         raise InputError("--segmentation shuffled is an evaluation control (each image reads "
-                         "another's stream); fine-tune on exact, npy:DIR or panoptic:FILE.json")
+                         "another's stream); fine-tune on exact, npy:DIR or panoptic:PATH")
     last = out / LAST
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     if state is not None and state["digest"] != cfg.digest():
