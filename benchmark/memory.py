@@ -4,7 +4,9 @@ Every batched pass of the suite (a method's maps, Integrated Gradients' path poi
 of a deletion/insertion curve, the counterfactual re-renders, the VQA metrics' masked reads, the
 sanity checks' explains) takes at most ``VLModel.max_batch_images`` images. That bound is
 ``--max-batch-images`` when given, else the run's ``--memory-budget-gb`` divided by an estimate
-of what one image's forward and backward hold (:func:`activation_bytes`).
+of what one image's forward and backward hold (:func:`activation_bytes`). PNP-VQA's captioner
+and answerer are not bounded by it: they run without gradients, on the unit's images
+(``--batch-size``) and on the few patch tokens each caption draws.
 
 The bound is a function of the configuration and the architecture only (never of the free
 memory of the machine): batch sizes change floating-point sums in their last bits, and a run's
