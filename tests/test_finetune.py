@@ -102,3 +102,26 @@ def test_a_missing_image_is_refused_before_any_step(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 of 7 questions have no image file (first: question 5001" in err
     assert err.count("\n") == 1 and not (out / LAST).exists()
+
+
+def test_accumulation_reads_that_many_batches_per_step_and_bf16_engages(tmp_path):
+    data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
+    tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
+    weights = tmp_path / "weights"
+    lavis_checkpoint(weights / CHECKPOINTS["blip-itm-base"][1], "base", tokenizer, vit_depth=1,
+                     text_layers=3)
+
+    def step(out, *extra):
+        assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
+                     str(data), "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
+                     "--steps", "1", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
+                     "--text-layers", "3", "--device", "cpu", "--quiet", "--out",
+                     str(tmp_path / out), *extra]) == 0
+        return torch.load(tmp_path / out / LAST, weights_only=False)
+
+    fp32, accumulated = step("fp32"), step("acc", "--accumulate", "2")
+    assert fp32["cursor"] == 2 and accumulated["cursor"] == 4  # two batches of two
+    bf16 = step("bf16", "--precision", "bf16")
+    assert bf16["cursor"] == 2 and all(torch.isfinite(v).all() for v in bf16["model"].values()
+                                       if v.is_floating_point())
+    assert any(not torch.equal(fp32["model"][k], bf16["model"][k]) for k in fp32["model"])
