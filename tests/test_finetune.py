@@ -16,16 +16,24 @@ from tests.coco_fixture import CATEGORIES, IMAGES, VQA_FILES, write_coco_vqa, wr
 from tests.real_layout import bert_vocab, lavis_checkpoint
 
 
-def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
+def reduced_base(tmp_path):
+    """A random BLIP base in LAVIS's layout at reduced depth, and the fine-tuning command's
+    arguments that read it: (args, weights folder, tokenizer folder)."""
     tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
     weights = tmp_path / "weights"
     lavis_checkpoint(weights / CHECKPOINTS["blip-itm-base"][1], "base", tokenizer, vit_depth=1,
                      text_layers=3)
-    args = ["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
-            str(data), "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
-            "--steps", "2", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
-            "--text-layers", "3", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
+    args = ["train", "--model", "difnet-itm-base", "--weights-dir", str(weights),
+            "--tokenizer-dir", str(tokenizer), "--batch-size", "2", "--warmup", "1",
+            "--vit-depth", "1", "--text-layers", "3", "--device", "cpu", "--quiet"]
+    return args, weights, tokenizer
+
+
+def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
+    base, weights, tokenizer = reduced_base(tmp_path)
+    args = base + ["--dataset", "vqav2", "--data-root", str(data), "--steps", "2",
+                   "--checkpoint-every", "2"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     assert main(args + ["--out", str(tmp_path / "killed"), "--stop-after", "1"]) == 0
     assert (tmp_path / "killed" / LAST).exists() and not (tmp_path / "killed" / RESULT).exists()
@@ -71,19 +79,13 @@ def test_finetune_trains_on_what_the_coco_panoptic_pngs_say(tmp_path):
     fillers = [c for c in range(1, 300) if c not in CATEGORIES][:133 - len(CATEGORIES)]
     listed = {**CATEGORIES, **{c: f"class {c}" for c in fillers}}
     reordered = dict(reversed(list(listed.items())))
-    tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
-    weights = tmp_path / "weights"
-    lavis_checkpoint(weights / CHECKPOINTS["blip-itm-base"][1], "base", tokenizer, vit_depth=1,
-                     text_layers=3)
+    base, _, _ = reduced_base(tmp_path)
 
     def fusion_after_one_step(categories, out):
         pan = write_panoptic(tmp_path / out / "panoptic", categories)
-        assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
-                     str(root), "--split", "val", "--segmentation", f"panoptic:{pan}",
-                     "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
-                     "--steps", "1", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
-                     "--text-layers", "3", "--device", "cpu", "--quiet",
-                     "--out", str(tmp_path / out)]) == 0
+        assert main(base + ["--dataset", "vqav2", "--data-root", str(root), "--split", "val",
+                            "--segmentation", f"panoptic:{pan}", "--steps", "1",
+                            "--out", str(tmp_path / out)]) == 0
         state = torch.load(tmp_path / out / RESULT)
         return {k: v for k, v in state.items() if "fusion" in k}
 
@@ -106,17 +108,11 @@ def test_a_missing_image_is_refused_before_any_step(tmp_path, capsys):
 
 def test_accumulation_reads_that_many_batches_per_step_and_bf16_engages(tmp_path):
     data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
-    tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
-    weights = tmp_path / "weights"
-    lavis_checkpoint(weights / CHECKPOINTS["blip-itm-base"][1], "base", tokenizer, vit_depth=1,
-                     text_layers=3)
+    base, _, _ = reduced_base(tmp_path)
 
     def step(out, *extra):
-        assert main(["train", "--model", "difnet-itm-base", "--dataset", "vqav2", "--data-root",
-                     str(data), "--weights-dir", str(weights), "--tokenizer-dir", str(tokenizer),
-                     "--steps", "1", "--batch-size", "2", "--warmup", "1", "--vit-depth", "1",
-                     "--text-layers", "3", "--device", "cpu", "--quiet", "--out",
-                     str(tmp_path / out), *extra]) == 0
+        assert main(base + ["--dataset", "vqav2", "--data-root", str(data), "--steps", "1",
+                            "--out", str(tmp_path / out), *extra]) == 0
         return torch.load(tmp_path / out / LAST, weights_only=False)
 
     fp32, accumulated = step("fp32"), step("acc", "--accumulate", "2")
