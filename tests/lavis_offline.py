@@ -78,3 +78,16 @@ def build_lavis_blip2_itm(image_size: int = 96, patch_size: int = 16, vit_width:
     model = OfflineBlip2ITM(img_size=image_size, num_query_token=n_queries, embed_dim=width,
                             vit_precision="fp32")
     return model.eval()
+
+
+def register_random_blip2(monkeypatch, name: str = "blip2-itm-tiny@random") -> str:
+    """Register :func:`build_lavis_blip2_itm` behind the protocol as model ``name`` for the
+    duration of a test (no files: the model is built in memory), and return the name."""
+    from benchmark import models
+
+    def load(**_):
+        return models.wrap(build_lavis_blip2_itm(), name=name)
+
+    load.missing, load.argument, load.reads = (lambda **_: None), None, ()
+    monkeypatch.setitem(models.REGISTRY._items, name, load)
+    return name

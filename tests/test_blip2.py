@@ -9,7 +9,7 @@ from benchmark import models
 from benchmark.cli import main
 from benchmark.models.blip2 import Blip2Adapter
 from methods.base import NotApplicable
-from tests.lavis_offline import build_lavis_blip2_itm
+from tests.lavis_offline import build_lavis_blip2_itm, register_random_blip2
 
 QUESTIONS = ["what colour is the square", "is there a red circle left of the blue triangle"]
 
@@ -89,13 +89,9 @@ def test_the_sanity_stages_cover_every_parameter_the_match_uses(blip2):
 
 
 def test_blip2_through_the_cli(blip2, tmp_path, monkeypatch):
-    def load(**_):
-        return models.wrap(build_lavis_blip2_itm(), name="blip2-itm-tiny@random")
-
-    load.missing, load.argument, load.reads = (lambda **_: None), None, ()
-    monkeypatch.setitem(models.REGISTRY._items, "blip2-itm-tiny@random", load)
+    name = register_random_blip2(monkeypatch)
     out = tmp_path / "run"
-    assert main(["--models", "blip2-itm-tiny@random", "--methods", "all", "--metrics",
+    assert main(["--models", name, "--methods", "all", "--metrics",
                  "pointing_game,relevance_rank,deletion_auc,insertion_auc,vqa_keep_auc,random_logit",
                  "--limit", "2", "--steps", "4", "--sanity-samples", "2", "--method-option",
                  "integrated_gradients.max_steps=32", "--out", str(out), "--quiet",
