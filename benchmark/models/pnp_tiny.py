@@ -131,6 +131,13 @@ def missing_tiny(*_, **__) -> Optional[str]:
     return None
 
 
+def tokenizer_hashes(folder: Path) -> Dict[str, str]:
+    """sha256 of every file of a tokenizer folder, by file name (recorded in the checkpoint's
+    ``.json`` at training, checked at loading)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.is_file()}
+
+
 def recorded_sha256() -> Optional[str]:
     """The shipped checkpoint's sha256 as its ``.json`` records it (``None`` when absent)."""
     path = CHECKPOINT_DIR / f"{NAME}.json"
@@ -150,13 +157,13 @@ def load_tiny(*_, **__):
     if hashlib.sha256(data).hexdigest() != meta["sha256"]:
         raise MissingWeights(f"{CHECKPOINT_DIR / NAME}.pt does not match its recorded sha256; "
                              f"rebuild it with `python -m benchmark train --model {NAME}`")
-    for name, sha in sorted(meta.get("tokenizer_sha256", {}).items()):
-        # the weights' ids mean these tokenizers' pieces: another vocabulary reads them as noise
-        path = TOKENIZERS / name
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            raise MissingWeights(f"{path} is missing or does not match the sha256 recorded in "
-                                 f"{NAME}.json; restore it from the suite or rebuild with "
-                                 f"`python -m benchmark train --model {NAME}`")
+    # the weights' ids mean these tokenizers' pieces: another vocabulary reads them as noise
+    held = tokenizer_hashes(TOKENIZERS)
+    changed = sorted(n for n, sha in meta.get("tokenizer_sha256", {}).items() if held.get(n) != sha)
+    if changed:
+        raise MissingWeights(f"{TOKENIZERS / changed[0]} is missing or does not match the sha256 "
+                             f"recorded in {NAME}.json; restore it from the suite or rebuild "
+                             f"with `python -m benchmark train --model {NAME}`")
     cfg = TinyPnpConfig(vision=TinyConfig(**meta["config"]["vision"]),
                         **{k: v for k, v in meta["config"].items() if k != "vision"})
     state = torch.load(io.BytesIO(data), map_location="cpu")

@@ -253,8 +253,7 @@ def train_pnp_tiny(dest: Path, tcfg: PnpTrainConfig = PnpTrainConfig(), cfg=None
             "train_seconds": time.time() - t0,
             **{f"final_caption_{k}_loss": x for k, x in cap_losses.items() if k != "loss"},
             "final_answer_loss": ans_losses["loss"],
-            "tokenizer_sha256": {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                                 for p in sorted(folder.iterdir())},
+            "tokenizer_sha256": pnp_tiny.tokenizer_hashes(folder),
             "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
     write_atomic(dest, data)
     write_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True))
