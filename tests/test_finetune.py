@@ -5,6 +5,7 @@ checkpoint in LAVIS's layout; killed after one step of two and resumed, it ends 
 uninterrupted run ends. On the real-photo VQA v2 fixture, the COCO panoptic stream reaches the
 fusion encoder."""
 import json
+import shutil
 
 import torch
 
@@ -29,25 +30,35 @@ def reduced_base(tmp_path):
     return args, weights, tokenizer
 
 
+def read_and_remove(out, name, pick=lambda state: state):
+    """What ``pick`` takes from the file ``name`` of the run folder ``out``; the folder is then
+    removed, since a reduced base's resumable checkpoint (weights and Adam's moments) is about
+    1 GB and a test keeping every run's folder would hold several GB of disk."""
+    state = pick(torch.load(out / name, weights_only=False))
+    shutil.rmtree(out)
+    return state
+
+
 def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
     base, weights, tokenizer = reduced_base(tmp_path)
     args = base + ["--dataset", "vqav2", "--data-root", str(data), "--steps", "2",
                    "--checkpoint-every", "2"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    assert main(args + ["--out", str(tmp_path / "killed"), "--stop-after", "1"]) == 0
-    assert (tmp_path / "killed" / LAST).exists() and not (tmp_path / "killed" / RESULT).exists()
-    assert main(args + ["--out", str(tmp_path / "killed")]) == 0  # resumes at step 1
-    a = torch.load(tmp_path / "straight" / RESULT)
-    b = torch.load(tmp_path / "killed" / RESULT)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    init = torch.load(weights / CHECKPOINTS["blip-itm-base"][1])["model"]
-    assert not torch.equal(a["itm_head.weight"], init["itm_head.weight"])  # it trained
     # the result is what the fused loader reads (every key checked)
     model = _blip_loader("difnet-itm-base", "base", RESULT, vit_depth=1, text_layers=3,
                          fusion=DIFNET_FUSION)(weights_dir=str(tmp_path / "straight"),
                                                tokenizer_dir=str(tokenizer))
     assert model.side_input_classes("segmentation") == 133
+    del model
+    a = read_and_remove(tmp_path / "straight", RESULT)
+    assert main(args + ["--out", str(tmp_path / "killed"), "--stop-after", "1"]) == 0
+    assert (tmp_path / "killed" / LAST).exists() and not (tmp_path / "killed" / RESULT).exists()
+    assert main(args + ["--out", str(tmp_path / "killed")]) == 0  # resumes at step 1
+    b = read_and_remove(tmp_path / "killed", RESULT)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    init = torch.load(weights / CHECKPOINTS["blip-itm-base"][1])["model"]
+    assert not torch.equal(a["itm_head.weight"], init["itm_head.weight"])  # it trained
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path, capsys):
@@ -86,8 +97,8 @@ def test_finetune_trains_on_what_the_coco_panoptic_pngs_say(tmp_path):
         assert main(base + ["--dataset", "vqav2", "--data-root", str(root), "--split", "val",
                             "--segmentation", f"panoptic:{pan}", "--steps", "1",
                             "--out", str(tmp_path / out)]) == 0
-        state = torch.load(tmp_path / out / RESULT)
-        return {k: v for k, v in state.items() if "fusion" in k}
+        return read_and_remove(tmp_path / out, RESULT,
+                               lambda state: {k: v for k, v in state.items() if "fusion" in k})
 
     a, again, other = (fusion_after_one_step(c, o) for c, o in
                        ((listed, "a"), (listed, "again"), (reordered, "other")))
@@ -113,7 +124,8 @@ def test_accumulation_reads_that_many_batches_per_step_and_bf16_engages(tmp_path
     def step(out, *extra):
         assert main(base + ["--dataset", "vqav2", "--data-root", str(data), "--steps", "1",
                             "--out", str(tmp_path / out), *extra]) == 0
-        return torch.load(tmp_path / out / LAST, weights_only=False)
+        return read_and_remove(tmp_path / out, LAST, lambda state: {
+            "cursor": state["cursor"], "model": state["model"]})
 
     fp32, accumulated = step("fp32"), step("acc", "--accumulate", "2")
     assert fp32["cursor"] == 2 and accumulated["cursor"] == 4  # two batches of two
