@@ -1,11 +1,16 @@
 """``python -m benchmark train --model difnet-itm-base``: BLIP base + DIFNet's MultiLevelEncoder
 fine-tuned on image-question matching with hard negatives, on the synthetic data exported in
 VQA v2 + COCO format, with a reduced-depth base (1 ViT block, 3 text layers) from a random
-checkpoint in LAVIS's layout; killed after one step of two and resumed, it ends where an
-uninterrupted run ends. On the real-photo VQA v2 fixture, the COCO panoptic stream reaches the
+checkpoint in LAVIS's layout; SIGKILLed once its first checkpoint of three is on disk and
+restarted, or stopped after one step of two and resumed, it ends where an uninterrupted run ends. On the real-photo VQA v2 fixture, the COCO panoptic stream reaches the
 fusion encoder."""
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -15,6 +20,8 @@ from benchmark.models.train.finetune import LAST, RESULT
 from datasets.export import export_vqav2
 from tests.coco_fixture import CATEGORIES, IMAGES, VQA_FILES, write_coco_vqa, write_panoptic
 from tests.real_layout import bert_vocab, lavis_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def reduced_base(tmp_path):
@@ -59,6 +66,33 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     init = torch.load(weights / CHECKPOINTS["blip-itm-base"][1])["model"]
     assert not torch.equal(a["itm_head.weight"], init["itm_head.weight"])  # it trained
+
+
+def test_finetune_sigkilled_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrupted_run(
+        tmp_path):
+    """The kill a preempted job gets: SIGKILL once the first checkpoint is on disk, mid-way
+    through the next step; the restarted command resumes from that checkpoint. Every run is a
+    process of its own, so all three see the same thread settings."""
+    data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
+    base, _, _ = reduced_base(tmp_path)
+    cmd = [sys.executable, "-m", "benchmark", *base, "--dataset", "vqav2", "--data-root",
+           str(data), "--steps", "3", "--checkpoint-every", "1"]
+    subprocess.run(cmd + ["--out", str(tmp_path / "straight")], cwd=ROOT, check=True,
+                   capture_output=True)
+    a = read_and_remove(tmp_path / "straight", RESULT)
+    killed = tmp_path / "killed"
+    p = subprocess.Popen(cmd + ["--out", str(killed)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (killed / LAST).exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL and not (killed / RESULT).exists()
+    assert torch.load(killed / LAST, weights_only=False)["step"] in (1, 2)
+    subprocess.run(cmd + ["--out", str(killed)], cwd=ROOT, check=True, capture_output=True)
+    b = read_and_remove(killed, RESULT)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path, capsys):

@@ -238,7 +238,7 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
     bar.close()
     result = out / RESULT
     write_atomic(result, lambda fh: torch.save(module.eval().state_dict(), fh))
-    (out / "finetune.json").write_text(json.dumps(
+    write_atomic(out / "finetune.json", json.dumps(
         {**asdict(cfg), "steps_this_process": done_here,
          "seconds_this_process": round(time.time() - t0, 1)}, indent=2) + "\n")
     return result
