@@ -44,6 +44,14 @@ def write_atomic(path: Path, data: str | bytes | Callable[[BinaryIO], None]) -> 
     os.replace(tmp, path)
 
 
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files :func:`write_atomic` left in ``folder`` when a process was
+    killed mid-write (never read: the final name still holds the previous file); only for a
+    folder that one process writes to."""
+    for f in Path(folder).glob(".*.tmp-*"):
+        f.unlink(missing_ok=True)
+
+
 def fmt(v) -> str:
     """Stable text for CSV cells: floats with 6 significant digits, NaN/None as empty."""
     if v is None or v == "":

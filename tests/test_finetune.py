@@ -90,7 +90,11 @@ def test_finetune_sigkilled_after_a_checkpoint_resumes_to_the_weights_of_an_unin
     p.wait()
     assert p.returncode == -signal.SIGKILL and not (killed / RESULT).exists()
     assert torch.load(killed / LAST, weights_only=False)["step"] in (1, 2)
+    # what a kill during the next checkpoint's write would have left: removed on restart
+    stale = killed / f".{LAST}.tmp-{p.pid}"
+    stale.write_bytes(b"partial")
     subprocess.run(cmd + ["--out", str(killed)], cwd=ROOT, check=True, capture_output=True)
+    assert not stale.exists()
     b = read_and_remove(killed, RESULT)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import InputError
-from benchmark.outputs import write_atomic
+from benchmark.outputs import remove_stale_temporaries, write_atomic
 from benchmark.models.protocol import TextBatch
 
 RESULT = "difnet_itm_base.pth"
@@ -158,6 +158,8 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
         raise InputError("--segmentation shuffled is an evaluation control (each image reads "
                          "another's stream); fine-tune on exact, npy:DIR or panoptic:PATH")
     last = out / LAST
+    # a kill during a checkpoint's write leaves a partial copy (GBs at base size) beside it
+    remove_stale_temporaries(out)
     state = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
     if state is not None and state["digest"] != cfg.digest():
         raise InputError(f"{last} is a checkpoint of other fine-tuning settings; use another "
