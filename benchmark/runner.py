@@ -25,7 +25,7 @@ from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
-from benchmark.scoring import missing_rows
+from benchmark.scoring import excluded_rows
 from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
 
 
@@ -47,6 +47,18 @@ class RunResult:
     higher_is_better: Dict[str, bool] = field(default_factory=dict)
 
 
+def exclusion_warnings(plan) -> List[str]:
+    """One warning line per reason the plan excluded questions for (their rows are kept)."""
+    total = len(plan.records) + len(plan.excluded)
+    lines = []
+    for reason, count in plan.dataset_info.get("excluded", {}).items():
+        example = next(note for _, note in plan.excluded.values() if reason in note)
+        what = "have no image file" if reason == "image missing" else f"are excluded ({reason})"
+        lines.append(f"warning: {count} of {total} questions {what}; their rows are kept with a "
+                     f"note, e.g. {example}")
+    return lines
+
+
 def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         log: Optional[Callable[[str], None]] = None) -> RunResult:
     """Compute every requested (model, method, metric, sample) value, resuming from ``out``:
@@ -63,10 +75,8 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result.higher_is_better.update(tie_fraction=False, max_tied=False)
     cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
                       cfg.pipeline_fingerprint())
-    if plan.missing:
-        first = next(iter(plan.missing.values()))[1]
-        log(f"warning: {len(plan.missing)} of {len(plan.missing) + n} questions have no image "
-            f"file; their rows are kept with a note, e.g. {first}")
+    for line in exclusion_warnings(plan):
+        log(line)
     for name in cfg.methods:
         m = configured_method(name, cfg)
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
@@ -111,7 +121,7 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
                     gallery_maps.setdefault(sid, {})[method_name] = m
                 bars.advance(len(idx), computed)
             bars.close_unit()
-            result.rows += missing_rows(model_name, method_name, cfg.metrics, plan.missing)
+            result.rows += excluded_rows(model_name, method_name, cfg.metrics, plan.excluded)
             if nonfinite:
                 result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
                 log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "

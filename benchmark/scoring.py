@@ -81,12 +81,13 @@ def reference_metric_rows(base: dict, names: Sequence[str], heat: Optional[np.nd
     return rows
 
 
-def missing_rows(model: str, method: str, names: Sequence[str],
-                 missing: Dict[str, tuple]) -> List[dict]:
-    """The rows of the samples whose image is missing (``missing``: id → (family, note)): every
-    metric (localisation metrics on every region), with an empty value and the note."""
+def excluded_rows(model: str, method: str, names: Sequence[str],
+                  excluded: Dict[str, tuple]) -> List[dict]:
+    """The rows of the samples the plan excluded (``excluded``: id → (family, note), e.g. an
+    image file that is missing): every metric (localisation metrics on every region), with an
+    empty value and the note."""
     rows = []
-    for sid, (family, why) in missing.items():
+    for sid, (family, why) in excluded.items():
         base = {"model": model, "method": method, "sample_id": sid, "question_type": family,
                 "correct": None, "value": None, "note": why}
         for metric in names:

@@ -7,6 +7,7 @@ Ray engine compute the same units and merge them the same way, hence the same by
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional
 
@@ -19,7 +20,7 @@ from benchmark.aggregate import effect_summary
 from benchmark.batch_inputs import configured_method
 from benchmark.config import RunConfig, load_dataset
 from benchmark.counterfactual import can_rerender, object_effects, object_masks, semantic_stream
-from benchmark.errors import InputError, MissingImage
+from benchmark.errors import ExcludedSample, InputError, MissingImage
 from benchmark.memory import bound
 from benchmark.models.protocol import VLModel
 from benchmark.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows,
@@ -40,9 +41,9 @@ class Plan:
     scorer: Callable
     tolerance: Dict[str, float]  # sample id → pointing tolerance in px at its image's size
     dataset_info: dict
-    #: samples whose image file is missing: id → (question family, note); they get rows with
-    #: an empty value and the note instead of entering any unit
-    missing: Dict[str, tuple] = field(default_factory=dict)
+    #: samples that cannot be scored (image file missing, empty question): id → (question
+    #: family, note); they get rows with an empty value and the note instead of entering any unit
+    excluded: Dict[str, tuple] = field(default_factory=dict)
     #: the dataset's own reference rows for the run's metrics (e.g. inter-human agreement)
     reference_rows: List[dict] = field(default_factory=list)
 
@@ -51,15 +52,20 @@ def make_plan(cfg: RunConfig) -> Plan:
     """Load the dataset of ``cfg`` and fix what the units share."""
     data = load_dataset(cfg)
     n = len(data) if cfg.limit is None else min(cfg.limit, len(data))
-    records, missing, example = [], {}, None
+    records, excluded, reasons, example = [], {}, Counter(), None
     for i in range(n):
         try:
             records.append(data[i])
-        except MissingImage as e:
-            missing[e.sample_id] = (e.family, f"excluded: image missing ({e.path})")
+        except ExcludedSample as e:
+            excluded[e.sample_id] = (e.family, e.note)
+            reasons[e.reason] += 1
             example = example or e
-    if not records and missing:
+    if not records and set(reasons) == {MissingImage.reason}:
         raise InputError(f"every image of the run's {n} questions is missing, e.g. {example}")
+    if not records and excluded:
+        raise InputError(f"none of the run's {n} questions can be scored "
+                         f"({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))}), "
+                         f"e.g. {example}")
     if not records:
         raise InputError(f"dataset {cfg.dataset!r} has no samples")
     if cfg.insertion_start is None:
@@ -69,15 +75,15 @@ def make_plan(cfg: RunConfig) -> Plan:
                  float(data.pointing_tolerance(min(r.image.shape[:2]))) for r in records}
     sides = sorted({min(r.image.shape[:2]) for r in records})
     values = sorted(set(tolerance.values()))
-    info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records, missing),
-            "images_missing": len(missing),
+    info = {**data.describe(), "n_used": n, "fingerprint": data.fingerprint(records, excluded),
+            "images_missing": reasons[MissingImage.reason], "excluded": dict(sorted(reasons.items())),
             "insertion_start": cfg.insertion_start,
             "answer_scoring": "exact match" if data.exact_match else "VQA accuracy",
             "pointing_tolerance_px": values[0] if len(values) == 1 else
             {"min": values[0], "max": values[-1], "per": "image"},
             "image_size": sides[0] if len(sides) == 1 else {"min": sides[0], "max": sides[-1]}}
     return Plan(cfg, records, inputs.batches(len(records), cfg.batch_size),
-                exact_match if data.exact_match else vqa_accuracy, tolerance, info, missing,
+                exact_match if data.exact_match else vqa_accuracy, tolerance, info, excluded,
                 [r for r in data.reference_rows(records) if r["metric"] in cfg.metrics])
 
 

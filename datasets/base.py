@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.errors import EmptyQuestion, InputError
 
 
 @dataclass
@@ -105,15 +105,50 @@ class Dataset:
         return h.hexdigest()
 
 
+#: PIL modes of one channel wider than 8 bits (16-bit PNG, 32-bit integer), scaled to 8 bits
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def decode_rgb(path: Path, record: str) -> np.ndarray:
     """The image file at ``path`` as (H, W, 3) uint8 RGB, whatever its mode (grayscale, CMYK,
-    palette, RGBA): the pixel array as stored, without EXIF rotation, as COCO's annotations are
-    drawn on it. A file that does not decode is an :class:`InputError` naming ``record``."""
+    palette, RGBA, 16-bit): the pixel array as stored, without EXIF rotation, as COCO's
+    annotations are drawn on it. A 16-bit image is scaled to 8 bits (÷ 257), not clipped. A
+    file that does not decode is an :class:`InputError` naming ``record``."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            if im.mode in WIDE_MODES:
+                wide = np.asarray(im, dtype=np.float64)
+                gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise InputError(f"corrupt image {path} ({record}): {e} — re-download or replace "
                          "it") from None
+
+
+def answer_text(value, where: str) -> str:
+    """An annotated answer as the text the scorers read: a string as it is, a boolean yes/no
+    (CLEVR's engine writes them), an integer its digits. Anything else (a list, an object,
+    null, a fraction) names ``where`` in an :class:`InputError`: read as text it would score
+    silently wrong."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value))
+    raise InputError(f"{where}: answer {value!r} is a {type(value).__name__}, expected a string "
+                     "— re-download or regenerate the file")
+
+
+def question_text(value, where: str, sample_id: str, family: str) -> str:
+    """A question as text; an :class:`InputError` naming ``where`` when it is not a string, and
+    :class:`EmptyQuestion` (the sample's rows are kept, noted) when it has no words."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: question {sample_id} is a {type(value).__name__}, expected a "
+                         "string — re-download or regenerate the file")
+    if not value.strip():
+        raise EmptyQuestion(where, sample_id, family)
+    return value

@@ -19,17 +19,17 @@ from benchmark.seeds import sample_rng
 
 
 def matched_control(objects: Dict[Hashable, np.ndarray], targets: Iterable[Hashable],
-                    exclude: Iterable[Hashable], seed: int, sample_id: str
-                    ) -> Tuple[np.ndarray, List[Hashable]]:
+                    exclude: Iterable[Hashable], seed: int, sample_id: str,
+                    shape: Tuple[int, int]) -> Tuple[np.ndarray, List[Hashable]]:
     """(mask, chosen keys): the control region for one sample.
 
-    ``objects`` maps an object key to its (H, W) bool mask; ``targets`` are the keys of the
+    ``objects`` maps an object key to its bool mask of the image's ``shape`` (H, W) — possibly
+    none: an image with no annotated object has no control; ``targets`` are the keys of the
     target objects; ``exclude`` further keys that may not be chosen (evidence objects).
     Deterministic in (``seed``, ``sample_id``).
     """
     targets = [t for t in targets if objects[t].any()]
     banned = set(targets) | set(exclude)
-    shape = next(iter(objects.values())).shape if objects else (0, 0)
     cands = [k for k in objects if k not in banned and objects[k].any()]
     if not targets or len(cands) < len(targets):
         return np.zeros(shape, bool), []

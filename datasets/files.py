@@ -9,14 +9,32 @@ from typing import Sequence
 from benchmark.errors import InputError
 
 
+def _no_repeated_keys(pairs):
+    """A JSON object's pairs as a dict, refusing a key that appears twice (``json`` would keep
+    the last silently: a record lost, or two merged)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise RepeatedKey(k)
+        out[k] = v
+    return out
+
+
+class RepeatedKey(ValueError):
+    """A key that appears twice in one JSON object."""
+
+
 def read_json(path: Path, what: str, fix: str = "put the official file in --data-root"):
     """The parsed JSON file at ``path`` (``what`` names it in errors; ``fix`` says where it
-    comes from)."""
+    comes from); an object with a repeated key is an error."""
     if not path.is_file():
         raise InputError(f"missing {what} file {path} — {fix}")
     try:
         with path.open("r", encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_no_repeated_keys)
+    except RepeatedKey as e:
+        raise InputError(f"{path}: key {e.args[0]!r} appears twice in one object — "
+                         "re-download or regenerate it") from None
     except json.JSONDecodeError as e:
         raise InputError(f"malformed JSON in {path}: line {e.lineno} column {e.colno}: {e.msg} — "
                          "re-download or regenerate it") from None
@@ -55,3 +73,19 @@ def data_root(root, dataset: str, expects: str) -> Path:
         raise InputError(f"--data-root {path} is not a folder — pass the folder holding "
                          f"{expects}")
     return path
+
+
+def by_id(items: list, key: str, path: Path, what: str) -> dict:
+    """``items`` keyed by ``item[key]``; an id that two items share names both in an
+    :class:`InputError` (one of them would be lost silently)."""
+    out: dict = {}
+    for i, item in enumerate(items):
+        k = item[key]
+        if not isinstance(k, (int, str)) or isinstance(k, bool):
+            raise InputError(f"{path}: {what} {i} has {key} {k!r}, expected an integer or string "
+                             "— re-download or regenerate it")
+        if k in out:
+            raise InputError(f"{path}: {what}s {out[k][0]} and {i} share {key} {k!r} — "
+                             "re-download or regenerate it")
+        out[k] = (i, item)
+    return {k: item for k, (_, item) in out.items()}

@@ -34,21 +34,14 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, decode_rgb
+from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
 from datasets.files import data_root as root_folder
-from datasets.files import list_of, read_json
+from datasets.files import by_id, list_of, read_json
 
 RELEASE = "CLEVR-XAI"
 #: split → its mask types, the default first
 REGIONS = {"simple": ("single_object", "all_objects"),
            "complex": ("unique", "unique_firstnonempty", "union", "all_objects")}
-
-
-def answer_text(answer) -> str:
-    """CLEVR's answer as a word: booleans yes/no, numbers their digits."""
-    if isinstance(answer, bool):
-        return "yes" if answer else "no"
-    return str(answer)
 
 
 @register("clevrxai")
@@ -74,7 +67,8 @@ class ClevrXaiDataset(Dataset):
         questions = list_of(read_json(self._qpath, "CLEVR-XAI questions"), "questions",
                             self._qpath, ("question_index", "image_filename", "question",
                                           "answer"), "question", RELEASE)
-        self._questions = sorted(questions, key=lambda q: q["question_index"])
+        self._questions = sorted(by_id(questions, "question_index", self._qpath,
+                                       "question").values(), key=lambda q: q["question_index"])
         self.image_dir = root / "images"
         for kind in {region, "all_objects"}:
             folder = self.mask_dir(kind)
@@ -97,7 +91,7 @@ class ClevrXaiDataset(Dataset):
         except (OSError, ValueError) as e:
             raise InputError(f"cannot read mask {path} (question {q['question_index']}): {e} — "
                              "re-download it") from None
-        if m.ndim != 2:
+        if m.ndim != 2 or 0 in m.shape:
             raise InputError(f"mask {path} (question {q['question_index']}) has shape "
                              f"{m.shape}, expected (H, W) — re-download it")
         m = m > 0
@@ -118,13 +112,15 @@ class ClevrXaiDataset(Dataset):
         path = self.image_dir / str(q["image_filename"])
         if not path.is_file():
             raise MissingImage(path, sid, family, f"put CLEVR-XAI's images in {self.image_dir}")
+        question = question_text(q["question"], str(self._qpath), sid, family)
+        answer = answer_text(q["answer"], f"{self._qpath}: question {sid}")
         image = decode_rgb(path, f"question {sid}")
         shape = image.shape[:2]
         target = self._mask(self.region, q, shape)
         evidence = target | self._mask("all_objects", q, shape)
         empty = np.zeros(shape, bool)
-        return Record(sample_id=sid, image=image, question=str(q["question"]),
-                      answers=[answer_text(q["answer"])], family=family, target_mask=target,
+        return Record(sample_id=sid, image=image, question=question,
+                      answers=[answer], family=family, target_mask=target,
                       distractor_mask=empty, evidence_mask=evidence,
                       extra={"image_filename": str(q["image_filename"]), "region": self.region,
                              "question_family_index": q.get("question_family_index")})

@@ -30,6 +30,8 @@ case words, so the two agree on GQA's answers).
 """
 from __future__ import annotations
 
+import math
+from numbers import Real
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -37,7 +39,7 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, decode_rgb
+from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
 from datasets.control import matched_control
 from datasets.files import data_root as root_folder
 from datasets.files import read_json, require
@@ -48,10 +50,34 @@ OBJECT_KEYS = ("name", "x", "y", "w", "h")
 POINTERS = ("question", "answer", "fullAnswer")
 
 
+def _check_graph(graph, path: Path, image_id: str) -> None:
+    """A scene graph has a positive integer size and objects with numeric boxes."""
+    require(graph, ("width", "height", "objects"), path, f"scene graph {image_id}", RELEASE)
+    if not all(isinstance(graph[k], int) and not isinstance(graph[k], bool) and graph[k] > 0
+               for k in ("width", "height")) or not isinstance(graph["objects"], dict):
+        raise InputError(f"{path}: scene graph {image_id} has size {graph['width']!r}×"
+                         f"{graph['height']!r} or objects that are not an object — is this the "
+                         "official GQA file?")
+    for oid, o in graph["objects"].items():
+        require(o, OBJECT_KEYS, path, f"object {oid} of image {image_id}", RELEASE)
+        if not all(isinstance(o[k], Real) and not isinstance(o[k], bool)
+                   and math.isfinite(o[k]) for k in ("x", "y", "w", "h")):
+            raise InputError(f"{path}: object {oid} of image {image_id} has a box that is not "
+                             "four numbers — re-download the scene graphs")
+
+
+def _pointers(question: dict, field: str) -> list:
+    """The values of ``annotations[field]`` (token span → object ids), repeats kept."""
+    pointers = question["annotations"].get(field) or {}
+    if not isinstance(pointers, dict):
+        return [repr(pointers)]  # not spans: reported as an object id no graph has
+    return list(pointers.values())
+
+
 def _pointed(question: dict, field: str) -> List[str]:
     """Object ids that ``annotations[field]`` points to, in order of first mention."""
     ids: List[str] = []
-    for value in question["annotations"].get(field, {}).values():
+    for value in _pointers(question, field):
         for oid in str(value).split(","):
             if oid.strip() and oid.strip() not in ids:
                 ids.append(oid.strip())
@@ -59,11 +85,14 @@ def _pointed(question: dict, field: str) -> List[str]:
 
 
 def box_mask(obj: dict, h: int, w: int) -> np.ndarray:
-    """The (h, w) mask of a scene-graph object's box, clipped to the image."""
-    x0, y0 = max(0, int(obj["x"])), max(0, int(obj["y"]))
-    x1, y1 = min(w, int(obj["x"]) + int(obj["w"])), min(h, int(obj["y"]) + int(obj["h"]))
+    """The (h, w) mask of a scene-graph object's box ``x, y, w, h``: the pixels whose top-left
+    corner lies in [x, x + w) × [y, y + h), clipped to the image (empty for a box of no width
+    or height, or outside the image)."""
+    x0, y0 = max(0, math.ceil(obj["x"])), max(0, math.ceil(obj["y"]))
+    x1 = min(w, math.ceil(obj["x"] + obj["w"]))
+    y1 = min(h, math.ceil(obj["y"] + obj["h"]))
     m = np.zeros((h, w), bool)
-    m[y0:y1, x0:x1] = True
+    m[y0:max(y0, y1), x0:max(x0, x1)] = True
     return m
 
 
@@ -93,11 +122,14 @@ class GQADataset(Dataset):
                 raise InputError(f"{path}: expected an object keyed by id, found a "
                                  f"{type(obj).__name__} — is this the official GQA file?")
         for iid, g in graphs.items():
-            require(g, ("width", "height", "objects"), self._gpath, f"scene graph {iid}", RELEASE)
-            for oid, o in g["objects"].items():
-                require(o, OBJECT_KEYS, self._gpath, f"object {oid} of image {iid}", RELEASE)
+            _check_graph(g, self._gpath, iid)
         for qid, q in questions.items():
             require(q, QUESTION_KEYS, self._qpath, f"question {qid}", RELEASE)
+            for key in ("types", "annotations"):
+                if not isinstance(q[key], dict):
+                    raise InputError(f"{self._qpath}: question {qid} has {key} of type "
+                                     f"{type(q[key]).__name__}, expected an object — is this "
+                                     "the official GQA file?")
             graph = graphs.get(str(q["imageId"]))
             if graph is None:
                 raise InputError(f"{self._gpath} has no scene graph for image {q['imageId']} "
@@ -124,6 +156,8 @@ class GQADataset(Dataset):
         qid = self._ids[i]
         q = self._questions[qid]
         family = str(q["types"].get("structural", ""))
+        question = question_text(q["question"], str(self._qpath), qid, family)
+        answer = answer_text(q["answer"], f"{self._qpath}: question {qid}")
         iid = str(q["imageId"])
         graph = self._graphs[iid]
         path = self.image_path(iid)
@@ -146,10 +180,11 @@ class GQADataset(Dataset):
         for oid in evidence_ids:
             evidence |= objects[oid]
         distractor, distractor_id = self._distractor(graph, objects, asked, evidence_ids, target)
-        control, control_ids = matched_control(objects, asked, evidence_ids, self.seed, qid)
+        control, control_ids = matched_control(objects, asked, evidence_ids, self.seed, qid,
+                                               (h, w))
         types = q["types"]
         return Record(
-            sample_id=qid, image=image, question=str(q["question"]), answers=[str(q["answer"])],
+            sample_id=qid, image=image, question=question, answers=[answer],
             family=family, target_mask=target, distractor_mask=distractor,
             evidence_mask=evidence, control_mask=control & ~target,
             extra={"image_id": iid, "question_id": qid, "semantic_type": types.get("semantic"),
@@ -180,7 +215,7 @@ class GQADataset(Dataset):
         w, h = float(graph["width"]), float(graph["height"])
         regions = []
         for field in ("question", "fullAnswer"):
-            for value in question["annotations"].get(field, {}).values():
+            for value in _pointers(question, field):
                 for oid in str(value).split(","):
                     o = graph["objects"][oid.strip()]
                     regions.append([o["x"] / w, o["y"] / h, (o["x"] + o["w"]) / w,

@@ -45,7 +45,7 @@ class SyntheticDataset(Dataset):
         control, _ = matched_control(instance_objects(s.instance_map),
                                      ids_in(s.instance_map, s.target_mask),
                                      ids_in(s.instance_map, s.evidence_mask), self.seed,
-                                     s.sample_id)
+                                     s.sample_id, s.instance_map.shape)
         return Record(s.sample_id, s.image, s.question, s.answers, s.family, s.target_mask,
                       s.distractor_mask, s.semantic_map, s.evidence_mask,
                       extra={"instance_map": s.instance_map, "objects": s.objects,

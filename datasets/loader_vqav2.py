@@ -45,11 +45,12 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, decode_rgb
+from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
 from datasets.category_mentions import mentions, word_tokens
+from datasets.coco_instances import CocoInstances
 from datasets.control import matched_control
 from datasets.files import data_root as root_folder
-from datasets.files import list_of, read_json
+from datasets.files import by_id, list_of, read_json
 from datasets.synthetic import SEMANTIC_CLASSES
 
 RELEASE = "VQA / COCO"
@@ -78,78 +79,65 @@ class VQAv2Dataset(Dataset):
         self.data_root = root
         self.image_dir = root / sub
         self._image_pattern = f"COCO_{sub}_%012d.jpg"
+        self._questions_path, self._answers_path = root / qname, root / aname
+        self.instances = CocoInstances(root / iname, EXPORT_FIX)
+        self._questions, self._answers = self._read_questions()
+        self._evidence = self._read_evidence(root / "evidence.json")
+        names = set(self.instances.categories.values())
+        self._semantic = bool(names) and names <= set(SEMANTIC_CLASSES[2:])
 
-        qpath, apath, ipath = root / qname, root / aname, root / iname
-        self._questions_path = qpath
-        self._instances_path = ipath
+    def _read_questions(self) -> Tuple[List[dict], Dict[int, dict]]:
+        """The questions in id order and each one's annotation, every id unique and known."""
+        qpath, apath, ipath = self._questions_path, self._answers_path, self.instances.path
         questions = list_of(read_json(qpath, "VQA questions", EXPORT_FIX), "questions", qpath,
                             ("question_id", "image_id", "question"), "question", RELEASE)
-        annotations = list_of(read_json(apath, "VQA annotations", EXPORT_FIX), "annotations", apath,
-                              ("question_id", "answers", "question_type"), "annotation", RELEASE)
-        inst = read_json(ipath, "COCO instances", EXPORT_FIX)
-        images = list_of(inst, "images", ipath, ("id", "height", "width"), "image", RELEASE)
-        objects = list_of(inst, "annotations", ipath,
-                          ("id", "image_id", "category_id", "segmentation"), "annotation",
-                          RELEASE)
-        categories = list_of(inst, "categories", ipath, ("id", "name"), "category", RELEASE)
-
-        ann_by_q = {}
-        for i, a in enumerate(annotations):
+        annotations = list_of(read_json(apath, "VQA annotations", EXPORT_FIX), "annotations",
+                              apath, ("question_id", "answers", "question_type"), "annotation",
+                              RELEASE)
+        ann_by_q = by_id(annotations, "question_id", apath, "annotation")
+        for qid, a in ann_by_q.items():
             if not isinstance(a["answers"], list) or not all(
                     isinstance(x, dict) and "answer" in x for x in a["answers"]):
-                raise InputError(f"{apath}: annotation {i} has malformed 'answers' (expected a "
-                                 "list of {\"answer\": ...}) — re-download or regenerate it")
-            ann_by_q[a["question_id"]] = a
-        self._categories = {c["id"]: str(c["name"]) for c in categories}
-        self._images = {im["id"]: im for im in images}
-        self._objects_by_image: Dict[int, List[dict]] = {}
-        object_ids = {}
-        for o in objects:
-            if o["category_id"] not in self._categories:
-                raise InputError(f"{ipath}: annotation {o['id']} has unknown category_id "
-                                 f"{o['category_id']} — re-download or regenerate it")
-            self._objects_by_image.setdefault(o["image_id"], []).append(o)
-            object_ids[o["id"]] = o["image_id"]
-        for objs in self._objects_by_image.values():
-            objs.sort(key=lambda o: o["id"])
-
-        self._questions = sorted(questions, key=lambda q: q["question_id"])
-        for q in self._questions:
-            if q["question_id"] not in ann_by_q:
-                raise InputError(f"{apath} has no annotation for question {q['question_id']} of "
+                raise InputError(f"{apath}: annotation of question {qid} has malformed 'answers' "
+                                 "(expected a list of {\"answer\": ...}) — re-download or "
+                                 "regenerate it")
+        by_q = by_id(questions, "question_id", qpath, "question")
+        for qid, q in by_q.items():
+            if qid not in ann_by_q:
+                raise InputError(f"{apath} has no annotation for question {qid} of "
                                  f"{qpath} — use a split with answers (train or val)")
-            if q["image_id"] not in self._images:
+            if q["image_id"] not in self.instances.images:
                 raise InputError(f"{ipath} has no image {q['image_id']} (asked about by question "
-                                 f"{q['question_id']}) — use the instances file of split {split}")
-        self._answers = ann_by_q
+                                 f"{qid}) — use the instances file of split {self.split}")
+        return sorted(by_q.values(), key=lambda q: q["question_id"]), ann_by_q
 
-        epath = root / "evidence.json"
-        self._evidence: Optional[Dict[int, List[int]]] = None
-        if epath.exists():
-            raw = read_json(epath, "evidence", EXPORT_FIX)
-            if not isinstance(raw, dict):
-                raise InputError(f"{epath}: expected an object {{question_id: [annotation ids]}} "
-                                 "— regenerate it or delete it")
-            self._evidence = {}
-            images_of_q = {q["question_id"]: q["image_id"] for q in self._questions}
-            for key, ids in raw.items():
-                try:
-                    qid = int(key)
-                except ValueError:
-                    raise InputError(f"{epath}: key {key!r} is not a question id — regenerate "
-                                     "it or delete it") from None
-                if not isinstance(ids, list) or not all(isinstance(x, int) for x in ids):
-                    raise InputError(f"{epath}: question {key} does not map to a list of "
-                                     "annotation ids — regenerate it or delete it")
-                for x in ids:
-                    if qid in images_of_q and object_ids.get(x) != images_of_q[qid]:
-                        raise InputError(f"{epath}: question {key} lists annotation {x}, which is "
-                                         f"not an instance of its image in {ipath} — regenerate "
-                                         "it or delete it")
-                self._evidence[qid] = ids
-
-        names = set(self._categories.values())
-        self._semantic = bool(names) and names <= set(SEMANTIC_CLASSES[2:])
+    def _read_evidence(self, epath: Path) -> Optional[Dict[int, List[int]]]:
+        """``evidence.json`` (question id → annotation ids of its image), or None without it."""
+        if not epath.exists():
+            return None
+        raw = read_json(epath, "evidence", EXPORT_FIX)
+        if not isinstance(raw, dict):
+            raise InputError(f"{epath}: expected an object {{question_id: [annotation ids]}} "
+                             "— regenerate it or delete it")
+        evidence = {}
+        images_of_q = {q["question_id"]: q["image_id"] for q in self._questions}
+        for key, ids in raw.items():
+            try:
+                qid = int(key)
+            except ValueError:
+                raise InputError(f"{epath}: key {key!r} is not a question id — regenerate "
+                                 "it or delete it") from None
+            if not isinstance(ids, list) or not all(isinstance(x, int) for x in ids):
+                raise InputError(f"{epath}: question {key} does not map to a list of "
+                                 "annotation ids — regenerate it or delete it")
+            for x in ids:
+                if qid in images_of_q and self.instances.image_of_object.get(x) != \
+                        images_of_q[qid]:
+                    raise InputError(f"{epath}: question {key} lists annotation {x}, which is "
+                                     f"not an instance of its image in {self.instances.path} — "
+                                     "regenerate it or delete it")
+            evidence[qid] = ids
+        return evidence
 
     # ------------------------------------------------------------------ items
     def __len__(self) -> int:
@@ -176,66 +164,29 @@ class VQAv2Dataset(Dataset):
                                f"images in {self.image_dir}")
         return decode_rgb(path, f"question {question_id}")
 
-    def _decode(self, obj: dict, h: int, w: int) -> np.ndarray:
-        from pycocotools import mask as mask_utils
-
-        seg = obj["segmentation"]
-        if isinstance(seg, list) and not seg:  # no polygon at all: an empty instance
-            return np.zeros((h, w), bool)
-        try:
-            if isinstance(seg, list):  # polygons
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-            elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE
-                rle = mask_utils.frPyObjects(seg, h, w)
-            else:  # compressed RLE
-                rle = dict(seg)
-                if isinstance(rle.get("counts"), str):
-                    rle["counts"] = rle["counts"].encode("ascii")
-            m = mask_utils.decode(rle)
-        except Exception as e:  # pycocotools raises assorted errors on bad segmentations
-            raise InputError(f"{self._instances_path}: annotation {obj['id']} has an undecodable "
-                             f"segmentation ({e}) — re-download or regenerate it") from None
-        if m.ndim == 3:
-            m = m.any(axis=2)
-        if m.shape != (h, w):
-            raise InputError(f"{self._instances_path}: annotation {obj['id']} decodes "
-                             f"to {m.shape}, its image is {h}×{w} — re-download or regenerate it")
-        return m.astype(bool)
-
     def _targets(self, q: dict, objs: List[dict]) -> tuple:
         qid = q["question_id"]
         if self._evidence is not None and qid in self._evidence:
             wanted = set(self._evidence[qid])
             return [o for o in objs if o["id"] in wanted], "evidence"
         words = word_tokens(q["question"])
-        named = {cid for cid, name in self._categories.items() if mentions(words, name)}
+        named = {cid for cid, name in self.instances.categories.items() if mentions(words, name)}
         return [o for o in objs if o["category_id"] in named], "category_name"
 
-    def __getitem__(self, i: int) -> Record:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        q = self._questions[i]
-        ann = self._answers[q["question_id"]]
-        meta = self._images[q["image_id"]]
-        h, w = int(meta["height"]), int(meta["width"])
-        image = self._load_image(q["image_id"], q["question_id"], ann["question_type"])
-        if image.shape[:2] != (h, w):
-            raise InputError(f"image {self.image_path(q['image_id'])} is {image.shape[1]}×"
-                             f"{image.shape[0]} but {self._instances_path} says {w}×{h} "
-                             "— use matching images and annotations")
-        objs = self._objects_by_image.get(q["image_id"], [])
+    def _regions(self, q: dict, objs: List[dict], masks: Dict[int, np.ndarray],
+                 shape: Tuple[int, int]) -> dict:
+        """The question's target, distractor and size-matched control, with their object ids.
+
+        A crowd region (iscrowd 1) is many objects under one mask: part of a target, never a
+        control object nor matched by one; target pixels are taken out of the controls (COCO
+        instances overlap, and a point in both would count for both)."""
         targets, source = self._targets(q, objs)
         target_ids = {o["id"] for o in targets}
-        masks = {o["id"]: self._decode(o, h, w) for o in objs}
-        target = np.zeros((h, w), bool)
+        target = np.zeros(shape, bool)
         for o in targets:
             target |= masks[o["id"]]
-        # a crowd region (iscrowd 1) is many objects under one mask: part of a target, never a
-        # control object nor matched by one; target pixels are taken out of the controls
-        # (COCO instances overlap, and a point in both would count for both)
         crowds = {o["id"] for o in objs if o.get("iscrowd", 0)}
-        distractor = np.zeros((h, w), bool)
-        distractor_id = None
+        distractor, distractor_id = np.zeros(shape, bool), None
         if target.any():
             others = [o for o in objs if o["id"] not in target_ids | crowds
                       and (masks[o["id"]] & ~target).any()]
@@ -245,24 +196,49 @@ class VQAv2Dataset(Dataset):
             if pick is not None:
                 distractor, distractor_id = masks[pick["id"]] & ~target, pick["id"]
         control, control_ids = matched_control(masks, sorted(target_ids - crowds), crowds,
-                                               self.seed, str(q["question_id"]))
-        control = control & ~target
-        semantic = None
-        if self._semantic:
-            semantic = np.zeros((h, w), np.uint8)
-            for o in objs:
-                cls = SEMANTIC_CLASSES.index(self._categories[o["category_id"]])
-                semantic[masks[o["id"]]] = cls
+                                               self.seed, str(q["question_id"]), shape)
+        return {"target_mask": target, "distractor_mask": distractor,
+                "control_mask": control & ~target,
+                "extra": {"target_source": source, "target_annotation_ids": sorted(target_ids),
+                          "distractor_annotation_id": distractor_id,
+                          "control_annotation_ids": sorted(control_ids)}}
+
+    def _semantic_map(self, objs: List[dict], masks: Dict[int, np.ndarray],
+                      shape: Tuple[int, int]) -> Optional[np.ndarray]:
+        if not self._semantic:
+            return None
+        semantic = np.zeros(shape, np.uint8)
+        for o in objs:
+            semantic[masks[o["id"]]] = SEMANTIC_CLASSES.index(
+                self.instances.categories[o["category_id"]])
+        return semantic
+
+    def __getitem__(self, i: int) -> Record:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        q = self._questions[i]
+        qid, iid = q["question_id"], q["image_id"]
+        ann = self._answers[qid]
+        family = str(ann["question_type"])
+        question = question_text(q["question"], str(self._questions_path), str(qid), family)
+        answers = [answer_text(a["answer"], f"{self._answers_path}: question {qid}")
+                   for a in ann["answers"]]
+        shape = self.instances.size(iid)
+        image = self._load_image(iid, qid, family)
+        if image.shape[:2] != shape:
+            raise InputError(f"image {self.image_path(iid)} is {image.shape[1]}×{image.shape[0]}"
+                             f" but {self.instances.path} says {shape[1]}×{shape[0]} — use "
+                             "matching images and annotations")
+        objs = self.instances.objects(iid)
+        masks = self.instances.masks(iid)
+        regions = self._regions(q, objs, masks, shape)
         return Record(
-            sample_id=str(q["question_id"]), image=image, question=str(q["question"]),
-            answers=[str(a["answer"]) for a in ann["answers"]], family=str(ann["question_type"]),
-            target_mask=target, distractor_mask=distractor, semantic_map=semantic,
-            control_mask=control,
-            extra={"image_id": q["image_id"], "question_id": q["question_id"],
-                   "answer_type": ann.get("answer_type", ""), "target_source": source,
-                   "target_annotation_ids": sorted(target_ids),
-                   "distractor_annotation_id": distractor_id,
-                   "control_annotation_ids": sorted(control_ids)})
+            sample_id=str(qid), image=image, question=question, answers=answers, family=family,
+            semantic_map=self._semantic_map(objs, masks, shape),
+            target_mask=regions["target_mask"], distractor_mask=regions["distractor_mask"],
+            control_mask=regions["control_mask"],
+            extra={"image_id": iid, "question_id": qid, "answer_type": ann.get("answer_type", ""),
+                   **regions["extra"]})
 
     def describe(self) -> dict:
         return {"name": self.name, "split": self.split, "data_root": str(self.data_root),

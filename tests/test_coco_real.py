@@ -95,7 +95,7 @@ def test_a_missing_image_keeps_its_question_as_noted_rows(coco, records):
     plan = make_plan(RunConfig(models=[], methods=[], metrics=[], dataset="vqav2", split="val",
                                data_root=str(coco)))
     assert [r.sample_id for r in plan.records] == ["1001", "1002", "2001", "3001", "4001", "4002"]
-    family, note = plan.missing["5001"]
+    family, note = plan.excluded["5001"]
     assert family == "how many" and "image missing" in note and "000000000776.jpg" in note
     assert plan.dataset_info["images_missing"] == 1
     assert plan.dataset_info["image_size"] == {"min": 300, "max": 512}

@@ -54,12 +54,18 @@ def test_control_is_seeded_and_picks_the_closest_areas():
     objs = {k: np.zeros((10, 10), bool) for k in range(1, 6)}
     for k, n in zip(objs, (20, 4, 19, 5, 30)):
         objs[k].flat[:n] = True  # areas 20, 4, 19, 5, 30 (masks overlap: only areas matter)
-    mask, chosen = matched_control(objs, [1, 2], [5], seed=0, sample_id="x")
+    mask, chosen = matched_control(objs, [1, 2], [5], seed=0, sample_id="x", shape=(10, 10))
     assert sorted(chosen) == [3, 4]  # 19 ≈ 20 and 5 ≈ 4; 5 is evidence
-    again, _ = matched_control(objs, [1, 2], [5], seed=0, sample_id="x")
+    again, _ = matched_control(objs, [1, 2], [5], seed=0, sample_id="x", shape=(10, 10))
     assert np.array_equal(mask, again)
-    empty, none = matched_control(objs, [1, 2, 3], [4, 5], seed=0, sample_id="x")
+    empty, none = matched_control(objs, [1, 2, 3], [4, 5], seed=0, sample_id="x",
+                                  shape=(10, 10))
     assert not empty.any() and none == []  # fewer candidates than targets: no control
+
+
+def test_an_image_without_objects_has_an_empty_control_of_its_own_size():
+    mask, chosen = matched_control({}, [], [], seed=0, sample_id="x", shape=(427, 640))
+    assert mask.shape == (427, 640) and not mask.any() and chosen == []
 
 
 def test_pointing_above_chance_subtracts_the_random_point_hit_rate():
