@@ -123,7 +123,10 @@ def decode_rgb(path: Path, record: str) -> np.ndarray:
                 gray = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
                 return np.repeat(gray[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise InputError(f"image {path} ({record}) is too large to decode safely ({e}) — "
+                         "downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"corrupt image {path} ({record}): {e} — re-download or replace "
                          "it") from None
 
@@ -143,12 +146,17 @@ def answer_text(value, where: str) -> str:
                      "— re-download or regenerate the file")
 
 
-def question_text(value, where: str, sample_id: str, family: str) -> str:
-    """A question as text; an :class:`InputError` naming ``where`` when it is not a string, and
-    :class:`EmptyQuestion` (the sample's rows are kept, noted) when it has no words."""
+def check_question_type(value, where: str, sample_id: str) -> None:
+    """An :class:`InputError` naming ``where`` when a question is not a string."""
     if not isinstance(value, str):
         raise InputError(f"{where}: question {sample_id} is a {type(value).__name__}, expected a "
                          "string — re-download or regenerate the file")
+
+
+def question_text(value, where: str, sample_id: str, family: str) -> str:
+    """A question as text (:func:`check_question_type`); :class:`EmptyQuestion` (the sample's
+    rows are kept, noted) when it has no words."""
+    check_question_type(value, where, sample_id)
     if not value.strip():
         raise EmptyQuestion(where, sample_id, family)
     return value

@@ -14,7 +14,7 @@ from typing import Dict, List
 import numpy as np
 
 from benchmark.errors import InputError
-from datasets.coco_masks import segmentation_mask
+from datasets.coco_masks import check_segmentation, segmentation_mask
 from datasets.files import by_id, list_of, read_json
 
 RELEASE = "VQA / COCO"
@@ -59,6 +59,14 @@ class CocoInstances:
     def objects(self, image_id) -> List[dict]:
         """The image's annotations in id order (none for an image without objects)."""
         return self.objects_by_image.get(image_id, [])
+
+    def check(self, image_ids) -> None:
+        """Every segmentation of the objects of ``image_ids`` checked (without rasterising), so
+        that a bad one stops a run before its first unit, not in the middle."""
+        for image_id in image_ids:
+            h, w = self.size(image_id)
+            for o in self.objects(image_id):
+                check_segmentation(o["segmentation"], h, w, f"{self.path}: annotation {o['id']}")
 
     def masks(self, image_id) -> Dict[int, np.ndarray]:
         """Annotation id → (H, W) bool mask for every object of ``image_id``."""

@@ -58,7 +58,7 @@ def rle_mask(counts: List[int], h: int, w: int) -> np.ndarray:
     return np.repeat(values, runs).reshape(w, h).T.copy()
 
 
-def _rle(seg: dict, h: int, w: int, where: str) -> np.ndarray:
+def _rle_counts(seg: dict, h: int, w: int, where: str) -> List[int]:
     size = seg.get("size")
     if not (isinstance(size, list) and size == [h, w]):
         raise InputError(f"{where}: RLE size {size!r} is not its image's [{h}, {w}] — {FIX}")
@@ -78,12 +78,10 @@ def _rle(seg: dict, h: int, w: int, where: str) -> np.ndarray:
         raise InputError(f"{where}: RLE run lengths sum to {sum(counts)} (negative: "
                          f"{any(c < 0 for c in counts)}), its {h}×{w} image has {h * w} pixels "
                          f"— {FIX}")
-    return rle_mask(counts, h, w)
+    return counts
 
 
-def _polygons(seg: list, h: int, w: int, where: str) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
+def _polygon_rings(seg: list, where: str) -> List[List[float]]:
     rings = []
     for k, poly in enumerate(seg):
         if not (isinstance(poly, list) and all(isinstance(v, Real) and not isinstance(v, bool)
@@ -94,16 +92,28 @@ def _polygons(seg: list, h: int, w: int, where: str) -> np.ndarray:
                              f"non-finite one — {FIX}")
         if len(poly) >= 6:  # fewer than three points enclose nothing
             rings.append([float(v) for v in poly])
-    if not rings:
-        return np.zeros((h, w), bool)
-    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(rings, h, w))) > 0
+    return rings
+
+
+def check_segmentation(seg, h: int, w: int, where: str):
+    """``("polygons", rings)`` or ``("rle", run lengths)`` of a COCO ``segmentation`` on an
+    h × w image, checked without rasterising; every problem is an :class:`InputError` naming
+    ``where`` (file and annotation)."""
+    if isinstance(seg, list):
+        return "polygons", _polygon_rings(seg, where)
+    if isinstance(seg, dict) and "counts" in seg:
+        return "rle", _rle_counts(seg, h, w, where)
+    raise InputError(f"{where}: segmentation is neither polygons nor an RLE — {FIX}")
 
 
 def segmentation_mask(seg, h: int, w: int, where: str) -> np.ndarray:
-    """The (h, w) bool mask of a COCO ``segmentation`` on an h × w image; every problem is an
-    :class:`InputError` naming ``where`` (file and annotation)."""
-    if isinstance(seg, list):
-        return _polygons(seg, h, w, where)
-    if isinstance(seg, dict) and "counts" in seg:
-        return _rle(seg, h, w, where)
-    raise InputError(f"{where}: segmentation is neither polygons nor an RLE — {FIX}")
+    """The (h, w) bool mask of a COCO ``segmentation`` on an h × w image
+    (:func:`check_segmentation` first)."""
+    kind, parts = check_segmentation(seg, h, w, where)
+    if kind == "rle":
+        return rle_mask(parts, h, w)
+    if not parts:
+        return np.zeros((h, w), bool)
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(parts, h, w))) > 0

@@ -76,13 +76,14 @@ def data_root(root, dataset: str, expects: str) -> Path:
 
 
 def by_id(items: list, key: str, path: Path, what: str) -> dict:
-    """``items`` keyed by ``item[key]``; an id that two items share names both in an
-    :class:`InputError` (one of them would be lost silently)."""
+    """``items`` keyed by ``item[key]``, an integer id (as COCO, VQA and CLEVR write them); an
+    id that two items share names both in an :class:`InputError` (one of them would be lost
+    silently)."""
     out: dict = {}
     for i, item in enumerate(items):
         k = item[key]
-        if not isinstance(k, (int, str)) or isinstance(k, bool):
-            raise InputError(f"{path}: {what} {i} has {key} {k!r}, expected an integer or string "
+        if not isinstance(k, int) or isinstance(k, bool):
+            raise InputError(f"{path}: {what} {i} has {key} {k!r}, expected an integer "
                              "— re-download or regenerate it")
         if k in out:
             raise InputError(f"{path}: {what}s {out[k][0]} and {i} share {key} {k!r} — "

@@ -34,7 +34,8 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
+from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
+                           question_text)
 from datasets.files import data_root as root_folder
 from datasets.files import by_id, list_of, read_json
 
@@ -69,6 +70,9 @@ class ClevrXaiDataset(Dataset):
                                           "answer"), "question", RELEASE)
         self._questions = sorted(by_id(questions, "question_index", self._qpath,
                                        "question").values(), key=lambda q: q["question_index"])
+        for q in self._questions:
+            check_question_type(q["question"], str(self._qpath), str(q["question_index"]))
+            answer_text(q["answer"], f"{self._qpath}: question {q['question_index']}")
         self.image_dir = root / "images"
         for kind in {region, "all_objects"}:
             folder = self.mask_dir(kind)

@@ -39,7 +39,8 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
+from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
+                           question_text)
 from datasets.control import matched_control
 from datasets.files import data_root as root_folder
 from datasets.files import read_json, require
@@ -125,6 +126,8 @@ class GQADataset(Dataset):
             _check_graph(g, self._gpath, iid)
         for qid, q in questions.items():
             require(q, QUESTION_KEYS, self._qpath, f"question {qid}", RELEASE)
+            check_question_type(q["question"], str(self._qpath), qid)
+            answer_text(q["answer"], f"{self._qpath}: question {qid}")
             for key in ("types", "annotations"):
                 if not isinstance(q[key], dict):
                     raise InputError(f"{self._qpath}: question {qid} has {key} of type "

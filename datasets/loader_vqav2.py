@@ -45,7 +45,8 @@ import numpy as np
 
 from benchmark.errors import InputError, MissingImage
 from datasets import register
-from datasets.base import Dataset, Record, answer_text, decode_rgb, question_text
+from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
+                           question_text)
 from datasets.category_mentions import mentions, word_tokens
 from datasets.coco_instances import CocoInstances
 from datasets.control import matched_control
@@ -82,6 +83,7 @@ class VQAv2Dataset(Dataset):
         self._questions_path, self._answers_path = root / qname, root / aname
         self.instances = CocoInstances(root / iname, EXPORT_FIX)
         self._questions, self._answers = self._read_questions()
+        self.instances.check(sorted({q["image_id"] for q in self._questions}, key=str))
         self._evidence = self._read_evidence(root / "evidence.json")
         names = set(self.instances.categories.values())
         self._semantic = bool(names) and names <= set(SEMANTIC_CLASSES[2:])
@@ -106,6 +108,9 @@ class VQAv2Dataset(Dataset):
             if qid not in ann_by_q:
                 raise InputError(f"{apath} has no annotation for question {qid} of "
                                  f"{qpath} — use a split with answers (train or val)")
+            check_question_type(q["question"], str(qpath), str(qid))
+            for a in ann_by_q[qid]["answers"]:
+                answer_text(a["answer"], f"{apath}: question {qid}")
             if q["image_id"] not in self.instances.images:
                 raise InputError(f"{ipath} has no image {q['image_id']} (asked about by question "
                                  f"{qid}) — use the instances file of split {self.split}")
