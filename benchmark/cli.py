@@ -16,6 +16,7 @@ from benchmark.cli_args import (UsageError, evaluate_parser, parse_fusion, repor
                                 reproduce_parser, run_parser, train_parser, without_out)
 from benchmark.errors import InputError
 from benchmark.registry import UnknownNameError
+from benchmark.run_lock import run_folder_lock
 
 def _check_writable(out: Path) -> None:
     try:
@@ -96,7 +97,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     cfg = run_config(args)
     out = Path(args.out)
     _check_writable(out)
-    with run_log(out) as log:
+    with run_folder_lock(out, f"python -m benchmark {' '.join(argv)}"), run_log(out) as log:
         log(f"python -m benchmark {' '.join(argv)}", echo=False)
         if args.engine == "ray":
             from benchmark import ray_engine
@@ -241,7 +242,8 @@ def cmd_report(argv: Sequence[str]) -> int:
             raise UsageError(f"{out / name} not found: is {out} a run folder?")
     import reports
 
-    paths = reports.write_reports(out)
+    with run_folder_lock(out, f"python -m benchmark report {out}"):
+        paths = reports.write_reports(out)
     print(f"re-rendered {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -306,9 +308,10 @@ def _finetune(args) -> int:
                          batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
                          fusion_lr=args.fusion_lr, warmup=args.warmup, precision=args.precision,
                          vit_depth=args.vit_depth, text_layers=args.text_layers)
-    path = finetune(cfg, Path(args.out), args.weights_dir, args.tokenizer_dir,
-                    resolve_device(args.device), args.checkpoint_every, args.stop_after,
-                    progress=not args.quiet)
+    with run_folder_lock(Path(args.out), "python -m benchmark train --model difnet-itm-base"):
+        path = finetune(cfg, Path(args.out), args.weights_dir, args.tokenizer_dir,
+                        resolve_device(args.device), args.checkpoint_every, args.stop_after,
+                        progress=not args.quiet)
     print(f"difnet-itm-base: {'checkpoint' if path.name.endswith('last.pt') else 'weights'} "
           f"-> {path}")
     return 0

@@ -225,6 +225,7 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
         "skipped_models": result.skipped,
         "nonfinite_maps": result.nonfinite_maps,
         "higher_is_better": result.higher_is_better,
+        "diagnostics": sorted(result.diagnostics),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "profile_s": {k: round(v, 3) for k, v in sorted(result.profile.items())},
     }

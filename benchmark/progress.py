@@ -9,6 +9,7 @@ cache count as done from the start, so after a resume the rate — and hence the
 from the work this process actually does. The ETA is that average rate applied to what is left
 (``smoothing=0``); methods differ in cost by orders of magnitude (Integrated Gradients against a
 single backward pass), so it is an estimate that firms up as the run passes through them.
+Used as a context manager, the bars are closed however the run ends.
 """
 from __future__ import annotations
 
@@ -58,3 +59,11 @@ class RunProgress:
     def close(self) -> None:
         self.close_unit()
         self.overall.close()
+
+    def __enter__(self) -> "RunProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # closed before an error or interruption propagates, so that its one-line message
+        # starts a line of its own and no bar is redrawn after it
+        self.close()

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Set
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
-from benchmark.scoring import excluded_rows
+from benchmark.scoring import MAP_DIAGNOSTICS, excluded_rows
 from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
 
 
@@ -45,6 +45,9 @@ class RunResult:
     dataset_info: dict = field(default_factory=dict)
     nonfinite_maps: Dict[str, int] = field(default_factory=dict)
     higher_is_better: Dict[str, bool] = field(default_factory=dict)
+    #: rows that describe a map rather than score it (ties, an estimator's convergence): the
+    #: reports keep them out of the rankings, in a table of their own
+    diagnostics: Set[str] = field(default_factory=lambda: set(MAP_DIAGNOSTICS))
 
 
 def exclusion_warnings(plan) -> List[str]:
@@ -67,12 +70,11 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
     result = RunResult()
     t0 = time.time()
     plan = make_plan(cfg)
-    cfg, records, n = plan.cfg, plan.records, len(plan.records)
+    cfg = plan.cfg
     result.dataset_info = dict(plan.dataset_info)
     result.timings["load_data_s"] = time.time() - t0
-    result.higher_is_better = {m: metrics.get(m).higher_is_better
-                               for m in cfg.metrics}
-    result.higher_is_better.update(tie_fraction=False, max_tied=False)
+    result.higher_is_better = {m: metrics.get(m).higher_is_better for m in cfg.metrics}
+    result.higher_is_better.update({name: False for name in MAP_DIAGNOSTICS})
     cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
                       cfg.pipeline_fingerprint())
     for line in exclusion_warnings(plan):
@@ -82,68 +84,86 @@ def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
         result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
                                     "options": m.config}
     missing = missing_models(cfg)
-    runnable = [m for m in cfg.models if not missing[m]]
-    units = [(m, meth, b, len(idx)) for m in runnable
-             for meth in cfg.methods for b, idx in enumerate(plan.batches)]
-    weight = {meth: sanity_weight(cfg, meth, n) for meth in cfg.methods}
-    bars = RunProgress(sum(u[3] for u in units) + len(runnable) * sum(weight.values()),
-                       sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b)))
-                       + sum(weight[meth] for m in runnable for meth in cfg.methods
-                             if cache.has(m, meth, "sanity")),
-                       enabled=progress)
-
-    for model_name in cfg.models:
-        if missing[model_name]:
-            result.skipped[model_name] = missing[model_name]
-            log(f"skipping {model_name}: {missing[model_name]}")
-            continue
-        t_model = time.time()
-        state = model_state(model_name, plan, cache)
-        result.model_info[model_name] = state.manifest_info()
-        gallery_maps: Dict[str, Dict[str, list]] = {}
-        for method_name in cfg.methods:
-            t_method = time.time()
-            bars.unit(f"{model_name} × {method_name}", n)
-            nonfinite = 0
-            for b, idx in enumerate(plan.batches):
-                unit = cache.get(model_name, method_name, unit_key(b))
-                computed = unit is None
-                if computed:
-                    unit = compute_unit(state, plan, method_name, b)
-                    cache.put(unit, model_name, method_name, unit_key(b))
-                for part, t in unit.get("seconds", {}).items():
-                    key = f"{method_name}/{part}"
-                    result.profile[key] = result.profile.get(key, 0.0) + t
-                result.rows += unit["rows"]
-                result.higher_is_better.update(unit.get("directions", {}))
-                nonfinite += unit["nonfinite"]
-                for sid, m in unit["gallery"].items():
-                    gallery_maps.setdefault(sid, {})[method_name] = m
-                bars.advance(len(idx), computed)
-            bars.close_unit()
-            result.rows += excluded_rows(model_name, method_name, cfg.metrics, plan.excluded)
-            if nonfinite:
-                result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
-                log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
-                    "(counted as misses / excluded, see results.csv notes)")
-            result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
-        if sanity_names(cfg) and not state.info.get("untrained"):
-            bars.unit(f"{model_name} × sanity checks", len(cfg.methods), unit="method")
-            result.sanity += sanity_rows(
-                state, records, cfg, cache, seconds=result.profile,
-                done=lambda meth, computed: bars.advance(weight[meth], computed, steps=1))
-            bars.close_unit()
-        else:
-            bars.shrink(sum(weight.values()))
-        result.timings[f"{model_name}_s"] = time.time() - t_model
-        for r in records[:cfg.gallery]:
-            result.gallery.append({"model": model_name, "record": r,
-                                   "prediction": state.predictions.get(r.sample_id, ""),
-                                   "correct": (state.correct.get(r.sample_id) or 0.0) >= 1.0,
-                                   "maps": {k: np.asarray(v, np.float32)
-                                            for k, v in gallery_maps.get(r.sample_id, {}).items()}})
-    bars.close()
+    weight = {meth: sanity_weight(cfg, meth, len(plan.records)) for meth in cfg.methods}
+    with _progress(plan, cache, [m for m in cfg.models if not missing[m]], weight,
+                   progress) as bars:
+        for model_name in cfg.models:
+            if missing[model_name]:
+                result.skipped[model_name] = missing[model_name]
+                log(f"skipping {model_name}: {missing[model_name]}")
+                continue
+            _run_model(model_name, plan, cache, bars, weight, result, log)
     result.rows += plan.reference_rows
     result.curves = mean_curves(result.rows, cfg.seed)
     result.timings["total_s"] = time.time() - t0
     return result
+
+
+def _progress(plan, cache: UnitCache, runnable: List[str], weight: Dict[str, int],
+              enabled: bool) -> RunProgress:
+    """The run's bars: every (model, method) map and sanity unit, those cached counted done."""
+    cfg = plan.cfg
+    units = [(m, meth, b, len(idx)) for m in runnable
+             for meth in cfg.methods for b, idx in enumerate(plan.batches)]
+    total = sum(u[3] for u in units) + len(runnable) * sum(weight.values())
+    done = sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b))) + sum(
+        weight[meth] for m in runnable for meth in cfg.methods if cache.has(m, meth, "sanity"))
+    return RunProgress(total, done, enabled=enabled)
+
+
+def _run_model(model_name: str, plan, cache: UnitCache, bars: RunProgress,
+               weight: Dict[str, int], result: RunResult, log: Callable[[str], None]) -> None:
+    """Every unit of one model (from the cache or computed), its sanity checks and gallery."""
+    cfg, records = plan.cfg, plan.records
+    t_model = time.time()
+    state = model_state(model_name, plan, cache)
+    result.model_info[model_name] = state.manifest_info()
+    gallery_maps: Dict[str, Dict[str, list]] = {}
+    for method_name in cfg.methods:
+        t_method = time.time()
+        bars.unit(f"{model_name} × {method_name}", len(records))
+        nonfinite = 0
+        for b, idx in enumerate(plan.batches):
+            unit = cache.get(model_name, method_name, unit_key(b))
+            computed = unit is None
+            if computed:
+                unit = compute_unit(state, plan, method_name, b)
+                cache.put(unit, model_name, method_name, unit_key(b))
+            nonfinite += _merge_unit(result, unit, method_name, gallery_maps)
+            bars.advance(len(idx), computed)
+        bars.close_unit()
+        result.rows += excluded_rows(model_name, method_name, cfg.metrics, plan.excluded)
+        if nonfinite:
+            result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
+            log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
+                "(counted as misses / excluded, see results.csv notes)")
+        result.timings[f"{model_name}/{method_name}_s"] = time.time() - t_method
+    if sanity_names(cfg) and not state.info.get("untrained"):
+        bars.unit(f"{model_name} × sanity checks", len(cfg.methods), unit="method")
+        result.sanity += sanity_rows(
+            state, records, cfg, cache, seconds=result.profile,
+            done=lambda meth, computed: bars.advance(weight[meth], computed, steps=1))
+        bars.close_unit()
+    else:
+        bars.shrink(sum(weight.values()))
+    result.timings[f"{model_name}_s"] = time.time() - t_model
+    for r in records[:cfg.gallery]:
+        result.gallery.append({"model": model_name, "record": r,
+                               "prediction": state.predictions.get(r.sample_id, ""),
+                               "correct": (state.correct.get(r.sample_id) or 0.0) >= 1.0,
+                               "maps": {k: np.asarray(v, np.float32)
+                                        for k, v in gallery_maps.get(r.sample_id, {}).items()}})
+
+
+def _merge_unit(result: RunResult, unit: dict, method_name: str,
+                gallery_maps: Dict[str, Dict[str, list]]) -> int:
+    """Add one unit's rows, profile, directions and gallery maps; return its non-finite maps."""
+    for part, t in unit.get("seconds", {}).items():
+        key = f"{method_name}/{part}"
+        result.profile[key] = result.profile.get(key, 0.0) + t
+    result.rows += unit["rows"]
+    result.higher_is_better.update(unit.get("directions", {}))
+    result.diagnostics.update(unit.get("directions", {}))
+    for sid, m in unit["gallery"].items():
+        gallery_maps.setdefault(sid, {})[method_name] = m
+    return unit["nonfinite"]

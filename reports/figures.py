@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from pathlib import Path
 from typing import Dict, List, Sequence, Set
 
@@ -67,15 +68,28 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
 
+def _shades(board: Board, grid: np.ndarray) -> np.ndarray:
+    """Colour values on one scale for every column: a share of the random-to-oracle gap as it
+    is; a difference to random divided by the column's largest |difference| (random 0, the
+    best 1), since its units are the metric's own."""
+    shade = grid.copy()
+    for j, m in enumerate(board.metrics):
+        if board.scale.get(m) == "random":
+            top = np.nanmax(np.abs(grid[:, j])) if np.isfinite(grid[:, j]).any() else 0.0
+            shade[:, j] = grid[:, j] / top if top > 0 else 0.0
+    return np.clip(shade, -0.5, 1.5)
+
+
 def leaderboard_figure(board: Board, out: Path) -> str:
-    """Methods × headline metrics, colour = normalised score (random 0, oracle 1)."""
+    """Methods × headline metrics, colour = normalised score (random 0, oracle 1; or the
+    difference to random where the run has no oracle, :attr:`Board.note`)."""
     plt = _pyplot()
     with plt.rc_context(STYLE):
         methods = [r[0] for r in board.rows]
         grid = np.array([[r[3][m].normalised if m in r[3] and r[3][m].normalised is not None
                           else np.nan for m in board.metrics] for r in board.rows], dtype=float)
         fig, ax = plt.subplots(figsize=(1.1 * len(board.metrics) + 2.2, 0.32 * len(methods) + 1.2))
-        ax.imshow(np.clip(grid, -0.5, 1.5), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
+        ax.imshow(_shades(board, grid), cmap="RdYlGn", vmin=-0.5, vmax=1.5, aspect="auto")
         for i, j in np.ndindex(grid.shape):
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
@@ -87,25 +101,42 @@ def leaderboard_figure(board: Board, out: Path) -> str:
         n_real = sum(1 for r in board.rows if not r[1])
         if 0 < n_real < len(methods):
             ax.axhline(n_real - 0.5, color="black", linewidth=1)
-        ax.set_title(f"{board.model}: normalised score (random 0, oracle 1)")
+        ax.set_title(f"{board.model}: " + ("normalised score (random 0, oracle 1)" if not
+                                           board.note else "score (random 0; no oracle: see "
+                                           "the note)"))
         fig.tight_layout()
         return save(fig, out, f"leaderboard_{slug(board.model)}")
 
 
 def forest_figure(metric: str, rows: Sequence[dict], out: Path,
                   baselines: Set[str] = frozenset()) -> str:
+    """:func:`forest` saved as ``figures/forest_<metric>``; its data URI."""
+    return save(forest(metric, rows, baselines), out, f"forest_{slug(metric)}")
+
+
+def forest(metric: str, rows: Sequence[dict], baselines: Set[str] = frozenset()):
     """Per model (one panel each, three to a row), every method's mean with its 95% CI on
     ``metric``; the target region filled, the size-matched control hollow beside it; the
-    baselines below a rule; ``random`` and the oracle as reference lines."""
+    baselines below a rule; ``random`` and the oracle as reference lines where the run has
+    them. Returns the figure."""
     plt = _pyplot()
     models = sorted({r["model"] for r in rows})
     methods = sorted({r["method"] for r in rows}, key=lambda m: (m in baselines, m))
     cols = min(3, len(models))
     nrows = -(-len(models) // cols)
+    width = 3.4 * cols + 1.4
+    refs = [(name, style) for name, style in ((REFERENCE, "dotted"), (oracle_of(metric), "dashed"))
+            if any(r["method"] == name for r in rows)]
+    legend = "; ".join(["filled: target", "hollow: size-matched control"]
+                       + [f"{style}: {name}" for name, style in refs]
+                       + (["baselines below the rule"] if baselines & set(methods) else []))
+    # wrapped to the figure's width (about 14 characters per inch at 8 pt), so that no part of
+    # the title falls outside the image
+    title = textwrap.fill(f"{metric}: mean and 95% CI ({legend})", int(width * 14))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, cols, squeeze=False, sharey=True,
-                                 figsize=(3.4 * cols + 1.4, nrows * (0.24 * len(methods) + 1.0)
-                                          + 0.4))
+        fig, axes = plt.subplots(nrows, cols, squeeze=False, sharey=True, layout="constrained",
+                                 figsize=(width, nrows * (0.24 * len(methods) + 1.0)
+                                          + 0.25 * (title.count("\n") + 2)))
         for ax in axes.flat[len(models):]:
             ax.set_visible(False)
         for ax, model in zip(axes.flat, models):
@@ -122,7 +153,7 @@ def forest_figure(metric: str, rows: Sequence[dict], out: Path,
             real = sum(m not in baselines for m in methods)
             if 0 < real < len(methods):
                 ax.axhline(real - 0.5, color="black", linewidth=0.6)
-            for ref, style in ((REFERENCE, ":"), (oracle_of(metric), "--")):
+            for ref, style in refs:
                 r = mine.get((ref, "target")) or mine.get((ref, ""))
                 if r is not None and np.isfinite(float(r["mean"] or "nan")):
                     ax.axvline(float(r["mean"]), color="grey", linestyle=style, linewidth=1)
@@ -131,11 +162,8 @@ def forest_figure(metric: str, rows: Sequence[dict], out: Path,
             ax.set_ylim(len(methods) - 0.5, -0.5)
             ax.grid(axis="x", linewidth=0.3)
             ax.set_xlabel(metric)
-        fig.suptitle(f"{metric}: mean and 95% CI (filled: target; hollow: size-matched control; "
-                     f"dotted: {REFERENCE}, dashed: {oracle_of(metric)}; baselines below the "
-                     "rule)", fontsize=8)
-        fig.tight_layout()
-        return save(fig, out, f"forest_{slug(metric)}")
+        fig.suptitle(title, fontsize=8)
+        return fig
 
 
 def forest_figures(summary: Sequence[dict], out: Path,

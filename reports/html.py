@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
 from reports.matrices import controlled, method_matrices, model_tables
-from reports.run_files import is_true, read_csv
+from reports.run_files import diagnostics, is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
 
@@ -70,9 +70,10 @@ def _fmt(v) -> str:
     return "—" if not np.isfinite(f) else f"{f:.3f}"
 
 
-def _summary(rows: List[dict], base: Set[str]) -> List[dict]:
+def _summary(rows: List[dict], base: Set[str], mark_best: bool = True) -> List[dict]:
     """Overall rows (all questions / correctly answered), best real method (not one of the
-    baselines ``base``) per model and metric marked using the metric's direction."""
+    baselines ``base``) per model and metric marked using the metric's direction (unless
+    ``mark_best`` is false: a diagnostic describes a map, it does not rank it)."""
     main = [r for r in rows if r["question_type"] == "all"]
     best: Dict[tuple, float] = {}
     for r in main:
@@ -83,7 +84,8 @@ def _summary(rows: List[dict], base: Set[str]) -> List[dict]:
             best[key] = max(best.get(key, -np.inf), v)
     for r in main:
         sign = 1 if is_true(r["higher_is_better"]) else -1
-        r["best"] = (r["region"] in ("target", "") and r["subset"] == "all" and r["mean"] != ""
+        r["best"] = (mark_best and r["region"] in ("target", "") and r["subset"] == "all"
+                     and r["mean"] != ""
                      and r["method"] not in base
                      and float(r["mean"]) * sign == best.get((r["model"], r["metric"])))
         r["direction"] = "higher" if sign > 0 else "lower"
@@ -131,7 +133,10 @@ def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
     cards = _cards(out)
-    summary_rows = read_csv(out, "summary.csv")
+    described = diagnostics(out)
+    summary_rows = [r for r in read_csv(out, "summary.csv") if r["metric"] not in described]
+    diagnostic_rows = [r for r in read_csv(out, "summary.csv") if r["metric"] in described
+                       and r["subset"] == "all" and r["question_type"] == "all"]
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape())
     filters = {"family": sorted({c["family"] for c in cards}),
                "model": sorted({c["model"] for c in cards}),
@@ -154,6 +159,7 @@ def render(out: Path) -> str:
         family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
         sanity_figures=figures.sanity_figures(read_csv(out, "sanity.csv"), out),
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
+        diagnostics=_pivots(_summary(diagnostic_rows, base, mark_best=False), base),
         families=_families(summary_rows), grounding=grounding,
         model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, base,
                                   controlled(manifest.get("models", {}))),

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Set
 
 from benchmark.outputs import write_atomic
 from reports.leaderboard import HEADLINE, significantly_better
-from reports.run_files import as_float, is_true, read_csv
+from reports.run_files import as_float, diagnostics, is_true, read_csv
 
 
 def baselines(out: Path) -> Set[str]:
@@ -236,6 +236,21 @@ def _sanity_table(model: str, rows: List[dict], base: Set[str], seed) -> Optiona
                     _body(methods, base, cells), caption, f"tab:sanity-{_label(model)}")
 
 
+def _diagnostics_table(model: str, rows: List[dict], base: Set[str], seed) -> str:
+    """Appendix: per method its maps' diagnostics (ties, an estimator's convergence), mean
+    [95% CI]; described, so nothing is marked."""
+    names = sorted({r["metric"] for r in rows})
+    cell = {(r["method"], r["metric"]): r for r in rows if r["mean"]}
+    caption = (f"{_esc(model)}: diagnostics of the maps (mean over the questions with its 95\\% "
+               f"percentile bootstrap CI, seed {seed}): tie\\_fraction, the share of patches whose "
+               "value another patch shares; max\\_tied, whether the maximum was tied; an "
+               "estimator's convergence rows. They describe the maps and rank nothing.")
+    return _tabular("l" + "c" * len(names), ["method"] + [_esc(m) for m in names],
+                    _body(_methods(rows, base), base, lambda meth: [
+                        _ci(cell[(meth, m)]) if (meth, m) in cell else "--" for m in names]),
+                    caption, f"tab:diagnostics-{_label(model)}")
+
+
 def _grounding_table(rows: List[dict], seed) -> str:
     body = [f"{_esc(r['metric'])} & {_esc(r['fixed'])} & {r['n']} & "
             f"{as_float(r['mean_diff']):.3f} [{as_float(r['ci_low']):.3f}, "
@@ -259,15 +274,17 @@ def _label(model: str) -> str:
 def table_files(out: Path) -> Dict[str, str]:
     """name → LaTeX text of every table: ``main_<model>`` (method × headline metric), and the
     appendix: ``all_<model>`` (every metric), ``family_<model>`` (headline metrics per question
-    family), ``sanity_<model>`` and ``grounding`` (target − size-matched control)."""
+    family), ``sanity_<model>``, ``diagnostics_<model>`` (the maps' ties and convergence) and
+    ``grounding`` (target − size-matched control)."""
     rows, by_family = _load(out), _load(out, family=True)
     sanity = read_csv(out, "sanity.csv")
     base = baselines(out)
     comparisons = read_csv(out, "comparisons.csv")
     seed = json.loads((Path(out) / "manifest.json").read_text()).get("seed")
     files: Dict[str, str] = {}
+    described = diagnostics(out)
     for model in sorted({r["model"] for r in rows}):
-        mine = [r for r in rows if r["model"] == model]
+        mine = [r for r in rows if r["model"] == model and r["metric"] not in described]
         every = sorted({r["metric"] for r in mine})
         headline = [m for m in HEADLINE if m in every]
         top = [r for r in mine if r["metric"] in headline]
@@ -286,6 +303,9 @@ def table_files(out: Path) -> Dict[str, str]:
         checks = _sanity_table(model, [r for r in sanity if r["model"] == model], base, seed)
         if checks:
             files[f"sanity_{_label(model)}"] = checks
+        about = [r for r in rows if r["model"] == model and r["metric"] in described]
+        if about:
+            files[f"diagnostics_{_label(model)}"] = _diagnostics_table(model, about, base, seed)
     grounding = [r for r in comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     if grounding:
         files["grounding"] = _grounding_table(grounding, seed)

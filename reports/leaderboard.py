@@ -7,7 +7,10 @@ the questions (all questions, target region). The oracle is ``oracle`` (the grou
 for grounding and faithfulness metrics and ``counterfactual_oracle`` (the model's own
 per-object effects) for the counterfactual metrics. The formula holds for either direction: a
 method as good as the oracle scores 1 and one no better than random 0, whichever way the metric
-runs. Where either reference is missing or the two are equal the cell has no normalised score.
+runs. A run without the oracle (e.g. a new method against two old ones and ``random``) is
+normalised against what it has: the difference to ``random`` in the metric's direction (above 0:
+better than random), and without ``random`` either, ranks only; the board says which, per
+metric, in one line (:attr:`Board.note`).
 
 Ranks are taken per metric among the methods that are not baselines (1 = best by the metric's
 direction, ties share the mean rank), and averaged over the metrics a method has a value for.
@@ -43,6 +46,11 @@ class Cell:
     normalised: Optional[float] = None
     rank: Optional[float] = None
 
+#: how a metric's cells are normalised: a share of the random-to-oracle gap, the difference to
+#: random in the metric's direction, or not at all (ranks only)
+SCALES = {"oracle": "random 0, oracle 1", "random": "difference to random (above 0: better)",
+          "rank": "ranks only"}
+
 
 @dataclass
 class Board:
@@ -54,6 +62,24 @@ class Board:
     higher_is_better: Dict[str, bool]
     rows: List[tuple] = field(default_factory=list)
     sentence: str = ""
+    #: metric → the key of :data:`SCALES` its cells use
+    scale: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def note(self) -> str:
+        """One line on the metrics not on the random-to-oracle scale, and why ("" if none)."""
+        parts = []
+        for key, why in (("random", "no oracle in this run: the difference to random in the "
+                          "metric's direction (above 0: better than random), not a share of "
+                          "the gap to the oracle"),
+                         ("rank", "neither random nor the oracle in this run: ranks only")):
+            names = [m for m in self.metrics if self.scale.get(m) == key]
+            if names:
+                parts.append(f"{', '.join(names)}: {why}")
+        if not parts:
+            return ""
+        return ("; ".join(parts) + ". Add oracle (and counterfactual_oracle for the "
+                "counterfactual metrics) and random to --methods for the normalised scale.")
 
 
 def oracle_of(metric: str) -> str:
@@ -79,14 +105,9 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
             if r["metric"] in metrics:
                 cells.setdefault(r["method"], {})[r["metric"]] = Cell(
                     as_float(r["mean"]), as_float(r["ci_low"]), as_float(r["ci_high"]), int(r["n"]))
+        board = Board(model, metrics, hib)
         for m in metrics:
-            ref = cells.get(REFERENCE, {}).get(m)
-            top = cells.get(oracle_of(m), {}).get(m)
-            if ref is not None and top is not None and top.mean != ref.mean:
-                for by_metric in cells.values():
-                    if m in by_metric:
-                        c = by_metric[m]
-                        c.normalised = (c.mean - ref.mean) / (top.mean - ref.mean) + 0.0
+            board.scale[m] = _normalise(cells, m, hib[m])
             real = [meth for meth in cells if meth not in baselines and m in cells[meth]]
             signed = [cells[meth][m].mean * (-1 if hib[m] else 1) for meth in real]
             for meth, rank in zip(real, rankdata(signed) if real else []):
@@ -95,13 +116,27 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
                      for meth, by in cells.items() if meth not in baselines
                      and any(c.rank is not None for c in by.values())}
         order = sorted(mean_rank, key=lambda meth: (mean_rank[meth], meth))
-        board = Board(model, metrics, hib)
         board.rows = [(meth, False, mean_rank[meth], cells[meth]) for meth in order]
         board.rows += [(meth, True, None, cells[meth]) for meth in sorted(cells)
                        if meth in baselines]
         board.sentence = sentence(model, order, mean_rank, metrics, hib, comparisons)
         out.append(board)
     return out
+
+
+def _normalise(cells: Dict[str, Dict[str, Cell]], metric: str, higher_is_better: bool) -> str:
+    """Fill the normalised score of every method's cell of ``metric``; return the scale used."""
+    ref = cells.get(REFERENCE, {}).get(metric)
+    top = cells.get(oracle_of(metric), {}).get(metric)
+    if ref is None:
+        return "rank"
+    to_oracle = top is not None and top.mean != ref.mean
+    for by_metric in cells.values():
+        c = by_metric.get(metric)
+        if c is not None:
+            c.normalised = ((c.mean - ref.mean) / (top.mean - ref.mean) if to_oracle else
+                            (c.mean - ref.mean) * (1 if higher_is_better else -1)) + 0.0
+    return "oracle" if to_oracle else "random"
 
 
 def significantly_better(comparisons: Sequence[dict], model: str, metric: str, first: str, second: str,

@@ -3,8 +3,9 @@ parsers every report uses."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
-from typing import List
+from typing import List, Set
 
 
 def read_csv(out: Path, name: str) -> List[dict]:
@@ -27,3 +28,10 @@ def as_float(v) -> float:
 def is_true(v: str) -> bool:
     """A boolean CSV cell (``higher_is_better``) as written by the run."""
     return v in ("1", "True", "true")
+
+
+def diagnostics(out: Path) -> Set[str]:
+    """The run's per-map diagnostics (ties, an estimator's convergence): described, never
+    ranked (none for a run folder written before the manifest listed them)."""
+    path = Path(out) / "manifest.json"
+    return set(json.loads(path.read_text()).get("diagnostics", [])) if path.exists() else set()

@@ -2,8 +2,8 @@
 fine-tuned on image-question matching with hard negatives, on the synthetic data exported in
 VQA v2 + COCO format, with a reduced-depth base (1 ViT block, 3 text layers) from a random
 checkpoint in LAVIS's layout; SIGKILLed once its first checkpoint of three is on disk and
-restarted, or stopped after one step of two and resumed, it ends where an uninterrupted run ends. On the real-photo VQA v2 fixture, the COCO panoptic stream reaches the
-fusion encoder."""
+restarted, or stopped after one step and rerun, it ends where an uninterrupted run ends. On the
+real-photo VQA v2 fixture, the COCO panoptic stream reaches the fusion encoder."""
 import json
 import shutil
 import signal
@@ -46,12 +46,21 @@ def read_and_remove(out, name, pick=lambda state: state):
     return state
 
 
-def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+def test_finetune_sigkilled_or_stopped_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """The kill a preempted job gets: SIGKILL once the first checkpoint is on disk, mid-way
+    through the next step; the restarted command resumes from that checkpoint. And a clean
+    ``--stop-after 1``, rerun. Both end with the uninterrupted run's weights, which the fused
+    loader reads. Every run is a process of its own, so all see the same thread settings."""
     data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
     base, weights, tokenizer = reduced_base(tmp_path)
-    args = base + ["--dataset", "vqav2", "--data-root", str(data), "--steps", "2",
-                   "--checkpoint-every", "2"]
-    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    cmd = [sys.executable, "-m", "benchmark", *base, "--dataset", "vqav2", "--data-root",
+           str(data), "--steps", "3", "--checkpoint-every", "1"]
+
+    def run(out, *extra):
+        subprocess.run(cmd + ["--out", str(out), *extra], cwd=ROOT, check=True,
+                       capture_output=True)
+
+    run(tmp_path / "straight")
     # the result is what the fused loader reads (every key checked)
     model = _blip_loader("difnet-itm-base", "base", RESULT, vit_depth=1, text_layers=3,
                          fusion=DIFNET_FUSION)(weights_dir=str(tmp_path / "straight"),
@@ -59,27 +68,9 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     assert model.side_input_classes("segmentation") == 133
     del model
     a = read_and_remove(tmp_path / "straight", RESULT)
-    assert main(args + ["--out", str(tmp_path / "killed"), "--stop-after", "1"]) == 0
-    assert (tmp_path / "killed" / LAST).exists() and not (tmp_path / "killed" / RESULT).exists()
-    assert main(args + ["--out", str(tmp_path / "killed")]) == 0  # resumes at step 1
-    b = read_and_remove(tmp_path / "killed", RESULT)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     init = torch.load(weights / CHECKPOINTS["blip-itm-base"][1])["model"]
     assert not torch.equal(a["itm_head.weight"], init["itm_head.weight"])  # it trained
 
-
-def test_finetune_sigkilled_after_a_checkpoint_resumes_to_the_weights_of_an_uninterrupted_run(
-        tmp_path):
-    """The kill a preempted job gets: SIGKILL once the first checkpoint is on disk, mid-way
-    through the next step; the restarted command resumes from that checkpoint. Every run is a
-    process of its own, so all three see the same thread settings."""
-    data = export_vqav2(tmp_path / "vqa", n=8, split="train", coco_split="train")
-    base, _, _ = reduced_base(tmp_path)
-    cmd = [sys.executable, "-m", "benchmark", *base, "--dataset", "vqav2", "--data-root",
-           str(data), "--steps", "3", "--checkpoint-every", "1"]
-    subprocess.run(cmd + ["--out", str(tmp_path / "straight")], cwd=ROOT, check=True,
-                   capture_output=True)
-    a = read_and_remove(tmp_path / "straight", RESULT)
     killed = tmp_path / "killed"
     p = subprocess.Popen(cmd + ["--out", str(killed)], cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
@@ -93,10 +84,17 @@ def test_finetune_sigkilled_after_a_checkpoint_resumes_to_the_weights_of_an_unin
     # what a kill during the next checkpoint's write would have left: removed on restart
     stale = killed / f".{LAST}.tmp-{p.pid}"
     stale.write_bytes(b"partial")
-    subprocess.run(cmd + ["--out", str(killed)], cwd=ROOT, check=True, capture_output=True)
+    run(killed)
     assert not stale.exists()
     b = read_and_remove(killed, RESULT)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    stopped = tmp_path / "stopped"
+    run(stopped, "--stop-after", "1")
+    assert (stopped / LAST).exists() and not (stopped / RESULT).exists()
+    run(stopped)  # resumes at step 1
+    c = read_and_remove(stopped, RESULT)
+    assert all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path, capsys):

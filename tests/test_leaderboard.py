@@ -240,3 +240,38 @@ def test_tables_tex_compiles_with_pdflatex(tmp_path):
                        cwd=out, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:]
     assert "Float too large" not in r.stdout and (out / "doc.pdf").exists()
+
+
+def test_a_run_without_the_oracle_is_normalised_against_random_and_says_so():
+    """The natural way to compare a new method with two old ones leaves the oracle out: the
+    board then scores the difference to random in each metric's direction (it used to show
+    only dashes), and says so in one line."""
+    no_oracle = [r for r in SUMMARY if "oracle" not in r["method"]]
+    (board,) = boards(no_oracle, [], BASELINES)
+    cells = {m: c for m, _, _, c in board.rows}
+    assert cells["gradcam"]["relevance_rank"].normalised == pytest.approx(0.4)
+    assert cells["rollout"]["deletion_auc"].normalised == pytest.approx(0.5)  # 0.8 − 0.3, lower
+    assert cells["random"]["deletion_auc"].normalised == 0.0
+    assert set(board.scale.values()) == {"random"}
+    assert "no oracle in this run" in board.note and "Add oracle" in board.note
+    assert "\n" not in board.note
+    (board,) = boards(SUMMARY, [], BASELINES)
+    assert board.note == "" and set(board.scale.values()) == {"oracle"}
+    (board,) = boards([r for r in no_oracle if r["method"] != "random"], [], BASELINES)
+    assert set(board.scale.values()) == {"rank"} and "ranks only" in board.note
+    assert [m for m, *_ in board.rows] == ["gradcam", "rollout"]  # still ranked
+
+
+@pytest.mark.parametrize("models", [1, 2, 4])
+def test_forest_titles_stay_inside_their_figure(models):
+    """The legend in the title is wrapped to the figure's width (it was cut at the left edge
+    of a one-panel figure)."""
+    from reports.figures import _pyplot, forest
+
+    rows = [_row(meth, "counterfactual_pointing", 0.5, model=f"model-{k}", region="")
+            for k in range(models) for meth in ("gradcam", "random", "counterfactual_oracle")]
+    fig = forest("counterfactual_pointing", rows, {"random", "counterfactual_oracle"})
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    _pyplot().close(fig)

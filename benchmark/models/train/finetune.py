@@ -23,6 +23,7 @@ reads).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -122,41 +123,126 @@ def itm_loss(adapter, images: torch.Tensor, questions, generator: torch.Generato
     return F.cross_entropy(logits.float(), labels)
 
 
-def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
-             tokenizer_dir: Optional[str] = None, device: str = "cpu",
-             checkpoint_every: int = 200, stop_after: Optional[int] = None,
-             progress: bool = True) -> Path:
-    """Run (or resume) the fine-tuning; returns the path of the result. ``stop_after`` ends the
-    process after that many steps with the checkpoint written (as a kill would, cleanly)."""
-    from tqdm import tqdm
-
+def _open_data(cfg: FinetuneConfig):
+    """The training dataset, checked: enough questions for hard negatives, every image on
+    disk (refused up front, not at the batch that reaches it), a stream fit for training."""
     import datasets
     from benchmark.batch_inputs import PRECISIONS
-    from benchmark.models.train.loop import _schedule
-    from benchmark.segmentation import batch_segmentation
 
     if cfg.batch_size < 2:
         raise InputError("--batch-size must be at least 2: hard negatives come from the batch")
     if cfg.precision not in PRECISIONS:
         raise InputError(f"unknown precision {cfg.precision!r}; use {', '.join(PRECISIONS)}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if cfg.segmentation == "shuffled":
+        raise InputError("--segmentation shuffled is an evaluation control (each image reads "
+                         "another's stream); fine-tune on exact, npy:DIR or panoptic:PATH")
     data = datasets.get(cfg.dataset)(split=cfg.split, seed=cfg.seed,
                                      **({"data_root": cfg.data_root} if cfg.data_root else {}))
-    # records are read per batch: a VQA v2 train split's decoded images do not fit in memory
     n = len(data)
     if n < 2:
         raise InputError(f"dataset {cfg.dataset!r} split {cfg.split!r} has {n} "
                          "question(s); hard negatives need at least 2")
     missing = data.missing_images()
-    if missing:  # refused up front, not at the batch that reaches it
+    if missing:
         sid, path = missing[0]
         raise InputError(f"{len(missing)} of {n} questions have no image file (first: question "
                          f"{sid}, {path}); fine-tuning needs every image — complete the image "
                          "folder or drop those questions from the question and annotation files")
-    if cfg.segmentation == "shuffled":
-        raise InputError("--segmentation shuffled is an evaluation control (each image reads "
-                         "another's stream); fine-tune on exact, npy:DIR or panoptic:PATH")
+    return data
+
+
+class _Run:
+    """One fine-tuning process: the model, optimiser, scaler, data order and random states,
+    fresh or restored from a checkpoint, advanced one optimiser step at a time."""
+
+    def __init__(self, cfg: FinetuneConfig, data, adapter, device: str) -> None:
+        from benchmark.batch_inputs import PRECISIONS
+        from benchmark.models.train.loop import _schedule
+
+        self.cfg, self.data, self.adapter, self.device = cfg, data, adapter, device
+        module = self.module = adapter.module
+        fusion = [p for p in module.visual_encoder.fusion.parameters()] + \
+            [p for p in module.visual_encoder.cls_proj.parameters()]
+        fused_ids = {id(p) for p in fusion}
+        rest = [p for p in module.parameters() if id(p) not in fused_ids]
+        self.opt = torch.optim.AdamW([{"params": rest, "lr": cfg.lr},
+                                      {"params": fusion, "lr": cfg.fusion_lr}],
+                                     weight_decay=cfg.weight_decay)
+        self.scaler = torch.amp.GradScaler(device.split(":")[0], enabled=cfg.precision == "fp16"
+                                           and device.startswith("cuda"))
+        self.rng = np.random.default_rng(cfg.seed)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.order, self.cursor, self.step = self.rng.permutation(len(data)), 0, 0
+        self.schedules = (_schedule(cfg.lr, cfg.warmup, cfg.steps),
+                          _schedule(cfg.fusion_lr, cfg.warmup, cfg.steps))
+        dtype = PRECISIONS[cfg.precision]
+        self.autocast = torch.autocast(device.split(":")[0], dtype=dtype) \
+            if dtype is not None else contextlib.nullcontext()
+
+    def restore(self, state: dict) -> None:
+        self.module.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.order, self.cursor = np.asarray(state["order"]), state["cursor"]
+        self.step = state["step"]
+        self.rng.bit_generator.state = state["numpy"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch"])  # dropout's draws
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+    def snapshot(self) -> dict:
+        return {"digest": self.cfg.digest(), "config": asdict(self.cfg), "step": self.step,
+                "model": self.module.state_dict(), "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "order": self.order.tolist(),
+                "cursor": self.cursor, "numpy": self.rng.bit_generator.state,
+                "generator": self.generator.get_state(), "torch": torch.get_rng_state(),
+                "cuda": (torch.cuda.get_rng_state_all() if self.device.startswith("cuda")
+                         else None)}
+
+    def advance(self) -> float:
+        """One optimiser step over ``accumulate`` batches; returns its mean loss."""
+        from benchmark.segmentation import batch_segmentation
+
+        cfg, adapter = self.cfg, self.adapter
+        for group, fn in zip(self.opt.param_groups, self.schedules):
+            group["lr"] = fn(self.step)
+        self.opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(cfg.accumulate):
+            if self.cursor + cfg.batch_size > len(self.order):
+                self.order, self.cursor = self.rng.permutation(len(self.data)), 0
+            recs = [self.data[int(i)] for i in self.order[self.cursor:self.cursor + cfg.batch_size]]
+            self.cursor += cfg.batch_size
+            seg = batch_segmentation(recs, self.data, cfg.segmentation, adapter.grid[0], 133,
+                                     cfg.seed)
+            view = adapter.given(segmentation=None if seg is None else seg.to(self.device))
+            images = adapter.preprocess([r.image for r in recs])
+            with self.autocast:
+                loss = itm_loss(view, images, [r.question for r in recs], self.generator)
+            self.scaler.scale(loss / cfg.accumulate).backward()
+            total += float(loss) / cfg.accumulate
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.module.parameters(), 1.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.step += 1
+        return total
+
+
+def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
+             tokenizer_dir: Optional[str] = None, device: str = "cpu",
+             checkpoint_every: int = 200, stop_after: Optional[int] = None,
+             progress: bool = True) -> Path:
+    """Run (or resume) the fine-tuning; returns the path of the result. ``stop_after`` ends the
+    process after that many steps with the checkpoint written (as a kill would, cleanly).
+    Records are read per batch: a VQA v2 train split's decoded images do not fit in memory."""
+    from tqdm import tqdm
+
+    data = _open_data(cfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     last = out / LAST
     # a kill during a checkpoint's write leaves a partial copy (GBs at base size) beside it
     remove_stale_temporaries(out)
@@ -164,83 +250,25 @@ def finetune(cfg: FinetuneConfig, out: Path, weights_dir: Optional[str] = None,
     if state is not None and state["digest"] != cfg.digest():
         raise InputError(f"{last} is a checkpoint of other fine-tuning settings; use another "
                          "--out or delete it")
-    adapter = build(cfg, weights_dir, tokenizer_dir).to(device)
-    module = adapter.module
-    fusion = [p for p in module.visual_encoder.fusion.parameters()] + \
-        [p for p in module.visual_encoder.cls_proj.parameters()]
-    fused_ids = {id(p) for p in fusion}
-    rest = [p for p in module.parameters() if id(p) not in fused_ids]
-    opt = torch.optim.AdamW([{"params": rest, "lr": cfg.lr}, {"params": fusion, "lr": cfg.fusion_lr}],
-                            weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler(device.split(":")[0],
-                                  enabled=cfg.precision == "fp16" and device.startswith("cuda"))
-    rng = np.random.default_rng(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    order, cursor, step = rng.permutation(n), 0, 0
+    run = _Run(cfg, data, build(cfg, weights_dir, tokenizer_dir).to(device), device)
     if state is not None:
-        module.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        order, cursor, step = np.asarray(state["order"]), state["cursor"], state["step"]
-        rng.bit_generator.state = state["numpy"]
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch"])  # dropout's draws
-        if state.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-    lr_rest, lr_fusion = _schedule(cfg.lr, cfg.warmup, cfg.steps), \
-        _schedule(cfg.fusion_lr, cfg.warmup, cfg.steps)
-    autocast = (torch.autocast(device.split(":")[0], dtype=PRECISIONS[cfg.precision])
-                if PRECISIONS[cfg.precision] is not None else None)
-    module.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step",
-               desc="fine-tuning difnet-itm-base")
-    t0, done_here = time.time(), 0
-    while step < cfg.steps:
-        for group, fn in zip(opt.param_groups, (lr_rest, lr_fusion)):
-            group["lr"] = fn(step)
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for _ in range(cfg.accumulate):
-            if cursor + cfg.batch_size > len(order):
-                order, cursor = rng.permutation(n), 0
-            recs = [data[int(i)] for i in order[cursor:cursor + cfg.batch_size]]
-            cursor += cfg.batch_size
-            seg = batch_segmentation(recs, data, cfg.segmentation, adapter.grid[0], 133,
-                                     cfg.seed)
-            view = adapter.given(segmentation=None if seg is None else seg.to(device))
-            images = adapter.preprocess([r.image for r in recs])
-            if autocast is not None:
-                with autocast:
-                    loss = itm_loss(view, images, [r.question for r in recs], generator)
-            else:
-                loss = itm_loss(view, images, [r.question for r in recs], generator)
-            scaler.scale(loss / cfg.accumulate).backward()
-            total += float(loss) / cfg.accumulate
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
-        step += 1
-        done_here += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{total:.3f}")
-        if step % checkpoint_every == 0 or step == cfg.steps or step == stop_after:
-            snapshot = {"digest": cfg.digest(), "config": asdict(cfg), "step": step,
-                        "model": module.state_dict(), "optimizer": opt.state_dict(),
-                        "scaler": scaler.state_dict(), "order": order.tolist(),
-                        "cursor": cursor, "numpy": rng.bit_generator.state,
-                        "generator": generator.get_state(), "torch": torch.get_rng_state(),
-                        "cuda": (torch.cuda.get_rng_state_all() if device.startswith("cuda")
-                                 else None)}
-            write_atomic(last, lambda fh: torch.save(snapshot, fh))
-        if stop_after is not None and step >= stop_after and step < cfg.steps:
-            bar.close()
-            return last
-    bar.close()
+        run.restore(state)
+    run.module.train()
+    t0, first = time.time(), run.step
+    with tqdm(total=cfg.steps, initial=run.step, disable=not progress, unit="step",
+              desc="fine-tuning difnet-itm-base") as bar:
+        while run.step < cfg.steps:
+            loss = run.advance()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            if run.step % checkpoint_every == 0 or run.step in (cfg.steps, stop_after):
+                snapshot = run.snapshot()
+                write_atomic(last, lambda fh: torch.save(snapshot, fh))
+            if stop_after is not None and stop_after <= run.step < cfg.steps:
+                return last
     result = out / RESULT
-    write_atomic(result, lambda fh: torch.save(module.eval().state_dict(), fh))
+    write_atomic(result, lambda fh: torch.save(run.module.eval().state_dict(), fh))
     write_atomic(out / "finetune.json", json.dumps(
-        {**asdict(cfg), "steps_this_process": done_here,
+        {**asdict(cfg), "steps_this_process": run.step - first,
          "seconds_this_process": round(time.time() - t0, 1)}, indent=2) + "\n")
     return result

@@ -50,29 +50,30 @@ def _run_stage(adapter: VLModel, pool: Pool, tcfg: TrainConfig, stage: int, prog
     opt = _optimiser(model, tcfg)
     order = rng.permutation(len(pool.questions))
     cursor, running = 0, defaultdict(float)
-    bar = tqdm(range(steps), disable=not progress, unit="step",
-               desc=f"training {adapter.name}" + ("" if main else " (evidence views)"
-                                                   if tcfg.evidence_prob else " (stage 2)"))
-    for step in bar:
-        if cursor + tcfg.batch_size > len(order):
-            order, cursor = rng.permutation(len(pool.questions)), 0
-        idx = order[cursor:cursor + tcfg.batch_size]
-        cursor += tcfg.batch_size
-        p_hard = min(1.0, tcfg.hard_start + (1 - tcfg.hard_start) * step / max(1, tcfg.hard_ramp * steps)) \
-            if main else 1.0
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        losses = batch_losses(adapter, pool, idx, rng, p_hard, tcfg, seg_source,
-                         0.0 if main else tcfg.evidence_prob)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        for k, v in losses.items():
-            if k != "loss":
-                running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
-        if step % 20 == 0:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+    desc = f"training {adapter.name}" + ("" if main else " (evidence views)"
+                                         if tcfg.evidence_prob else " (stage 2)")
+    # closed however the loop ends, so that an interruption's message starts its own line
+    with tqdm(range(steps), disable=not progress, unit="step", desc=desc) as bar:
+        for step in bar:
+            if cursor + tcfg.batch_size > len(order):
+                order, cursor = rng.permutation(len(pool.questions)), 0
+            idx = order[cursor:cursor + tcfg.batch_size]
+            cursor += tcfg.batch_size
+            p_hard = min(1.0, tcfg.hard_start + (1 - tcfg.hard_start) * step / max(1, tcfg.hard_ramp * steps)) \
+                if main else 1.0
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            losses = batch_losses(adapter, pool, idx, rng, p_hard, tcfg, seg_source,
+                             0.0 if main else tcfg.evidence_prob)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            for k, v in losses.items():
+                if k != "loss":
+                    running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
+            if step % 20 == 0:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
     model.eval()
     return dict(running)
 

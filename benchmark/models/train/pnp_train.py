@@ -102,19 +102,19 @@ def _steps(model, steps: int, lr: float, tcfg: PnpTrainConfig, seed: int, desc: 
     lr_at = _schedule(lr, tcfg.warmup, steps)
     model.train()
     running: Dict[str, float] = {}
-    bar = tqdm(range(steps), disable=not progress, unit="step", desc=desc)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        losses = loss_fn(rng)
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        for k, v in losses.items():
-            running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
-        if step % 20 == 0:
-            bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+    with tqdm(range(steps), disable=not progress, unit="step", desc=desc) as bar:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            losses = loss_fn(rng)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            for k, v in losses.items():
+                running[k] = 0.98 * running[k] + 0.02 * v.item() if step else v.item()
+            if step % 20 == 0:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
     model.eval()
     return running
 
