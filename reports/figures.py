@@ -35,12 +35,15 @@ def save(fig, out: Path, name: str) -> str:
     paths)."""
     plt = _pyplot()
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    for fmt in ("pdf", "svg"):
+    # the SVG's element ids hash the salt read at save time: outside the style a figure built
+    # elsewhere would get random ids, and the same seed would not give the same bytes
+    with plt.rc_context(STYLE):
+        for fmt in ("pdf", "svg"):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, metadata=METADATA[fmt])
+            write_atomic(out / "figures" / f"{name}.{fmt}", buf.getvalue())
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, metadata=METADATA[fmt])
-        write_atomic(out / "figures" / f"{name}.{fmt}", buf.getvalue())
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+        fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(_palette_png(buf.getvalue())).decode()
 
