@@ -9,15 +9,17 @@ from benchmark.stats import bootstrap_ci
 
 
 def sanity_summary(tests: Dict[str, list], model: str, method: str, seed: int) -> List[dict]:
-    """Per test and stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman
-    ρ and |ρ| for the correlation tests, the complexity ratio for ``emprt``)."""
+    """Per test, stage and statistic, the mean per-sample value with its seeded bootstrap CI:
+    for the correlation tests Spearman ρ of the signed maps, its absolute value |ρ|, and ρ of
+    the absolute maps; ``emprt``'s relative complexity change."""
     out = []
     for name, stages in tests.items():
         for st in stages:
-            vals = [v for v in st["spearman"] if v is not None and np.isfinite(v)]
-            stats = {"complexity_ratio": vals} if name == "emprt" else \
-                {"spearman": vals, "abs_spearman": [abs(v) for v in vals]}
-            for stat, xs in stats.items():
+            stats = {k: [v for v in vs if v is not None and np.isfinite(v)]
+                     for k, vs in st.items() if k not in ("stage", "index")}
+            if "spearman" in stats:
+                stats["abs_spearman"] = [abs(v) for v in stats["spearman"]]
+            for stat, xs in sorted(stats.items()):
                 mean, lo, hi = bootstrap_ci(xs, seed=seed)
                 out.append({"model": model, "method": method, "test": name,
                             "stage": st["stage"], "index": st["index"], "statistic": stat,

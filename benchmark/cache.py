@@ -14,7 +14,8 @@ class UnitCache:
     """Atomic per-unit JSON files under ``<out>/cache`` (the resume mechanism)."""
 
     def __init__(self, out: Optional[Path], digest: str, device: str = "cpu",
-                 dataset: Optional[str] = None, pipeline: Optional[str] = None) -> None:
+                 dataset: Optional[str] = None, pipeline: Optional[str] = None,
+                 threads: Optional[int] = None) -> None:
         self.root = None if out is None else Path(out) / "cache"
         if self.root is None:
             return
@@ -25,6 +26,10 @@ class UnitCache:
         # so that its CSVs are those of a single device
         self._stamp("device", device.split(":")[0], "units computed on another device ({held}); "
                     "rerun with --device {held} or use another --out folder")
+        if threads is not None:  # kernels sum in another order with another thread count
+            self._stamp("threads", str(threads), "units summed with {held} torch thread(s) per "
+                        "process; resume with the same engine (--workers 2: one thread each) "
+                        "or use another --out folder")
         if dataset is not None:  # the same options over changed files: other records per batch
             self._stamp("dataset", dataset, "units of other data (dataset fingerprint {held}): "
                         "the dataset's files changed since; use another --out folder")

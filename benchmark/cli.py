@@ -12,11 +12,16 @@ import warnings
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from benchmark import plan
 from benchmark.cli_args import (UsageError, evaluate_parser, parse_fusion, report_parser,
                                 reproduce_parser, run_parser, train_parser, without_out)
 from benchmark.errors import InputError
 from benchmark.registry import UnknownNameError
 from benchmark.run_lock import run_folder_lock
+
+#: the sanity checks' questions per method when neither --sanity-samples nor the plan says
+SANITY_SAMPLES = 50
+
 
 def _check_writable(out: Path) -> None:
     try:
@@ -33,7 +38,7 @@ def _list(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None
     import methods
     import metrics
     from benchmark import models
-    from benchmark.models.pnp_vqa import PIPELINES, missing_pipeline
+    from benchmark.models.pnp_pipelines import PIPELINES, missing_pipeline
 
     files = {"weights_dir": weights_dir, "tokenizer_dir": tokenizer_dir}
     for title, names in (("models", models.available()), ("methods", methods.available()),
@@ -95,18 +100,27 @@ def cmd_run(argv: Sequence[str]) -> int:
         _list(args.weights_dir, args.tokenizer_dir)
         return 0
     cfg = run_config(args)
+    if args.plan:
+        print(plan.describe(cfg, args.workers))
+        return 0
     out = Path(args.out)
     _check_writable(out)
     with run_folder_lock(out, f"python -m benchmark {' '.join(argv)}"), run_log(out) as log:
         log(f"python -m benchmark {' '.join(argv)}", echo=False)
+        threads = None
         if args.engine == "ray":
             from benchmark import ray_engine
 
             ray_engine.compute_on_ray(cfg, out, address=args.address,
                                       actors_per_model=args.ray_actors, progress=not args.quiet)
-        # the local engine computes what is missing; after Ray, it only merges the cache
-        result = runner.run(cfg, out=out, progress=not args.quiet and args.engine == "local",
-                            log=log)
+        elif args.workers > 1:
+            from benchmark import pool_engine
+
+            pool_engine.compute_in_processes(cfg, out, args.workers, progress=not args.quiet)
+            threads = 1
+        # the local engine computes what is missing; after another engine, it only merges
+        result = runner.run(cfg, out=out, progress=not args.quiet and args.engine == "local"
+                            and args.workers <= 1, log=log, threads=threads)
         paths = outputs.write_run(out, cfg.to_dict(), result, argv)
         html.save_gallery(out, result.gallery)
         if not args.no_report:
@@ -134,7 +148,9 @@ def run_config(args):
                            batch_size=args.batch_size, tolerance=args.tolerance,
                            segmentation=args.segmentation, perturbation_steps=args.steps,
                            substrate=args.substrate, insertion_start=args.insertion_start,
-                           sanity_samples=args.sanity_samples, fusion=parse_fusion(args.fusion),
+                           side_inputs=args.side_inputs,
+                           sanity_samples=args.sanity_samples or SANITY_SAMPLES,
+                           fusion=parse_fusion(args.fusion),
                            vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
                            method_options=methods.parse_options(args.method_option),
                            pnp_vqa=default_pipeline(args.pnp_vqa, args.dataset),
@@ -142,6 +158,11 @@ def run_config(args):
                            max_batch_images=args.max_batch_images,
                            memory_budget_gb=args.memory_budget_gb,
                            weights_dir=args.weights_dir, tokenizer_dir=args.tokenizer_dir)
+    counts = plan.parse_counts(args.plan_count)
+    if args.sanity_samples:
+        counts.setdefault(plan.SANITY, args.sanity_samples)
+    cfg.plan = plan.resolve(cfg.methods, cfg.metrics, cfg.sanity_samples, counts,
+                            full=args.full).to_dict()
     if cfg.region is not None and "region" not in _parameters(cfg.dataset):
         raise UsageError(f"--region applies to datasets with several region types (clevrxai), "
                          f"not {cfg.dataset}")
@@ -150,7 +171,7 @@ def run_config(args):
         raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
     datasets.get(cfg.dataset)
     if cfg.pnp_vqa is not None:
-        from benchmark.models.pnp_vqa import PIPELINES
+        from benchmark.models.pnp_pipelines import PIPELINES
 
         if cfg.pnp_vqa not in PIPELINES:
             raise UsageError(f"unknown --pnp-vqa {cfg.pnp_vqa!r}; use one of "
@@ -261,6 +282,9 @@ def cmd_train(argv: Sequence[str]) -> int:
             raise UsageError("--ship and --stage1 are for the embedded models; fine-tuning "
                              "difnet-itm-base writes into --out and resumes from it")
         return _finetune(args)
+    if args.answerer_only and args.model != "pnp-vqa-tiny":
+        raise UsageError("--answerer-only retrains the embedded PNP-VQA's answerer: use it "
+                         "with --model pnp-vqa-tiny")
     if args.model == "pnp-vqa-tiny":
         if args.stage1:
             raise UsageError("--stage1 is the ITM recipe's second stage; pnp-vqa-tiny has none")
@@ -293,10 +317,12 @@ def _train_pnp_tiny(args) -> int:
     if args.steps:
         tcfg = replace(tcfg, caption_steps=args.steps, answer_steps=args.steps)
     dest = CHECKPOINT_DIR / "pnp-vqa-tiny.pt"
-    meta = train_pnp_tiny(dest, tcfg, progress=not args.quiet)
-    print(f"pnp-vqa-tiny: caption_accuracy={meta['caption_accuracy']:.3f} "
-          f"answer_accuracy={meta['answer_accuracy']:.3f} in {meta['train_seconds']:.0f}s "
-          f"-> {dest}")
+    meta = train_pnp_tiny(dest, tcfg, progress=not args.quiet, answerer_only=args.answerer_only)
+    before = meta.get("before", {})
+    print("pnp-vqa-tiny: " + ", ".join(
+        f"{k}={meta[k]:.3f}" + (f" (before {before[k]:.3f})" if k in before else "")
+        for k in ("caption_accuracy", "answer_accuracy", "pipeline_accuracy"))
+        + f" in {meta['train_seconds']:.0f}s -> {dest}")
     return 0
 
 

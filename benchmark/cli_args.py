@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from benchmark import plan
+
 EPILOG = """\
 examples:
   python -m benchmark --models all                    every runnable model, method and metric
@@ -87,6 +89,10 @@ def run_parser() -> argparse.ArgumentParser:
                    help="where units run: local (this process, the default) or ray (tasks on a "
                         "Ray cluster, same bytes; pip install -e '.[ray]'); either resumes the "
                         "other's run folder")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="with --engine local: compute the units in this many processes of one "
+                        "torch thread each (1: in this process, with torch's default threads); "
+                        "a run folder resumes with the same choice")
     p.add_argument("--address", default=None,
                    help="with --engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
                         "default: start a local one")
@@ -141,6 +147,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--substrate", default="zero", choices=("zero", "mean", "blur"),
                    help="deletion: what replaces removed patches (default: zeros in normalised "
                         "space)")
+    p.add_argument("--side-inputs", default="consistent", choices=("consistent", "fixed"),
+                   help="deletion, insertion and --vqa-mode pixels on a fused model: a patch "
+                        "whose pixels show the substrate also reads background in the "
+                        "segmentation stream (consistent, default: every input the perturbed "
+                        "pixels determine changes with them) or keeps the unperturbed image's "
+                        "stream (fixed: the object stays visible to the fusion encoder)")
     p.add_argument("--insertion-start", default=None, choices=("blur", "zero", "mean"),
                    help="insertion: the image patches are inserted into (default: the dataset's "
                         "— RISE's blur, σ = 5 px at 224 px scaled to the image, for real data; "
@@ -155,9 +167,10 @@ def run_parser() -> argparse.ArgumentParser:
                         "only the chosen patch tokens of the full image) or pixels (the other "
                         "patches are also replaced by the deletion substrate before encoding, so "
                         "nothing leaks through the ViT's self-attention)")
-    p.add_argument("--sanity-samples", type=positive_int, default=50,
-                   help="questions used by the sanity metrics (sanity_mprt, random_logit, smprt, "
-                        "emprt; cascading randomisation is costly). Default: 50")
+    p.add_argument("--sanity-samples", type=positive_int, default=None,
+                   help="questions of the sanity metrics (sanity_mprt, random_logit, "
+                        "question_swap, smprt, emprt), the plan's default for every method; "
+                        "the same as --plan-count sanity=N")
     p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="set a method's option, e.g. integrated_gradients.baseline=zero "
                         "(repeatable; --list shows every method's options and defaults)")
@@ -168,6 +181,7 @@ def run_parser() -> argparse.ArgumentParser:
                         "later with: python -m benchmark report RUN_DIR")
     p.add_argument("--list", action="store_true", help="list registered names (with each "
                    "method's options) and exit")
+    plan.add_arguments(p)
     return p
 
 
@@ -222,6 +236,9 @@ def train_parser() -> argparse.ArgumentParser:
                         "instead of the user cache (pnp-vqa-tiny always writes there; not for "
                         "difnet-itm-base, which writes into --out)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--answerer-only", action="store_true",
+                   help="pnp-vqa-tiny: retrain the answerer alone beside the shipped captioner "
+                        "and tokenizers, recording the held-out accuracy before and after")
     p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
                    help="continue from a checkpoint of the recipe's first stage (same config; "
                         "its .json beside it) and run only the second, evidence-view stage")

@@ -30,6 +30,9 @@ class RunConfig:
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
     perturbation_steps: int = 16
     substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
+    #: a removed patch's side inputs (a fused model's segmentation): "consistent" (they show
+    #: what the substrate shows: background) or "fixed" (the unperturbed image's)
+    side_inputs: str = "consistent"
     insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
     sanity_samples: int = 50
     vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
@@ -42,6 +45,18 @@ class RunConfig:
     memory_budget_gb: float = 8.0  # what one forward and backward may hold (benchmark.memory)
     weights_dir: Optional[str] = None  # pretrained checkpoints (None: $TORCH_HOME/hub/checkpoints)
     tokenizer_dir: Optional[str] = None  # BERT tokenizer folder (None: the Hugging Face cache)
+    #: the run plan's counts (:mod:`benchmark.plan`): {"maps": {method: n}, "metrics": {metric:
+    #: n}, "sanity": {method: n}}, None meaning every question; empty: every question, and the
+    #: sanity checks on ``sanity_samples``
+    plan: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
+
+    def run_plan(self):
+        """The :class:`benchmark.plan.RunPlan` of this configuration."""
+        from benchmark.plan import RunPlan
+
+        if not self.plan:
+            return RunPlan(sanity={m: self.sanity_samples for m in self.methods})
+        return RunPlan(**self.plan)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,7 +76,7 @@ class RunConfig:
         fingerprints; ``None`` when the run names no pipeline."""
         if self.pnp_vqa is None:
             return None
-        from benchmark.models.pnp_vqa import pipeline_fingerprint
+        from benchmark.models.pnp_pipelines import pipeline_fingerprint
 
         return pipeline_fingerprint(self.pnp_vqa, self.weights_dir, self.tokenizer_dir) \
             or "absent"

@@ -13,15 +13,17 @@ from typing import BinaryIO, Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from benchmark.stats import bootstrap_ci, holm, paired_test
+from benchmark.comparisons import COLUMNS as COMPARISON_COLUMNS
+from benchmark.comparisons import comparisons
+from benchmark.stability import COLUMNS as STABILITY_COLUMNS
+from benchmark.stability import stability
+from benchmark.stats import bootstrap_ci
 
 RESULT_COLUMNS = ["model", "method", "metric", "region", "sample_id", "question_type", "correct",
                   "value", "note"]
 SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "question_type", "n",
                    "n_excluded", "mean", "ci_low", "ci_high", "higher_is_better"]
 CURVE_COLUMNS = ["model", "method", "metric", "x", "value", "n", "ci_low", "ci_high"]
-COMPARISON_COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
-                      "ci_high", "p", "p_holm"]
 SANITY_COLUMNS = ["model", "method", "test", "index", "stage", "statistic", "n", "mean",
                   "ci_low", "ci_high"]
 PACKAGES = ("torch", "torchvision", "salesforce-lavis", "transformers", "timm", "captum", "numpy",
@@ -106,64 +108,6 @@ def summarise(rows: List[dict], seed: int, higher_is_better: Dict[str, bool]) ->
     return out
 
 
-def comparisons(rows: List[dict], seed: int) -> List[dict]:
-    """Paired tests on the same samples: model vs model (same method) and method vs method
-    (same model), per metric and region; Holm-corrected within each (kind, metric, region)."""
-    by_key = {k: {r["sample_id"]: _value(r) for r in rs} for k, rs in _groups(rows).items()}
-    model_names = sorted({k[0] for k in by_key})
-    method_names = sorted({k[1] for k in by_key})
-    metric_regions = sorted({(k[2], k[3]) for k in by_key})
-    out = []
-    for metric, region in metric_regions:
-        for kind, fixed_names, varied in (("model", method_names, model_names),
-                                          ("method", model_names, method_names)):
-            family = []
-            for fixed in fixed_names:
-                for i, a in enumerate(varied):
-                    for b in varied[i + 1:]:
-                        ka = (a, fixed) if kind == "model" else (fixed, a)
-                        kb = (b, fixed) if kind == "model" else (fixed, b)
-                        va = by_key.get((*ka, metric, region))
-                        vb = by_key.get((*kb, metric, region))
-                        if va is None or vb is None:
-                            continue
-                        ids = sorted(set(va) & set(vb))
-                        test = paired_test([va[s] for s in ids], [vb[s] for s in ids], seed=seed)
-                        family.append({"kind": kind, "metric": metric, "region": region,
-                                       "fixed": fixed, "a": a, "b": b, **test})
-            for row, p in zip(family, holm([r["p"] for r in family])):
-                row["p_holm"] = p
-            out += family
-    return out + region_comparisons(by_key, seed)
-
-
-#: the grounding test: the question's region against the size-matched control, same samples
-REGION_PAIR = ("target", "control")
-
-
-def region_comparisons(by_key: Dict[tuple, Dict[str, float]], seed: int) -> List[dict]:
-    """Paired target − control tests per (model, method) and localisation metric, on the samples
-    that have both regions; Holm-corrected within each metric (kind ``region``, ``fixed`` =
-    ``model/method``)."""
-    out = []
-    for metric in sorted({k[2] for k in by_key if k[3] == REGION_PAIR[0]}):
-        family = []
-        for model, method in sorted({(k[0], k[1]) for k in by_key if k[2] == metric}):
-            va = by_key.get((model, method, metric, REGION_PAIR[0]))
-            vb = by_key.get((model, method, metric, REGION_PAIR[1]))
-            if va is None or vb is None:
-                continue
-            ids = sorted(set(va) & set(vb))
-            test = paired_test([va[s] for s in ids], [vb[s] for s in ids], seed=seed)
-            family.append({"kind": "region", "metric": metric, "region": "target-control",
-                           "fixed": f"{model}/{method}", "a": REGION_PAIR[0],
-                           "b": REGION_PAIR[1], **test})
-        for row, p in zip(family, holm([r["p"] for r in family])):
-            row["p_holm"] = p
-        out += family
-    return out
-
-
 def git_commit(repo: Path) -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
@@ -187,7 +131,7 @@ def _pipeline_entry(config: dict) -> Optional[dict]:
     are not on disk)."""
     if config.get("pnp_vqa") is None:
         return None
-    from benchmark.models.pnp_vqa import pipeline_fingerprint
+    from benchmark.models.pnp_pipelines import pipeline_fingerprint
 
     return {"name": config["pnp_vqa"], "sha256": pipeline_fingerprint(
         config["pnp_vqa"], config.get("weights_dir"), config.get("tokenizer_dir"))}
@@ -231,18 +175,30 @@ def manifest(config: dict, result, argv: Sequence[str]) -> dict:
     }
 
 
+def method_kinds(method_info: Dict[str, dict]) -> tuple:
+    """(real methods, baselines) of a run's ``methods`` manifest entry (each method's
+    ``role``); a bracket, which reads the answer key, is neither: never tested."""
+    return ({m for m, info in method_info.items() if info["role"] == "method"},
+            {m for m, info in method_info.items() if info["role"] == "baseline"})
+
+
 def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str, Path]:
-    """Write results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv and manifest.json."""
+    """Write results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
+    stability.csv and manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
     seed = int(config.get("seed", 0))
     rows = sorted(result.rows, key=lambda r: (r["model"], r["method"], r["metric"], r["region"],
                                               r["sample_id"]))
+    real, baselines = method_kinds(result.method_info)
+    summary = summarise(rows, seed, result.higher_is_better)
     files = {
         "results": (csv_text(rows, RESULT_COLUMNS)),
-        "summary": csv_text(summarise(rows, seed, result.higher_is_better), SUMMARY_COLUMNS),
+        "summary": csv_text(summary, SUMMARY_COLUMNS),
         "curves": csv_text(result.curves, CURVE_COLUMNS),
-        "comparisons": csv_text(comparisons(rows, seed), COMPARISON_COLUMNS),
+        "comparisons": csv_text(comparisons(rows, seed, real, baselines), COMPARISON_COLUMNS),
         "sanity": csv_text(result.sanity, SANITY_COLUMNS),
+        "stability": csv_text(stability(summary, result.model_info, real,
+                                        result.higher_is_better), STABILITY_COLUMNS),
     }
     paths = {}
     for name, text in files.items():

@@ -32,7 +32,9 @@ from benchmark.cache import MemoryCache, UnitCache
 from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_unit, sanity_weight
-from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
+from benchmark.run_data import load_run_data, unit_key
+from benchmark.unit_rows import compute_unit
+from benchmark.units import missing_models, model_state
 
 
 class ModelWorker:
@@ -46,24 +48,24 @@ class ModelWorker:
         import torch
 
         torch.set_num_threads(threads)
-        self.name, self.plan, self.state = name, make_plan(cfg), None
+        self.name, self.data, self.state = name, load_run_data(cfg), None
 
     def _state(self, entries: list):
         if self.state is None:
             import ray
 
-            self.state = model_state(self.name, self.plan, MemoryCache(ray.get(entries[0])))
+            self.state = model_state(self.name, self.data, MemoryCache(ray.get(entries[0])))
         return self.state
 
     def unit(self, method: str, b: int, entries: list) -> List[tuple]:
         """[(cache parts, value)] of batch ``b`` of ``method``."""
         return [((self.name, method, unit_key(b)),
-                 compute_unit(self._state(entries), self.plan, method, b))]
+                 compute_unit(self._state(entries), self.data, method, b))]
 
     def sanity(self, method: str, entries: list) -> List[tuple]:
         """[(cache parts, value)]: the sanity unit of ``method`` and its time."""
         t0 = time.perf_counter()
-        tests = sanity_unit(self._state(entries).model, method, self.plan.records, self.plan.cfg)
+        tests = sanity_unit(self._state(entries).model, method, self.data)
         return [((self.name, method, "sanity"), tests),
                 ((self.name, method, "sanity-seconds"), time.perf_counter() - t0)]
 
@@ -77,7 +79,7 @@ def _prepare(cfg: RunConfig, name: str, entries: dict, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     cache = MemoryCache(entries)
-    model_state(name, make_plan(cfg), cache)
+    model_state(name, load_run_data(cfg), cache)
     return cache.new
 
 
@@ -101,12 +103,12 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
                  logging_level=logging.ERROR)  # the run's own errors are one line
     threads = torch.get_num_threads()
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.device == "cuda" else 0
-    plan = make_plan(cfg)
+    data = load_run_data(cfg)
     # the digest of the filled-in config
-    cache = UnitCache(out, plan.cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
-                      plan.cfg.pipeline_fingerprint())
+    cache = UnitCache(out, data.cfg.digest(), cfg.device, data.dataset_info["fingerprint"],
+                      data.cfg.pipeline_fingerprint(), threads)
     names = [m for m, why in missing_models(cfg).items() if not why]
-    n_batches = len(plan.batches)
+    n_batches = len(data.batches)
 
     prepare = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=-1)(_prepare)
     pending = {prepare.remote(cfg, n, _state_entries(cache, n, n_batches), threads): n
@@ -129,13 +131,13 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
         if sanity and not info.get("untrained"):
             todo[name] += [("sanity", m, None) for m in cfg.methods
                            if not cache.has(name, m, "sanity")]
-    n = len(plan.records)
-    weight = {m: sanity_weight(cfg, m, n) for m in cfg.methods}
+    weight = {m: sanity_weight(data, m) for m in cfg.methods}
 
     def maps(kind: str, method: str, b: Optional[int]) -> int:
-        return len(plan.batches[b]) if kind == "unit" else weight[method]
+        return data.maps_in(method, b) if kind == "unit" else weight[method]
 
-    total = len(names) * len(cfg.methods) * n + sum(
+    total = len(names) * sum(maps("unit", m, b) for m in cfg.methods
+                             for b in range(n_batches)) + sum(
         sum(weight.values()) for name in names if not cache.get(name, "info").get("untrained"))
     bars = RunProgress(total, total - sum(maps(*job) for t in todo.values() for job in t),
                        enabled=progress)

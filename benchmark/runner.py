@@ -26,7 +26,9 @@ from benchmark.config import RunConfig
 from benchmark.progress import RunProgress
 from benchmark.sanity_run import sanity_names, sanity_rows, sanity_weight
 from benchmark.scoring import MAP_DIAGNOSTICS, excluded_rows
-from benchmark.units import compute_unit, make_plan, missing_models, model_state, unit_key
+from benchmark.run_data import load_run_data, unit_key
+from benchmark.unit_rows import compute_unit
+from benchmark.units import missing_models, model_state
 
 
 @dataclass
@@ -50,12 +52,12 @@ class RunResult:
     diagnostics: Set[str] = field(default_factory=lambda: set(MAP_DIAGNOSTICS))
 
 
-def exclusion_warnings(plan) -> List[str]:
-    """One warning line per reason the plan excluded questions for (their rows are kept)."""
-    total = len(plan.records) + len(plan.excluded)
+def exclusion_warnings(data) -> List[str]:
+    """One warning line per reason the data excluded questions for (their rows are kept)."""
+    total = len(data.records) + len(data.excluded)
     lines = []
-    for reason, count in plan.dataset_info.get("excluded", {}).items():
-        example = next(note for _, note in plan.excluded.values() if reason in note)
+    for reason, count in data.dataset_info.get("excluded", {}).items():
+        example = next(note for _, note in data.excluded.values() if reason in note)
         what = "have no image file" if reason == "image missing" else f"are excluded ({reason})"
         lines.append(f"warning: {count} of {total} questions {what}; their rows are kept with a "
                      f"note, e.g. {example}")
@@ -63,76 +65,83 @@ def exclusion_warnings(plan) -> List[str]:
 
 
 def run(cfg: RunConfig, out: Optional[Path] = None, progress: bool = True,
-        log: Optional[Callable[[str], None]] = None) -> RunResult:
+        log: Optional[Callable[[str], None]] = None,
+        threads: Optional[int] = None) -> RunResult:
     """Compute every requested (model, method, metric, sample) value, resuming from ``out``:
-    units already in its cache are read, the others computed and cached, and all merged."""
+    units already in its cache are read, the others computed and cached, and all merged.
+    ``threads``: the torch threads per process the folder's units were summed with (checked
+    against the folder's; default: this process's)."""
+    import torch
+
+    threads = threads or torch.get_num_threads()
     log = log or (lambda msg: print(msg, file=sys.stderr))
     result = RunResult()
     t0 = time.time()
-    plan = make_plan(cfg)
-    cfg = plan.cfg
-    result.dataset_info = dict(plan.dataset_info)
+    data = load_run_data(cfg)
+    cfg = data.cfg
+    result.dataset_info = dict(data.dataset_info)
     result.timings["load_data_s"] = time.time() - t0
     result.higher_is_better = {m: metrics.get(m).higher_is_better for m in cfg.metrics}
     result.higher_is_better.update({name: False for name in MAP_DIAGNOSTICS})
-    cache = UnitCache(out, cfg.digest(), cfg.device, plan.dataset_info["fingerprint"],
-                      cfg.pipeline_fingerprint())
-    for line in exclusion_warnings(plan):
+    cache = UnitCache(out, cfg.digest(), cfg.device, data.dataset_info["fingerprint"],
+                      cfg.pipeline_fingerprint(), threads)
+    for line in exclusion_warnings(data):
         log(line)
     for name in cfg.methods:
         m = configured_method(name, cfg)
-        result.method_info[name] = {"is_baseline": m.is_baseline, "needs": list(m.needs),
-                                    "options": m.config}
+        result.method_info[name] = {"is_baseline": m.is_baseline, "role": m.role,
+                                    "needs": list(m.needs), "options": m.config}
     missing = missing_models(cfg)
-    weight = {meth: sanity_weight(cfg, meth, len(plan.records)) for meth in cfg.methods}
-    with _progress(plan, cache, [m for m in cfg.models if not missing[m]], weight,
+    weight = {meth: sanity_weight(data, meth) for meth in cfg.methods}
+    with _progress(data, cache, [m for m in cfg.models if not missing[m]], weight,
                    progress) as bars:
         for model_name in cfg.models:
             if missing[model_name]:
                 result.skipped[model_name] = missing[model_name]
                 log(f"skipping {model_name}: {missing[model_name]}")
                 continue
-            _run_model(model_name, plan, cache, bars, weight, result, log)
-    result.rows += plan.reference_rows
+            _run_model(model_name, data, cache, bars, weight, result, log)
+    result.rows += data.reference_rows
     result.curves = mean_curves(result.rows, cfg.seed)
     result.timings["total_s"] = time.time() - t0
     return result
 
 
-def _progress(plan, cache: UnitCache, runnable: List[str], weight: Dict[str, int],
+def _progress(data, cache: UnitCache, runnable: List[str], weight: Dict[str, int],
               enabled: bool) -> RunProgress:
     """The run's bars: every (model, method) map and sanity unit, those cached counted done."""
-    cfg = plan.cfg
-    units = [(m, meth, b, len(idx)) for m in runnable
-             for meth in cfg.methods for b, idx in enumerate(plan.batches)]
+    cfg = data.cfg
+    units = [(m, meth, b, data.maps_in(meth, b)) for m in runnable
+             for meth in cfg.methods for b in range(len(data.batches))]
     total = sum(u[3] for u in units) + len(runnable) * sum(weight.values())
     done = sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b))) + sum(
         weight[meth] for m in runnable for meth in cfg.methods if cache.has(m, meth, "sanity"))
     return RunProgress(total, done, enabled=enabled)
 
 
-def _run_model(model_name: str, plan, cache: UnitCache, bars: RunProgress,
+def _run_model(model_name: str, data, cache: UnitCache, bars: RunProgress,
                weight: Dict[str, int], result: RunResult, log: Callable[[str], None]) -> None:
     """Every unit of one model (from the cache or computed), its sanity checks and gallery."""
-    cfg, records = plan.cfg, plan.records
+    cfg, records = data.cfg, data.records
     t_model = time.time()
-    state = model_state(model_name, plan, cache)
+    state = model_state(model_name, data, cache)
     result.model_info[model_name] = state.manifest_info()
     gallery_maps: Dict[str, Dict[str, list]] = {}
     for method_name in cfg.methods:
         t_method = time.time()
-        bars.unit(f"{model_name} × {method_name}", len(records))
+        bars.unit(f"{model_name} × {method_name}",
+                  sum(data.maps_in(method_name, b) for b in range(len(data.batches))))
         nonfinite = 0
-        for b, idx in enumerate(plan.batches):
+        for b in range(len(data.batches)):
             unit = cache.get(model_name, method_name, unit_key(b))
             computed = unit is None
             if computed:
-                unit = compute_unit(state, plan, method_name, b)
+                unit = compute_unit(state, data, method_name, b)
                 cache.put(unit, model_name, method_name, unit_key(b))
             nonfinite += _merge_unit(result, unit, method_name, gallery_maps)
-            bars.advance(len(idx), computed)
+            bars.advance(data.maps_in(method_name, b), computed)
         bars.close_unit()
-        result.rows += excluded_rows(model_name, method_name, cfg.metrics, plan.excluded)
+        result.rows += excluded_rows(model_name, method_name, cfg.metrics, data.excluded)
         if nonfinite:
             result.nonfinite_maps[f"{model_name}/{method_name}"] = nonfinite
             log(f"warning: {model_name} × {method_name}: {nonfinite} non-finite maps "
@@ -141,7 +150,7 @@ def _run_model(model_name: str, plan, cache: UnitCache, bars: RunProgress,
     if sanity_names(cfg) and not state.info.get("untrained"):
         bars.unit(f"{model_name} × sanity checks", len(cfg.methods), unit="method")
         result.sanity += sanity_rows(
-            state, records, cfg, cache, seconds=result.profile,
+            state, data, cache, seconds=result.profile,
             done=lambda meth, computed: bars.advance(weight[meth], computed, steps=1))
         bars.close_unit()
     else:

@@ -1,5 +1,6 @@
-"""The sanity metrics of a run: per method, on the first ``sanity_samples`` questions, cached
-per (model, method) unit and summarised with seeded bootstrap CIs."""
+"""The sanity metrics of a run: per method, on its questions of the run plan (the first of the
+plan's seeded order: ``--sanity-samples``, ``--plan-count sanity.METHOD=N``), cached per (model,
+method) unit and summarised with seeded bootstrap CIs."""
 from __future__ import annotations
 
 import time
@@ -11,42 +12,47 @@ from benchmark import batch_inputs as inputs
 from benchmark.batch_inputs import configured_method
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
+from benchmark.passes import part
+from benchmark.run_data import RunData
 from benchmark.models.protocol import VLModel
 
 #: the cascading randomisation test; its rows start with a same-model rerun under another seed
 SANITY = "sanity_mprt"
 #: maps per question of each test on a model with 13 randomisation stages (the embedded models'),
 #: counted as if each test ran alone: the progress bar's estimate of a sanity unit's work
-NOMINAL_MAPS = {SANITY: 1 + 13 + 2, "random_logit": 2, "smprt": 8, "emprt": 2}
+NOMINAL_MAPS = {SANITY: 1 + 13 + 2, "question_swap": 2, "random_logit": 2, "smprt": 2 * 50,
+                "emprt": 2}
 
 
 def sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
 
 
-def sanity_weight(cfg: RunConfig, method_name: str, n_records: int) -> int:
+def sanity_weight(data: RunData, method_name: str) -> int:
     """The overall progress bar's count for the sanity unit of ``method_name`` on a trained model:
     its questions × :data:`NOMINAL_MAPS` of the run's tests (0 for a ground-truth reader, or
     when the run has no sanity test)."""
-    if configured_method(method_name, cfg).reads_ground_truth:
+    if configured_method(method_name, data.cfg).reads_ground_truth:
         return 0
-    return min(cfg.sanity_samples, n_records) * sum(NOMINAL_MAPS.get(t, 1)
-                                                    for t in sanity_names(cfg))
+    return len(data.sanity_records(method_name)) * sum(NOMINAL_MAPS.get(t, 1)
+                                                       for t in sanity_names(data.cfg))
 
 
-def sanity_unit(model: VLModel, method_name: str, records, cfg: RunConfig) -> dict:
-    """The sanity tests of one method on the first ``sanity_samples`` questions: test → stages,
-    each with its per-sample statistics (empty when the method does not apply or reads the
-    ground truth)."""
+def sanity_unit(model: VLModel, method_name: str, data: RunData) -> dict:
+    """The sanity tests of one method on its questions of the run plan: test → stages, each with
+    its per-sample statistics (empty when the method does not apply or reads the ground
+    truth)."""
+    cfg = data.cfg
     method = configured_method(method_name, cfg)
-    if method.applicable(model) or method.reads_ground_truth:
+    recs = data.sanity_records(method_name)
+    if method.applicable(model) or method.reads_ground_truth or not recs:
         return {}
-    with inputs.precision(cfg):
-        return _sanity_tests(model, method, records[:cfg.sanity_samples], records, cfg)
+    with inputs.precision(cfg), part(f"{method_name}/sanity"):
+        return _sanity_tests(model, method, recs, data.records, cfg)
 
 
 def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict:
-    from metrics.sanity import SharedMaps, explain, spearman
+    from metrics.sanity import SharedMaps, correlations, explain
 
     method = SharedMaps(method)
     images, questions = inputs.images(recs, model), [r.question for r in recs]
@@ -57,32 +63,30 @@ def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict
         value = fn(fed, method, images, questions, seed=cfg.seed)
         if name == SANITY:
             # the same model, another seed: ~0 for a random map, 1 for a deterministic method
-            rerun = spearman(explain(method, fed, images, questions, seed=cfg.seed),
-                             explain(method, fed, images, questions, seed=cfg.seed + 1))
+            rerun = correlations(explain(method, fed, images, questions, seed=cfg.seed),
+                                 explain(method, fed, images, questions, seed=cfg.seed + 1))
             value = [{"stage": "rerun with seed+1 (no randomisation)", "index": -1,
-                      "spearman": rerun}] + value
-        else:
-            value = [{"stage": name, "index": 0, "spearman": value}]
+                      **rerun}] + value
         tests[name] = value
     return tests
 
 
-def sanity_rows(state, records, cfg: RunConfig, cache: UnitCache,
+def sanity_rows(state, data: RunData, cache: UnitCache,
                 done: Callable[[str, bool], None] = lambda method, computed: None,
                 seconds: Optional[Dict[str, float]] = None) -> List[dict]:
-    """The sanity metrics per method (:func:`sanity_unit`, cached per method): per test and
-    stage, the mean per-sample statistic with its seeded bootstrap CI (Spearman ρ and |ρ| for
-    the correlation tests, the complexity ratio for ``emprt``) on the model of ``state``
-    (:class:`benchmark.units.ModelState`, loaded only if a unit is missing).
-    ``done(method, computed)`` after each method; each unit's time, as recorded when it was computed, is added to ``seconds``
-    under ``method/sanity checks``."""
+    """The sanity metrics per method (:func:`sanity_unit`, cached per method): per test, stage
+    and statistic, the mean per-sample value with its seeded bootstrap CI, on the model of
+    ``state`` (:class:`benchmark.units.ModelState`, loaded only if a unit is missing).
+    ``done(method, computed)`` after each method; each unit's time, as recorded when it was
+    computed, is added to ``seconds`` under ``method/sanity checks``."""
+    cfg = data.cfg
     out = []
     for method_name in cfg.methods:
         tests = cache.get(state.name, method_name, "sanity")
         computed = tests is None
         if computed:
             t0 = time.perf_counter()
-            tests = sanity_unit(state.model, method_name, records, cfg)
+            tests = sanity_unit(state.model, method_name, data)
             cache.put(time.perf_counter() - t0, state.name, method_name, "sanity-seconds")
             cache.put(tests, state.name, method_name, "sanity")
         if seconds is not None:

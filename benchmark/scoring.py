@@ -16,8 +16,12 @@ import metrics
 from benchmark.config import RunConfig
 from benchmark.counterfactual import object_masks
 from benchmark.models import MissingWeights
-from benchmark.models.pnp_vqa import PnpVqa, load_pipeline
+from benchmark.models.pnp_pipelines import load_pipeline
+from benchmark.models.pnp_vqa import PnpVqa
 from benchmark.models.protocol import VLModel
+from benchmark.passes import part
+from benchmark.segmentation import absent_side_inputs
+from benchmark.shared import shared_inputs
 from methods.base import NotApplicable
 from metrics._ties import max_tied, tie_fraction
 from metrics.perturbation import SUBSTRATES
@@ -107,8 +111,10 @@ def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndar
         elif effect is None:
             row["note"] = "not applicable: the dataset cannot re-render this scene"
         else:
-            value = metrics.get(metric)(heat, object_masks(rec), effect["delta"],
-                                        tolerance=tolerance)
+            objects = object_masks(rec)
+            value = metrics.get(metric)(heat, objects, effect["delta"], tolerance=tolerance,
+                                        targets=[bool((m & rec.target_mask).any())
+                                                 for m in objects])
             row["value"] = None if not np.isfinite(value) else float(value)
             if row["value"] is None:
                 row["note"] = "undefined (fewer than 3 objects, equal effects or non-finite map)"
@@ -131,50 +137,38 @@ def pnp_pipeline(cfg: RunConfig, device) -> Optional[PnpVqa]:
 
 
 def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLModel,
-                       images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
-                       reason: Optional[str], scorer: Callable, cfg: RunConfig,
-                       seconds: Optional[Dict[str, float]] = None) -> List[dict]:
-    """Rows of the metrics that run the model on the maps (noted where they do not apply);
-    each metric's time is added to ``seconds`` (the run's profile)."""
+                      images, recs, maps: Optional[torch.Tensor], invalid: Dict[int, str],
+                      reason: Optional[str], scorer: Callable, cfg: RunConfig,
+                      seconds: Optional[Dict[str, float]] = None,
+                      directions: Optional[Dict[str, bool]] = None,
+                      outside: Optional[Dict[str, Dict[int, str]]] = None) -> List[dict]:
+    """Rows of the metrics that run the model on the maps (noted where they do not apply),
+    and of the diagnostics they report (each name's direction into ``directions``); each
+    metric's time is added to ``seconds`` (the run's profile). ``outside[metric]``: positions
+    the run plan leaves out of that metric, with their note."""
     rows = []
     for metric in names:
         t0 = time.perf_counter()
         fn = metrics.get(metric)
-        scores, why = None, reason or fn.applicable(model)
         # a curve of the match probability carries no signal when the question does not match
         # the image (e.g. an exist question answered "no"): those samples keep a noted row
         unmatched = {i for i, r in enumerate(recs)
                      if fn.needs_match and r.extra.get("itm_label", 1) == 0}
-        ok = [i for i in range(len(recs)) if i not in invalid and i not in unmatched]
-        extra = {}
-        if getattr(fn, "needs_pnp", False) and why is None and maps is not None:
-            try:
-                extra = {"pnp": pnp_pipeline(cfg, model.device), "pnp_captions": cfg.pnp_captions}
-            except MissingWeights as e:
-                why = str(e)
-        runnable = maps is not None and why is None
-        if runnable and ok:
-            sel = torch.tensor(ok)
-            try:
-                scores = fn(model.for_batch(len(recs)).select(sel), images[sel],
-                            [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
-                            scorer=scorer, steps=cfg.perturbation_steps,
-                            substrate=SUBSTRATES[cfg.substrate],
-                            start=SUBSTRATES[cfg.insertion_start], seed=cfg.seed,
-                            vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode, **extra)
-            except NotApplicable as e:
-                why, runnable = str(e), False
+        skipped = {**invalid, **(outside or {}).get(metric, {})}
+        ok = [i for i in range(len(recs)) if i not in skipped and i not in unmatched]
+        with part(f"{base_rows[0]['method'] if base_rows else ''}/{metric}"):
+            scores, why = _scores(fn, model, images, recs, maps, ok, reason, scorer, cfg)
         if seconds is not None:
             seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - t0
         pos = {i: k for k, i in enumerate(ok)}
         for i, base in enumerate(base_rows):
             row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
-            if not runnable:
+            if why is not None:
                 row["note"] = f"not applicable: {why}"
             elif i in unmatched:
                 row["note"] = "excluded: the question does not match the image (ITM label 0)"
             elif i not in pos:
-                row["note"] = invalid[i]
+                row["note"] = skipped[i]
             else:
                 k = pos[i]
                 row["value"] = float(scores.values[k])
@@ -182,4 +176,39 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
                     row["curve"] = [float(v) for v in scores.curves[k]]
                     row["curve_x"] = [float(v) for v in scores.x]
             rows.append(row)
+        for key, values in (scores.diagnostics if scores is not None else {}).items():
+            rows += [{**base_rows[i], "metric": key, "region": "", "value": float(values[k]),
+                      "note": ""} for k, i in enumerate(ok)]
+            if directions is not None:
+                directions[key] = True
     return rows
+
+
+def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: List[int],
+            reason: Optional[str], scorer: Callable, cfg: RunConfig) -> tuple:
+    """(the metric's :class:`~metrics.base.CurveScores` on the samples ``ok`` or ``None``, why
+    it does not apply or ``None``)."""
+    why = reason or fn.applicable(model)
+    extra = {}
+    if getattr(fn, "needs_pnp", False) and why is None and maps is not None:
+        try:
+            extra = {"pnp": pnp_pipeline(cfg, model.device), "pnp_captions": cfg.pnp_captions}
+        except MissingWeights as e:
+            why = str(e)
+    if maps is None or why is not None:
+        return None, why or "no map"
+    if not ok:
+        return None, None
+    sel = torch.tensor(ok)
+    extra.update(shared_inputs(fn.shared, model, images, recs, cfg, sel, extra.get("pnp")))
+    try:
+        return fn(model.for_batch(len(recs)).select(sel), images[sel],
+                  [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
+                  scorer=scorer, steps=cfg.perturbation_steps,
+                  substrate=SUBSTRATES[cfg.substrate], start=SUBSTRATES[cfg.insertion_start],
+                  seed=cfg.seed, absent=absent_side_inputs(model, cfg.segmentation,
+                                                           cfg.side_inputs == "consistent"),
+                  vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode, **extra), None
+    except NotApplicable as e:
+        return None, str(e)
+

@@ -132,3 +132,19 @@ def batch_segmentation(records: Sequence, all_records: Sequence, source: str, gr
                          "with precomputed maps")
     return torch.from_numpy(np.stack([class_histogram(r.semantic_map, grid, n_classes)
                                       for r in records]))
+
+
+def absent_side_inputs(model, source: str, consistent: bool = True) -> Optional[dict]:
+    """What a fused model's segmentation stream reads at a patch whose pixels a perturbation
+    replaced by its substrate: the background class (class 0 of the synthetic data's semantic
+    maps, exact, degraded or shuffled), or no class at all (an all-zero histogram: COCO panoptic
+    and ``npy`` maps, whose unlabelled pixels count for no class); ``None`` for a model without
+    the stream, the ``none`` source, or when ``consistent`` is false (the stream kept as the
+    unperturbed image's: the earlier behaviour, for comparison)."""
+    n_classes = model.side_input_classes("segmentation")
+    if n_classes is None or source == "none" or not consistent:
+        return None
+    value = torch.zeros(n_classes)
+    if not source.startswith(("panoptic:", "npy:")):
+        value[0] = 1.0
+    return {"segmentation": value}

@@ -25,11 +25,12 @@ class UnknownOption(InputError):
 INPUTS = {
     "seed": "an int seed per batch (same run seed and batch → same value)",
     "masks": "the ground-truth target masks, one (H, W) bool array per image",
+    "evidence_masks": "the ground-truth evidence masks (every object the answer depends on)",
     "counterfactuals": "per image, its objects' masks and effects Δ_o (re-renderable data)",
 }
 #: inputs that reveal the answer key: a method needing one is a bracket, not a method to rank
 #: or to sanity-check
-GROUND_TRUTH = ("masks", "counterfactuals")
+GROUND_TRUTH = ("masks", "evidence_masks", "counterfactuals")
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,16 @@ class Attribution:
 
     @property
     def reads_ground_truth(self) -> bool:
+        """A bracket: its map reads the answer key (never ranked, tested or sanity-checked)."""
         return any(n in GROUND_TRUTH for n in self.needs)
+
+    @property
+    def role(self) -> str:
+        """``method`` (ranked and tested), ``baseline`` (a reference every method must beat:
+        set apart, compared with but never in a family of tests) or ``bracket`` (reads the
+        answer key: a reference row, never tested)."""
+        return "bracket" if self.reads_ground_truth else \
+            "baseline" if self.is_baseline else "method"
 
     def with_options(self, **options: Any) -> "Attribution":
         """A copy with ``options`` changed (validated); ``self`` is unchanged."""
@@ -202,8 +212,8 @@ class Attribution:
 
 #: the score a gradient method explains (a name of :mod:`methods.targets`)
 TARGET = Option("target", str, "itm", "score explained: itm (match logit), itm_prob (match "
-                "probability), answer (the predicted answer's logit) or answer:WORD",
-                validate=check_target)
+                "probability), itm_nonmatch (the no-match logit), answer (the predicted answer's "
+                "logit) or answer:WORD", validate=check_target)
 #: the text layer whose cross-attention a method reads
 BLOCK = Option("block", int, None, "cross-attention layer read (default: the model's Grad-CAM "
                "block, PNP-VQA's 7 of 12)")

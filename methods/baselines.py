@@ -1,4 +1,5 @@
-"""Reference maps every real method must beat: seeded noise and a centre prior."""
+"""Reference maps: the baselines every real method must beat (seeded noise, a centre prior) and
+the brackets that read the answer key (the target and evidence masks)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -42,11 +43,20 @@ class CenterPrior(Attribution):
         return g.expand(images.shape[0], gh, gw).clone()
 
 
+def pooled(masks, grid) -> torch.Tensor:
+    """(B, gh, gw): the fraction of each patch inside each (H, W) bool mask (any size)."""
+    pool = torch.nn.functional.adaptive_avg_pool2d
+    return torch.stack([pool(torch.as_tensor(m, dtype=torch.float32)[None], grid)[0]
+                        for m in masks])
+
+
 @register("oracle")
 class OracleMask(Attribution):
-    """The ground-truth target mask pooled to the grid (fraction of each patch inside it): an
-    upper bracket for the downstream metrics. Needs ``masks`` (one (H, W) bool array per image,
-    any size), which the runner passes; not applicable without ground truth."""
+    """The ground-truth target mask pooled to the grid (fraction of each patch inside it): the
+    upper bracket of the pointing game and the downstream metrics, and the reference row that
+    shows how far a metric rewards finding the question's objects alone. Needs ``masks`` (one
+    (H, W) bool array per image, any size), which the runner passes; not applicable without
+    ground truth."""
     per_sample = True
     needs = ("masks",)
     is_baseline = True
@@ -55,6 +65,20 @@ class OracleMask(Attribution):
                   masks=None) -> torch.Tensor:
         if masks is None:
             raise NotApplicable("oracle needs ground-truth masks")
-        pool = torch.nn.functional.adaptive_avg_pool2d
-        return torch.stack([pool(torch.as_tensor(m, dtype=torch.float32)[None], model.grid)[0]
-                            for m in masks])
+        return pooled(masks, model.grid)
+
+
+@register("evidence_oracle")
+class EvidenceOracle(Attribution):
+    """The evidence mask (every object the answer depends on: the target and, for a spatial
+    relation, its anchor) pooled to the grid: a second reference row that reads the answer key.
+    Needs ``evidence_masks``; not applicable without ground truth."""
+    per_sample = True
+    needs = ("evidence_masks",)
+    is_baseline = True
+
+    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
+                  evidence_masks=None) -> torch.Tensor:
+        if evidence_masks is None:
+            raise NotApplicable("evidence_oracle needs ground-truth evidence masks")
+        return pooled(evidence_masks, model.grid)

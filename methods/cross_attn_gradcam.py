@@ -27,9 +27,10 @@ class CrossAttentionGradCAM(Attribution):
     real question tokens — every token except ``[ENC]`` and the final ``[SEP]``: LAVIS's second
     output row, the one PNP-VQA samples patches from; for BLIP-2 the Q-Former's query tokens,
     the only rows that attend to the image. Unlike LAVIS it
-    works for any patch grid and head count, and it leaves the model as it found it. As
-    PNP-VQA's ``forward_itm``, the questions' "?" is stripped before tokenising, so it is not
-    one of the averaged tokens.
+    works for any patch grid and head count, and it leaves the model as it found it. It reads
+    the question as the model tokenises it, as every other method does: LAVIS's pretrained ITM
+    adapters strip the "?" as PNP-VQA's ``forward_itm`` does
+    (``BlipAdapter.strip_question_mark``), so that there it is not one of the averaged tokens.
 
     Options:
         block: cross-attention layer (default: the model's ``default_block``; PNP-VQA uses 7 on
@@ -43,7 +44,7 @@ class CrossAttentionGradCAM(Attribution):
                   questions: Sequence[str]) -> torch.Tensor:
         block = model.default_block if self.block is None else self.block
         site = model.cross_attention_site(block)
-        text = model.tokenize([q.strip("?") for q in questions])  # as PNP-VQA's forward_itm
+        text = model.tokenize(questions)
         with capture(outputs={"cross": site}) as rec:
             score = target_score(model, model.visual_tokens(images), text, self.target)
             (grad,) = grads(score, [rec.last("cross")])

@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from benchmark.models.protocol import Preprocessing, TextBatch, VLModel, chunked
 from methods import register
+from methods._adaptive_path import integrate
 from methods.base import (Attribution, Diagnostic, Explanation, NotApplicable, Option, target_score,
                           to_grid)
 
 BASELINES = ("blur", "zero", "black", "expected")
+RULES = ("adaptive", "uniform")
 #: targets IG integrates (``answer`` would re-pick its answer at every point of the path)
-PATH_TARGETS = ("itm", "itm_prob")
+PATH_TARGETS = ("itm", "itm_prob", "itm_nonmatch")
 #: images per forward along the path when ``internal_batch_size`` is not given: captum would
 #: otherwise expand every path by every step at once (16 images × 512 steps ≈ 17 GB)
 CHUNK_IMAGES = 256
@@ -39,33 +41,41 @@ def path_score(model: VLModel, target: str, batch: int):
 
 @register("integrated_gradients")
 class IntegratedGradientsMap(Attribution):
-    r"""Integrated Gradients (Sundararajan et al., ICML 2017) with captum:
+    r"""Integrated Gradients (Sundararajan et al., ICML 2017):
 
     .. math:: \mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1
               \frac{\partial f(x' + \alpha (x - x'))}{\partial x_i} \, d\alpha
 
     summed over colour channels and the pixels of each patch, :math:`M(p) = \sum_{i \in p}
     \mathrm{IG}_i` (signed; positive supports the match). :math:`f` is the raw ITM match logit
-    by default (``target="itm"``, what the gradient methods explain), or the match probability
-    (``"itm_prob"``).
+    by default (``target="itm"``, what the gradient methods explain), the match probability
+    (``"itm_prob"``) or the no-match logit (``"itm_nonmatch"``, the random-logit test's).
 
-    Convergence: completeness says :math:`\sum_i \mathrm{IG}_i = f(x) - f(x')`. Per sample the
-    relative gap :math:`|\delta| / |f(x) - f(x')|` (captum's convergence delta over the change
-    it should explain) is computed; a sample above ``rel_tolerance`` is integrated again with
-    twice the steps, from ``n_steps`` up to ``max_steps``. Diagnostics per sample, returned
-    with the maps: ``completeness_delta`` (|δ|), ``completeness_rel_delta`` and ``ig_steps``;
-    a map whose gap exceeds ``rel_tolerance`` is marked invalid, and the engine leaves it out of
-    every mean.
+    Convergence: completeness says :math:`\sum_i \mathrm{IG}_i = f(x) - f(x')`; a map is valid
+    once its relative completeness error is at most ``rel_tolerance`` (0.05), else it keeps its
+    rows with a note and is left out of every mean. Two quadrature rules:
 
-    Options: ``n_steps`` (32), ``max_steps`` (4096), ``rel_tolerance`` (0.05), ``target``,
-    ``baseline`` — ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the
-    side, which keeps the path among natural-looking images), ``"zero"`` (zeros in normalised
-    space: the dataset-mean colour), ``"black"``, or ``"expected"`` — and
-    ``internal_batch_size`` (images per forward; default: 256 within the model's
-    ``max_batch_images``, which bounds memory whatever the step count reaches). Midpoint
-    Riemann rule (captum's ``riemann_middle``): its error falls steadily with the steps even
-    where the path's score changes abruptly, where Gauss–Legendre oscillates. (captum's ``riemann_trapezoid`` weights its n points by 1/n with halved ends,
-    which sum to (n − 1)/n: a completeness bias of 1/n on any model.)
+    - ``rule="adaptive"`` (default, :mod:`methods._adaptive_path`): nested nodes refined where
+      the path needs it — each interval's local completeness error is known from its two nodes'
+      gradients and scores, an interval is refined by its midpoint and every gradient already
+      computed stays in the sum — until the *sum of the local errors* is at most the tolerance
+      (never looser than the uniform rule's test), from 9 nodes up to ``max_steps`` nodes;
+    - ``rule="uniform"``: captum's midpoint rule (``riemann_middle``) at ``n_steps`` (32),
+      integrated again with twice the steps while the completeness gap exceeds the tolerance, up
+      to ``max_steps`` (4096): the earlier estimator, kept as the reference. Its nodes do not
+      nest, so a map that ends at 2048 steps has cost 32 + 64 + … + 2048 passes.
+
+    Diagnostics per sample, returned with the maps: ``completeness_delta`` (|Σ M − Δf|),
+    ``completeness_rel_delta`` (its ratio to |Δf|; for the adaptive rule the sum of the local
+    errors over |Δf|, which bounds it), ``ig_steps`` (nodes or steps of the final integral, per
+    path) and ``ig_passes`` (every gradient pass spent on the sample).
+
+    Options: ``rule``, ``n_steps``, ``max_steps``, ``rel_tolerance``, ``target``, ``baseline`` —
+    ``"blur"`` (default: the image under a strong Gaussian blur, σ = 1/8 of the side, which
+    keeps the path among natural-looking images), ``"zero"`` (zeros in normalised space: the
+    dataset-mean colour), ``"black"``, or ``"expected"`` — and ``internal_batch_size`` (images
+    per pass; default: 256 within the model's ``max_batch_images``, which bounds memory
+    whatever the step count reaches).
 
     ``"expected"`` is Expected Gradients (Erion et al., Nature MI 2021) with the data as the
     baseline distribution, integrated by quadrature instead of sampled α: the map is the mean of
@@ -73,24 +83,23 @@ class IntegratedGradientsMap(Attribution):
     i + 1, i + 2, … cyclically), so :math:`\sum_i \mathrm{EG}_i = f(x) - \tfrac1K \sum_k
     f(x'_k)`. Its maps therefore depend on which images share a batch (fixed by the dataset
     order and ``--batch-size``); a batch of one image has no reference and raises
-    :class:`NotApplicable`. Its gap is :math:`\sum_k |\delta_k| / \sum_k |f(x) - f(x'_k)|`
-    over the K paths, and the steps double for all paths of a sample together.
+    :class:`NotApplicable`. Its relative error is summed over the K paths before the ratio.
     """
 
     options = (
-        Option("n_steps", int, 32, "first number of Riemann steps"),
-        Option("max_steps", int, 4096, "most steps the doubling may reach"),
-        Option("rel_tolerance", float, 0.05, "largest relative completeness gap that counts as "
-               "converged"),
-        Option("target", str, "itm", "score explained: itm (match logit) or itm_prob", PATH_TARGETS),
+        Option("rule", str, "adaptive", "quadrature: adaptive (nested nodes refined where the "
+               "path needs it) or uniform (captum's midpoint rule, steps doubled)", RULES),
+        Option("n_steps", int, 32, "uniform rule: first number of Riemann steps"),
+        Option("max_steps", int, 4096, "most nodes (adaptive) or steps (uniform) per path"),
+        Option("rel_tolerance", float, 0.05, "largest relative completeness error that counts "
+               "as converged"),
+        Option("target", str, "itm", "score explained: itm (match logit), itm_prob or "
+               "itm_nonmatch (the no-match logit)", PATH_TARGETS),
         Option("baseline", str, "blur", "path start: blur, zero, black or expected", BASELINES),
         Option("n_references", int, 4, "expected gradients: baselines per sample"),
         Option("internal_batch_size", int, None, "images per forward along the path (default: "
                f"{CHUNK_IMAGES} within the model's --max-batch-images)"),
     )
-    #: sanity checks compare maps under randomisation, where a path rarely converges: a fixed
-    #: 32-step integral there, instead of up to 16 times its cost
-    sanity_options = {"max_steps": 32}
 
     @property
     def per_sample(self) -> bool:
@@ -99,54 +108,68 @@ class IntegratedGradientsMap(Attribution):
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> Explanation:
-        from captum.attr import IntegratedGradients
-
         b = images.shape[0]
         fn, side = path_score(model, self.target, b)
         text = model.tokenize(questions)
         # one straight path per (sample, baseline): K = 1 except for expected gradients
         owner, base = ig_paths(images, self.baseline, self.n_references, model.preprocessing)
-        k = len(owner) // b
         args = (text.input_ids[owner], text.attention_mask[owner]) + tuple(t[owner] for t in side)
         limit = model.images_per_forward(self.internal_batch_size or CHUNK_IMAGES)
+        patch = images.shape[-1] // model.grid[1]
+        if self.rule == "adaptive":
+            maps, total, change, steps, done = integrate(
+                fn, base, images[owner], args, patch, limit, self.rel_tolerance, self.max_steps)
+            passes = steps
+        else:
+            maps, total, change, steps, passes = self._uniform(fn, images, owner, base, args,
+                                                               patch, limit)
+            done = torch.ones(len(owner), dtype=torch.bool)
+        k = len(owner) // b
+        delta = (total - change).abs()
+        rel = delta.view(b, k).sum(1) / change.abs().view(b, k).sum(1).clamp(min=1e-12)
+        diagnostics = {"completeness_delta": Diagnostic(delta.view(b, k).mean(1), False),
+                       "completeness_rel_delta": Diagnostic(rel, False),
+                       "ig_steps": Diagnostic(steps.double().view(b, k).mean(1), False),
+                       "ig_passes": Diagnostic(passes.double().view(b, k).sum(1), False)}
+        return Explanation(to_grid(maps.view(b, k, -1).mean(1).float(), model.grid), diagnostics,
+                           valid=(rel <= self.rel_tolerance) & done.view(b, k).all(1))
+
+    def _uniform(self, fn, images, owner, base, args, patch: int, limit: int):
+        """captum's midpoint rule, steps doubled per sample while its gap exceeds the
+        tolerance (the earlier estimator)."""
+        from captum.attr import IntegratedGradients
+
+        b, p = images.shape[0], len(owner)
+        k = p // b
 
         def score(x: torch.Tensor) -> torch.Tensor:
             return chunked(lambda s, e: fn(x[s:e], *(t[s:e] for t in args)), len(x), limit)
 
         with torch.no_grad():
-            change = (score(images[owner]) - score(base)).double().abs().cpu()
+            change = (score(images[owner]) - score(base)).double().cpu()
         attr = torch.zeros_like(base)
-        delta = torch.zeros(len(owner), dtype=torch.float64)
-        rel = torch.full((b,), float("inf"), dtype=torch.float64)
-        steps = torch.zeros(b, dtype=torch.long)
-        todo = torch.arange(b)
-        n = self.n_steps
+        delta = torch.zeros(p, dtype=torch.float64)
+        steps, passes = torch.zeros(p, dtype=torch.long), torch.zeros(p, dtype=torch.long)
+        todo, n = torch.arange(b), self.n_steps
         while len(todo):
-            # captum puts ⌊limit / paths⌋ steps of every path in one forward (at least one)
-            for paths in (todo[:, None] * k + torch.arange(k)).flatten().split(limit):
+            rows = (todo[:, None] * k + torch.arange(k)).flatten()
+            for paths in rows.split(limit):  # ⌊limit / paths⌋ steps of every path per forward
                 a, d = IntegratedGradients(fn).attribute(
                     images[owner[paths]], baselines=base[paths],
                     additional_forward_args=tuple(t[paths] for t in args), n_steps=n,
                     method="riemann_middle", internal_batch_size=limit,
                     return_convergence_delta=True)
                 attr[paths] = a.detach()
-                delta[paths] = d.detach().abs().double().cpu()
-            paths = (todo[:, None] * k + torch.arange(k)).flatten()
-            rel[todo] = (delta[paths].view(-1, k).sum(1)
-                         / change[paths].view(-1, k).sum(1).clamp(min=1e-12))
-            steps[todo] = n
-            todo = todo[rel[todo] > self.rel_tolerance]
+                delta[paths] = d.detach().double().cpu()
+            steps[rows], passes[rows] = n, passes[rows] + n
+            rel = delta[rows].abs().view(-1, k).sum(1) / change[rows].abs().view(-1, k).sum(1) \
+                .clamp(min=1e-12)
+            todo = todo[rel > self.rel_tolerance]
             if n * 2 > self.max_steps:
                 break
             n *= 2
-        diagnostics = {"completeness_delta": Diagnostic(delta.view(b, k).mean(1), False),
-                       "completeness_rel_delta": Diagnostic(rel, False),
-                       "ig_steps": Diagnostic(steps.double(), False)}
-        attr = attr.view(b, k, *images.shape[1:]).mean(1)
-        patch = images.shape[-1] // model.grid[1]
         pooled = F.avg_pool2d(attr.sum(1, keepdim=True), patch) * patch * patch
-        return Explanation(to_grid(pooled.flatten(1), model.grid), diagnostics,
-                           valid=rel <= self.rel_tolerance)
+        return pooled.flatten(1).double(), change + delta, change, steps, passes
 
 
 def ig_paths(images: torch.Tensor, kind: str, n_references: int = 4,

@@ -51,8 +51,12 @@ def fused_rollout(vit: torch.Tensor, pre_x: List[torch.Tensor], pre_y: List[torc
 
 @register("rollout")
 class AttentionRollout(Attribution):
-    r"""Attention rollout (Abnar & Zuidema, ACL 2020) conditioned on the question by the
-    text→image cross-attention, as in the rollout baseline of Chefer et al. (ICCV 2021).
+    r"""Attention rollout (Abnar & Zuidema, ACL 2020) through the visual encoder, conditioned on
+    the question by the text→image cross-attention of one text layer — by default PNP-VQA's
+    Grad-CAM block, the layer ``cross_attn_gradcam`` reads. This is not Chefer et al.'s (ICCV
+    2021) rollout baseline for bi-modal models, which rolls attention out through the text
+    encoder's self- and cross-attention layers as well (their relevance rules are
+    ``chefer_relevance``).
 
     .. math:: M(p) = \sum_{j} c_j \, R_{j, p}
 

@@ -53,6 +53,15 @@ class MatchLogit(Target):
         return model.match_head(enc_hidden)[:, 1]
 
 
+@register_target("itm_nonmatch")
+class NoMatchLogit(Target):
+    """The ITM head's other class, the no-match logit: the output the random-logit sanity test
+    explains instead of the match logit."""
+
+    def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
+        return model.match_head(enc_hidden)[:, 0]
+
+
 @register_target("itm_prob")
 class MatchProbability(Target):
     """The softmax probability of the match class (what deletion and insertion track)."""

@@ -16,8 +16,8 @@ NaN means the sample is excluded (an empty mask, an undefined ratio), never a si
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -68,25 +68,29 @@ class ReferenceMetric(Metric):
 
 
 class CounterfactualMetric(Metric):
-    """``metric(heatmap, objects, deltas, tolerance=None)``: the map against the model's own
-    counterfactual effects, ``deltas[o]`` = the match logit's drop when object ``o`` (mask
-    ``objects[o]``) is removed from the rendered scene."""
+    """``metric(heatmap, objects, deltas, tolerance=None, targets=None)``: the map against the
+    model's own counterfactual effects, ``deltas[o]`` = the match logit's drop when object ``o``
+    (mask ``objects[o]``) is removed from the rendered scene; ``targets[o]`` whether the object
+    lies in the question's target region."""
 
     kind = "counterfactual"
     needs_trained_model = True
 
     def __call__(self, heatmap, objects: Sequence[np.ndarray], deltas: Sequence[float],
-                 tolerance: Optional[float] = None) -> float:
+                 tolerance: Optional[float] = None, targets=None) -> float:
         raise NotImplementedError
 
 
 @dataclass
 class CurveScores:
-    """Per-sample scores of one batch: ``values`` (B,), optional curves (B, P) sampled at ``x``."""
+    """Per-sample scores of one batch: ``values`` (B,), optional curves (B, P) sampled at ``x``,
+    and ``diagnostics``: name → (B,) values that describe how a score was obtained (e.g. how
+    many distinct captions PNP-VQA's answerer read), each written as a row of its own."""
 
     values: np.ndarray
     x: Optional[np.ndarray] = None
     curves: Optional[np.ndarray] = None
+    diagnostics: Dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class ModelMetric(Metric):
@@ -104,6 +108,9 @@ class ModelMetric(Metric):
     needs_answers: ClassVar[bool] = False
     #: it tracks the match probability, so questions that do not match their image are excluded
     needs_match: ClassVar[bool] = False
+    #: keywords it reads that do not depend on the map (:mod:`benchmark.shared`: ``ends``,
+    #: ``tokens``, ``encoded``): the engine computes them once per model and question
+    shared: ClassVar[Tuple[str, ...]] = ()
 
     def applicable(self, model: VLModel) -> Optional[str]:
         reason = super().applicable(model)

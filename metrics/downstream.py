@@ -1,7 +1,7 @@
 """Downstream VQA accuracy when the answerer reads only heatmap-selected patches (PNP-VQA's use)."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,15 +30,19 @@ CHUNK_IMAGES = 256
 
 def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Sequence[str],
                           keep: torch.Tensor, mode: str = "tokens",
-                          substrate: Substrate = torch.zeros_like) -> list:
+                          substrate: Substrate = torch.zeros_like,
+                          absent: Optional[Dict[str, torch.Tensor]] = None,
+                          tokens: Optional[torch.Tensor] = None) -> list:
     """Predicted answers when sample b reads only the patches where ``keep[b, k]`` is True.
 
     ``keep`` is (B, K, N); the image CLS slot is never read (PNP-VQA's captioner sees only the
     gathered patches). ``mode="tokens"`` masks the answerer's cross-attention to the kept patch
     tokens of the full image (PNP-VQA's own use; dropped patches still reach the kept tokens
     through the ViT's self-attention); ``"pixels"`` also replaces the dropped patches in the
-    image by the deletion substrate before encoding, so nothing of them leaks. Returns K lists
-    of B answers, in (B, K) order flattened sample-major.
+    image by the deletion substrate before encoding, so nothing of them leaks (and the side
+    inputs of ``absent`` read their absent value there, :meth:`VLModel.removing`). ``tokens``:
+    the images' visual tokens when already computed (``tokens`` mode). Returns K lists of B
+    answers, in (B, K) order flattened sample-major.
     """
     if mode not in MODES:
         raise ValueError(f"unknown VQA mode {mode!r}; use one of {', '.join(MODES)}")
@@ -46,15 +50,17 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
     size = model.images_per_forward(CHUNK_IMAGES)
     with torch.no_grad():
         if mode == "tokens":
-            tokens = chunked(lambda s, e: model.select(slice(s, e)).visual_tokens(images[s:e]),
-                             b, size).repeat_interleave(k, 0)
+            if tokens is None:
+                tokens = chunked(lambda s, e: model.select(slice(s, e)).visual_tokens(
+                    images[s:e]), b, size)
+            tokens = tokens.repeat_interleave(k, 0)
         else:
             gh, gw = model.grid
             ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
             shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
             x = torch.where(shown[:, :, None], images[:, None],
                             substrate(images)[:, None]).reshape(b * k, *images.shape[1:])
-            view = model.for_batch(b).expanded(k)
+            view = model.for_batch(b).expanded(k).removing(~keep.reshape(b * k, n), absent)
             tokens = chunked(lambda s, e: view.select(slice(s, e)).visual_tokens(x[s:e]),
                              b * k, size)
         atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
@@ -74,10 +80,13 @@ def _scores(preds: list, records: Sequence, k: int, scorer: Callable) -> np.ndar
 class _PatchSubsetVQA(ModelMetric):
     needs_answers = True
     keep_top = True
+    shared = ("tokens",)
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  seed: int = 0, vqa_grid: str = "log", vqa_mode: str = "tokens",
-                 substrate: Substrate = torch.zeros_like, **_) -> CurveScores:
+                 substrate: Substrate = torch.zeros_like,
+                 absent: Optional[Dict[str, torch.Tensor]] = None,
+                 tokens: Optional[torch.Tensor] = None, **_) -> CurveScores:
         if vqa_grid not in GRIDS:
             raise ValueError(f"unknown VQA grid {vqa_grid!r}; use one of {', '.join(GRIDS)}")
         fractions = GRIDS[vqa_grid]
@@ -91,7 +100,7 @@ class _PatchSubsetVQA(ModelMetric):
         else:
             keep = rank[:, None, :] >= n - counts[None, :, None]  # the bottom r
         preds = _answers_with_patches(model, images, questions, keep.to(images.device),
-                                      vqa_mode, substrate)
+                                      vqa_mode, substrate, absent, tokens)
         curves = _scores(preds, records, len(fractions), scorer)
         return CurveScores(np.array([auc(c) for c in curves]), np.asarray(fractions), curves)
 
@@ -138,14 +147,16 @@ class VQAPnPSample(ModelMetric):
     patches scaled to the grid (:data:`PNP_FRACTION`). Higher is better."""
 
     needs_answers = True
+    shared = ("tokens",)
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
                  num_patches: int | None = None, repeats: int = 5, seed: int = 0,
                  vqa_mode: str = "tokens", substrate: Substrate = torch.zeros_like,
-                 **_) -> CurveScores:
+                 absent: Optional[Dict[str, torch.Tensor]] = None,
+                 tokens: Optional[torch.Tensor] = None, **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
         m = num_patches or max(1, round(PNP_FRACTION * n))
         keep = pnp_draws(maps, m, repeats, seed)
         preds = _answers_with_patches(model, images, questions, keep.to(images.device),
-                                      vqa_mode, substrate)
+                                      vqa_mode, substrate, absent, tokens)
         return CurveScores(_scores(preds, records, repeats, scorer).mean(1))

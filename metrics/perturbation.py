@@ -1,7 +1,7 @@
 """Deletion and insertion curves (Petsiuk et al., "RISE", BMVC 2018) on the patch grid."""
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,29 +41,37 @@ def step_counts(n_patches: int, steps: int) -> torch.Tensor:
     return torch.round(torch.arange(s + 1, dtype=torch.float64) * n_patches / s).long()
 
 
-def _affected(maps: torch.Tensor, counts: torch.Tensor, grid, image_hw,
-              perm: torch.Tensor) -> torch.Tensor:
-    """(B, S+1, H, W) bool: pixels of the top-``counts[k]`` patches at point k (ties: ``perm``)."""
-    b = maps.shape[0]
-    sel = ranks(patch_order(maps, perm))[:, None, :] < counts[None, :, None]  # (B, S+1, N)
+def affected_patches(maps: torch.Tensor, counts: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """(B, S+1, N) bool: the top-``counts[k]`` patches at point k (ties: ``perm``)."""
+    return ranks(patch_order(maps, perm))[:, None, :] < counts[None, :, None]
+
+
+def to_pixels(patches: torch.Tensor, grid, image_hw) -> torch.Tensor:
+    """(B, P, N) patch masks → (B, P, H, W) pixel masks."""
     gh, gw = grid
     ph, pw = image_hw[0] // gh, image_hw[1] // gw
-    sel = sel.reshape(b, -1, gh, gw)
+    sel = patches.reshape(*patches.shape[:2], gh, gw)
     return sel.repeat_interleave(ph, 2).repeat_interleave(pw, 3)
 
 
 def match_curve(model: VLModel, images: torch.Tensor, questions: Sequence[str],
-                perturbed: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+                perturbed: torch.Tensor, chunk: int = 256,
+                removed: Optional[torch.Tensor] = None,
+                absent: Optional[Dict[str, torch.Tensor]] = None) -> torch.Tensor:
     """Match probability of every perturbed image, (B, P), in batches of ``chunk`` images
     (within the model's ``max_batch_images``).
 
     ``perturbed`` is (B, P, 3, H, W); texts and the model's side inputs are repeated per sample
-    (sample-major order).
+    (sample-major order). ``removed`` (B, P, N): the patches each perturbed image shows the
+    substrate at, where the side inputs of ``absent`` read their absent value
+    (:meth:`~benchmark.models.protocol.VLModel.removing`).
     """
     b, p = perturbed.shape[:2]
     flat = perturbed.reshape(b * p, *perturbed.shape[2:])
     text = model.tokenize(questions).repeat(p)
     view = model.for_batch(b).expanded(p)
+    if removed is not None:
+        view = view.removing(removed.reshape(b * p, -1), absent)
 
     def run(s: int, e: int) -> torch.Tensor:
         return view.select(slice(s, e)).match_probability(flat[s:e], text[s:e])
@@ -72,26 +80,58 @@ def match_curve(model: VLModel, images: torch.Tensor, questions: Sequence[str],
         return chunked(run, b * p, model.images_per_forward(chunk)).reshape(b, p).cpu()
 
 
+def whole_image_probabilities(model: VLModel, images: torch.Tensor, questions: Sequence[str],
+                              fills: Dict[str, Optional[Substrate]], chunk: int = 256,
+                              absent: Optional[Dict[str, torch.Tensor]] = None
+                              ) -> Dict[str, torch.Tensor]:
+    """Match probability, (B,) per name of ``fills``, with every patch replaced by the fill
+    (``None``: the image as it is, its side inputs unchanged; otherwise every patch absent).
+    Every map's deletion and insertion curve begins or ends at one of these, so the engine
+    computes them once per question and model (``ends`` of the metrics)."""
+    names = list(fills)
+    perturbed = torch.stack([images if fills[k] is None else fills[k](images) for k in names], 1)
+    n = model.grid[0] * model.grid[1]
+    removed = torch.tensor([fills[k] is not None for k in names], device=images.device)
+    removed = removed[None, :, None].expand(images.shape[0], len(names), n)
+    probs = match_curve(model, images, questions, perturbed, chunk, removed, absent)
+    return {k: probs[:, j] for j, k in enumerate(names)}
+
+
 class _RiseMetric(ModelMetric):
     insertion = False
     #: the curve tracks the match probability: a question that does not match its image (ITM
     #: label 0) has none to lose or gain, so the runner excludes it with a note
     needs_match = True
+    #: the curve's first and last points are :func:`whole_image_probabilities`
+    shared = ("ends",)
 
     def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
                  substrate: Substrate = torch.zeros_like, start: Substrate = blur,
-                 chunk: int = 256, seed: int = 0, **_) -> CurveScores:
+                 chunk: int = 256, seed: int = 0,
+                 absent: Optional[Dict[str, torch.Tensor]] = None,
+                 ends: Optional[Dict[str, torch.Tensor]] = None, **_) -> CurveScores:
+        """``ends``: :func:`whole_image_probabilities` of these samples, computed here when not
+        given."""
         n = model.grid[0] * model.grid[1]
         counts = step_counts(n, steps)
         perm = tie_break(record_ids(records, len(maps)), n, seed)
-        affected = _affected(maps.to(images.device), counts.to(images.device), model.grid,
-                             images.shape[-2:], perm.to(images.device))[:, :, None]
+        patches = affected_patches(maps.to(images.device), counts.to(images.device),
+                                   perm.to(images.device))[:, 1:-1]
+        affected = to_pixels(patches, model.grid, images.shape[-2:])[:, :, None]
         x = images[:, None]
+        first, last = ("start", "image") if self.insertion else ("image", "substrate")
+        if ends is None:
+            fills = {"image": None, "substrate": substrate, "start": start}
+            ends = whole_image_probabilities(model, images, questions,
+                                             {k: fills[k] for k in (first, last)}, chunk, absent)
         if self.insertion:
             perturbed = torch.where(affected, x, start(images)[:, None])
         else:
             perturbed = torch.where(affected, substrate(images)[:, None], x)
-        curves = match_curve(model, images, questions, perturbed, chunk).numpy()
+        removed = ~patches if self.insertion else patches
+        inner = match_curve(model, images, questions, perturbed, chunk, removed, absent)
+        curves = torch.cat([ends[first].cpu()[:, None], inner, ends[last].cpu()[:, None]], 1)
+        curves = curves.numpy()
         return CurveScores(np.array([auc(c) for c in curves]),
                            (counts.double() / n).numpy(), curves)
 

@@ -22,23 +22,31 @@ class PnpVqaAccuracy(ModelMetric):
     captioner's patches (20 of 576), drawn without replacement with probability ∝ the map's
     positive part. The curve repeats it at ¼, ½, 1 and 2 times that share (x: the fraction of
     the captioner's patches per caption). Captions and draws are seeded per question from the
-    run's seed, the same for every method (paired comparisons). Higher is better. Not
-    applicable without a pipeline (``--pnp-vqa NAME``, loaded from local files)."""
+    run's seed, the same for every method (paired comparisons). Every question's answerer reads
+    exactly ``--pnp-captions`` passages whatever the map (:mod:`benchmark.models.pnp_vqa`); the
+    ``pnp_distinct_captions`` row says how many were distinct (at PNP-VQA's share). Higher is
+    better. Not applicable without a pipeline (``--pnp-vqa NAME``)."""
 
     needs_pnp = True
+    shared = ("encoded",)
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 seed: int = 0, pnp=None, pnp_captions: int = 20, **_) -> CurveScores:
+                 seed: int = 0, pnp=None, pnp_captions: int = 20, encoded=None,
+                 **_) -> CurveScores:
         if pnp is None:
             raise NotApplicable("no PNP-VQA captioner and answerer (pass --pnp-vqa NAME)")
         n = pnp.grid[0] * pnp.grid[1]
         counts = [max(1, round(f * PNP_PATCHES * n / 576)) for f in MULTIPLES]
         x = pnp.preprocessing([r.image for r in records]).to(pnp.device)
-        encoded = pnp.encode(x)  # the same tokens for every curve point
+        if encoded is None:  # the same tokens for every curve point
+            encoded = pnp.encode(x)
         ids = [r.sample_id for r in records]
         curves = np.zeros((len(records), len(counts)))
+        distinct = np.zeros(len(records))
         for j, m in enumerate(counts):
-            answers, _ = pnp.answers(x, questions, maps, ids, m, pnp_captions, seed, encoded)
+            answers, found = pnp.answers(x, questions, maps, ids, m, pnp_captions, seed, encoded)
             curves[:, j] = [scorer(a, r.answers) for a, r in zip(answers, records)]
+            if MULTIPLES[j] == 1.0:
+                distinct[:] = found
         return CurveScores(curves[:, MULTIPLES.index(1.0)], np.asarray(counts, float) / n,
-                           curves)
+                           curves, {"pnp_distinct_captions": distinct})

@@ -55,10 +55,18 @@ def spearman(maps_a: torch.Tensor, maps_b: torch.Tensor) -> List[float]:
     return out
 
 
+def correlations(maps_a: torch.Tensor, maps_b: torch.Tensor) -> Dict[str, List[float]]:
+    """Per sample: Spearman ρ of the signed maps, and of their absolute values (Adebayo et al.'s
+    second variant: a map whose sign flips but whose magnitudes stay is unchanged there)."""
+    return {"spearman": spearman(maps_a, maps_b),
+            "spearman_abs_maps": spearman(maps_a.abs(), maps_b.abs())}
+
+
 def explain(method: MethodRef, model: VLModel, images, questions,
             **kwargs) -> torch.Tensor:
     """The maps of ``method`` (a registered name, or a configured instance) with its sanity
-    options (e.g. IG's fixed step count) applied."""
+    options applied (none of the shipped methods has any: the checks explain with the
+    estimator that is ranked, Integrated Gradients' converged maps included)."""
     method = methods.get(method) if isinstance(method, str) else method
     return method(model, images, questions, **{**method.sanity_options, **kwargs})
 
@@ -98,10 +106,11 @@ def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Seq
     method's ``seed``). ``model`` itself
     is not modified. ``stages`` limits the run to the first ``stages`` stages (default: all).
 
-    Returns one dict per stage: ``{"stage": name, "index": i, "spearman": [per-sample float]}``
-    (0 for a sample whose original or randomised map is constant). A method that depends on
-    the model's parameters shows correlations that fall as the cascade goes deeper; the runner
-    reports the signed ρ and |ρ| (a map that inverts is as changed as one that decorrelates).
+    Returns one dict per stage: ``{"stage": name, "index": i, "spearman": [per-sample float],
+    "spearman_abs_maps": [...]}`` (:func:`correlations`; 0 for a sample whose original or
+    randomised map is constant). A method that depends on the model's parameters shows
+    correlations that fall as the cascade goes deeper; the runner reports the signed ρ, |ρ| (a
+    map that inverts is as changed as one that decorrelates) and ρ of the absolute maps.
     """
     original = explain(method, model, images, questions, seed=seed, **method_kwargs)
     randomised = model.clone()
@@ -110,7 +119,7 @@ def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Seq
     for index, (name, members) in enumerate(randomised.randomisation_stages()[:stages]):
         randomise_(members, generator)
         maps = explain(method, randomised, images, questions, seed=seed, **method_kwargs)
-        results.append({"stage": name, "index": index, "spearman": spearman(original, maps)})
+        results.append({"stage": name, "index": index, **correlations(original, maps)})
     return results
 
 
@@ -123,33 +132,69 @@ def fully_randomised(model: VLModel, seed: int = 0) -> VLModel:
     return randomised
 
 
-def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
-                 questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> List[float]:
-    """Random Logit test (Sixt et al., ICML 2020), for image–question matching: per sample,
-    the Spearman ρ between the map that explains the sample's own question and the map that
-    explains another sample's question on the same image (the next sample's, a fixed
-    derangement). A map that reads the question changes: lower is better."""
+def question_swap(model: VLModel, method: MethodRef, images: torch.Tensor,
+                  questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:
+    """Question sensitivity, for image–question matching: per sample, the correlations
+    (:func:`correlations`) between the map that explains the sample's own question and the map
+    that explains another sample's question on the same image (the next sample's, a fixed
+    derangement). A map that reads the question changes: lower is better. (Sixt et al.'s random
+    logit test explains another output of the same input: :func:`random_logit`.)"""
     other = list(questions[1:]) + list(questions[:1])
-    return spearman(explain(method, model, images, questions, seed=seed, **method_kwargs),
-                    explain(method, model, images, other, seed=seed, **method_kwargs))
+    return [{"stage": "question_swap", "index": 0, **correlations(
+        explain(method, model, images, questions, seed=seed, **method_kwargs),
+        explain(method, model, images, other, seed=seed, **method_kwargs))}]
+
+
+#: the output a random-logit test explains instead: the ITM head's other class
+OTHER_OUTPUT = "itm_nonmatch"
+
+
+def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
+                 questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:
+    """Random Logit test (Sixt et al., ICML 2020): per sample, the correlations between the map
+    of the output the method explains (its ``target``: the match logit by default) and the map
+    of another output of the same input and model — the ITM head's no-match logit. A map that
+    explains the output it is asked about changes; lower is better. A method that takes no
+    output to explain (no ``target`` option: attention rollout, the baselines) has no such test
+    and returns no stage."""
+    method = methods.get(method) if isinstance(method, str) else method
+    if not any(o.name == "target" for o in method.options):
+        return []
+    other = method.with_options(target=OTHER_OUTPUT)
+    return [{"stage": "random_logit", "index": 0, **correlations(
+        explain(method, model, images, questions, seed=seed, **method_kwargs),
+        explain(other, model, images, questions, seed=seed, **method_kwargs))}]
+
+
+#: sMPRT's noisy copies per input (Quantus' default)
+N_NOISE = 50
 
 
 def smprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
-          seed: int = 0, n_noise: int = 4, noise: float = 0.1, **method_kwargs: Any) -> List[float]:
-    """Smooth MPRT (Hedström et al., 2023): the maps are first averaged over ``n_noise`` copies
-    of the input with Gaussian noise (σ = ``noise`` × the batch's value range, seeded), which
-    removes the explanation noise that plain MPRT mistakes for a change; per sample, Spearman ρ
-    between the smoothed maps of the model and of its fully randomised copy. Lower is better."""
-    g = torch.Generator().manual_seed(int(seed))
-    sigma = noise * float(images.max() - images.min())
-    noisy = [images + sigma * torch.randn(images.shape, generator=g).to(images)
+          seed: int = 0, n_noise: Optional[int] = None, noise: float = 0.1,
+          **method_kwargs: Any) -> list:
+    """Smooth MPRT (Hedström et al., 2023; Quantus' defaults): the maps are first averaged over
+    ``n_noise`` (``N_NOISE``: 50) copies of each input with Gaussian noise of σ = ``noise`` ×
+    that input's own value range (seeded per sample: a sample's score does not depend on the
+    other images of its batch), which removes the explanation noise that plain MPRT mistakes
+    for a change; per sample, the correlations between the smoothed maps of the model and of its
+    fully randomised copy. Lower is better. Cost: 2 × ``n_noise`` explanations per question."""
+    n_noise = N_NOISE if n_noise is None else n_noise
+    flat = images.reshape(len(images), -1)
+    sigma = (noise * (flat.max(1).values - flat.min(1).values)).view(-1, 1, 1, 1)
+    # each sample's noise from its own generator (run seed, position among the sanity
+    # questions), so that it does not depend on the other images of the batch
+    gens = [torch.Generator().manual_seed(int(seed) * 100003 + i) for i in range(len(images))]
+    noisy = [images + sigma * torch.stack([torch.randn(images.shape[1:], generator=g)
+                                           for g in gens]).to(images)
              for _ in range(n_noise)]
 
     def smoothed(m: VLModel) -> torch.Tensor:
         return torch.stack([explain(method, m, x, questions, seed=seed, **method_kwargs)
                             for x in noisy]).mean(0)
 
-    return spearman(smoothed(model), smoothed(fully_randomised(model, seed)))
+    return [{"stage": "smprt", "index": 0,
+             **correlations(smoothed(model), smoothed(fully_randomised(model, seed)))}]
 
 
 def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
@@ -167,17 +212,18 @@ def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
 
 
 def emprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
-          seed: int = 0, **method_kwargs: Any) -> List[float]:
-    """Efficient MPRT (Hedström et al., 2023): per sample, the explanation's complexity after
-    full randomisation over its complexity on the trained model, the complexity being the
-    entropy of a 100-bin histogram of the map (:func:`histogram_entropy`). A map of a
-    randomised model should be noisier: higher is better, 1 means no change. NaN when the
-    original map is constant (entropy 0)."""
+          seed: int = 0, **method_kwargs: Any) -> list:
+    """Efficient MPRT (Hedström et al., 2023; Quantus): per sample, the relative change of the
+    explanation's complexity under full randomisation, (after − before) / before, the
+    complexity being the entropy of a 100-bin histogram of the map
+    (:func:`histogram_entropy`). A map of a randomised model should be noisier: higher is
+    better, 0 means no change. NaN when the original map is constant (entropy 0)."""
     before = histogram_entropy(explain(method, model, images, questions, seed=seed,
                                        **method_kwargs))
     after = histogram_entropy(explain(method, fully_randomised(model, seed), images,
                                       questions, seed=seed, **method_kwargs))
-    return [float(a / b) if b > 0 else float("nan") for a, b in zip(after, before)]
+    return [{"stage": "emprt", "index": 0, "relative_complexity_change": [
+        float((a - b) / b) if b > 0 else float("nan") for a, b in zip(after, before)]}]
 
 
 @register("sanity_mprt")
@@ -190,9 +236,19 @@ class CascadingRandomisation(SanityMetric):
     __call__ = staticmethod(mprt)
 
 
+@register("question_swap")
+class QuestionSwap(SanityMetric):
+    """Question sensitivity: maps of another question on the same image, :func:`question_swap`.
+    Lower is better."""
+
+    higher_is_better = False
+    __call__ = staticmethod(question_swap)
+
+
 @register("random_logit")
 class RandomLogitTest(SanityMetric):
-    """Random-logit test (Sixt et al., ICML 2020), :func:`random_logit`. Lower is better."""
+    """Random-logit test (Sixt et al., ICML 2020): maps of another output (the no-match logit)
+    of the same input, :func:`random_logit`. Lower is better."""
 
     higher_is_better = False
     __call__ = staticmethod(random_logit)
@@ -208,7 +264,7 @@ class SmoothRandomisation(SanityMetric):
 
 @register("emprt")
 class EfficientRandomisation(SanityMetric):
-    """Efficient MPRT (Hedström et al., 2023), :func:`emprt`: the complexity ratio after/before
-    full randomisation. Higher is better."""
+    """Efficient MPRT (Hedström et al., 2023), :func:`emprt`: the relative change in
+    complexity, (after − before) / before, under full randomisation. Higher is better."""
 
     __call__ = staticmethod(emprt)

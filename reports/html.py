@@ -12,6 +12,7 @@ from typing import Dict, List, Set
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from benchmark.analysis import declared_pairs
 from benchmark.outputs import write_atomic
 from reports import figures, leaderboard
 from reports.matrices import controlled, method_matrices, model_tables
@@ -129,6 +130,13 @@ def _families(rows: List[dict]) -> dict:
             for m, t in sorted(out.items())}
 
 
+def _model_pairs(models: Dict[str, dict]) -> Set[tuple]:
+    """The analysis's model pairs the run has (each differs in one factor), else every pair of
+    the run's models that differs in one factor."""
+    declared = {(a, b) for a, b, _ in declared_pairs(sorted(models))}
+    return declared or controlled(models)
+
+
 def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
@@ -162,8 +170,10 @@ def render(out: Path) -> str:
         diagnostics=_pivots(_summary(diagnostic_rows, base, mark_best=False), base),
         families=_families(summary_rows), grounding=grounding,
         model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, base,
-                                  controlled(manifest.get("models", {}))),
-        curves=figures.curve_figures(read_csv(out, "curves.csv"), out), sanity=read_csv(out, "sanity.csv"), gallery=cards,
+                                  _model_pairs(manifest.get("models", {}))),
+        curves=figures.curve_figures(read_csv(out, "curves.csv"), out),
+        sanity=read_csv(out, "sanity.csv"), stability=read_csv(out, "stability.csv"),
+        gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))

@@ -154,7 +154,8 @@ def _caption(model: str, rows: List[dict], seed, what: str) -> str:
             f"({_n([int(r['n']) for r in rows if r['n']])} per cell) with its 95\\% "
             f"percentile bootstrap CI (seed {seed}). Bold: the best method per column by the "
             "metric's direction (arrow); $^\\dagger$: its lead over the second-best is not "
-            "significant (paired two-sided Wilcoxon signed-rank test, Holm-corrected within the "
+            "significant (two-sided paired sign-flip permutation test of the mean difference, "
+            "Holm-corrected over the real methods within the "
             "metric, $p \\geq 0.05$). Baselines below the rule are never marked.")
 
 
@@ -197,9 +198,13 @@ def _family_table(model: str, rows: List[dict], metrics: List[str], base: Set[st
 SANITY_COLUMNS = (("sanity_mprt", "spearman", "rerun", "rerun $\\rho$"),
                   ("sanity_mprt", "spearman", "full", "MPRT $\\rho$ $\\downarrow$"),
                   ("sanity_mprt", "abs_spearman", "full", "MPRT $|\\rho|$ $\\downarrow$"),
+                  ("sanity_mprt", "spearman_abs_maps", "full",
+                   "MPRT $\\rho(|\\cdot|)$ $\\downarrow$"),
                   ("random_logit", "spearman", "only", "random logit $\\rho$ $\\downarrow$"),
+                  ("question_swap", "spearman", "only", "question swap $\\rho$ $\\downarrow$"),
                   ("smprt", "spearman", "only", "sMPRT $\\rho$ $\\downarrow$"),
-                  ("emprt", "complexity_ratio", "only", "eMPRT ratio $\\uparrow$"))
+                  ("emprt", "relative_complexity_change", "only",
+                   "eMPRT $\\Delta$ $\\uparrow$"))
 
 
 def _sanity_table(model: str, rows: List[dict], base: Set[str], seed) -> Optional[str]:
@@ -228,10 +233,12 @@ def _sanity_table(model: str, rows: List[dict], base: Set[str], seed) -> Optiona
                f"percentile bootstrap CI (seed {seed}). Rerun: Spearman $\\rho$ between the maps "
                "of two seeds, unrandomised (1 for a deterministic method). MPRT: $\\rho$ and "
                "$|\\rho|$ between the original maps and those after every layer is re-initialised "
-               "from the top down (Adebayo et al. 2018); random logit: $\\rho$ between the maps of "
-               "the sample's question and another; sMPRT: MPRT on noise-averaged maps (Hedström "
-               "et al. 2023); eMPRT: histogram-entropy ratio after over before randomisation. No "
-               "significance test.")
+               "from the top down (Adebayo et al. 2018), and $\\rho$ of the absolute maps; random "
+               "logit: $\\rho$ between the maps of the match and the no-match logit (Sixt et al. "
+               "2020; methods that explain no output have none); question swap: $\\rho$ between "
+               "the maps of the sample's question and another on the same image; sMPRT: MPRT on "
+               "maps averaged over 50 noisy inputs (Hedström et al. 2023); eMPRT: relative change "
+               "of the maps' histogram entropy, (after $-$ before)/before. No significance test.")
     return _tabular("l" + "c" * len(columns), ["method"] + [c[3] for c in columns],
                     _body(methods, base, cells), caption, f"tab:sanity-{_label(model)}")
 
@@ -259,7 +266,8 @@ def _grounding_table(rows: List[dict], seed) -> str:
     caption = ("Grounding control: the score on the question's objects minus the score on as many "
                "other objects of matched size in the same image, paired on the questions that have "
                "both (mean difference with its 95\\% percentile bootstrap CI, "
-               f"seed {seed}; two-sided Wilcoxon signed-rank $p$, Holm-corrected within each "
+               f"seed {seed}; two-sided sign-flip permutation $p$ of the mean, Holm-corrected over "
+               "the real methods within each model and "
                "metric).")
     return _longtable("llcccc", ["metric", "model / method", "$n$", "target $-$ control", "$p$",
                                  "$p_{\\mathrm{Holm}}$"], body, caption, "tab:grounding")

@@ -13,7 +13,10 @@ better than random), and without ``random`` either, ranks only; the board says w
 metric, in one line (:attr:`Board.note`).
 
 Ranks are taken per metric among the methods that are not baselines (1 = best by the metric's
-direction, ties share the mean rank), and averaged over the metrics a method has a value for.
+direction, ties share the mean rank), and averaged over the analysis's primary metrics
+(:mod:`benchmark.analysis`) a method has a value for — over every headline metric when the run
+has none of them. Models come in the analysis's order, primary first, each labelled with its
+role (the supervised pair: "trained with word grounding").
 """
 from __future__ import annotations
 
@@ -23,16 +26,18 @@ from typing import Dict, List, Optional, Sequence, Set
 import numpy as np
 from scipy.stats import rankdata
 
+from benchmark.analysis import ALPHA, PRIMARY_METRICS, SECONDARY_METRICS, in_plan_order, role
 from reports.run_files import as_float, is_true
 
-#: the metrics of the first screen, in column order (those the run computed)
-HEADLINE = ("pointing_game_above_chance", "relevance_rank", "deletion_auc", "insertion_auc",
-            "vqa_keep_auc", "object_faithfulness", "counterfactual_pointing")
+#: the metrics of the first screen, in column order (those the run computed): the analysis's
+#: primary metrics, which the ranking reads, then its secondary ones
+HEADLINE = PRIMARY_METRICS + SECONDARY_METRICS
 REFERENCE = "random"
 #: the oracle of each metric that is not scored against the ground-truth mask
 ORACLES = {"object_faithfulness": "counterfactual_oracle",
+           "object_faithfulness_outside_target": "counterfactual_oracle",
            "counterfactual_pointing": "counterfactual_oracle"}
-ALPHA = 0.05
+TEST = "paired sign-flip permutation test of the mean difference, Holm-corrected"
 
 
 @dataclass
@@ -62,6 +67,8 @@ class Board:
     higher_is_better: Dict[str, bool]
     rows: List[tuple] = field(default_factory=list)
     sentence: str = ""
+    #: the model's role in the analysis (primary, trained with word grounding, …)
+    role: str = "other"
     #: metric → the key of :data:`SCALES` its cells use
     scale: Dict[str, str] = field(default_factory=dict)
 
@@ -93,7 +100,7 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
     main = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
             and r["region"] in ("target", "") and np.isfinite(as_float(r["mean"]))]
     out = []
-    for model in sorted({r["model"] for r in main}):
+    for model in in_plan_order(sorted({r["model"] for r in main})):
         rows = [r for r in main if r["model"] == model]
         metrics = [m for m in HEADLINE if any(r["metric"] == m for r in rows)]
         if not metrics:
@@ -105,9 +112,11 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
             if r["metric"] in metrics:
                 cells.setdefault(r["method"], {})[r["metric"]] = Cell(
                     as_float(r["mean"]), as_float(r["ci_low"]), as_float(r["ci_high"]), int(r["n"]))
-        board = Board(model, metrics, hib)
+        board = Board(model, metrics, hib, role=role(model))
         for m in metrics:
             board.scale[m] = _normalise(cells, m, hib[m])
+            if m not in PRIMARY_METRICS and any(p in metrics for p in PRIMARY_METRICS):
+                continue  # the ranking reads the primary metrics the run has
             real = [meth for meth in cells if meth not in baselines and m in cells[meth]]
             signed = [cells[meth][m].mean * (-1 if hib[m] else 1) for meth in real]
             for meth, rank in zip(real, rankdata(signed) if real else []):
@@ -119,7 +128,8 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
         board.rows = [(meth, False, mean_rank[meth], cells[meth]) for meth in order]
         board.rows += [(meth, True, None, cells[meth]) for meth in sorted(cells)
                        if meth in baselines]
-        board.sentence = sentence(model, order, mean_rank, metrics, hib, comparisons)
+        ranked = [m for m in metrics if m in PRIMARY_METRICS] or metrics
+        board.sentence = sentence(model, order, mean_rank, ranked, hib, comparisons)
         out.append(board)
     return out
 
@@ -157,12 +167,14 @@ def significantly_better(comparisons: Sequence[dict], model: str, metric: str, f
 
 def sentence(model: str, order: List[str], mean_rank: Dict[str, float], metrics: List[str],
              higher_is_better: Dict[str, bool], comparisons: Sequence[dict]) -> str:
-    """One sentence, computed: the top method by mean rank and whether it is significantly ahead
-    of the second on each headline metric."""
+    """One sentence, computed: the top method by mean rank over the ranked (primary) metrics
+    and whether it is significantly ahead of the second on each — by one estimand, the mean
+    paired difference, for both the direction and the test."""
     if not order:
         return f"{model}: no method other than the baselines was scored."
     top = order[0]
-    head = f"{model}: {top} ranks first (mean rank {mean_rank[top]:.2f} over {len(metrics)} metrics)"
+    head = (f"{model}: {top} ranks first (mean rank {mean_rank[top]:.2f} over "
+            f"{len(metrics)} metrics: {', '.join(metrics)})")
     if len(order) == 1:
         return head + "; it is the only method scored."
     second = order[1]
@@ -173,4 +185,4 @@ def sentence(model: str, order: List[str], mean_rank: Dict[str, float], metrics:
             f"on {len(ahead)} of {len(metrics)}" + (f" ({', '.join(ahead)})" if ahead else ""))
     if behind:
         text += f", and significantly behind it on {', '.join(behind)}"
-    return text + f" (paired Wilcoxon signed-rank, Holm-corrected, p < {ALPHA})."
+    return text + f" ({TEST} within the model and metric, p < {ALPHA})."

@@ -1,7 +1,8 @@
 """Compact comparison tables from comparisons.csv (which keeps every pair with its CI and p):
 per (model, metric) a method × method matrix, and per metric a method × model-pair table, each
-cell the paired mean difference on the same questions, marked where the Holm-corrected Wilcoxon p
-is below 0.05. Pairs with no common question never appear."""
+cell the paired mean difference on the same questions (between models: of each method's gain
+over random), marked where the Holm-corrected sign-flip permutation p is below 0.05. Pairs with
+no common question never appear."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Set

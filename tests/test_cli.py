@@ -57,7 +57,7 @@ def test_a_quiet_run_prints_nothing_on_stderr(tmp_path):
     (["--limit", "ten"], "positive integer"),
     (["--fusion", "Lf=3,N=3"], "Lf < N"),
     (["--method-option", "integrated_gradients.nsteps=8"],
-     "has no option 'nsteps'; its options: n_steps, max_steps"),
+     "has no option 'nsteps'; its options: rule, n_steps, max_steps"),
     (["--method-option", "nope.n=1"], "unknown method 'nope'"),
     (["--method-option", "rollout.block=x"], "option 'block' expects int, not 'x'"),
     (["--method-option", "integrated_gradients.baseline=grey"], "must be one of blur, zero"),

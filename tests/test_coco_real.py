@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.config import RunConfig
 from benchmark.errors import InputError, MissingImage
-from benchmark.units import make_plan
+from benchmark.run_data import load_run_data
 from tests.coco_fixture import IMAGES, OBJECTS, SUB, object_mask, photo, write_coco_vqa
 from tests.loader_helpers import in_process, loader_run, records_by_id
 
@@ -92,20 +92,20 @@ def test_synonyms_come_from_the_data_file():
 
 def test_a_missing_image_keeps_its_question_as_noted_rows(coco, records):
     assert isinstance(records["5001"], MissingImage)
-    plan = make_plan(RunConfig(models=[], methods=[], metrics=[], dataset="vqav2", split="val",
+    data = load_run_data(RunConfig(models=[], methods=[], metrics=[], dataset="vqav2", split="val",
                                data_root=str(coco)))
-    assert [r.sample_id for r in plan.records] == ["1001", "1002", "2001", "3001", "4001", "4002"]
-    family, note = plan.excluded["5001"]
+    assert [r.sample_id for r in data.records] == ["1001", "1002", "2001", "3001", "4001", "4002"]
+    family, note = data.excluded["5001"]
     assert family == "how many" and "image missing" in note and "000000000776.jpg" in note
-    assert plan.dataset_info["images_missing"] == 1
-    assert plan.dataset_info["image_size"] == {"min": 300, "max": 512}
+    assert data.dataset_info["images_missing"] == 1
+    assert data.dataset_info["image_size"] == {"min": 300, "max": 512}
 
 
 def test_every_image_missing_is_one_line(coco, tmp_path):
     root = shutil.copytree(coco, tmp_path / "data")
     shutil.rmtree(root / SUB)
     with pytest.raises(InputError) as e:
-        make_plan(RunConfig(models=[], methods=[], metrics=[], dataset="vqav2", split="val",
+        load_run_data(RunConfig(models=[], methods=[], metrics=[], dataset="vqav2", split="val",
                             data_root=str(root)))
     assert "every image of the run's 7 questions is missing" in str(e.value)
     assert "\n" not in str(e.value)

@@ -20,11 +20,12 @@ GOLDEN = Path(__file__).parent / "data" / "golden"
 CSVS = ("results.csv", "curves.csv", "sanity.csv", "summary.csv", "comparisons.csv")
 #: both trained models, every method, every metric (PNP-VQA's downstream through the embedded
 #: pipeline) but the two cascades (their cost grows with the model's depth; their machinery is
-#: shared with ``emprt``, which is here)
+#: shared with ``emprt``, which is here), on the full plan (every method and metric on every
+#: question: the default plan's counts decide only which questions run, never a number)
 METRICS = [m for m in dataset_metrics("all", "synthetic") if m not in ("sanity_mprt", "smprt")]
 ARGV = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--methods", "all",
         "--metrics", ",".join(METRICS), "--limit", "4", "--batch-size", "2", "--steps", "4",
-        "--sanity-samples", "4", "--quiet", "--no-report"]
+        "--sanity-samples", "4", "--full", "--quiet", "--no-report"]
 
 
 def _same(name: str, got: pd.DataFrame, want: pd.DataFrame) -> None:

@@ -22,11 +22,12 @@ def _lavis_mean_rows(model, images, questions, block):
 def test_equals_lavis_compute_gradcam_block7_24x24_12heads():
     model = build_lavis_itm()
     images = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(1))
-    # PNP-VQA's forward_itm strips "?" before compute_gradcam; ours does the same inside
+    # PNP-VQA's forward_itm strips "?" before compute_gradcam; so does the adapter of LAVIS's
+    # pretrained ITM models, for every method
     ref = _lavis_mean_rows(model, images, [q.strip("?") for q in QUESTIONS], block=7)
     # LAVIS leaves attention saving on; reset what it left so both start from the same state
     model.text_encoder.encoder.layer[7].crossattention.self.save_attention = False
-    adapter = models.wrap(model)
+    adapter = models.wrap(model, strip_question_mark=True)
     assert adapter.grid == (24, 24)
     ours = methods.get("cross_attn_gradcam")(adapter, images, QUESTIONS, block=7)
     # Random weights give maps of ~1e-6: compare on the reference's scale so the bound means
@@ -49,14 +50,20 @@ def test_leaves_model_usable_under_no_grad():
     assert out.shape == (2, 2)
 
 
-def test_question_mark_is_not_an_averaged_token():
+@pytest.mark.parametrize("name", ["cross_attn_gradcam", "gradient_x_input", "rollout"])
+def test_every_method_reads_the_question_as_the_model_tokenises_it(name):
+    """PNP-VQA strips the "?" before its ITM model: on an adapter that does so, the mark is in no
+    method's input; on one that does not (the tiny models, trained with it), it is in every
+    method's (Grad-CAM used to strip it on its own)."""
     model = build_lavis_itm()
-    adapter = models.wrap(model)
     images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(2))
-    method = methods.get("cross_attn_gradcam")
-    with_mark = method(adapter, images, QUESTIONS[:2], block=7)
-    without = method(adapter, images, [q[:-1] for q in QUESTIONS[:2]], block=7)
-    assert torch.equal(with_mark, without)
+    method = methods.get(name)
+    stripping = models.wrap(model, strip_question_mark=True)
+    plain = models.wrap(model)
+    bare = [q[:-1] for q in QUESTIONS[:2]]
+    assert torch.equal(method(stripping, images, QUESTIONS[:2]), method(stripping, images, bare))
+    assert torch.equal(method(stripping, images, bare), method(plain, images, bare))
+    assert not torch.equal(method(plain, images, QUESTIONS[:2]), method(plain, images, bare))
 
 
 @pytest.mark.parametrize("grid,heads", [(12, 12), (8, 4)])

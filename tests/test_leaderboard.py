@@ -22,34 +22,34 @@ def _cmp(a, b, metric, diff, p, model="m", region="target"):
 
 SUMMARY = [
     # higher is better: random 0.2, oracle 1.0
-    _row("random", "relevance_rank", 0.2), _row("oracle", "relevance_rank", 1.0),
-    _row("gradcam", "relevance_rank", 0.6), _row("rollout", "relevance_rank", 0.4),
+    _row("random", "pointing_game_above_chance", 0.2), _row("oracle", "pointing_game_above_chance", 1.0),
+    _row("gradcam", "pointing_game_above_chance", 0.6), _row("rollout", "pointing_game_above_chance", 0.4),
     # lower is better: random 0.8, oracle 0.2 — a method at 0.5 is halfway
     _row("random", "deletion_auc", 0.8, False, ""), _row("oracle", "deletion_auc", 0.2, False, ""),
     _row("gradcam", "deletion_auc", 0.5, False, ""), _row("rollout", "deletion_auc", 0.3, False, ""),
     # a counterfactual metric: normalised against the counterfactual oracle, not the mask oracle
-    _row("random", "object_faithfulness", 0.0, region=""),
-    _row("oracle", "object_faithfulness", 0.1, region=""),
-    _row("counterfactual_oracle", "object_faithfulness", 0.8, region=""),
-    _row("gradcam", "object_faithfulness", 0.4, region=""),
-    _row("rollout", "object_faithfulness", 0.2, region=""),
+    _row("random", "object_faithfulness_outside_target", 0.0, region=""),
+    _row("oracle", "object_faithfulness_outside_target", 0.1, region=""),
+    _row("counterfactual_oracle", "object_faithfulness_outside_target", 0.8, region=""),
+    _row("gradcam", "object_faithfulness_outside_target", 0.4, region=""),
+    _row("rollout", "object_faithfulness_outside_target", 0.2, region=""),
     # rows outside the first screen's view are ignored
-    _row("rollout", "relevance_rank", 0.99, region="control"),
+    _row("rollout", "pointing_game_above_chance", 0.99, region="control"),
 ]
 
 
 def test_scores_are_normalised_between_random_and_the_metrics_own_oracle():
     (board,) = boards(SUMMARY, [], BASELINES)
     cells = {m: c for m, _, _, c in board.rows}
-    assert cells["gradcam"]["relevance_rank"].normalised == pytest.approx(0.5)
+    assert cells["gradcam"]["pointing_game_above_chance"].normalised == pytest.approx(0.5)
     assert cells["gradcam"]["deletion_auc"].normalised == pytest.approx(0.5)  # lower is better
     assert cells["rollout"]["deletion_auc"].normalised == pytest.approx(5 / 6)
-    assert cells["gradcam"]["object_faithfulness"].normalised == pytest.approx(0.5)
+    assert cells["gradcam"]["object_faithfulness_outside_target"].normalised == pytest.approx(0.5)
     assert cells["random"]["deletion_auc"].normalised == 0.0
-    assert cells["oracle"]["relevance_rank"].normalised == 1.0
+    assert cells["oracle"]["pointing_game_above_chance"].normalised == 1.0
     # the raw numbers are summary.csv's
-    assert cells["rollout"]["relevance_rank"].mean == 0.4
-    assert cells["rollout"]["relevance_rank"].ci_low == pytest.approx(0.3)
+    assert cells["rollout"]["pointing_game_above_chance"].mean == 0.4
+    assert cells["rollout"]["pointing_game_above_chance"].ci_low == pytest.approx(0.3)
 
 
 def test_methods_are_ranked_by_each_metrics_direction_and_baselines_are_set_apart():
@@ -63,14 +63,16 @@ def test_methods_are_ranked_by_each_metrics_direction_and_baselines_are_set_apar
 
 
 def test_the_sentence_counts_only_significant_leads_in_the_right_direction():
-    comps = [_cmp("gradcam", "rollout", "relevance_rank", 0.2, 0.01),  # gradcam ahead
+    comps = [_cmp("gradcam", "rollout", "pointing_game_above_chance", 0.2, 0.01),  # gradcam ahead
              _cmp("gradcam", "rollout", "deletion_auc", 0.2, 0.001),  # higher AUC: rollout ahead
-             _cmp("gradcam", "rollout", "object_faithfulness", 0.2, 0.2)]  # not significant
+             _cmp("gradcam", "rollout", "object_faithfulness_outside_target", 0.2, 0.2)]  # not significant
     (board,) = boards(SUMMARY, comps, BASELINES)
     assert board.sentence == (
-        "m: gradcam ranks first (mean rank 1.33 over 3 metrics); it is significantly ahead of "
-        "rollout (mean rank 1.67) on 1 of 3 (relevance_rank), and significantly behind it on "
-        "deletion_auc (paired Wilcoxon signed-rank, Holm-corrected, p < 0.05).")
+        "m: gradcam ranks first (mean rank 1.33 over 3 metrics: deletion_auc, "
+        "object_faithfulness_outside_target, pointing_game_above_chance); it is significantly ahead of "
+        "rollout (mean rank 1.67) on 1 of 3 (pointing_game_above_chance), and significantly "
+        "behind it on deletion_auc (paired sign-flip permutation test of the mean difference, "
+        "Holm-corrected within the model and metric, p < 0.05).")
     (board,) = boards(SUMMARY, [], BASELINES)
     assert "on 0 of 3 (paired" in board.sentence  # no test, no claim
 
@@ -112,13 +114,15 @@ def _run_folder(tmp_path, summary, comparisons):
 def test_paper_tables_bold_by_direction_dagger_unsure_leads_and_never_a_baseline(tmp_path):
     from reports.latex import table_files
 
-    out = _run_folder(tmp_path, SUMMARY, [_cmp("gradcam", "rollout", "relevance_rank", 0.2, 0.01)])
+    out = _run_folder(tmp_path, SUMMARY, [_cmp("gradcam", "rollout",
+                                               "pointing_game_above_chance", 0.2, 0.01)])
     main = table_files(out)["main_m"]
     rows = {line.split(" & ")[0]: line for line in main.splitlines() if " & " in line}
-    # relevance_rank: gradcam leads significantly; deletion (lower is better): rollout leads,
-    # untested, so with a dagger; the oracle's better scores are never bold
-    assert rows["gradcam"].split(" & ")[1] == "\\textbf{0.600 [0.500, 0.700]}"
-    assert rows["rollout"].split(" & ")[2] == "\\textbf{0.300 [0.200, 0.400]}$^\\dagger$"
+    # columns in the analysis's order: deletion_auc, object_faithfulness_outside_target,
+    # pointing_game_above_chance. Pointing: gradcam leads significantly; deletion (lower is
+    # better): rollout leads, untested, so with a dagger; the oracle's better scores never bold
+    assert rows["gradcam"].split(" & ")[3].startswith("\\textbf{0.600 [0.500, 0.700]}")
+    assert rows["rollout"].split(" & ")[1] == "\\textbf{0.300 [0.200, 0.400]}$^\\dagger$"
     assert "textbf" not in rows["oracle"] and "textbf" not in rows["counterfactual\\_oracle"]
     assert "seed 7" in main and "n = 10 per cell" in main and "Holm" in main
     assert (out / "tables").exists() is False  # table_files only returns text
@@ -145,9 +149,10 @@ def test_family_and_sanity_figures_are_written_as_pdf_and_svg(tmp_path):
 def test_a_tie_at_the_top_bolds_every_tied_method_and_is_never_a_significant_lead(tmp_path):
     from reports.latex import table_files
 
-    tied = [r for r in SUMMARY if r["metric"] == "relevance_rank" and r["method"] != "rollout"]
-    tied.append(_row("rollout", "relevance_rank", 0.6))  # equal to gradcam
-    out = _run_folder(tmp_path, tied, [_cmp("gradcam", "rollout", "relevance_rank", 0.0, 0.001)])
+    metric = "pointing_game_above_chance"
+    tied = [r for r in SUMMARY if r["metric"] == metric and r["method"] != "rollout"]
+    tied.append(_row("rollout", metric, 0.6))  # equal to gradcam
+    out = _run_folder(tmp_path, tied, [_cmp("gradcam", "rollout", metric, 0.0, 0.001)])
     rows = {line.split(" & ")[0]: line for line in table_files(out)["main_m"].splitlines()
             if " & " in line}
     for method in ("gradcam", "rollout"):
@@ -159,7 +164,7 @@ def test_appendix_tables_per_family_and_for_the_sanity_checks(tmp_path):
 
     from reports.latex import table_files
 
-    fam = [{**_row(m, "relevance_rank", v), "question_type": f}
+    fam = [{**_row(m, "pointing_game_above_chance", v), "question_type": f}
            for m, f, v in (("gradcam", "count", 0.6), ("rollout", "count", 0.7),
                            ("oracle", "count", 0.9), ("gradcam", "exist", 0.5),
                            ("rollout", "exist", 0.5), ("oracle", "exist", 0.9))]
@@ -249,7 +254,7 @@ def test_a_run_without_the_oracle_is_normalised_against_random_and_says_so():
     no_oracle = [r for r in SUMMARY if "oracle" not in r["method"]]
     (board,) = boards(no_oracle, [], BASELINES)
     cells = {m: c for m, _, _, c in board.rows}
-    assert cells["gradcam"]["relevance_rank"].normalised == pytest.approx(0.4)
+    assert cells["gradcam"]["pointing_game_above_chance"].normalised == pytest.approx(0.4)
     assert cells["rollout"]["deletion_auc"].normalised == pytest.approx(0.5)  # 0.8 − 0.3, lower
     assert cells["random"]["deletion_auc"].normalised == 0.0
     assert set(board.scale.values()) == {"random"}

@@ -101,7 +101,7 @@ def test_the_pointing_tolerance_is_each_images_own(monkeypatch):
     import dataclasses
 
     import datasets
-    from benchmark import units
+    from benchmark import run_data
     from benchmark.config import RunConfig
 
     data = datasets.get("synthetic")(split="test")
@@ -121,10 +121,10 @@ def test_the_pointing_tolerance_is_each_images_own(monkeypatch):
         def __getattr__(self, name):
             return getattr(data, name)
 
-    monkeypatch.setattr(units, "load_dataset", lambda cfg: Mixed())
-    plan = units.make_plan(RunConfig(models=[], methods=[], metrics=[], limit=4))
-    ids = [r.sample_id for r in plan.records]
-    assert plan.tolerance[ids[0]] == pytest.approx(15 * 96 / 224)
-    assert plan.tolerance[ids[1]] == pytest.approx(15 * 192 / 224)
-    assert plan.dataset_info["pointing_tolerance_px"]["per"] == "image"
-    assert plan.dataset_info["image_size"] == {"min": 96, "max": 192}
+    monkeypatch.setattr(run_data, "load_dataset", lambda cfg: Mixed())
+    run = run_data.load_run_data(RunConfig(models=[], methods=[], metrics=[], limit=4))
+    ids = [r.sample_id for r in run.records]
+    assert run.tolerance[ids[0]] == pytest.approx(15 * 96 / 224)
+    assert run.tolerance[ids[1]] == pytest.approx(15 * 192 / 224)
+    assert run.dataset_info["pointing_tolerance_px"]["per"] == "image"
+    assert run.dataset_info["image_size"] == {"min": 96, "max": 192}

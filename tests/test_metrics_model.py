@@ -255,3 +255,43 @@ def test_pnp_sample_equals_mean_accuracy_over_gathered_draws(trained_tiny):
                                        rec.question), rec.answers) for r in range(3)]
         assert out.values[b] == pytest.approx(np.mean(hits))
     assert 0 < out.values.mean() < 1  # the draws change answers: the comparison has teeth
+
+
+@pytest.mark.parametrize("name", ["deletion_auc", "insertion_auc"])
+def test_a_fused_models_segmentation_stream_is_perturbed_with_the_pixels(name, monkeypatch):
+    """A deleted patch (or one not yet inserted) shows the substrate, so the segmentation stream
+    reads background there, as when the object is re-rendered away; the stream used to keep
+    showing the object to the fusion encoder, which bent the fused model's curves."""
+    from benchmark import models
+    from benchmark.batch_inputs import fed, images as prepared
+    from benchmark.config import RunConfig
+    from benchmark.models.fused import FusedBlipAdapter
+    from benchmark.segmentation import absent_side_inputs
+    from datasets.loader_synthetic import SyntheticDataset
+
+    model = models.load("difnet-itm-tiny")
+    recs = [SyntheticDataset(split="test")[i] for i in range(2)]
+    view = fed(model, recs, recs, RunConfig(models=[], methods=[], metrics=[]))
+    seen = []
+    original = FusedBlipAdapter.visual_tokens
+
+    def recording(self, images):
+        seen.append(self.side("segmentation", images.shape[0]).clone())
+        return original(self, images)
+
+    monkeypatch.setattr(FusedBlipAdapter, "visual_tokens", recording)
+    maps = torch.rand(2, *model.grid, generator=torch.Generator().manual_seed(0))  # no ties
+    metrics.get(name)(view, prepared(recs, model), [r.question for r in recs], maps, recs,
+                      steps=4, absent=absent_side_inputs(model, "exact"))
+    stream = torch.cat(seen).reshape(2, 5, 144, -1)  # (sample, point, patch, class)
+    background = torch.zeros(stream.shape[-1])
+    background[0] = 1
+    own = view.inputs["segmentation"]
+    order = maps.flatten(1).argsort(1, descending=True)
+    for k, shown in enumerate(step_counts(144, 4).tolist()):
+        for b in range(2):
+            top = torch.zeros(144, dtype=torch.bool)
+            top[order[b, :shown]] = True
+            gone = ~top if name == "insertion_auc" else top
+            assert torch.equal(stream[b, k][gone], background.expand(int(gone.sum()), -1))
+            assert torch.equal(stream[b, k][~gone], own[b][~gone])

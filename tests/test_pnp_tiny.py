@@ -12,7 +12,7 @@ import torch
 import datasets
 from benchmark.cli import main
 from benchmark.models import CHECKPOINT_DIR, MissingWeights, pnp_tiny
-from benchmark.models.pnp_vqa import load_pipeline, missing_pipeline
+from benchmark.models.pnp_pipelines import load_pipeline, missing_pipeline
 from benchmark.models.train.pnp_data import caption, patch_objects
 from benchmark.models.train.pnp_train import PnpTrainConfig, train_pnp_tiny
 from datasets.synthetic import SceneObject
@@ -131,13 +131,61 @@ def test_training_writes_a_checkpoint_the_pipeline_loads(tmp_path, monkeypatch):
 
 def test_batched_greedy_captions_equal_the_per_question_route(pipe, records):
     """Greedy decoding lets a batch be captioned at once; each question's captions are still
-    those of its own seed, whatever shares its batch."""
+    those of its own seed, whatever shares its batch, over every round of draws."""
     recs = records[:6]
     x = pipe.preprocessing([r.image for r in recs])
     probs = pipe.patch_probabilities(torch.rand(6, 12, 12, generator=torch.Generator()
                                                 .manual_seed(1)), 5)
     seeds = [11, 12, 13, 14, 15, 16]
-    batched = pipe.greedy_captions(x, probs, 5, 8, seeds)
+    batched = pipe.batched_captions(x, probs, 5, 8, seeds)
     alone = [pipe.captions(x[i:i + 1], probs[i:i + 1], 5, 8, s) for i, s in enumerate(seeds)]
     assert batched == alone and all(batched)
-    assert pipe.greedy_captions(x[2:4], probs[2:4], 5, 8, seeds[2:4]) == batched[2:4]
+    assert pipe.batched_captions(x[2:4], probs[2:4], 5, 8, seeds[2:4]) == batched[2:4]
+
+
+def test_batched_sampled_captions_do_not_depend_on_the_batch(pipe, records):
+    """Sampled decoding of a batch draws each caption from its own seeded noise (Gumbel-max):
+    a question's captions are the same alone or beside others."""
+    import dataclasses
+
+    sampled = dataclasses.replace(pipe, settings=dataclasses.replace(pipe.settings, top_k=50))
+    x = sampled.preprocessing([r.image for r in records[:4]])
+    probs = torch.ones(4, 144)
+    together = sampled.batched_captions(x, probs, 5, 6, [1, 2, 3, 4])
+    assert sampled.batched_captions(x[1:3], probs[1:3], 5, 6, [2, 3]) == together[1:3]
+    assert together != pipe.batched_captions(x, probs, 5, 6, [1, 2, 3, 4])  # not greedy
+
+
+def test_gumbel_noise_samples_the_softmax():
+    """The processor's argmax over logits plus the rows' noise is a draw from the top-k
+    softmax: frequencies over many rows match the probabilities."""
+    from benchmark.models.pnp_vqa import RowNoise, row_noise
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]]).repeat(4000, 1)
+    noise = RowNoise(row_noise(range(4000), 1, 5), top_k=4, start=0)
+    picks = noise(torch.zeros(4000, 0, dtype=torch.long), logits).argmax(-1)
+    freq = torch.bincount(picks, minlength=5).double() / 4000
+    expected = torch.softmax(torch.tensor([2.0, 1.0, 0.0, -1.0]), 0).double()
+    assert freq[4] == 0 and torch.allclose(freq[:4], expected, atol=0.03)
+
+
+def test_every_question_reads_the_same_number_of_passages(pipe, records, monkeypatch):
+    """Equal reading: whatever the map, the answerer reads exactly num_captions passages (the
+    distinct captions cycled); a concentrated map used to give it fewer than a spread one."""
+    from benchmark.models.pnp_vqa import PnpVqa
+
+    read = []
+    original = PnpVqa.answer
+    monkeypatch.setattr(PnpVqa, "answer",
+                        lambda self, q, caps: read.append(list(caps)) or original(self, q, caps))
+    recs = records[:8]
+    x = pipe.preprocessing([r.image for r in recs])
+    point = torch.zeros(8, 12, 12)
+    point[:, 5, 5] = 1.0  # one patch: one caption, over and over
+    for maps in (point, torch.ones(8, 12, 12)):
+        read.clear()
+        _, distinct = pipe.answers(x, [r.question for r in recs], maps,
+                                   [r.sample_id for r in recs], 5, 12, seed=0)
+        assert [len(p) for p in read] == [12] * 8
+        assert [len(set(p)) for p in read] == distinct and all(1 <= d <= 12 for d in distinct)
+    assert max(distinct) > 1

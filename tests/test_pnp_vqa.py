@@ -14,8 +14,8 @@ import torch
 import methods
 from benchmark import models
 from benchmark.cli import main
-from benchmark.models.pnp_vqa import (PIPELINES, CaptionSettings, PipelineSpec, load_pipeline,
-                                      regrid_mass, sample_seed)
+from benchmark.models.pnp_pipelines import PIPELINES, PipelineSpec, load_pipeline
+from benchmark.models.pnp_vqa import CaptionSettings, regrid_mass, sample_seed
 from benchmark.models.pretrained import bert_tokenizer, build_blip_itm
 from tests.real_layout import bert_vocab, lavis_caption_checkpoint, unifiedqa_folder
 
@@ -53,7 +53,8 @@ def test_our_route_reproduces_lavis_predict_answers_with_cross_attn_gradcam(file
     from lavis.models.pnp_vqa_models.pnp_vqa import PNPVQA
 
     itm = build_blip_itm("base", bert_tokenizer(files[1]), vit_depth=1, text_layers=3, seed=3)
-    adapter = models.wrap(itm)
+    # LAVIS's PNP-VQA strips the "?" before its ITM pass, as the pretrained loaders do
+    adapter = models.wrap(itm, strip_question_mark=True)
     image = torch.randn(1, 3, 384, 384, generator=torch.Generator().manual_seed(0))
     question, sid = "what colour is the square?", "q1"
     seed = sample_seed(0, sid)

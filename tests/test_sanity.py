@@ -40,27 +40,49 @@ def test_spearman_is_one_for_a_monotone_transform_and_zero_for_constant_maps():
 
 
 def test_sanity_metrics_are_registered_with_their_direction():
-    for name, higher in (("sanity_mprt", False), ("random_logit", False), ("smprt", False),
-                         ("emprt", True)):
+    for name, higher in (("sanity_mprt", False), ("random_logit", False),
+                         ("question_swap", False), ("smprt", False), ("emprt", True)):
         fn = metrics.get(name)
         assert fn.kind == "sanity" and fn.higher_is_better is higher
 
 
-def test_random_logit_separates_a_question_reading_map_from_a_fixed_one(untrained_tiny, images):
-    from metrics.sanity import random_logit
+def test_question_swap_separates_a_question_reading_map_from_a_fixed_one(untrained_tiny, images):
+    from metrics.sanity import question_swap
 
     qs = ["what colour is the square?", "how many circles are there?"]
-    assert random_logit(untrained_tiny, "center", images, qs) == [1.0, 1.0]  # ignores the question
-    rho = random_logit(untrained_tiny, "cross_attn_gradcam", images, qs)
-    assert all(r < 0.999 for r in rho)
+    (fixed,) = question_swap(untrained_tiny, "center", images, qs)
+    assert fixed["spearman"] == [1.0, 1.0]  # ignores the question
+    (reading,) = question_swap(untrained_tiny, "cross_attn_gradcam", images, qs)
+    assert all(r < 0.999 for r in reading["spearman"])
+
+
+def test_random_logit_explains_another_output_of_the_same_input(trained_tiny, images,
+                                                                 monkeypatch):
+    """Sixt et al.'s test: the map of the no-match logit against the map of the match logit,
+    same image and question (it used to swap in another question); a method that explains no
+    output has no such test."""
+    import methods.base
+    from metrics.sanity import random_logit
+
+    targets = []
+    explain = methods.base.Attribution.__call__
+    monkeypatch.setattr(methods.base.Attribution, "__call__", lambda self, model, x, qs, **k:
+                        targets.append((getattr(self, "target", None), tuple(qs)))
+                        or explain(self, model, x, qs, **k))
+    (stage,) = random_logit(trained_tiny, "gradient_x_input", images, QUESTIONS)
+    assert targets == [("itm", tuple(QUESTIONS)), ("itm_nonmatch", tuple(QUESTIONS))]
+    assert all(-1 <= r < 0.999 for r in stage["spearman"])
+    assert random_logit(trained_tiny, "rollout", images, QUESTIONS) == []
 
 
 def test_emprt_and_smprt_on_a_map_that_ignores_the_model(untrained_tiny, images):
     from metrics.sanity import emprt, histogram_entropy, smprt
 
-    # the centre prior does not depend on the parameters: no rise in complexity, ρ = 1
-    assert emprt(untrained_tiny, "center", images, QUESTIONS) == pytest.approx([1.0, 1.0])
-    assert smprt(untrained_tiny, "center", images, QUESTIONS, n_noise=2) == pytest.approx([1.0, 1.0])
+    # the centre prior does not depend on the parameters: no change in complexity, ρ = 1
+    (change,) = emprt(untrained_tiny, "center", images, QUESTIONS)
+    assert change["relative_complexity_change"] == pytest.approx([0.0, 0.0])
+    (smooth,) = smprt(untrained_tiny, "center", images, QUESTIONS, n_noise=2)
+    assert smooth["spearman"] == pytest.approx([1.0, 1.0])
     flat = torch.zeros(1, 4, 4)
     spread = torch.arange(16.0).reshape(1, 4, 4)
     assert histogram_entropy(flat)[0] == 0.0
@@ -96,26 +118,52 @@ def test_a_sanity_unit_explains_each_distinct_input_once_with_unchanged_statisti
     what the tests give when each computes its own maps."""
     import metrics.sanity
     from benchmark import models
-    from benchmark.config import RunConfig, load_dataset
+    from benchmark.config import RunConfig
+    from benchmark.run_data import load_run_data
     from benchmark.sanity_run import sanity_unit
 
     model = models.load("blip-itm-tiny")
-    cfg = RunConfig(models=["blip-itm-tiny"], methods=["gradient_x_input"], limit=3,
-                    metrics=["sanity_mprt", "random_logit", "smprt", "emprt"], sanity_samples=3)
-    dataset = load_dataset(cfg)
-    records = [dataset[i] for i in range(3)]
+    data = load_run_data(RunConfig(models=["blip-itm-tiny"], methods=["gradient_x_input"],
+                                   limit=3, metrics=["sanity_mprt", "random_logit", "emprt"],
+                                   sanity_samples=3))
     calls = []
     explain = methods.base.Attribution.__call__
     monkeypatch.setattr(methods.base.Attribution, "__call__",
                         lambda self, *a, **k: calls.append(1) or explain(self, *a, **k))
-    shared = sanity_unit(model, "gradient_x_input", records, cfg)
+    shared = sanity_unit(model, "gradient_x_input", data)
     n_shared = len(calls)
     monkeypatch.setattr(metrics.sanity, "SharedMaps", lambda method: method)
     calls.clear()
-    assert sanity_unit(model, "gradient_x_input", records, cfg) == shared
+    assert sanity_unit(model, "gradient_x_input", data) == shared
     stages = len(model.randomisation_stages())
-    # cascade 1 + stages, rerun 2, random logit 2, sMPRT 2 × 4 noisy copies, eMPRT 2
-    assert len(calls) == 1 + stages + 2 + 2 + 8 + 2
+    # cascade 1 + stages, rerun 2, random logit 2, eMPRT 2 (sMPRT's noisy inputs are its own)
+    assert len(calls) == 1 + stages + 2 + 2 + 2
     # shared: the trained model's maps three more times (rerun, random logit, eMPRT), the fully
     # randomised model's once (eMPRT)
     assert n_shared == len(calls) - 4
+
+
+def test_smprt_noise_is_scaled_per_sample_not_by_the_batch():
+    """A sample's noisy copies depend on its own value range only: the same image scores the
+    same whichever images share its batch (σ used to be the whole batch's range)."""
+    from benchmark import models
+    from metrics.sanity import smprt
+
+    model = models.load("blip-itm-tiny")
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(1, 3, 96, 96, generator=g), 5 * torch.randn(1, 3, 96, 96, generator=g)
+    alone = smprt(model, "gradient_x_input", a, QUESTIONS[:1], n_noise=3)[0]["spearman"]
+    beside = smprt(model, "gradient_x_input", torch.cat([a, b]), QUESTIONS, n_noise=3)
+    assert beside[0]["spearman"][0] == pytest.approx(alone[0], abs=1e-6)
+
+
+def test_mprt_reports_the_absolute_map_variant(untrained_tiny, images):
+    """Adebayo et al.'s second variant: ρ of |map|, unchanged by a sign flip."""
+    from metrics.sanity import correlations
+
+    a = torch.randn(2, 12, 12, generator=torch.Generator().manual_seed(0))
+    out = correlations(a, -a)
+    assert out["spearman"] == pytest.approx([-1.0, -1.0])
+    assert out["spearman_abs_maps"] == pytest.approx([1.0, 1.0])
+    stages = mprt(untrained_tiny, "gradient_x_input", images, QUESTIONS, stages=1)
+    assert set(stages[0]) == {"stage", "index", "spearman", "spearman_abs_maps"}

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from benchmark.outputs import comparisons, summarise
+from benchmark.comparisons import comparisons
+from benchmark.outputs import summarise
 from benchmark.stats import bootstrap_ci, holm, paired_test
 
 FAMILIES = ["count", "exist", "count", "spatial", "exist", "count"]
@@ -44,10 +45,11 @@ def test_comparisons_pair_the_same_samples_and_holm_correct_each_family():
             # model B has only four of the samples: the model pair uses those four
             + _rows("B", "x", (base[[0, 2, 3, 5]] + 0.1).tolist(), [1] * 4,
                     ids=["s0", "s2", "s3", "s5"]))
-    out = comparisons(rows, seed=0)
+    out = comparisons(rows, seed=0, real={"x", "y", "z"}, baselines=set())
     models = [r for r in out if r["kind"] == "model"]
     assert [(r["fixed"], r["a"], r["b"], r["n"]) for r in models] == [("x", "A", "B", 4)]
     assert models[0]["mean_diff"] == pytest.approx(-0.1)
+    assert models[0]["estimand"] == "mean difference"  # no random in this run: raw
     methods = [r for r in out if r["kind"] == "method"]
     assert [(r["fixed"], r["a"], r["b"]) for r in methods] == \
         [("A", "x", "y"), ("A", "x", "z"), ("A", "y", "z")]  # B has one method: no pair
@@ -56,5 +58,34 @@ def test_comparisons_pair_the_same_samples_and_holm_correct_each_family():
     for r in methods:
         ref = paired_test(vals[r["a"]], vals[r["b"]], seed=0)
         assert r["mean_diff"] == pytest.approx(np.mean(vals[r["a"]] - vals[r["b"]]))
-        assert r["p"] == ref["p"]
+        assert r["p"] == ref["p"] and r["family"] == "method|A|m"
     assert [r["p_holm"] for r in methods] == pytest.approx(holm([r["p"] for r in methods]))
+
+
+def test_a_family_is_the_real_methods_on_one_model_and_metric():
+    """Adding baselines, brackets or another model to a run changes no corrected p-value:
+    baselines are compared but in no family, brackets never, and each model is its own
+    family (it used to be every pair of every model, baselines and oracles included)."""
+    rng = np.random.default_rng(3)
+    vals = {m: rng.random(6) for m in ("x", "y", "z", "random", "oracle")}
+
+    def rows(models, methods):
+        return [r for model in models for m in methods for r in _rows(
+            model, m, (vals[m] + (0.1 if model == "B" else 0)).tolist(), [1] * 6)]
+
+    small = comparisons(rows(["A"], "xyz"), 0, {"x", "y", "z"}, set())
+    large = comparisons(rows(["A", "B"], ["x", "y", "z", "random", "oracle"]), 0,
+                        {"x", "y", "z"}, {"random"})
+    key = lambda r: (r["kind"], r["fixed"], r["a"], r["b"])  # noqa: E731
+    first = {key(r): r["p_holm"] for r in small if r["kind"] == "method"}
+    again = {key(r): r["p_holm"] for r in large if r["kind"] == "method" and r["fixed"] == "A"}
+    assert first == again and len(first) == 3
+    assert not any("oracle" in (r["a"], r["b"]) for r in large)
+    loose = [r for r in large if r["kind"] == "baseline"]
+    assert {(r["a"], r["b"]) for r in loose if r["fixed"] == "A"} == \
+        {("x", "random"), ("y", "random"), ("z", "random")}
+    assert all(r["family"] == "" and np.isnan(r["p_holm"]) for r in loose)
+    gain = [r for r in large if r["kind"] == "model"]
+    assert all(r["estimand"] == "mean difference of the gain over random" for r in gain)
+    assert all(r["mean_diff"] == pytest.approx(0.0, abs=1e-9) for r in gain)  # both shift 0.1
+

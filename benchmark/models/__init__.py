@@ -38,14 +38,16 @@ LOCAL_FILES = ("weights_dir", "tokenizer_dir")
 
 
 def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
-             argument: Optional[str] = None, reads: Tuple[str, ...] = ()):
+             argument: Optional[str] = None, reads: Tuple[str, ...] = (),
+             in_all: bool = True):
     """Register a loader ``fn(**options) -> VLModel``; ``missing(**options)`` says what is
     absent (``None`` when the model can be loaded with those options).
 
     A loader with an ``argument`` (e.g. ``"PATH"``) is asked for as ``name:VALUE`` and called as
-    ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out. ``reads``
-    names the options of :data:`LOCAL_FILES` the loader takes (``--weights-dir``,
-    ``--tokenizer-dir``); only those are passed to it.
+    ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out, and so it
+    does a loader registered with ``in_all=False`` (e.g. a training-seed replicate, asked for by
+    name). ``reads`` names the options of :data:`LOCAL_FILES` the loader takes
+    (``--weights-dir``, ``--tokenizer-dir``); only those are passed to it.
     """
     unknown = sorted(set(reads) - set(LOCAL_FILES))
     if unknown:
@@ -55,6 +57,7 @@ def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
         fn.missing = missing or (lambda *_, **__: None)
         fn.argument = argument
         fn.reads = tuple(reads)
+        fn.in_all = in_all and argument is None
         REGISTRY.register(name, fn)
         return fn
 
@@ -82,7 +85,8 @@ def resolve(spec: str) -> List[str]:
     """``"all"`` (every model that needs no argument) or ``"a,b:PATH"`` → validated specs."""
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if names == ["all"]:
-        return [n for n in REGISTRY.available() if not REGISTRY.get(n).argument]
+        return [n for n in REGISTRY.available() if getattr(REGISTRY.get(n), "in_all",
+                                                           not REGISTRY.get(n).argument)]
     for n in names:
         _loader(n)
     return names
@@ -111,7 +115,8 @@ def load(name: str, device: str = "cpu", **options) -> VLModel:
 
 def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
          default_block: Optional[int] = None, answers=(), info: Optional[dict] = None,
-         preprocessing: Optional[Preprocessing] = None) -> VLModel:
+         preprocessing: Optional[Preprocessing] = None,
+         strip_question_mark: bool = False) -> VLModel:
     """A LAVIS ``BlipITM`` you built yourself behind the model protocol (the fused adapter when
     its visual encoder is a ``FusedVisualEncoder``; a LAVIS ``Blip2ITM`` gets the BLIP-2
     adapter, :func:`benchmark.models.blip2.wrap_blip2`).
@@ -119,7 +124,8 @@ def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
     The patch grid is read from the ViT's ``patch_embed`` when not given; the default Grad-CAM
     block is PNP-VQA's 7 when the text encoder has 12 layers, else the same relative depth;
     preprocessing defaults to LAVIS's ``blip_image_eval`` at the ViT's input size; the
-    fingerprint to the weights' hash.
+    fingerprint to the weights' hash. ``strip_question_mark``: questions are tokenised without
+    their "?", as PNP-VQA's ``forward_itm`` hands them to LAVIS's ITM model.
     """
     from benchmark.models.blip import BlipAdapter, blip_preprocessing, patch_grid
     from benchmark.models.difnet import FusedVisualEncoder
@@ -143,7 +149,8 @@ def wrap(model, name: str = "wrapped", grid: Optional[tuple] = None,
     if info is None:
         info = {"fingerprint": state_hash(model)}
     cls = FusedBlipAdapter if fused else BlipAdapter
-    return cls(model, name, tuple(grid), block, preprocessing, answers, info)
+    return cls(model, name, tuple(grid), block, preprocessing, answers, info,
+               strip_question_mark=strip_question_mark)
 
 
 def read_checkpoint_meta(name: str) -> Optional[dict]:

@@ -38,7 +38,14 @@ def blip_preprocessing(image_size: int, resample: str = "bicubic") -> Preprocess
 @dataclass
 class BlipAdapter(VLModel):
     """A LAVIS ``BlipITM``: ``module.visual_encoder`` (ViT), ``module.text_encoder`` (BERT with
-    cross-attention), ``module.itm_head`` and, on the suite's models, ``module.vqa_head``."""
+    cross-attention), ``module.itm_head`` and, on the suite's models, ``module.vqa_head``.
+
+    ``strip_question_mark``: tokenise a question without its "?", as PNP-VQA's ``forward_itm``
+    hands questions to LAVIS's ITM model — set for LAVIS's pretrained checkpoints, so that every
+    method and metric reads the question as PNP-VQA's ITM stage does; the suite's tiny models,
+    trained on questions with their "?", read them as trained."""
+
+    strip_question_mark: bool = False
 
     @property
     def tokenizer(self):
@@ -54,6 +61,8 @@ class BlipAdapter(VLModel):
 
     def tokenize(self, questions: Sequence[str]) -> TextBatch:
         """As ``BlipITM.forward``: longest padding, ``[ENC]`` as the first token."""
+        if self.strip_question_mark:
+            questions = [q.strip("?") for q in questions]
         text = self.tokenizer(list(questions), padding="longest", truncation=True,
                               max_length=self.module.max_txt_len, return_tensors="pt")
         ids = text.input_ids.clone()

@@ -38,6 +38,16 @@ EMBEDDED: Dict[str, Tuple[TinyConfig, TrainConfig]] = {
 PLAIN = {"ground_weight": 0.0, "evidence_prob": 0.0}
 EMBEDDED.update({f"{name}-plain": (cfg, replace(tcfg, **PLAIN))
                  for name, (cfg, tcfg) in list(EMBEDDED.items())})
+#: training-seed replicates of the plain pair (the primary models): the same recipe, data pool
+#: and steps; the seed sets the initialisation, the batch order, the negatives and the views
+REPLICATE_SEEDS = (1, 2)
+EMBEDDED.update({f"{name}-s{seed}": (cfg, replace(tcfg, seed=seed))
+                 for name, (cfg, tcfg) in list(EMBEDDED.items()) if name.endswith("-plain")
+                 for seed in REPLICATE_SEEDS})
+#: the plain baseline at the fused model's ViT depth (one block): with difnet-itm-tiny-plain it
+#: forms the pair that differs only in the fusion encoder (the shipped pair also differs in
+#: ViT depth, 3 blocks against 1)
+EMBEDDED["blip-itm-tiny-plain-vit1"] = (TinyConfig(vit_depth=1), replace(TrainConfig(), **PLAIN))
 EVAL_QUESTIONS = 1000  # held-out test questions behind the recorded itm/vqa accuracy
 
 
@@ -45,6 +55,13 @@ def run_key(cfg: TinyConfig, tcfg: TrainConfig) -> str:
     """Cache key of a (config, recipe) pair: equal keys mean the same training run."""
     blob = json.dumps({"model": cfg.to_dict(), "train": asdict(tcfg)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def recipe_of(train_config: dict) -> str:
+    """``plain`` for a recipe without the losses and views that read attention or evidence,
+    else ``supervised``."""
+    plain = all(train_config.get(k) == v for k, v in PLAIN.items())
+    return "plain" if plain else "supervised"
 
 
 def tiny_adapter(model, name: str, cfg: TinyConfig, info: dict) -> VLModel:
@@ -58,7 +75,7 @@ def _adapter(name: str, model, cfg: TinyConfig, meta: dict) -> VLModel:
                                      "vqa_by_family", "train_seconds", "checkpoint", "sha256")}
     info.update(fingerprint=hashlib.sha256((meta["key"] + meta["state_hash"]).encode()).hexdigest(),
                 config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"],
-                recipe="plain" if name.endswith("-plain") else "supervised")
+                recipe=recipe_of(meta.get("train_config") or {}))
     return tiny_adapter(model, name, cfg, info)
 
 
@@ -157,8 +174,8 @@ def untrained_default(name: str, model_overrides: Optional[dict] = None, **_) ->
 
 
 for _name in EMBEDDED:
-    register(_name, missing=lambda _n=_name, **kw: untrained_default(_n, **kw))(
-        lambda _n=_name, **kw: load_embedded(_n, **kw))
+    register(_name, missing=lambda _n=_name, **kw: untrained_default(_n, **kw),
+             in_all=EMBEDDED[_name][1].seed == 0)(lambda _n=_name, **kw: load_embedded(_n, **kw))
 
 
 def load_untrained(name: str) -> VLModel:
@@ -170,7 +187,5 @@ def load_untrained(name: str) -> VLModel:
     return tiny_adapter(model, f"{name}@init", cfg, info)
 
 
-for _name in EMBEDDED:
-    if _name.endswith("-plain"):
-        continue  # the same architecture and seed as its supervised twin: one @init serves both
+for _name in ("blip-itm-tiny", "difnet-itm-tiny"):  # the plain twins share them
     register(f"{_name}@init")(lambda _n=_name, **_: load_untrained(_n))

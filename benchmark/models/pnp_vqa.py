@@ -9,13 +9,22 @@ to a UnifiedQA-v2 T5 in fusion-in-decoder mode (LAVIS ``forward_qa``, greedy). W
 ``cross_attn_gradcam`` maps this is PNP-VQA itself (``tests/test_pnp_vqa.py`` checks it against
 ``PNPVQA.predict_answers`` with the same seed).
 
+Every question's answerer reads exactly ``num_captions`` passages, whatever the map: LAVIS draws
+until every question has ``num_captions`` distinct captions; here at most ``max_rounds`` rounds of
+``num_captions`` draws are made (a captioner that says few different things would never end),
+and a question that has fewer distinct captions by then reads them cycled in the order found
+until it has ``num_captions`` (where LAVIS's loop ends, which it always does for BLIP large, this
+changes nothing). A map that spreads over the scene therefore cannot win by giving the answerer
+more passages to read; how many of them were distinct is reported per question
+(``pnp_distinct_captions``).
+
 What differs from LAVIS, and why:
 - each question's patches and captions are drawn under its own seed, from (run seed, sample
-  id), so its captions do not depend on which questions share its batch (greedy captions,
-  which depend only on their patches, are decoded for the whole batch at once);
-- LAVIS samples until every image has ``num_captions`` distinct captions, which never ends for a
-  captioner that says few different things; here at most ``max_rounds`` rounds are drawn (the
-  distinct captions found by then are used);
+  id), so its captions do not depend on which questions share its batch; with ``batched``
+  settings all questions of a batch are decoded at once, each caption sampled with the
+  Gumbel-max trick from noise drawn under its own seed (the same distribution as LAVIS's
+  top-k sampling, one draw per row whatever the batch);
+- at most ``max_rounds`` rounds, and cycled distinct captions at the cap (above);
 - a map with fewer positive patches than ``num_patches`` (where LAVIS's ``torch.multinomial``
   raises) draws the rest uniformly among the others;
 - a map on another patch grid than the captioner's is resampled to it by area
@@ -23,19 +32,14 @@ What differs from LAVIS, and why:
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from benchmark.errors import InputError
-from benchmark.models import MissingWeights
-from benchmark.models.protocol import Preprocessing, state_hash
+from benchmark.models.protocol import Preprocessing
 
 #: PNP-VQA's captions per question in its evaluation configs (and in ``predict_answers``: 50)
 PNP_CAPTIONS = 100
@@ -52,12 +56,51 @@ class CaptionSettings:
     top_p: float = 1.0
     top_k: int = 50
     repetition_penalty: float = 1.0
-    max_rounds: int = 20  # rounds of num_captions draws before settling for what was found
+    max_rounds: int = 20  # rounds of num_captions draws before the distinct ones are cycled
+    #: decode a batch's questions together, each caption sampled from its own seeded noise
+    #: (Gumbel-max), instead of one question at a time from the global random stream (LAVIS)
+    batched: bool = False
 
 
-#: the embedded pipeline's: captions are at most 15 tokens and a tiny captioner says few
-#: different things, so one round of draws (its distinct captions are used)
-TINY_SETTINGS = CaptionSettings(max_length=20, min_length=5, top_k=1, max_rounds=1)
+#: the embedded pipeline's: greedy decoding — LAVIS samples the top 50 of BERT's 30,522 words
+#: (0.16% of them); the same share of the tiny captioner's 52 words is under one, and sampling
+#: from all of them garbles its captions (held-out caption accuracy 0.54 against 0.89 greedy,
+#: 60 scenes × 4 patch counts) — so its distinct captions come from new patch draws, as LAVIS's
+#: loop draws them, for at most 3 rounds (each round costs as much as the first); batched
+TINY_SETTINGS = CaptionSettings(max_length=20, min_length=5, top_k=1, max_rounds=3,
+                                batched=True)
+
+
+def cycled(found: Sequence[str], num_captions: int) -> List[str]:
+    """Exactly ``num_captions`` passages from the distinct captions ``found``: each in the order
+    found, repeated from the first when there are fewer (none: none)."""
+    return [found[i % len(found)] for i in range(num_captions)] if found else []
+
+
+class RowNoise:
+    """A logits processor adding per-row Gumbel noise drawn in advance, after top-k filtering:
+    the argmax of the result is a top-k sample of the softmax (Gumbel-max), so greedy decoding
+    with it samples each row from its own seeded noise, whatever rows share the batch."""
+
+    def __init__(self, noise: torch.Tensor, top_k: int, start: int) -> None:
+        self.noise, self.top_k, self.start = noise, top_k, start  # noise: (R, steps, vocab)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if 0 < self.top_k < scores.shape[-1]:
+            kth = scores.topk(self.top_k, -1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        step = input_ids.shape[1] - self.start
+        return scores + self.noise[:, step, :scores.shape[-1]].to(scores)
+
+
+def row_noise(seeds: Sequence[int], steps: int, vocab: int) -> torch.Tensor:
+    """(R, steps, vocab) standard Gumbel noise, row r from a generator seeded with seeds[r]."""
+    rows = []
+    for s in seeds:
+        u = torch.rand(steps, vocab, generator=torch.Generator().manual_seed(s),
+                       dtype=torch.float64).clamp(min=1e-12, max=1 - 1e-12)
+        rows.append(-torch.log(-torch.log(u)))
+    return torch.stack(rows).float()
 
 
 def _shares(n_in: int, n_out: int) -> torch.Tensor:
@@ -120,19 +163,28 @@ class PnpVqa:
             p[short] = torch.where(p[short] > 0, p[short], floor)
         return p
 
-    def _decode(self, encoded: torch.Tensor, draws: torch.Tensor) -> List[str]:
+    def _decode(self, encoded: torch.Tensor, draws: torch.Tensor,
+                noise_seeds: Optional[Sequence[int]] = None) -> List[str]:
         """One caption per row: the captioner's decoder reading the patches ``draws`` (R, k)
-        of the encoded rows ``encoded`` (R, 1 + N, D); sampled unless ``top_k`` is 1."""
+        of the encoded rows ``encoded`` (R, 1 + N, D); greedy when ``top_k`` is 1, else
+        sampled — from the global random stream, or with ``noise_seeds`` (one per row) by
+        Gumbel-max from each row's own noise (:class:`RowNoise`)."""
+        from transformers import LogitsProcessorList
+
         cap, s = self.captioner, self.settings
         index = (draws + 1)[:, :, None].expand(-1, -1, encoded.shape[-1])  # + 1: CLS first
         patches = torch.gather(encoded, 1, index)
         prompt = cap.tokenizer([cap.prompt] * len(draws), return_tensors="pt").to(self.device)
         prompt.input_ids[:, 0] = cap.tokenizer.bos_token_id
+        ids = prompt.input_ids[:, :-1]
+        noise = None if noise_seeds is None or s.top_k == 1 else RowNoise(
+            row_noise(noise_seeds, s.max_length, len(cap.tokenizer)), s.top_k, ids.shape[1])
         out = cap.text_decoder.generate(
-            input_ids=prompt.input_ids[:, :-1], max_length=s.max_length,
-            min_length=s.min_length, do_sample=s.top_k != 1, top_p=s.top_p, top_k=s.top_k,
+            input_ids=ids, max_length=s.max_length, min_length=s.min_length,
+            do_sample=s.top_k != 1 and noise is None, top_p=s.top_p, top_k=s.top_k,
             num_return_sequences=1, eos_token_id=cap.tokenizer.sep_token_id,
             pad_token_id=cap.tokenizer.pad_token_id,
+            logits_processor=LogitsProcessorList([noise] if noise is not None else []),
             repetition_penalty=s.repetition_penalty, encoder_hidden_states=patches,
             encoder_attention_mask=torch.ones(patches.shape[:-1], dtype=torch.long,
                                               device=self.device))
@@ -172,18 +224,19 @@ class PnpVqa:
                     break
         return found
 
-    def greedy_captions(self, images: torch.Tensor, probs: torch.Tensor, num_patches: int,
-                        num_captions: int, seeds: Sequence[int],
-                        encoded: Optional[torch.Tensor] = None) -> List[List[str]]:
-        """:meth:`captions` of a batch of images at once, for greedy decoding (``top_k`` 1),
-        where a caption depends only on its patches: each image's draws come from its own
-        seed (on a CPU generator, as :meth:`captions` draws on the CPU), and all rows of a
-        round are decoded together."""
+    def batched_captions(self, images: torch.Tensor, probs: torch.Tensor, num_patches: int,
+                         num_captions: int, seeds: Sequence[int],
+                         encoded: Optional[torch.Tensor] = None) -> List[List[str]]:
+        """:meth:`captions` of a batch of images at once: each image's draws come from its own
+        seed (on a CPU generator, as :meth:`captions` draws on the CPU), each caption is decoded
+        from its own seeded noise (:class:`RowNoise`; greedy at ``top_k`` 1, where a caption
+        depends only on its patches), and all rows of a round are decoded together — the same
+        captions as one image at a time, whatever images share the batch."""
         encoded = self.encode(images) if encoded is None else encoded
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         found: List[List[str]] = [[] for _ in seeds]
         with torch.no_grad():
-            for _ in range(self.settings.max_rounds):
+            for round_ in range(self.settings.max_rounds):
                 todo = [i for i, f in enumerate(found) if len(f) < num_captions]
                 if not todo:
                     break
@@ -192,7 +245,9 @@ class PnpVqa:
                                    for i in todo for _ in range(num_captions)])
                 rows = encoded[torch.tensor(todo, device=self.device)].repeat_interleave(
                     num_captions, 0)
-                texts = self._decode(rows, draws.to(self.device))
+                noise = [zlib.crc32(f"{seeds[i]}:{round_}:{j}".encode()) for i in todo
+                         for j in range(num_captions)]
+                texts = self._decode(rows, draws.to(self.device), noise)
                 for j, i in enumerate(todo):
                     self._keep(found[i], texts[j * num_captions:(j + 1) * num_captions],
                                num_captions)
@@ -211,192 +266,23 @@ class PnpVqa:
     def answers(self, images: torch.Tensor, questions: Sequence[str], maps: torch.Tensor,
                 sample_ids: Sequence[str], num_patches: int, num_captions: int,
                 seed: int, encoded: Optional[torch.Tensor] = None) -> Tuple[List[str], List[int]]:
-        """The answer to every question and how many captions it was given, its captions
-        drawn under a seed from (``seed``, sample id); ``encoded``: the images' :meth:`encode`
-        tokens, when already computed."""
+        """The answer to every question, each from exactly ``num_captions`` passages (its
+        distinct captions, :func:`cycled` at the cap), and how many of them were distinct; its
+        captions drawn under a seed from (``seed``, sample id); ``encoded``: the images'
+        :meth:`encode` tokens, when already computed."""
         encoded = self.encode(images) if encoded is None else encoded
         probs = self.patch_probabilities(maps, num_patches)
         seeds = [sample_seed(seed, sid) for sid in sample_ids]
-        if self.settings.top_k == 1:
-            caps = self.greedy_captions(images, probs, num_patches, num_captions, seeds, encoded)
+        if self.settings.batched:
+            caps = self.batched_captions(images, probs, num_patches, num_captions, seeds,
+                                         encoded)
         else:
             caps = [self.captions(images[i:i + 1], probs[i:i + 1], num_patches, num_captions, s,
                                   encoded[i:i + 1]) for i, s in enumerate(seeds)]
-        return [self.answer(q, c) if c else "" for q, c in zip(questions, caps)], \
-            [len(c) for c in caps]
+        return [self.answer(q, cycled(c, num_captions)) if c else ""
+                for q, c in zip(questions, caps)], [len(c) for c in caps]
 
 
 def sample_seed(seed: int, sample_id: str) -> int:
     """The torch seed of one question's captions: (run seed, crc32 of its id)."""
     return (int(seed) & 0xFFFFFFFF) * 2 ** 32 + zlib.crc32(str(sample_id).encode())
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """Where a PNP-VQA pipeline's captioner and answerer come from.
-
-    ``caption_file``: a LAVIS ``BlipCaption`` checkpoint (``--weights-dir`` or LAVIS's cache)
-    of LAVIS's ``caption_config``; ``unifiedqa``: a Hugging Face repository id, read from the
-    folder ``--weights-dir/<its last part>`` or the Hugging Face cache (offline); ``vit_depth``
-    / ``text_layers`` reduce the captioner's depth (test variants of the same architecture).
-    """
-
-    caption_file: str
-    unifiedqa: str
-    caption_config: str = "blip_caption_large_coco.yaml"
-    vit_depth: Optional[int] = None
-    text_layers: Optional[int] = None
-
-
-#: PNP-VQA's own configurations (LAVIS ``pnp_vqa_{base,large,3b}.yaml``): BLIP large caption
-#: (COCO train2014) with UnifiedQA-v2 T5 base / large / 3B
-PIPELINES: Dict[str, Union[PipelineSpec, "EmbeddedPipeline"]] = {
-    f"pnp-vqa-{size}": PipelineSpec("model_large_caption_coco_train2014.pth",
-                                    f"allenai/unifiedqa-v2-t5-{size}-1363200")
-    for size in ("base", "large", "3b")}
-
-
-@dataclass(frozen=True)
-class EmbeddedPipeline:
-    """A pipeline that ships with the suite: ``missing()`` says what is absent (or ``None``),
-    ``load()`` returns its :class:`PnpVqa`, ``fingerprint()`` its weights' recorded sha256."""
-
-    missing: Callable[[], Optional[str]]
-    load: Callable[[], PnpVqa]
-    fingerprint: Callable[[], Optional[str]]
-
-
-def register_pipeline(name: str, spec: Union[PipelineSpec, EmbeddedPipeline]) -> None:
-    """Add a pipeline selectable with ``--pnp-vqa NAME``."""
-    PIPELINES[name] = spec
-
-
-def _spec(name: str) -> Union[PipelineSpec, EmbeddedPipeline]:
-    if name not in PIPELINES:
-        raise InputError(f"unknown PNP-VQA pipeline {name!r}; known: {', '.join(PIPELINES)}")
-    return PIPELINES[name]
-
-
-def pipeline_fingerprint(name: str, weights_dir: Optional[str] = None,
-                         tokenizer_dir: Optional[str] = None) -> Optional[str]:
-    """The sha256 of what pipeline ``name`` answers with: an embedded pipeline's recorded
-    weights' sha256; for one read from the user's files, the bytes of its caption checkpoint
-    and UnifiedQA folder and the BERT vocabulary (where they are is not what they are).
-    ``None`` when its files are not on disk, and for names that are not pipelines (rejected
-    with the usage error). Kept with the run folder, so that units of two pipelines never mix."""
-    spec = PIPELINES.get(name)
-    if isinstance(spec, EmbeddedPipeline):
-        return spec.fingerprint()
-    if spec is None or missing_pipeline(name, weights_dir, tokenizer_dir):
-        return None
-    from benchmark.models.pretrained import bert_tokenizer, checkpoint_path
-
-    folder = unifiedqa_folder(spec.unifiedqa, weights_dir)
-    files = ((spec.caption_file, checkpoint_path(spec.caption_file, weights_dir)),) + tuple(
-        sorted((str(p.relative_to(folder)), p) for p in folder.rglob("*") if p.is_file()))
-    # hashed once per process while the files stay as they are (size and mtime)
-    stats = tuple((label, p.stat().st_size, p.stat().st_mtime_ns) for label, p in files)
-    vocab = repr(sorted(bert_tokenizer(tokenizer_dir).get_vocab().items()))
-    return _files_sha256(repr(spec), files, stats, vocab)
-
-
-@functools.lru_cache(maxsize=4)
-def _files_sha256(head: str, files: Tuple[Tuple[str, Path], ...], stats: tuple,
-                  tail: str) -> str:
-    h = hashlib.sha256(head.encode())
-    for label, path in files:  # in 16 MiB reads: a UnifiedQA-3B folder holds 11 GB
-        h.update(label.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 24), b""):
-                h.update(block)
-    h.update(tail.encode())
-    return h.hexdigest()
-
-
-def unifiedqa_folder(repo: str, weights_dir: Optional[str] = None) -> Path:
-    """The local folder of the UnifiedQA model ``repo`` (``MissingWeights`` when absent)."""
-    if weights_dir and (Path(weights_dir) / repo.split("/")[-1]).is_dir():
-        return Path(weights_dir) / repo.split("/")[-1]
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo, local_files_only=True))
-    except Exception as e:  # not in the cache (the hub raises several kinds)
-        where = f"{Path(weights_dir) / repo.split('/')[-1]} nor " if weights_dir else ""
-        raise MissingWeights(f"UnifiedQA model not on disk: neither {where}{repo} in the "
-                             "Hugging Face cache (save it with save_pretrained into "
-                             f"--weights-dir/{repo.split('/')[-1]})") from e
-
-
-def missing_pipeline(name: str, weights_dir: Optional[str] = None,
-                     tokenizer_dir: Optional[str] = None) -> Optional[str]:
-    """``None`` when pipeline ``name`` can be loaded, else one line naming what is absent."""
-    from benchmark.models.pretrained import bert_tokenizer, checkpoint_path
-
-    spec = _spec(name)
-    if isinstance(spec, EmbeddedPipeline):
-        return spec.missing()
-    path = checkpoint_path(spec.caption_file, weights_dir)
-    if not path.exists():
-        return (f"PNP-VQA captioner not on disk: {path} (copy LAVIS's {spec.caption_file} "
-                "there, or pass --weights-dir DIR)")
-    try:
-        unifiedqa_folder(spec.unifiedqa, weights_dir)
-        bert_tokenizer(tokenizer_dir)
-    except MissingWeights as e:
-        return str(e)
-    return None
-
-
-def load_answerer(folder: Path) -> nn.Module:
-    """LAVIS ``PNPUnifiedQAv2FiD`` (T5 in fusion-in-decoder mode) of the Hugging Face folder
-    ``folder``: its own ``config.json``, its weights loaded strictly, its T5 tokenizer."""
-    from lavis.models.pnp_vqa_models.pnp_unifiedqav2_fid import PNPUnifiedQAv2FiD
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    model = PNPUnifiedQAv2FiD(T5Config.from_pretrained(folder, local_files_only=True), str(folder))
-    try:
-        model.load_unifiedqa(T5ForConditionalGeneration.from_pretrained(
-            folder, local_files_only=True).state_dict())
-    except RuntimeError as e:
-        raise InputError(f"UnifiedQA folder {folder} does not match its config.json: "
-                         f"{str(e).splitlines()[0]}") from e
-    return model.eval()
-
-
-def load_pipeline(name: str, weights_dir: Optional[str] = None,
-                  tokenizer_dir: Optional[str] = None) -> PnpVqa:
-    """Pipeline ``name`` from local files (on the CPU; ``.to`` moves it)."""
-    from lavis.models.blip_models.blip_caption import BlipCaption
-
-    from benchmark.models.blip import blip_preprocessing
-    from benchmark.models.pretrained import (bert_tokenizer, build_lavis, checkpoint_path,
-                                             load_checkpoint)
-
-    reason = missing_pipeline(name, weights_dir, tokenizer_dir)
-    if reason:
-        raise MissingWeights(reason)
-    spec = _spec(name)
-    if isinstance(spec, EmbeddedPipeline):
-        return spec.load()
-    captioner = build_lavis(BlipCaption, spec.caption_config, bert_tokenizer(tokenizer_dir),
-                            spec.vit_depth, spec.text_layers)
-    path = checkpoint_path(spec.caption_file, weights_dir)
-    load_checkpoint(captioner, path, f"the captioner of {name} (LAVIS BlipCaption, "
-                                     f"{spec.caption_config})")
-    folder = unifiedqa_folder(spec.unifiedqa, weights_dir)
-    answerer = load_answerer(folder)
-    size = int(captioner.visual_encoder.patch_embed.img_size[0])
-    info = {"captioner": str(path.resolve()), "answerer": str(folder.resolve()),
-            "fingerprint": state_hash(captioner)[:16] + state_hash(answerer)[:16]}
-    return PnpVqa(captioner, answerer, name, blip_preprocessing(size), info=info)
-
-
-def _register_embedded() -> None:
-    from benchmark.models import pnp_tiny
-
-    register_pipeline(pnp_tiny.NAME, EmbeddedPipeline(pnp_tiny.missing_tiny, pnp_tiny.load_tiny,
-                                                      pnp_tiny.recorded_sha256))
-
-
-_register_embedded()

@@ -170,7 +170,8 @@ def _blip_loader(name: str, vit_type: str, filename: str, vit_depth: Optional[in
             what += ", MultiLevelEncoder " + " ".join(f"{k}={v}" for k, v in fusion.items())
         path = checkpoint_path(filename, weights_dir)
         load_checkpoint(model, path, f"{name} ({what})")
-        return wrap(model.eval(), name=name, info=_info(model, path))
+        # PNP-VQA reads questions with LAVIS's ITM models without their "?"
+        return wrap(model.eval(), name=name, info=_info(model, path), strip_question_mark=True)
     return load
 
 

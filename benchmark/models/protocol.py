@@ -234,6 +234,21 @@ class VLModel(abc.ABC):
         """The view whose side inputs are rows ``index`` (a slice or index tensor) of these."""
         return dataclasses.replace(self, inputs={k: v[index] for k, v in self.inputs.items()})
 
+    def removing(self, removed: torch.Tensor,
+                 absent: Optional[Mapping[str, torch.Tensor]] = None) -> "VLModel":
+        """The view for a batch of perturbed images whose patches ``removed`` (R, N) bool show
+        the perturbation's substrate instead of their content: each per-patch side input named
+        in ``absent`` reads ``absent[key]`` (one patch's value, e.g. a background class
+        histogram) at those patches, so that it says what the pixels say (a fused model's
+        segmentation stream must not keep showing an object whose pixels were deleted)."""
+        inputs = dict(self.inputs)
+        for key, value in (absent or {}).items():
+            side = self.side(key, removed.shape[0])
+            if side is not None:
+                inputs[key] = torch.where(removed.to(side.device)[..., None],
+                                          value.to(side), side)
+        return dataclasses.replace(self, inputs=inputs)
+
     def expanded(self, n: int) -> "VLModel":
         """The view for a batch where every sample is repeated ``n`` times in a row."""
         return dataclasses.replace(self, inputs={k: v.repeat_interleave(n, 0)

@@ -14,7 +14,7 @@ import methods
 from benchmark import models
 from benchmark.models.protocol import TextBatch
 from metrics._ties import record_ids, tie_break
-from metrics.perturbation import _affected, blur, step_counts
+from metrics.perturbation import affected_patches, blur, step_counts, to_pixels
 from tests.lavis_offline import build_lavis_itm
 
 pytestmark = pytest.mark.benchmark
@@ -109,7 +109,7 @@ def test_deletion_insertion_vs_plain_loops(benchmark, ratio):
     ours = lambda: (dele(model, images, QUESTIONS, maps), ins(model, images, QUESTIONS, maps))  # noqa
     counts = step_counts(144, 16)
     perm = tie_break(record_ids((), 8), 144, 0)  # the metric's tie order for rows without ids
-    aff = _affected(maps, counts, model.grid, images.shape[-2:], perm)[:, :, None]
+    aff = to_pixels(affected_patches(maps, counts, perm), model.grid, images.shape[-2:])[:, :, None]
     perturbed = torch.cat([torch.where(aff, torch.zeros_like(images)[:, None], images[:, None]),
                            torch.where(aff, images[:, None], blur(images)[:, None])], 1)
 

@@ -4,9 +4,11 @@ patches a caption reads, and the (question, captions, answer) examples its answe
 A caption describes the objects under the patches it was given, most-covered first, at most
 two: ``"a picture of a large red circle"``, ``"a picture of a small blue square left of a large
 red circle"`` (the relation of the first to the second along the axis on which they are further
-apart), or ``"a picture of nothing"`` when no given patch lies on an object. Patch draws for
-training mimic what the captioner reads at test time: uniform draws, and draws concentrated on
-one or two objects (as a good heatmap would) with a share on the rest of the image.
+apart), or ``"a picture of nothing"`` when no given patch lies on an object. The captioner's
+patch draws mimic what it reads at test time: uniform draws, and draws concentrated on one or
+two objects (as a good heatmap would) with a share on the rest of the image. The answerer's
+examples come from uniform draws only (:func:`passages`): it never reads a context chosen by
+the question's evidence.
 """
 from __future__ import annotations
 
@@ -116,23 +118,22 @@ def draw_patches(rng: np.random.Generator, patch_objects: np.ndarray, k: int) ->
 
 
 def passages(rng: np.random.Generator, objects, patch_objects: np.ndarray,
-             evidence: np.ndarray, num_captions: int, k: int) -> List[str]:
-    """Distinct captions (the pipeline's rule: one is dropped when it is part of one kept) of
-    ``num_captions`` draws of ``k`` patches, drawn as a heatmap of one of three qualities
-    would: ∝ the evidence patches (+ 0.05; half of the examples, so that most contexts can
-    answer their question), uniform, or ∝ one random object (a quarter each)."""
+             num_captions: int, k: int, rounds: int) -> List[str]:
+    """What the answerer reads at test time, from uniform patch draws only (no draw has ever
+    followed the question's evidence, as LAVIS's PNP-VQA is zero-shot): rounds of
+    ``num_captions`` draws of ``k`` patches, each described from the scene (the pipeline's rule:
+    a caption is dropped when it is part of one kept) until ``num_captions`` are distinct or
+    ``rounds`` ran, then the distinct ones cycled to exactly ``num_captions`` passages
+    (:func:`benchmark.models.pnp_vqa.cycled`)."""
+    from benchmark.models.pnp_vqa import cycled
+
     n = len(patch_objects)
-    kind = rng.choice(3, p=[0.5, 0.25, 0.25])
-    if kind == 0 and evidence.any():
-        w = np.where(evidence, 1.0, 0.05)
-    elif kind == 1 or not (patch_objects > 0).any():
-        w = np.ones(n)
-    else:
-        w = np.where(patch_objects == rng.choice(np.unique(patch_objects[patch_objects > 0])),
-                     1.0, 0.05)
     found: List[str] = []
-    for _ in range(num_captions):
-        text = caption(objects, patch_objects[rng.choice(n, size=k, replace=False, p=w / w.sum())])
-        if not any(text in c for c in found):
-            found.append(text)
-    return found
+    for _ in range(rounds):
+        for _ in range(num_captions):
+            text = caption(objects, patch_objects[rng.choice(n, size=k, replace=False)])
+            if len(found) < num_captions and not any(text in c for c in found):
+                found.append(text)
+        if len(found) >= num_captions:
+            break
+    return cycled(found, num_captions)

@@ -9,11 +9,14 @@ captioner, its answerer, and their held-out accuracy.
   :func:`~benchmark.models.train.pnp_data.draw_patches`); LM loss on the caption of the drawn
   patches (LAVIS ``BlipCaption``'s: the prompt is not a target) plus the per-patch attribute
   loss on the ViT's tokens (weight ``aux_weight``), as the ITM models are trained;
-* answerer: per example, the distinct captions of 20 draws of k ∈ {1, 2, 5, 10} patches (the
-  curve's patch counts), written from the scene description
-  (:func:`~benchmark.models.train.pnp_data.passages`), one passage per caption; teacher-forced
-  cross-entropy on the answer. Absent passages of a batch are masked out of the encoder and the
-  decoder's cross-attention, so an example reads only its own captions.
+* answerer: per example, exactly 20 passages as the pipeline gives them at test time — the
+  distinct captions of rounds of 20 *uniform* draws of k ∈ {1, 2, 5, 10} patches (the curve's
+  patch counts), cycled to 20 (:func:`~benchmark.models.train.pnp_data.passages`) — written
+  from the scene description, or (``captioner_share`` of the examples) by the trained captioner
+  itself from such draws, precomputed for ``captioner_scenes`` scenes; no draw ever follows the
+  question's evidence (LAVIS's PNP-VQA answers zero-shot). Teacher-forced cross-entropy on the
+  answer. ``train --model pnp-vqa-tiny --answerer-only`` retrains the answerer alone beside the
+  shipped captioner and tokenizers, and records the held-out accuracy before and after.
 
 AdamW with warm-up and cosine decay, gradient clipping, fixed seeds and steps (the ITM models'
 schedule, :mod:`benchmark.models.train.loop`).
@@ -34,10 +37,8 @@ import torch
 from benchmark.models.train.loop import _optimiser, _schedule
 from benchmark.models.train.pnp_data import (CAPTION_WORDS, PROMPT, ScenePool, build_scene_pool,
                                              caption, draw_patches, passages)
+from benchmark.models.train.pnp_eval import CURVE_PATCHES, captioner_passages, evaluate_pipeline
 from benchmark.models.train.recipe import patch_attribute_loss
-
-#: the patch counts of pnp_vqa_accuracy's curve on the 12×12 grid (¼, ½, 1, 2 × 5 of 144)
-CURVE_PATCHES = (1, 2, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class PnpTrainConfig:
     warmup: int = 200
     seed: int = 0
     data_seed: int = 0
+    rounds: int = 3  # rounds of draws to num_captions distinct captions (the pipeline's cap)
+    captioner_share: float = 0.5  # examples whose passages the captioner wrote
+    captioner_scenes: int = 2000  # scenes those passages are precomputed for
 
 
 def passage_text(question: str, captions: Sequence[str]) -> List[str]:
@@ -80,8 +84,8 @@ def write_tokenizers(folder: Path, pool: ScenePool, base_vocab: Path) -> None:
     rng = np.random.default_rng(0)
     text = []
     for i in range(min(len(pool.questions), 4000)):
-        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
-                        pool.evidence[i].numpy(), 4, int(rng.choice(CURVE_PATCHES)))
+        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(), 4,
+                        int(rng.choice(CURVE_PATCHES)), 1)
         text += passage_text(pool.questions[i], caps) + [pool.answers[i]]
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=model,
@@ -144,12 +148,17 @@ def captioner_loss(captioner, preprocessing, pool: ScenePool, idx, rng, tcfg: Pn
     return {"loss": out.loss + tcfg.aux_weight * aux, "lm": out.loss, "aux": aux}
 
 
-def answer_examples(pool: ScenePool, idx, rng, num_captions: int):
-    """(passages per example, answers) for the answerer."""
+def answer_examples(pool: ScenePool, idx, rng, tcfg: PnpTrainConfig, written=None):
+    """(passages per example, answers) for the answerer: scene-description passages of uniform
+    draws, or with probability ``captioner_share`` the captioner's own (``written``: scene →
+    passages, :func:`captioner_passages`)."""
     texts = []
     for i in idx:
-        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
-                        pool.evidence[i].numpy(), num_captions, int(rng.choice(CURVE_PATCHES)))
+        if written is not None and int(i) in written and rng.random() < tcfg.captioner_share:
+            caps = written[int(i)]
+        else:
+            caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
+                            tcfg.num_captions, int(rng.choice(CURVE_PATCHES)), tcfg.rounds)
         texts.append(passage_text(pool.questions[i], caps))
     return texts, [pool.answers[i] for i in idx]
 
@@ -169,8 +178,8 @@ def fid_inputs(tokenizer, examples: Sequence[Sequence[str]]):
     return ids, mask
 
 
-def answerer_loss(answerer, pool: ScenePool, idx, rng, tcfg: PnpTrainConfig):
-    texts, answers = answer_examples(pool, idx, rng, tcfg.num_captions)
+def answerer_loss(answerer, pool: ScenePool, idx, rng, tcfg: PnpTrainConfig, written=None):
+    texts, answers = answer_examples(pool, idx, rng, tcfg, written)
     ids, mask = fid_inputs(answerer.tokenizer, texts)
     labels = answerer.tokenizer(answers, padding="longest", return_tensors="pt").input_ids
     labels = labels.masked_fill(labels == answerer.tokenizer.pad_token_id, -100)
@@ -179,80 +188,72 @@ def answerer_loss(answerer, pool: ScenePool, idx, rng, tcfg: PnpTrainConfig):
     return {"loss": loss}
 
 
-def caption_accuracy(pipe, pool: ScenePool, n: int, seed: int) -> float:
-    """Share of held-out patch draws whose sampled caption (the pipeline's decoding) equals
-    the scene-description caption, over ``n`` scenes × the curve's patch counts."""
-    rng = np.random.default_rng(seed)
-    hits = total = 0
-    for i in range(n):
-        under = pool.patch_objects[i].numpy()
-        x = pipe.preprocessing.normalise(pool.images[i:i + 1])
-        for k in CURVE_PATCHES:
-            d = np.sort(draw_patches(rng, under, k))
-            probs = torch.zeros(1, len(under))
-            probs[0, d] = 1.0
-            got = pipe.captions(x, probs, k, 1, seed + i)
-            hits += bool(got) and got[0].strip() == caption(pool.objects[i], under[d])
-            total += 1
-    return hits / total
+def _train_captioner(cfg, tcfg: PnpTrainConfig, pool: ScenePool, folder: Path, prep,
+                     progress: bool):
+    from benchmark.models import pnp_tiny
+
+    captioner = pnp_tiny.build_captioner(cfg, tcfg.seed, folder)
+    n, t0 = len(pool.questions), time.time()
+    losses = _steps(captioner, tcfg.caption_steps, tcfg.lr, tcfg, tcfg.seed,
+                    "training captioner", progress, lambda rng: captioner_loss(
+                        captioner, prep, pool, rng.choice(n, tcfg.batch_size, replace=False),
+                        rng, tcfg))
+    return captioner, {"caption_seconds": time.time() - t0,
+                       **{f"final_caption_{k}_loss": x for k, x in losses.items()
+                          if k != "loss"}}
 
 
-def answer_accuracy(pipe, pool: ScenePool, n: int, seed: int, num_captions: int) -> float:
-    """Exact-match accuracy of the pipeline's answerer on held-out scene-description captions."""
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for i in range(n):
-        caps = passages(rng, pool.objects[i], pool.patch_objects[i].numpy(),
-                        pool.evidence[i].numpy(), num_captions, int(rng.choice(CURVE_PATCHES)))
-        hits += pipe.answer(pool.questions[i], caps) == pool.answers[i]
-    return hits / n
+def _train_answerer(cfg, tcfg: PnpTrainConfig, pool: ScenePool, folder: Path, written,
+                    progress: bool):
+    from benchmark.models import pnp_tiny
+
+    answerer = pnp_tiny.build_answerer(cfg, tcfg.seed, folder)
+    n, t0 = len(pool.questions), time.time()
+    losses = _steps(answerer, tcfg.answer_steps, tcfg.answer_lr, tcfg, tcfg.seed + 1,
+                    "training answerer", progress, lambda rng: answerer_loss(
+                        answerer, pool, rng.choice(n, tcfg.batch_size, replace=False), rng,
+                        tcfg, written))
+    return answerer, {"answer_seconds": time.time() - t0, "final_answer_loss": losses["loss"]}
 
 
 def train_pnp_tiny(dest: Path, tcfg: PnpTrainConfig = PnpTrainConfig(), cfg=None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, answerer_only: bool = False) -> dict:
     """Build the tokenizers, train captioner and answerer, evaluate on the test split, and
-    write ``dest`` (.pt), its ``.json`` and the tokenizer folder beside it."""
+    write ``dest`` (.pt), its ``.json`` and the tokenizer folder beside it. With
+    ``answerer_only`` the shipped captioner and tokenizers are kept and the answerer alone is
+    retrained; the record holds the held-out accuracies of the shipped pipeline (``before``)
+    and of the new one on the same scenes."""
     from benchmark.models import pnp_tiny
     from benchmark.models.pnp_vqa import TINY_SETTINGS, PnpVqa
     from benchmark.models.tiny import VOCAB_FILE, preprocessing
     from benchmark.outputs import write_atomic
 
     cfg = cfg or pnp_tiny.TinyPnpConfig()
-    t0 = time.time()
-    v = cfg.vision
+    t0, v = time.time(), cfg.vision
     pool = build_scene_pool("train", tcfg.pool_size, v.image_size, v.patch_size, tcfg.data_seed,
                             progress)
-    folder = dest.parent / f"{dest.stem}-tokenizers"
-    write_tokenizers(folder, pool, VOCAB_FILE)
-    prep = preprocessing(v)
-    captioner = pnp_tiny.build_captioner(cfg, tcfg.seed, folder)
-    n = len(pool.questions)
-    t1 = time.time()
-    cap_losses = _steps(captioner, tcfg.caption_steps, tcfg.lr, tcfg, tcfg.seed,
-                        "training captioner", progress, lambda rng: captioner_loss(
-                            captioner, prep, pool, rng.choice(n, tcfg.batch_size, replace=False),
-                            rng, tcfg))
-    caption_seconds = time.time() - t1
-    answerer = pnp_tiny.build_answerer(cfg, tcfg.seed, folder)
-    t2 = time.time()
-    ans_losses = _steps(answerer, tcfg.answer_steps, tcfg.answer_lr, tcfg, tcfg.seed + 1,
-                        "training answerer", progress, lambda rng: answerer_loss(
-                            answerer, pool, rng.choice(n, tcfg.batch_size, replace=False), rng,
-                            tcfg))
-    answer_seconds = time.time() - t2
     test = build_scene_pool("test", tcfg.eval_scenes, v.image_size, v.patch_size, tcfg.data_seed,
                             progress)
+    prep, folder, record = preprocessing(v), dest.parent / f"{dest.stem}-tokenizers", {}
+    if answerer_only:
+        shipped, folder = pnp_tiny.load_tiny(), pnp_tiny.TOKENIZERS
+        captioner = shipped.captioner
+        record = {"before": evaluate_pipeline(shipped, test, tcfg),
+                  "captioner_from": shipped.info["sha256"]}
+    else:
+        write_tokenizers(folder, pool, VOCAB_FILE)
+        captioner, stats = _train_captioner(cfg, tcfg, pool, folder, prep, progress)
+        record.update(stats)
+    reader = PnpVqa(captioner, None, pnp_tiny.NAME, prep, TINY_SETTINGS)
+    written = captioner_passages(reader, pool, min(tcfg.captioner_scenes, len(pool.images)), tcfg,
+                                 seed=tcfg.data_seed)
+    answerer, stats = _train_answerer(cfg, tcfg, pool, folder, written, progress)
     pipe = PnpVqa(captioner, answerer, pnp_tiny.NAME, prep, TINY_SETTINGS)
     data = pnp_tiny.checkpoint_bytes(captioner, answerer)
     meta = {"name": pnp_tiny.NAME, "config": cfg.to_dict(), "train_config": asdict(tcfg),
             "sha256": hashlib.sha256(data).hexdigest(), "checkpoint": dest.name,
-            "caption_accuracy": caption_accuracy(pipe, test, tcfg.eval_scenes, 1),
-            "answer_accuracy": answer_accuracy(pipe, test, tcfg.eval_scenes, 2,
-                                               tcfg.num_captions),
-            "caption_seconds": caption_seconds, "answer_seconds": answer_seconds,
+            **record, **stats, **evaluate_pipeline(pipe, test, tcfg),
             "train_seconds": time.time() - t0,
-            **{f"final_caption_{k}_loss": x for k, x in cap_losses.items() if k != "loss"},
-            "final_answer_loss": ans_losses["loss"],
             "tokenizer_sha256": pnp_tiny.tokenizer_hashes(folder),
             "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
     write_atomic(dest, data)
