@@ -89,10 +89,11 @@ def run_parser() -> argparse.ArgumentParser:
                    help="where units run: local (this process, the default) or ray (tasks on a "
                         "Ray cluster, same bytes; pip install -e '.[ray]'); either resumes the "
                         "other's run folder")
-    p.add_argument("--workers", type=positive_int, default=1,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="with --engine local: compute the units in this many processes of one "
                         "torch thread each (1: in this process, with torch's default threads); "
-                        "a run folder resumes with the same choice")
+                        "default: one per CPU core up to 2 ($VQA_XAI_BENCH_WORKERS overrides), "
+                        "1 on a GPU; a run folder resumes with the same choice")
     p.add_argument("--address", default=None,
                    help="with --engine ray: the cluster to join (e.g. ray://head:10001 or auto); "
                         "default: start a local one")

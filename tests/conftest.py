@@ -7,6 +7,9 @@ import torch
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# the suite's runs compute in-process (the CLI's subprocesses inherit it); tests of the worker
+# processes pass --workers themselves
+os.environ.setdefault("VQA_XAI_BENCH_WORKERS", "1")
 
 
 @pytest.fixture(scope="session")
