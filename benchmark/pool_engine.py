@@ -13,6 +13,7 @@ computed by workers resumes with workers, one computed in-process resumes in-pro
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -98,6 +99,9 @@ def compute_in_processes(cfg: RunConfig, out: Path, workers: int, progress: bool
     done = sum(data.maps_in(m, b) for n in names for m in cfg.methods
                for b in range(len(data.batches)) if cache.has(n, m, unit_key(b))) + sum(
         weight[m] for n in names for m in cfg.methods if cache.has(n, m, "sanity"))
+    # the workers import LAVIS afresh: keep its deprecation warnings off the user's terminal,
+    # as this process does
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::UserWarning")
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
                              initargs=(data.cfg, str(out))) as pool, \
