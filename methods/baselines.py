@@ -58,27 +58,20 @@ class OracleMask(Attribution):
     (H, W) bool array per image, any size), which the runner passes; not applicable without
     ground truth."""
     per_sample = True
-    needs = ("masks",)
+    needs = ("masks",)  # the variation point: which ground-truth mask the map is
     is_baseline = True
 
     def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
-                  masks=None) -> torch.Tensor:
-        if masks is None:
-            raise NotApplicable("oracle needs ground-truth masks")
-        return pooled(masks, model.grid)
+                  **given) -> torch.Tensor:
+        (key,) = self.needs
+        if given.get(key) is None:
+            raise NotApplicable(f"{self.name} needs ground-truth {key.replace('_', ' ')}")
+        return pooled(given[key], model.grid)
 
 
 @register("evidence_oracle")
-class EvidenceOracle(Attribution):
+class EvidenceOracle(OracleMask):
     """The evidence mask (every object the answer depends on: the target and, for a spatial
     relation, its anchor) pooled to the grid: a second reference row that reads the answer key.
     Needs ``evidence_masks``; not applicable without ground truth."""
-    per_sample = True
     needs = ("evidence_masks",)
-    is_baseline = True
-
-    def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
-                  evidence_masks=None) -> torch.Tensor:
-        if evidence_masks is None:
-            raise NotApplicable("evidence_oracle needs ground-truth evidence masks")
-        return pooled(evidence_masks, model.grid)

@@ -34,7 +34,8 @@ def test_a_pair_runs_on_the_smaller_of_its_two_counts():
     with pytest.raises(InputError, match="not a method or metric of this run"):
         plan.resolve(["ig"], ["deletion_auc"], 50, {"rollout": 3})
     with pytest.raises(InputError, match="KEY=N"):
-        plan.parse_counts(["ig=0"])
+        plan.parse_counts(["ig=-1"])
+    assert plan.parse_counts(["sanity.ig=0"]) == {"sanity.ig": 0}  # 0: not run
 
 
 def test_questions_outside_a_count_keep_noted_rows(tmp_path, capsys):
