@@ -5,7 +5,6 @@ Exit status: 0 success, 2 bad usage or bad input (one line on stderr), 1 interna
 from __future__ import annotations
 
 import errno
-import json
 import sys
 import tempfile
 import warnings
@@ -13,8 +12,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from benchmark import plan
-from benchmark.cli_args import (UsageError, evaluate_parser, parse_fusion, report_parser,
-                                reproduce_parser, run_parser, train_parser, without_out)
+from benchmark.cli_args import UsageError, parse_fusion, run_parser
+from benchmark.cli_runs import cmd_report, cmd_reproduce
+from benchmark.cli_train import cmd_evaluate, cmd_train
 from benchmark.errors import InputError
 from benchmark.registry import UnknownNameError
 from benchmark.run_lock import run_folder_lock
@@ -234,163 +234,8 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def cmd_reproduce(argv: Sequence[str]) -> int:
-    p = reproduce_parser()
-    args = p.parse_args(argv)
-    path = Path(args.manifest)
-    try:
-        manifest = json.loads(path.read_text())
-        command = manifest["command"][3:]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"cannot read a run command from {path}: {e}") from None
-    original = path.parent
-    out = Path(args.out) if args.out else original / "reproduce"
-    rerun = without_out(command) + ["--out", str(out)] + (["--quiet"] if args.quiet else [])
-    code = cmd_run(rerun)
-    if code:
-        return code
-    from benchmark.outputs import differing_files
-
-    differ = differing_files(original, out, ("results.csv", "summary.csv"))
-    if manifest.get("git_commit") and manifest["git_commit"] != outputs_git_commit():
-        print(f"note: the run was made at commit {manifest['git_commit'][:12]}, this is "
-              f"{outputs_git_commit()[:12]}", file=sys.stderr)
-    if differ:
-        print(f"bytes differ: {', '.join(differ)} ({original} vs {out})")
-        return 3
-    print(f"identical bytes: results.csv and summary.csv of {original} and {out}")
-    return 0
-
-
-def outputs_git_commit() -> str:
-    from benchmark.outputs import git_commit
-
-    return git_commit(Path(__file__).resolve().parent.parent)
-
-
-def cmd_report(argv: Sequence[str]) -> int:
-    p = report_parser()
-    args = p.parse_args(argv)
-    out = Path(args.run_dir)
-    for name in ("summary.csv", "manifest.json"):
-        if not (out / name).exists():
-            raise UsageError(f"{out / name} not found: is {out} a run folder?")
-    import reports
-
-    with run_folder_lock(out, f"python -m benchmark report {out}"):
-        paths = reports.write_reports(out)
-    print(f"re-rendered {', '.join(str(p) for p in paths.values())}")
-    return 0
-
-
-def cmd_train(argv: Sequence[str]) -> int:
-    import torch
-
-    from benchmark.models import CHECKPOINT_DIR, cache_dir, embedded
-
-    args = train_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.model == "difnet-itm-base":
-        if args.ship or args.stage1:
-            raise UsageError("--ship and --stage1 are for the embedded models; fine-tuning "
-                             "difnet-itm-base writes into --out and resumes from it")
-        return _finetune(args)
-    if args.answerer_only and args.model != "pnp-vqa-tiny":
-        raise UsageError("--answerer-only retrains the embedded PNP-VQA's answerer: use it "
-                         "with --model pnp-vqa-tiny")
-    if args.model == "pnp-vqa-tiny":
-        if args.stage1:
-            raise UsageError("--stage1 is the ITM recipe's second stage; pnp-vqa-tiny has none")
-        return _train_pnp_tiny(args)
-    if args.model not in embedded.EMBEDDED:
-        raise UsageError(f"cannot train {args.model!r}: embedded models are "
-                         f"{', '.join(embedded.EMBEDDED)}, pnp-vqa-tiny")
-    cfg, tcfg = embedded.EMBEDDED[args.model]
-    if args.steps:
-        from dataclasses import replace
-
-        tcfg = replace(tcfg, steps=args.steps)
-    key = embedded.run_key(cfg, tcfg)
-    dest = (CHECKPOINT_DIR / f"{args.model}.pt") if args.ship else \
-        cache_dir() / f"{args.model}-{key}.pt"
-    meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet,
-                                   stage1=args.stage1)
-    print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
-          f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
-    return 0
-
-
-def _train_pnp_tiny(args) -> int:
-    from dataclasses import replace
-
-    from benchmark.models import CHECKPOINT_DIR
-    from benchmark.models.train.pnp_train import PnpTrainConfig, train_pnp_tiny
-
-    tcfg = PnpTrainConfig()
-    if args.steps:
-        tcfg = replace(tcfg, caption_steps=args.steps, answer_steps=args.steps)
-    dest = CHECKPOINT_DIR / "pnp-vqa-tiny.pt"
-    meta = train_pnp_tiny(dest, tcfg, progress=not args.quiet, answerer_only=args.answerer_only)
-    before = meta.get("before", {})
-    print("pnp-vqa-tiny: " + ", ".join(
-        f"{k}={meta[k]:.3f}" + (f" (before {before[k]:.3f})" if k in before else "")
-        for k in ("caption_accuracy", "answer_accuracy", "pipeline_accuracy"))
-        + f" in {meta['train_seconds']:.0f}s -> {dest}")
-    return 0
-
-
-def _finetune(args) -> int:
-    from benchmark.models.train.finetune import FinetuneConfig, finetune
-
-    cfg = FinetuneConfig(dataset=args.dataset, data_root=args.data_root, split=args.split,
-                         segmentation=args.segmentation, steps=args.steps or 10000,
-                         batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
-                         fusion_lr=args.fusion_lr, warmup=args.warmup, precision=args.precision,
-                         vit_depth=args.vit_depth, text_layers=args.text_layers)
-    with run_folder_lock(Path(args.out), "python -m benchmark train --model difnet-itm-base"):
-        path = finetune(cfg, Path(args.out), args.weights_dir, args.tokenizer_dir,
-                        resolve_device(args.device), args.checkpoint_every, args.stop_after,
-                        progress=not args.quiet)
-    print(f"difnet-itm-base: {'checkpoint' if path.name.endswith('last.pt') else 'weights'} "
-          f"-> {path}")
-    return 0
-
-
-def cmd_evaluate(argv: Sequence[str]) -> int:
-    from benchmark.heldout import SOURCES, by_family, heldout_table
-    from benchmark.models import embedded
-
-    p = evaluate_parser()
-    args = p.parse_args(argv)
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    sources = [s.strip() for s in args.segmentation.split(",") if s.strip()]
-    for n in names:
-        if n not in embedded.EMBEDDED and n != "all":
-            raise UsageError(f"cannot evaluate {n!r}: embedded models are "
-                             f"{', '.join(embedded.EMBEDDED)}")
-    for s in sources:
-        if s not in SOURCES:
-            raise UsageError(f"unknown segmentation source {s!r}; use {', '.join(SOURCES)}")
-    if names == ["all"]:  # every embedded model that has a checkpoint; the others say why not
-        from benchmark import models
-
-        missing = {n: models.missing(n) for n in embedded.EMBEDDED}
-        for n, why in missing.items():
-            if why:
-                print(f"skipping {n}: {why}", file=sys.stderr)
-        names = [n for n, why in missing.items() if not why]
-    table = heldout_table(names, sources, args.questions, progress=not args.quiet)
-    print(by_family(table).round(3).to_string())
-    if args.out:
-        from benchmark.outputs import write_atomic
-
-        write_atomic(Path(args.out), table.to_csv(index=False, float_format="%.4f"))
-    return 0
-
-
 COMMANDS = {"train": cmd_train, "report": cmd_report, "reproduce": cmd_reproduce,
-            "evaluate": cmd_evaluate}
+            "evaluate": cmd_evaluate}  # in benchmark/cli_train.py and benchmark/cli_runs.py
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -3,7 +3,6 @@ checks that need nothing but the arguments. Commands live in :mod:`benchmark.cli
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import List, Optional, Sequence
 
 from benchmark import plan
@@ -183,87 +182,6 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list registered names (with each "
                    "method's options) and exit")
     plan.add_arguments(p)
-    return p
-
-
-def train_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m benchmark train",
-               description="(Re)train an embedded model on the synthetic train split and "
-                           "evaluate it on the held-out test split; or, with --model "
-                           "difnet-itm-base, fine-tune BLIP-ITM base with DIFNet's "
-                           "MultiLevelEncoder on a dataset (e.g. --dataset vqav2 --data-root "
-                           "DIR), resumable, writing OUT/difnet_itm_base.pth.")
-    p.add_argument("--model", required=True,
-                   help="embedded model name (e.g. blip-itm-tiny), pnp-vqa-tiny (rebuilds the "
-                        "shipped embedded PNP-VQA: tokenizers, captioner, answerer) or "
-                        "difnet-itm-base")
-    p.add_argument("--steps", type=positive_int, default=None,
-                   help="optimiser steps (default: the shipped recipe's; pnp-vqa-tiny: of "
-                        "each of its two models; fine-tuning: 10000)")
-    tune = p.add_argument_group("fine-tuning difnet-itm-base")
-    tune.add_argument("--dataset", default="vqav2", help="training data (default: vqav2)")
-    tune.add_argument("--data-root", default=None, help="the dataset's folder")
-    tune.add_argument("--split", default="train", help="training split (default: train)")
-    tune.add_argument("--segmentation", default="exact",
-                      help="the segmentation stream: exact (the dataset's maps), npy:DIR "
-                           "(DIFNet-layout (C, h, w) maps, one <sample_id>.npy each) or "
-                           "panoptic:PATH (COCO panoptic_<split>2017.json + its PNGs, or their folder)")
-    tune.add_argument("--batch-size", type=positive_int, default=32,
-                      help="matched pairs per batch (each adds two hard negatives)")
-    tune.add_argument("--accumulate", type=positive_int, default=1,
-                      help="batches per optimiser step (gradient accumulation)")
-    tune.add_argument("--lr", type=positive_float, default=1e-5, help="BLIP's learning rate")
-    tune.add_argument("--fusion-lr", type=positive_float, default=1e-4,
-                      help="the new MultiLevelEncoder's learning rate")
-    tune.add_argument("--warmup", type=int, default=500, help="warm-up steps")
-    tune.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                      help="autocast of the passes (fp16 with a gradient scaler on CUDA)")
-    tune.add_argument("--checkpoint-every", type=positive_int, default=200,
-                      help="steps between resumable checkpoints (OUT/finetune-last.pt)")
-    tune.add_argument("--out", default="runs/finetune", help="output folder")
-    tune.add_argument("--weights-dir", default=None,
-                      help="folder with model_base_retrieval_coco.pth (default: "
-                           "$TORCH_HOME/hub/checkpoints)")
-    tune.add_argument("--tokenizer-dir", default=None, help="bert-base-uncased's tokenizer folder")
-    tune.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    tune.add_argument("--vit-depth", type=positive_int, default=None,
-                      help="keep only the first N ViT blocks (a reduced model for smoke tests)")
-    tune.add_argument("--text-layers", type=positive_int, default=None,
-                      help="keep only the first N text layers (smoke tests)")
-    tune.add_argument("--stop-after", type=positive_int, default=None,
-                      help="stop after N steps with the checkpoint written (a rerun resumes)")
-    p.add_argument("--ship", action="store_true",
-                   help="write into the package's checkpoints/ (what ships with the suite) "
-                        "instead of the user cache (pnp-vqa-tiny always writes there; not for "
-                        "difnet-itm-base, which writes into --out)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--answerer-only", action="store_true",
-                   help="pnp-vqa-tiny: retrain the answerer alone beside the shipped captioner "
-                        "and tokenizers, recording the held-out accuracy before and after")
-    p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
-                   help="continue from a checkpoint of the recipe's first stage (same config; "
-                        "its .json beside it) and run only the second, evidence-view stage")
-    p.add_argument("--quiet", action="store_true")
-    return p
-
-
-def evaluate_parser() -> argparse.ArgumentParser:
-    from benchmark.heldout import SOURCES
-    from benchmark.models import embedded
-
-    p = Parser(prog="python -m benchmark evaluate",
-               description="Held-out ITM and VQA accuracy of embedded models per question "
-                           "family on the synthetic test split (the questions the checkpoints "
-                           "record), for fused models with each segmentation source.")
-    p.add_argument("--models", default="all",
-                   help="comma-separated embedded model names, or all (default)")
-    p.add_argument("--segmentation", default="exact,shuffled",
-                   help=f"comma-separated sources for fused models, of {', '.join(SOURCES)} "
-                        "(default: exact,shuffled)")
-    p.add_argument("--questions", type=positive_int, default=embedded.EVAL_QUESTIONS,
-                   help=f"test questions (default: {embedded.EVAL_QUESTIONS}, as recorded)")
-    p.add_argument("--out", default=None, help="also write the table to this CSV file")
-    p.add_argument("--quiet", action="store_true")
     return p
 
 
