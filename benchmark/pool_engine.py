@@ -15,14 +15,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from benchmark.cache import UnitCache
 from benchmark.config import RunConfig
+from benchmark.errors import InputError
 from benchmark.progress import RunProgress
 from benchmark.run_data import RunData, load_run_data, unit_key
 from benchmark.sanity_run import sanity_names, sanity_unit, sanity_weight
+
+class WorkerDied(InputError):
+    """A worker process ended mid-unit (one line, exit 2; the run resumes)."""
+
 
 #: what one worker process keeps between tasks: the run's data and its loaded model states
 _WORKER: Dict[str, object] = {}
@@ -103,19 +109,39 @@ def compute_in_processes(cfg: RunConfig, out: Path, workers: int, progress: bool
     # as this process does
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning,ignore::UserWarning")
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                             initargs=(data.cfg, str(out))) as pool, \
-            RunProgress(total, done, enabled=progress) as bars:
-        pending = {pool.submit(_task, "state", n, None, None): ("state", n, None, None)
-                   for n in names}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                job = pending.pop(future)
-                for parts, value in future.result():
-                    cache.put(value, *parts)
-                bars.advance(size(job), True)
-                if job[0] == "state":
-                    if (cache.get(job[1], "info") or {}).get("untrained"):
-                        bars.shrink(sum(weight.values()))  # no sanity checks to run
-                    pending.update({pool.submit(_task, *j): j for j in _jobs(data, cache, job[1])})
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+                               initargs=(data.cfg, str(out)))
+    try:
+        with RunProgress(total, done, enabled=progress) as bars:
+            _drain(pool, data, cache, names, weight, size, bars)
+    except BrokenProcessPool:
+        raise WorkerDied("a worker process ended before its unit was done (killed, or out of "
+                         "memory: try --workers 1 or --max-batch-images); results computed so "
+                         "far are kept: run the same command to resume") from None
+    except KeyboardInterrupt:
+        # the workers are mid-unit and would otherwise be waited for; nothing they hold is
+        # lost (a unit is written only when it is whole)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _drain(pool, data: RunData, cache: UnitCache, names: List[str], weight: Dict[str, int],
+           size, bars) -> None:
+    """Submit each model's state, then its units once the state is cached; write every result
+    into the cache as it arrives."""
+    pending = {pool.submit(_task, "state", n, None, None): ("state", n, None, None)
+               for n in names}
+    while pending:
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            job = pending.pop(future)
+            for parts, value in future.result():
+                cache.put(value, *parts)
+            bars.advance(size(job), True)
+            if job[0] == "state":
+                if (cache.get(job[1], "info") or {}).get("untrained"):
+                    bars.shrink(sum(weight.values()))  # no sanity checks to run
+                pending.update({pool.submit(_task, *j): j for j in _jobs(data, cache, job[1])})
