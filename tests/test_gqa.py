@@ -167,7 +167,7 @@ def test_cli_corrupt_image_exits_2_naming_file_and_question_and_keeps_results(da
             "gqa", "--data-root", damaged, "--out", tmp_path / "run", "--quiet", "--no-report"]
     assert in_process(args, capsys).returncode == 0
     kept = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()
-            and p.name != "run.log"}
+            and p.name not in ("run.log", ".lock")}  # the log and the lock name each process
     (damaged / "images" / "2368312.jpg").write_bytes(b"not a jpeg" * 40)
     p = in_process(args, capsys)
     lines = p.stderr.strip().splitlines()
