@@ -72,7 +72,8 @@ def test_random_pointing_is_low_and_gradcam_grounds_the_question(model):
     # paired on the same samples, and above a random point's chance on the target
     test = _paired(model, *POINTING, ("cross_attn_gradcam", "pointing_game", "target"),
                    ("cross_attn_gradcam", "pointing_game", "control"))
-    assert test["n"] >= 450 and test["ci_low"] > 0.3 and test["p"] < 1e-6, test
+    # p: the sign-flip permutation test's smallest with 9999 seeded patterns, two-sided
+    assert test["n"] >= 450 and test["ci_low"] > 0.3 and test["p"] <= 2e-4, test
     assert s[("cross_attn_gradcam", "pointing_game_above_chance", "target")]["ci_low"] > 0.5
     assert abs(s[("random", "pointing_game_above_chance", "target")]["mean"]) < 0.05
 
