@@ -80,9 +80,10 @@ def test_integrated_gradients_equals_an_independent_riemann_sum_on_a_smooth_mode
 
 
 def test_integrated_gradients_doubles_its_steps_until_the_gap_is_small():
+    """The uniform reference rule: steps doubled from n_steps, each time integrated anew."""
     toy = smooth_toy()
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 3
-    method = methods.get("integrated_gradients")
+    method = methods.get("integrated_gradients").with_options(rule="uniform")
     loose = method.explain_with(toy, x, ["q"] * 2, baseline="zero", n_steps=4, rel_tolerance=1e-5,
                                 max_steps=64).diagnostics["ig_steps"].values
     assert set(loose.tolist()) <= {4.0, 8.0, 16.0, 32.0, 64.0}
@@ -124,5 +125,5 @@ def test_integrated_gradients_targets_and_baselines(untrained_tiny):
             assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all()
     with pytest.raises(methods.UnknownOption, match="must be one of blur, zero"):
         method(untrained_tiny, images, QUESTIONS, baseline="grey")
-    with pytest.raises(methods.UnknownOption, match="no option 'nsteps'; its options: n_steps"):
+    with pytest.raises(methods.UnknownOption, match="no option 'nsteps'; its options: rule, n_steps"):
         method(untrained_tiny, images, QUESTIONS, nsteps=8)
