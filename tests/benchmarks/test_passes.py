@@ -90,8 +90,6 @@ def _sanity(need) -> None:
     for name in MODELS:
         stages = len(models.load(name).randomisation_stages())
         for method, (f, b) in PER_MAP.items():
-            if method == "fused_gradcam" and "difnet" not in name:
-                continue  # not applicable: no fusion layer
             maps = SANITY * (1 + stages + 1 + (method in WITH_TARGET) + 1 + 2 * NOISE)
             need[f"{method}/sanity"][0] += f * maps
             need[f"{method}/sanity"][1] += b * maps
