@@ -84,6 +84,24 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="the model's passes in fp32 (default) or under torch.autocast in bf16 or "
                         "fp16 (faster on GPUs; the README states how far each metric moves)")
+    _engine_arguments(p)
+    _metric_arguments(p)
+    p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="set a method's option, e.g. integrated_gradients.baseline=zero "
+                        "(repeatable; --list shows every method's options and defaults)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-report", action="store_true",
+                   help="write the CSVs and manifest only, not index.html, tables.tex and the "
+                        "figures (a minute or more of matplotlib on a large run); render them "
+                        "later with: python -m benchmark report RUN_DIR")
+    p.add_argument("--list", action="store_true", help="list registered names (with each "
+                   "method's options) and exit")
+    plan.add_arguments(p)
+    return p
+
+
+def _engine_arguments(p) -> None:
+    """Where and how the units run: engine, processes, batches, memory, weights."""
     p.add_argument("--engine", default="local", choices=("local", "ray"),
                    help="where units run: local (this process, the default) or ray (tasks on a "
                         "Ray cluster, same bytes; pip install -e '.[ray]'); either resumes the "
@@ -128,6 +146,10 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer-dir", default=None, metavar="DIR",
                    help="folder of the BERT tokenizer (bert-base-uncased's vocab.txt) for the "
                         "pretrained BLIP models; default: the Hugging Face cache, offline")
+
+
+def _metric_arguments(p) -> None:
+    """The metrics' settings: pointing tolerance, segmentation stream, curves, sanity."""
     p.add_argument("--tolerance", type=float, default=None,
                    help="pointing-game tolerance in px (default: 15 px scaled from 224 px)")
     p.add_argument("--segmentation", default="exact",
@@ -171,18 +193,6 @@ def run_parser() -> argparse.ArgumentParser:
                    help="questions of the sanity metrics (sanity_mprt, random_logit, "
                         "question_swap, smprt, emprt), the plan's default for every method; "
                         "the same as --plan-count sanity=N")
-    p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
-                   help="set a method's option, e.g. integrated_gradients.baseline=zero "
-                        "(repeatable; --list shows every method's options and defaults)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--no-report", action="store_true",
-                   help="write the CSVs and manifest only, not index.html, tables.tex and the "
-                        "figures (a minute or more of matplotlib on a large run); render them "
-                        "later with: python -m benchmark report RUN_DIR")
-    p.add_argument("--list", action="store_true", help="list registered names (with each "
-                   "method's options) and exit")
-    plan.add_arguments(p)
-    return p
 
 
 def reproduce_parser() -> argparse.ArgumentParser:
