@@ -16,7 +16,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from benchmark.segmentation import class_histogram
 from datasets.control import instance_objects
-from benchmark.models.protocol import chunked
+from benchmark.models.tensors import chunked
 
 
 def can_rerender(record) -> bool:

@@ -89,6 +89,69 @@ def _state_entries(cache: UnitCache, name: str, n_batches: int) -> dict:
     return {k: cache.get(*k) for k in keys if cache.has(*k)}
 
 
+def _jobs(cfg: RunConfig, cache: UnitCache, names: List[str], n_batches: int) -> Dict[str, list]:
+    """Per model, the ``(kind, method, batch)`` jobs its cache lacks: units, then sanity units
+    (trained models only)."""
+    sanity = bool(sanity_names(cfg))
+    todo: Dict[str, list] = {}
+    for name in names:
+        todo[name] = [("unit", m, b) for m in cfg.methods for b in range(n_batches)
+                      if not cache.has(name, m, unit_key(b))]
+        if sanity and not cache.get(name, "info").get("untrained"):
+            todo[name] += [("sanity", m, None) for m in cfg.methods
+                           if not cache.has(name, m, "sanity")]
+    return todo
+
+
+def _progress(cfg: RunConfig, data, cache: UnitCache, names: List[str],
+              todo: Dict[str, list], enabled: bool) -> tuple:
+    """The run's bar (in maps, the done ones already counted) and a job's weight in maps."""
+    weight = {m: sanity_weight(data, m) for m in cfg.methods}
+
+    def maps(kind: str, method: str, b: Optional[int]) -> int:
+        return data.maps_in(method, b) if kind == "unit" else weight[method]
+
+    n_batches = len(data.batches)
+    total = len(names) * sum(maps("unit", m, b) for m in cfg.methods
+                             for b in range(n_batches)) + sum(
+        sum(weight.values()) for name in names if not cache.get(name, "info").get("untrained"))
+    done = total - sum(maps(*job) for jobs in todo.values() for job in jobs)
+    return RunProgress(total, done, enabled=enabled), maps
+
+
+def _dispatch(actors: Dict[str, list], todo: Dict[str, list], entries: Dict[str, list],
+              cache: UnitCache, advance: Callable[[tuple], None],
+              on_result: Callable[[Dict[str, list]], None]) -> None:
+    """Run every job on its model's actors, one job per actor at a time (a dead actor's job is
+    retried on its restarted self), caching each result as it arrives; an actor with nothing
+    left is ended, which frees its CPU (or GPU) for the actors of models still to be placed."""
+    import ray
+
+    queues = {name: deque(jobs) for name, jobs in todo.items()}
+    inflight: Dict[object, tuple] = {}
+
+    def launch(name: str, actor) -> None:
+        if not queues[name]:
+            ray.kill(actor)
+            return
+        kind, method, b = job = queues[name].popleft()
+        ref = (actor.unit.remote(method, b, entries[name]) if kind == "unit"
+               else actor.sanity.remote(method, entries[name]))
+        inflight[ref] = (name, actor, job)
+
+    for name, handles in actors.items():
+        for a in handles:
+            launch(name, a)
+    while inflight:
+        (ref,), _ = ray.wait(list(inflight), num_returns=1)
+        name, actor, job = inflight.pop(ref)
+        for parts, value in reversed(ray.get(ref)):  # the unit itself last
+            cache.put(value, *parts)
+        advance(job)
+        on_result(actors)
+        launch(name, actor)
+
+
 def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
                    actors_per_model: Optional[int] = None, progress: bool = True,
                    on_result: Callable[[Dict[str, list]], None] = lambda actors: None) -> None:
@@ -113,7 +176,7 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     prepare = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=-1)(_prepare)
     pending = {prepare.remote(cfg, n, _state_entries(cache, n, n_batches), threads): n
                for n in names}
-    for ref, name in pending.items():
+    for ref in pending:
         for parts, value in ray.get(ref).items():
             cache.put(value, *parts)
 
@@ -122,55 +185,14 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
         actors_per_model = max(1, int(slots) // max(1, len(names)))
     worker = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=-1,
                         max_task_retries=-1)(ModelWorker)
-    sanity = bool(sanity_names(cfg))
-    todo: Dict[str, list] = {}
-    for name in names:
-        info = cache.get(name, "info")
-        todo[name] = [("unit", m, b) for m in cfg.methods for b in range(n_batches)
-                      if not cache.has(name, m, unit_key(b))]
-        if sanity and not info.get("untrained"):
-            todo[name] += [("sanity", m, None) for m in cfg.methods
-                           if not cache.has(name, m, "sanity")]
-    weight = {m: sanity_weight(data, m) for m in cfg.methods}
-
-    def maps(kind: str, method: str, b: Optional[int]) -> int:
-        return data.maps_in(method, b) if kind == "unit" else weight[method]
-
-    total = len(names) * sum(maps("unit", m, b) for m in cfg.methods
-                             for b in range(n_batches)) + sum(
-        sum(weight.values()) for name in names if not cache.get(name, "info").get("untrained"))
-    bars = RunProgress(total, total - sum(maps(*job) for t in todo.values() for job in t),
-                       enabled=progress)
+    todo = _jobs(cfg, cache, names, n_batches)
+    bars, maps = _progress(cfg, data, cache, names, todo, progress)
     entries = {name: [ray.put(_state_entries(cache, name, n_batches))] for name in names}
     actors = {name: [worker.remote(cfg, name, threads) for _ in range(actors_per_model)]
               for name in names if todo[name]}
-    queues = {name: deque(jobs) for name, jobs in todo.items()}
-    inflight: Dict[object, tuple] = {}
-
-    def launch(name: str, actor) -> None:
-        """Give ``actor`` the next job of its model (one at a time: a dead actor's job is
-        retried on its restarted self); an actor with nothing left is ended, which frees its
-        CPU (or GPU) for the actors of models still waiting to be placed."""
-        if queues[name]:
-            kind, method, b = job = queues[name].popleft()
-            ref = (actor.unit.remote(method, b, entries[name]) if kind == "unit"
-                   else actor.sanity.remote(method, entries[name]))
-            inflight[ref] = (name, actor, job)
-        else:
-            ray.kill(actor)
-
-    for name, handles in actors.items():
-        for a in handles:
-            launch(name, a)
     try:
-        while inflight:
-            (ref,), _ = ray.wait(list(inflight), num_returns=1)
-            name, actor, job = inflight.pop(ref)
-            for parts, value in reversed(ray.get(ref)):  # the unit itself last
-                cache.put(value, *parts)
-            bars.advance(maps(*job), True)
-            on_result(actors)
-            launch(name, actor)
+        _dispatch(actors, todo, entries, cache, lambda job: bars.advance(maps(*job), True),
+                  on_result)
     finally:
         bars.close()
         for handles in actors.values():

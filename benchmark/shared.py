@@ -16,7 +16,8 @@ from typing import Callable, Dict, Optional, Sequence
 import torch
 
 from benchmark.config import RunConfig
-from benchmark.models.protocol import VLModel, chunked
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import chunked
 from benchmark.passes import part
 from benchmark.segmentation import absent_side_inputs
 from metrics.perturbation import SUBSTRATES, whole_image_probabilities

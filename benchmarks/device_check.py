@@ -87,69 +87,86 @@ def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item() / scale
 
 
+def _measured(name: str, what: str, run: Callable, run_cpu: Optional[Callable], device: str,
+              n: int, tolerance: float) -> tuple:
+    """(row, output) of one measurement: rate and peak on the device and, with ``run_cpu``, the
+    largest relative difference to the CPU's output on the same inputs."""
+    out, rate, peak = timed(run, device, n)
+    row = {"model": name, "what": what, "rate": rate, "peak": peak}
+    if run_cpu is not None:
+        row["diff"] = _diff(torch.as_tensor(out), torch.as_tensor(run_cpu()))
+        row["ok"] = row["diff"] <= tolerance
+    return row, out
+
+
+def _on_device(name: str, model, cpu_model, device: str, n: int) -> tuple:
+    """The inputs of :func:`_inputs` with each model fed the run's side inputs (a fused model's
+    segmentation stream) on its own device, the device's model warmed up."""
+    recs, images, questions, scorer = _inputs(model, n)
+    cfg = RunConfig(models=[name], methods=[], metrics=[])
+    model = fed(model.to(device), recs, recs, cfg)
+    cpu_model = None if cpu_model is None else fed(cpu_model, recs, recs, cfg)
+    images = images.to(device)
+    with torch.no_grad():  # lazy initialisation and kernel selection are not timed
+        model.select(slice(0, 1)).match_probability(images[:1], questions[:1])
+    return recs, images, questions, scorer, model, cpu_model
+
+
 def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance: float,
                 cpu_model=None, deadline: float = float("inf"),
                 show: Callable[[dict], None] = lambda row: None) -> List[dict]:
     """Rows for one model: every method, then every model metric on a Grad-CAM map, each passed
     to ``show`` as it is measured. The model's ``max_batch_images`` bounds the images per
     forward (IG's path points, the perturbed images of a curve), as in a run."""
-    rows = []
-    recs, images, questions, scorer = _inputs(model, n)
-    # the run's side inputs (a fused model's segmentation stream), on each model's device
-    cfg = RunConfig(models=[name], methods=[], metrics=[])
-    model = fed(model.to(device), recs, recs, cfg)
-    cpu_model = None if cpu_model is None else fed(cpu_model, recs, recs, cfg)
-    images = images.to(device)
-    with torch.no_grad():  # warm-up: lazy initialisation and kernel selection are not timed
-        model.select(slice(0, 1)).match_probability(images[:1], questions[:1])
-    maps_for_metrics: Optional[torch.Tensor] = None
+    rows: List[dict] = []
+
+    def note(what: str, text: str) -> None:
+        rows.append({"model": name, "what": what, "note": text})
+        show(rows[-1])
+
+    recs, images, questions, scorer, model, cpu_model = _on_device(name, model, cpu_model,
+                                                                   device, n)
+    gradcam: Optional[torch.Tensor] = None
     for m in methods.REGISTRY.resolve("all"):
         if m in SKIP_METHODS:
             continue
         if time.perf_counter() > deadline:
-            rows.append({"model": name, "what": m, "note": "skipped: over the time budget"})
-            show(rows[-1])
+            note(m, "skipped: over the time budget")
             continue
         method = methods.get(m)
         if m == "integrated_gradients":
             method = method.with_options(n_steps=ig_steps, max_steps=ig_steps)
+        on_cpu = None if cpu_model is None else (
+            lambda: _maps(method, cpu_model, images.cpu(), questions, recs))
         try:
-            maps, rate, peak = timed(lambda: _maps(method, model, images, questions, recs),
-                                     device, n)
+            row, maps = _measured(name, m, lambda: _maps(method, model, images, questions, recs),
+                                  on_cpu, device, n, tolerance)
         except NotApplicable as e:
-            rows.append({"model": name, "what": m, "note": f"not applicable: {e}"})
-            show(rows[-1])
+            note(m, f"not applicable: {e}")
             continue
-        row = {"model": name, "what": m, "rate": rate, "peak": peak}
-        if cpu_model is not None:
-            cpu_maps = _maps(method, cpu_model, images.cpu(), questions, recs)
-            row["diff"] = _diff(maps, cpu_maps)
-            row["ok"] = row["diff"] <= tolerance
         rows.append(row)
         show(row)
         if m == "cross_attn_gradcam":
-            maps_for_metrics = maps.cpu()
-    for name_m in metrics.REGISTRY.resolve("all"):
-        metric = metrics.get(name_m)
-        if metric.kind != "model" or maps_for_metrics is None:
+            gradcam = maps.cpu()  # the metrics read CPU maps, as the engine's
+    for m in metrics.REGISTRY.resolve("all"):
+        metric = metrics.get(m)
+        if metric.kind != "model" or gradcam is None:
             continue
-        if metric.applicable(model) or time.perf_counter() > deadline:
-            rows.append({"model": name, "what": name_m,
-                         "note": f"not applicable: {metric.applicable(model)}"
-                         if metric.applicable(model) else "skipped: over the time budget"})
-            show(rows[-1])
+        why = metric.applicable(model)
+        if why or time.perf_counter() > deadline:
+            note(m, f"not applicable: {why}" if why else "skipped: over the time budget")
             continue
 
-        def score(mod, imgs):
-            return metric(mod, imgs, questions, maps_for_metrics, recs, steps=16,
-                          scorer=scorer).values  # CPU maps, as the engine's
+        def score(mod, imgs, metric=metric):
+            return metric(mod, imgs, questions, gradcam, recs, steps=16, scorer=scorer).values
 
-        values, rate, peak = timed(lambda: score(model, images), device, n)
-        row = {"model": name, "what": name_m, "rate": rate, "peak": peak}
-        if cpu_model is not None:
-            row["diff"] = _diff(torch.as_tensor(values), torch.as_tensor(score(cpu_model,
-                                                                                images.cpu())))
-            row["ok"] = row["diff"] <= tolerance
+        on_cpu = None if cpu_model is None else (lambda: score(cpu_model, images.cpu()))
+        try:
+            row, _ = _measured(name, m, lambda: score(model, images), on_cpu, device, n,
+                               tolerance)
+        except NotApplicable as e:  # a metric that needs what the check does not pass
+            note(m, f"not applicable: {e}")
+            continue
         rows.append(row)
         show(row)
     return rows

@@ -7,7 +7,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from benchmark.models.protocol import Preprocessing, TextBatch, VLModel, chunked
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import Preprocessing, TextBatch, chunked
 from methods import register
 from methods._adaptive_path import integrate
 from methods.base import (Attribution, Diagnostic, Explanation, NotApplicable, Option, target_score,

@@ -6,7 +6,8 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from benchmark.models.protocol import VLModel, chunked
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import chunked
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric

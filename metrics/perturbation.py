@@ -7,7 +7,8 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 
-from benchmark.models.protocol import VLModel, chunked
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import chunked
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric

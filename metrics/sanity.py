@@ -10,7 +10,8 @@ from scipy.stats import spearmanr
 from torch import nn
 
 import methods
-from benchmark.models.protocol import Member, VLModel, state_hash
+from benchmark.models.protocol import Member, VLModel
+from benchmark.models.tensors import state_hash
 from methods.base import Attribution
 from metrics import register
 from metrics.base import SanityMetric

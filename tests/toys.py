@@ -4,7 +4,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from benchmark.models.protocol import Preprocessing, TextBatch, VLModel
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import Preprocessing, TextBatch
 
 
 @dataclass

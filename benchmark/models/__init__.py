@@ -16,7 +16,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 
 from benchmark.errors import InputError
-from benchmark.models.protocol import Preprocessing, VLModel, state_hash
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import Preprocessing, state_hash
 from benchmark.registry import Registry
 
 REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=__name__)

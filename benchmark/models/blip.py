@@ -14,7 +14,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from benchmark.models.protocol import Member, Preprocessing, TextBatch, VLModel
+from benchmark.models.protocol import Member, VLModel
+from benchmark.models.tensors import Preprocessing, TextBatch
 
 #: BLIP's image normalisation (LAVIS's ``BlipImageBaseProcessor``)
 BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

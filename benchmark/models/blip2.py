@@ -27,7 +27,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from benchmark.models.protocol import Member, TextBatch, VLModel
+from benchmark.models.protocol import Member, VLModel
+from benchmark.models.tensors import TextBatch
 
 
 @dataclass
@@ -113,7 +114,7 @@ def wrap_blip2(model: nn.Module, name: str = "blip2", default_block: Optional[in
     normalisation at its input size (LAVIS's ``blip_image_eval``), and by default the
     cross-attention site at PNP-VQA's relative depth (7 of 12)."""
     from benchmark.models.blip import blip_preprocessing
-    from benchmark.models.protocol import state_hash
+    from benchmark.models.tensors import state_hash
 
     vit = model.visual_encoder
     grid = tuple(int(g) for g in vit.patch_embed.patch_shape)

@@ -13,7 +13,8 @@ import torch
 
 from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, register,
                               state_bytes, wrap)
-from benchmark.models.protocol import VLModel, state_hash
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import state_hash
 from benchmark.errors import InputError
 from benchmark.outputs import write_atomic
 from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, preprocessing

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from benchmark.models.blip import BlipAdapter
-from benchmark.models.protocol import FusionAttention, Member
+from benchmark.models.protocol import Member
+from benchmark.models.tensors import FusionAttention
 
 
 @dataclass

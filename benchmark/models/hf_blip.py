@@ -20,7 +20,8 @@ from torch import nn
 
 from benchmark.models import register
 from benchmark.models.blip import BLIP_MEAN, BLIP_STD
-from benchmark.models.protocol import Member, Preprocessing, TextBatch, VLModel, state_hash
+from benchmark.models.protocol import Member, VLModel
+from benchmark.models.tensors import Preprocessing, TextBatch, state_hash
 
 #: PIL's resample codes, as HF's image processors store them
 RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}

@@ -13,7 +13,7 @@ from torch import nn
 
 from benchmark.errors import InputError
 from benchmark.models import MissingWeights
-from benchmark.models.protocol import state_hash
+from benchmark.models.tensors import state_hash
 from benchmark.models.pnp_vqa import PnpVqa
 
 

@@ -147,7 +147,7 @@ def recorded_sha256() -> Optional[str]:
 def load_tiny(*_, **__):
     """The shipped embedded PNP-VQA (sha256-checked), on the CPU."""
     from benchmark.models.pnp_vqa import TINY_SETTINGS, PnpVqa
-    from benchmark.models.protocol import state_hash
+    from benchmark.models.tensors import state_hash
 
     reason = missing_tiny()
     if reason:

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from benchmark.models.protocol import Preprocessing
+from benchmark.models.tensors import Preprocessing
 
 #: PNP-VQA's captions per question in its evaluation configs (and in ``predict_answers``: 50)
 PNP_CAPTIONS = 100

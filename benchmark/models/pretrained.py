@@ -25,7 +25,7 @@ from torch import nn
 from benchmark.errors import InputError
 from benchmark.models import LOCAL_FILES, MissingWeights, register, wrap
 from benchmark.models.blip import with_blip_tokens
-from benchmark.models.protocol import state_hash
+from benchmark.models.tensors import state_hash
 
 #: registry name → (LAVIS ``vit_type``, checkpoint file name in LAVIS's model zoo); PNP-VQA's
 #: own ITM model is the large one fine-tuned on COCO train2014 only (``pnp_vqa_*.yaml``)

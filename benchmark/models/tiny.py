@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from benchmark.models.blip import BLIP_MEAN, BLIP_STD, with_blip_tokens
-from benchmark.models.protocol import Preprocessing
+from benchmark.models.tensors import Preprocessing
 from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
 VOCAB_FILE = Path(__file__).with_name("vocab.txt")

@@ -12,7 +12,7 @@ import torch
 
 import methods
 from benchmark import models
-from benchmark.models.protocol import TextBatch
+from benchmark.models.tensors import TextBatch
 from metrics._ties import record_ids, tie_break
 from metrics.perturbation import affected_patches, blur, step_counts, to_pixels
 from tests.lavis_offline import build_lavis_itm

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from benchmark.errors import InputError
 from benchmark.outputs import remove_stale_temporaries, write_atomic
-from benchmark.models.protocol import TextBatch
+from benchmark.models.tensors import TextBatch
 
 RESULT = "difnet_itm_base.pth"
 LAST = "finetune-last.pt"
