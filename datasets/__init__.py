@@ -8,7 +8,7 @@ virtual environment).
 from __future__ import annotations
 
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 REGISTRY = Registry("dataset", entry_point_group="vqa_xai_bench.datasets", package=__name__)
 register = REGISTRY.register

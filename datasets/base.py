@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from benchmark.errors import EmptyQuestion, InputError
+from benchmark.core.errors import EmptyQuestion, InputError
 
 
 @dataclass

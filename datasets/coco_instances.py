@@ -13,7 +13,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from datasets.coco_masks import check_segmentation, segmentation_mask
 from datasets.files import by_id, list_of, read_json
 

@@ -20,7 +20,7 @@ from typing import List
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 
 FIX = "re-download or regenerate it"
 

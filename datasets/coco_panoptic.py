@@ -16,7 +16,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from datasets.base import decode_rgb
 from datasets.files import list_of, read_json
 

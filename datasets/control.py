@@ -15,7 +15,7 @@ from typing import Dict, Hashable, Iterable, List, Tuple
 
 import numpy as np
 
-from benchmark.seeds import sample_rng
+from benchmark.core.seeds import sample_rng
 
 
 def matched_control(objects: Dict[Hashable, np.ndarray], targets: Iterable[Hashable],

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 
 
 def _no_repeated_keys(pairs):

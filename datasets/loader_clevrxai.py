@@ -32,7 +32,7 @@ from typing import Optional
 
 import numpy as np
 
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from datasets import register
 from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
                            question_text)

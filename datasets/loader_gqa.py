@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from datasets import register
 from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
                            question_text)

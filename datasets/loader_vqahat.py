@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from datasets import register
 from datasets.base import Record, decode_rgb
 from datasets.loader_vqav2 import VQAv2Dataset

@@ -24,7 +24,7 @@ target pixels are removed from both controls, since COCO instances overlap.
 
 Images of any size and mode (grayscale, CMYK, palette) load as RGB at their native resolution,
 the pointing tolerance per image. A question whose image file is missing keeps its rows, each
-empty with the note "excluded: image missing (PATH)" (:class:`benchmark.errors.MissingImage`);
+empty with the note "excluded: image missing (PATH)" (:class:`benchmark.core.errors.MissingImage`);
 a run whose every image is missing stops with one line.
 
 ``semantic_map`` (fused models' segmentation stream) is built only when every category name of the
@@ -33,7 +33,7 @@ instances file is a class of :data:`datasets.synthetic.SEMANTIC_CLASSES` (the sy
 (pass precomputed maps with ``segmentation="npy:DIR"``).
 
 JSON files are parsed and validated when the dataset is built; masks and images are decoded per
-item. Every problem with the input raises :class:`benchmark.errors.InputError` with one line naming
+item. Every problem with the input raises :class:`benchmark.core.errors.InputError` with one line naming
 the file and the fix. Accuracy is the official VQA accuracy (``exact_match = False``).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from datasets import register
 from datasets.base import (Dataset, Record, answer_text, check_question_type, decode_rgb,
                            question_text)

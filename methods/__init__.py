@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Sequence
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 from methods.base import Attribution, NotApplicable, Option, UnknownOption
 
 REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods", package=__name__)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import TextBatch
 from methods.targets import check_target, parse_target

@@ -11,9 +11,9 @@ from typing import Optional
 
 import torch
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from benchmark.models.protocol import VLModel
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 TARGETS = Registry("target")
 

@@ -8,7 +8,7 @@ NaN means the sample is excluded (empty mask), never a silent 0 or 1. ``metrics.
 from __future__ import annotations
 
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics", package=__name__)
 

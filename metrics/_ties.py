@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from benchmark.seeds import sample_rng
+from benchmark.core.seeds import sample_rng
 
 
 def tie_break(sample_ids: Sequence[str], n: int, seed: int) -> torch.Tensor:

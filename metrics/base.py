@@ -108,7 +108,7 @@ class ModelMetric(Metric):
     needs_answers: ClassVar[bool] = False
     #: it tracks the match probability, so questions that do not match their image are excluded
     needs_match: ClassVar[bool] = False
-    #: keywords it reads that do not depend on the map (:mod:`benchmark.shared`: ``ends``,
+    #: keywords it reads that do not depend on the map (:mod:`benchmark.engine.shared`: ``ends``,
     #: ``tokens``, ``encoded``): the engine computes them once per model and question
     shared: ClassVar[Tuple[str, ...]] = ()
 

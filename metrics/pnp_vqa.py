@@ -1,12 +1,12 @@
 """PNP-VQA's own downstream: its captioner and answerer, with the patch sampling driven by the
-method's map (see :mod:`benchmark.models.pnp_vqa`)."""
+method's map (see :mod:`benchmark.models.pnp_vqa_pipeline`)."""
 from __future__ import annotations
 
 from typing import Callable
 
 import numpy as np
 
-from benchmark.models.pnp_vqa import PNP_PATCHES
+from benchmark.models.pnp_vqa_pipeline import PNP_PATCHES
 from methods.base import NotApplicable
 from metrics import register
 from metrics.base import CurveScores, ModelMetric
@@ -23,7 +23,7 @@ class PnpVqaAccuracy(ModelMetric):
     positive part. The curve repeats it at ¼, ½, 1 and 2 times that share (x: the fraction of
     the captioner's patches per caption). Captions and draws are seeded per question from the
     run's seed, the same for every method (paired comparisons). Every question's answerer reads
-    exactly ``--pnp-captions`` passages whatever the map (:mod:`benchmark.models.pnp_vqa`); the
+    exactly ``--pnp-captions`` passages whatever the map (:mod:`benchmark.models.pnp_vqa_pipeline`); the
     ``pnp_distinct_captions`` row says how many were distinct (at PNP-VQA's share). Higher is
     better. Not applicable without a pipeline (``--pnp-vqa NAME``)."""
 

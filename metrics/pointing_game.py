@@ -43,7 +43,7 @@ class PointingGame(LocalisationMetric):
     decided) is reported beside it by the runner (``max_tied``).
 
     Edge cases: an empty mask → NaN (the sample is excluded); a map with any non-finite value →
-    0.0, a miss (the engine counts these: see ``benchmark.scoring``). ``tolerance`` defaults to
+    0.0, a miss (the engine counts these: see ``benchmark.engine.scoring``). ``tolerance`` defaults to
     TorchRay's 15 px scaled from a 224 px side to the mask's shorter side (6.43 px at 96 px).
     """
 

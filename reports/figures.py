@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence, Set
 
 import numpy as np
 
-from benchmark.outputs import write_atomic
+from benchmark.core.atomic import write_atomic
 from reports.leaderboard import HEADLINE, REFERENCE, Board, oracle_of
 from reports.run_files import as_float
 

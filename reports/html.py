@@ -12,8 +12,8 @@ from typing import Dict, List, Set
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from benchmark.analysis import declared_pairs
-from benchmark.outputs import write_atomic
+from benchmark.engine.analysis import declared_pairs
+from benchmark.core.atomic import write_atomic
 from reports import figures, leaderboard
 from reports.matrices import controlled, method_matrices, model_tables
 from reports.run_files import diagnostics, is_true, read_csv

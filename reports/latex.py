@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional, Set
 
-from benchmark.outputs import write_atomic
+from benchmark.core.atomic import write_atomic
 from reports.leaderboard import HEADLINE, significantly_better
 from reports.run_files import as_float, diagnostics, is_true, read_csv
 

@@ -14,7 +14,7 @@ metric, in one line (:attr:`Board.note`).
 
 Ranks are taken per metric among the methods that are not baselines (1 = best by the metric's
 direction, ties share the mean rank), and averaged over the analysis's primary metrics
-(:mod:`benchmark.analysis`) a method has a value for — over every headline metric when the run
+(:mod:`benchmark.engine.analysis`) a method has a value for — over every headline metric when the run
 has none of them. Models come in the analysis's order, primary first, each labelled with its
 role (the supervised pair: "trained with word grounding").
 """
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Set
 import numpy as np
 from scipy.stats import rankdata
 
-from benchmark.analysis import ALPHA, PRIMARY_METRICS, SECONDARY_METRICS, in_plan_order, role
+from benchmark.engine.analysis import ALPHA, PRIMARY_METRICS, SECONDARY_METRICS, in_plan_order, role
 from reports.run_files import as_float, is_true
 
 #: the metrics of the first screen, in column order (those the run computed): the analysis's

@@ -3,7 +3,7 @@ options of a run that exercises everything that reads the data."""
 from __future__ import annotations
 
 import datasets
-from benchmark.errors import MissingImage
+from benchmark.core.errors import MissingImage
 
 
 def records_by_id(name: str, root, **options) -> dict:
@@ -25,7 +25,7 @@ def in_process(args, capsys):
     and what it wrote to stderr, as ``returncode`` and ``stderr``."""
     from types import SimpleNamespace
 
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     capsys.readouterr()
     code = main([str(a) for a in args])
@@ -38,7 +38,7 @@ def loader_run(dataset: str, sanity: bool = False) -> list:
     checks, which randomise the model and read no region, only with ``sanity`` (on one
     question, and without the stage-by-stage cascade, whose machinery ``emprt`` shares)."""
     import metrics
-    from benchmark.cli import dataset_metrics
+    from benchmark.cli.main import dataset_metrics
 
     names = [m for m in dataset_metrics("all", dataset) if m != "sanity_mprt"
              and (sanity or metrics.get(m).kind != "sanity")]

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from benchmark.errors import ExcludedSample, InputError
+from benchmark.core.errors import ExcludedSample, InputError
 
 settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True,
                           database=None, suppress_health_check=list(HealthCheck))
@@ -88,7 +88,7 @@ def run_cli(root: Path, out: Path, dataset: str, *extra: str) -> Tuple[int, str]
     """The CLI in this process on ``root`` (two methods, two localisation metrics and a
     two-step deletion on the shipped tiny model): its exit status and what it wrote on
     stderr."""
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

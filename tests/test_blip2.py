@@ -6,7 +6,7 @@ import torch
 
 import methods
 from benchmark import models
-from benchmark.cli import main
+from benchmark.cli.main import main
 from benchmark.models.blip2 import Blip2Adapter
 from methods.base import NotApplicable
 from tests.lavis_offline import build_lavis_blip2_itm, register_random_blip2
@@ -149,7 +149,7 @@ def test_blip2_from_lavis_files_loads_every_weight_and_runs(blip2_files, tmp_pat
 
 
 def test_blip2_files_of_another_architecture_are_refused(blip2_files, tmp_path, monkeypatch):
-    from benchmark.errors import InputError
+    from benchmark.core.errors import InputError
     from benchmark.models.pretrained_blip2 import EVA_FILE, QFORMER_FILE
 
     weights, tokenizer, _ = blip2_files

@@ -7,7 +7,7 @@ import pytest
 from benchmark import models
 from benchmark.models import CHECKPOINT_DIR
 from benchmark.models import embedded
-from benchmark.models.train import build_pool, evaluate
+from benchmark.training import build_pool, evaluate
 
 SHIPPED = [n for n in embedded.EMBEDDED if (CHECKPOINT_DIR / f"{n}.json").exists()]
 BARS = {"itm_accuracy": 0.90, "vqa_accuracy": 0.75}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import datasets
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from tests.clevrxai_fixture import QUESTIONS, object_mask, write_clevrxai
 from tests.loader_helpers import in_process, loader_run, records_by_id
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import methods
-from benchmark.cli import main
+from benchmark.cli.main import main
 from methods.base import Attribution, Diagnostic, Explanation
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from datasets.coco_panoptic import PanopticAnnotations
 from tests.coco_fixture import object_mask, write_coco_vqa, write_panoptic
 from tests.loader_helpers import in_process

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmark.config import RunConfig
-from benchmark.errors import InputError, MissingImage
-from benchmark.run_data import load_run_data
+from benchmark.engine.config import RunConfig
+from benchmark.core.errors import InputError, MissingImage
+from benchmark.engine.run_data import load_run_data
 from tests.coco_fixture import IMAGES, OBJECTS, SUB, object_mask, photo, write_coco_vqa
 from tests.loader_helpers import in_process, loader_run, records_by_id
 

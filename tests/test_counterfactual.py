@@ -5,7 +5,7 @@ import torch
 
 import methods
 import metrics
-from benchmark.counterfactual import object_effects, object_masks
+from benchmark.engine.object_effects import object_effects, object_masks
 from datasets import synthetic as syn
 from datasets.loader_synthetic import SyntheticDataset
 
@@ -60,7 +60,7 @@ def test_counterfactual_pointing_looks_for_the_largest_absolute_effect():
 
 @pytest.fixture(scope="module")
 def batch(trained_tiny):
-    from benchmark.batch_inputs import images as _images
+    from benchmark.engine.batch_inputs import images as _images
 
     recs = [SyntheticDataset("test")[i] for i in range(10)]
     effects = object_effects(trained_tiny, recs, trained_tiny.preprocess, lambda items: None)

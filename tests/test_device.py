@@ -3,10 +3,10 @@ folder never mixes units computed on two devices."""
 import pytest
 import torch
 
-from benchmark.cache import UnitCache
-from benchmark.cli import dataset_metrics, main, resolve_device
-from benchmark.errors import InputError
-from benchmark.cli_args import UsageError
+from benchmark.engine.cache import UnitCache
+from benchmark.cli.main import dataset_metrics, main, resolve_device
+from benchmark.core.errors import InputError
+from benchmark.cli.args import UsageError
 from tests.test_cli import SMALL, _one_line_error
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 from benchmark.models.pretrained import CHECKPOINTS, DIFNET_FUSION, _blip_loader
-from benchmark.models.train.finetune import LAST, RESULT
+from benchmark.training.finetune import LAST, RESULT
 from datasets.export import export_vqav2
 from tests.coco_fixture import CATEGORIES, IMAGES, VQA_FILES, write_coco_vqa, write_panoptic
 from tests.real_layout import bert_vocab, lavis_checkpoint
@@ -98,7 +98,7 @@ def test_finetune_sigkilled_or_stopped_resumes_to_the_weights_of_an_uninterrupte
 
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path, capsys):
-    from benchmark.models.train.finetune import FinetuneConfig
+    from benchmark.training.finetune import FinetuneConfig
 
     out = tmp_path / "out"
     out.mkdir()

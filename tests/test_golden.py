@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cli import dataset_metrics, main
+from benchmark.cli.main import dataset_metrics, main
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CSVS = ("results.csv", "curves.csv", "sanity.csv", "summary.csv", "comparisons.csv")

@@ -8,7 +8,7 @@ import pytest
 
 import datasets
 import metrics
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from datasets.loader_gqa import box_mask
 from tests.gqa_fixture import GRAPHS, QUESTIONS, write_gqa
 from tests.loader_helpers import in_process, loader_run, records_by_id
@@ -110,7 +110,7 @@ def test_grounding_equals_gqas_score_on_its_own_terms(gqa):
 
 
 def test_reference_metrics_follow_the_dataset(gqa):
-    from benchmark.cli import UsageError, dataset_metrics
+    from benchmark.cli.main import UsageError, dataset_metrics
 
     assert "gqa_grounding" in dataset_metrics("all", "gqa")
     assert "gqa_grounding" not in dataset_metrics("all", "synthetic")

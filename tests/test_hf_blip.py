@@ -11,7 +11,7 @@ import torch
 
 import methods
 from benchmark import models
-from benchmark.cli import dataset_metrics
+from benchmark.cli.main import dataset_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["is there a red circle?", "what colour is the square?"]

@@ -1,9 +1,9 @@
 """The import layering: each layer imports only from the layers below it.
 
-bottom: ``benchmark.registry``, ``benchmark.errors``, ``benchmark.io``-style helpers; then the
-models (``benchmark.models``); then ``methods`` | ``metrics`` | ``datasets``; then the engine
-(``benchmark.runner``, ``benchmark.outputs`` …); then ``benchmark.cli`` | ``reports``.
-Each check imports one module in a fresh interpreter and lists what came with it.
+The folders are the layers: ``benchmark.core`` (registry, errors, atomic writes, seeds); then
+``benchmark.models`` (the protocol and the adapters); then ``methods`` | ``metrics`` |
+``datasets``; then ``benchmark.engine`` and ``benchmark.training``; then ``benchmark.cli`` |
+``reports``. Each check imports one module in a fresh interpreter and lists what came with it.
 """
 import json
 import subprocess
@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE = ("benchmark.runner", "benchmark.outputs", "benchmark.counterfactual", "benchmark.cli",
-          "benchmark.scoring", "benchmark.aggregate", "benchmark.batch_inputs", "benchmark.sanity_run",
-          "benchmark.units", "benchmark.ray_engine", "benchmark.progress")
+ENGINE = ("benchmark.engine", "benchmark.cli")
 PLUGINS = ("methods", "metrics", "datasets")
-TRAINING = ("benchmark.models.train",)
+TRAINING = ("benchmark.training",)
 
 
 def _imported_with(module: str) -> set:
@@ -32,15 +30,18 @@ def _under(names: set, prefixes) -> list:
 
 
 @pytest.mark.parametrize("module,forbidden", [
-    ("benchmark.registry", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
-    ("benchmark.errors", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
+    ("benchmark.core", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",) + TRAINING),
+    ("benchmark.core.registry", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
+    ("benchmark.core.errors", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
+    ("benchmark.core.atomic", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
     ("benchmark.models", PLUGINS + ENGINE + ("reports",) + TRAINING),
     ("benchmark.models.protocol", PLUGINS + ENGINE + ("reports",) + TRAINING),
     ("methods", ENGINE + ("reports",) + TRAINING),
     ("metrics", ENGINE + ("reports",) + TRAINING),
     ("datasets", ENGINE + ("reports",) + TRAINING),
-    ("benchmark.runner", ("benchmark.cli", "reports", "benchmark.ray_engine", "ray")),
-    ("benchmark.units", ("benchmark.cli", "reports", "benchmark.runner", "benchmark.ray_engine")),
+    ("benchmark.engine.runner", ("benchmark.cli", "reports", "benchmark.engine.ray_engine", "ray")),
+    ("benchmark.engine.units", ("benchmark.cli", "reports", "benchmark.engine.runner",
+                                "benchmark.engine.ray_engine")),
 ])
 def test_a_layer_does_not_import_the_layers_above_it(module, forbidden):
     assert _under(_imported_with(module), forbidden) == []

@@ -98,7 +98,7 @@ def _run_folder(tmp_path, summary, comparisons):
     import csv
     import json
 
-    from benchmark.outputs import COMPARISON_COLUMNS, SUMMARY_COLUMNS
+    from benchmark.engine.outputs import COMPARISON_COLUMNS, SUMMARY_COLUMNS
 
     for name, rows, cols in (("summary.csv", summary, SUMMARY_COLUMNS),
                              ("comparisons.csv", comparisons, COMPARISON_COLUMNS)):
@@ -229,7 +229,7 @@ def test_tables_tex_compiles_with_pdflatex(tmp_path):
     import shutil
     import subprocess
 
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (Debian: texlive-latex-recommended)")

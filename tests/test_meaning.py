@@ -9,10 +9,10 @@ import functools
 import pytest
 
 from benchmark.models import CHECKPOINT_DIR
-from benchmark.outputs import summarise
-from benchmark.stats import paired_test
-from benchmark.config import RunConfig
-from benchmark.runner import run
+from benchmark.engine.outputs import summarise
+from benchmark.engine.stats import paired_test
+from benchmark.engine.config import RunConfig
+from benchmark.engine.runner import run
 
 TRAINED = [n for n in ("blip-itm-tiny", "difnet-itm-tiny") if (CHECKPOINT_DIR / f"{n}.json").exists()]
 

@@ -5,8 +5,8 @@ import pandas as pd
 import torch
 
 from benchmark import models
-from benchmark.cli import main
-from benchmark.memory import activation_bytes, images_within
+from benchmark.cli.main import main
+from benchmark.models.memory import activation_bytes, images_within
 from benchmark.models.blip import BlipAdapter
 from benchmark.models.blip2 import Blip2Adapter
 from benchmark.models.fused import FusedBlipAdapter

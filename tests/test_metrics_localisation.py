@@ -101,8 +101,8 @@ def test_the_pointing_tolerance_is_each_images_own(monkeypatch):
     import dataclasses
 
     import datasets
-    from benchmark import run_data
-    from benchmark.config import RunConfig
+    from benchmark.engine import run_data
+    from benchmark.engine.config import RunConfig
 
     data = datasets.get("synthetic")(split="test")
 

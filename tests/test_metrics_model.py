@@ -147,7 +147,7 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
     sample's seeded permutation."""
     from metrics._ties import tie_break
     from metrics.downstream import GRIDS
-    from benchmark.batch_inputs import images as _images
+    from benchmark.engine.batch_inputs import images as _images
     from datasets.loader_synthetic import SyntheticDataset
 
     model = trained_tiny
@@ -195,7 +195,7 @@ def test_keep_and_drop_share_one_grid_log_by_default_chefers_linear_available():
 def test_pixel_mode_leaves_nothing_of_the_dropped_patches(trained_tiny):
     """In ``pixels`` mode the answer depends only on the kept patches' pixels: changing every
     dropped pixel changes nothing; in ``tokens`` mode it can (self-attention leaks)."""
-    from benchmark.batch_inputs import images as _images
+    from benchmark.engine.batch_inputs import images as _images
     from datasets.loader_synthetic import SyntheticDataset
     from metrics.downstream import _answers_with_patches
 
@@ -232,7 +232,7 @@ def test_pnp_draws_are_seeded_sized_and_proportional_to_the_map():
 
 
 def test_pnp_sample_equals_mean_accuracy_over_gathered_draws(trained_tiny):
-    from benchmark.batch_inputs import images as _images
+    from benchmark.engine.batch_inputs import images as _images
     from datasets.loader_synthetic import SyntheticDataset
     from metrics.downstream import pnp_draws
 
@@ -263,10 +263,10 @@ def test_a_fused_models_segmentation_stream_is_perturbed_with_the_pixels(name, m
     reads background there, as when the object is re-rendered away; the stream used to keep
     showing the object to the fusion encoder, which bent the fused model's curves."""
     from benchmark import models
-    from benchmark.batch_inputs import fed, images as prepared
-    from benchmark.config import RunConfig
+    from benchmark.engine.batch_inputs import fed, images as prepared
+    from benchmark.engine.config import RunConfig
     from benchmark.models.fused import FusedBlipAdapter
-    from benchmark.segmentation import absent_side_inputs
+    from benchmark.models.segmentation import absent_side_inputs
     from datasets.loader_synthetic import SyntheticDataset
 
     model = models.load("difnet-itm-tiny")

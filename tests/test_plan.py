@@ -5,8 +5,8 @@ import csv
 import numpy as np
 import pytest
 
-from benchmark import plan
-from benchmark.errors import InputError
+from benchmark.engine import plan
+from benchmark.core.errors import InputError
 from tests.loader_helpers import in_process
 
 RUN = ["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam,integrated_gradients,random",

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import datasets
-from benchmark.cli import main
+from benchmark.cli.main import main
 from benchmark.models import CHECKPOINT_DIR, MissingWeights, pnp_tiny
 from benchmark.models.pnp_pipelines import load_pipeline, missing_pipeline
-from benchmark.models.train.pnp_data import caption, patch_objects
-from benchmark.models.train.pnp_train import PnpTrainConfig, train_pnp_tiny
+from benchmark.training.pnp_data import caption, patch_objects
+from benchmark.training.pnp_train import PnpTrainConfig, train_pnp_tiny
 from datasets.synthetic import SceneObject
 from metrics.vqa import exact_match
 
@@ -159,7 +159,7 @@ def test_batched_sampled_captions_do_not_depend_on_the_batch(pipe, records):
 def test_gumbel_noise_samples_the_softmax():
     """The processor's argmax over logits plus the rows' noise is a draw from the top-k
     softmax: frequencies over many rows match the probabilities."""
-    from benchmark.models.pnp_vqa import RowNoise, row_noise
+    from benchmark.models.pnp_vqa_pipeline import RowNoise, row_noise
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]]).repeat(4000, 1)
     noise = RowNoise(row_noise(range(4000), 1, 5), top_k=4, start=0)
@@ -172,7 +172,7 @@ def test_gumbel_noise_samples_the_softmax():
 def test_every_question_reads_the_same_number_of_passages(pipe, records, monkeypatch):
     """Equal reading: whatever the map, the answerer reads exactly num_captions passages (the
     distinct captions cycled); a concentrated map used to give it fewer than a spread one."""
-    from benchmark.models.pnp_vqa import PnpVqa
+    from benchmark.models.pnp_vqa_pipeline import PnpVqa
 
     read = []
     original = PnpVqa.answer

@@ -13,9 +13,9 @@ import torch
 
 import methods
 from benchmark import models
-from benchmark.cli import main
+from benchmark.cli.main import main
 from benchmark.models.pnp_pipelines import PIPELINES, PipelineSpec, load_pipeline
-from benchmark.models.pnp_vqa import CaptionSettings, regrid_mass, sample_seed
+from benchmark.models.pnp_vqa_pipeline import CaptionSettings, regrid_mass, sample_seed
 from benchmark.models.pretrained import bert_tokenizer, build_blip_itm
 from tests.real_layout import bert_vocab, lavis_caption_checkpoint, unifiedqa_folder
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import methods
-from benchmark.cli import dataset_metrics, main
-from benchmark.errors import InputError
+from benchmark.cli.main import dataset_metrics, main
+from benchmark.core.errors import InputError
 from benchmark.models.pretrained import (CHECKPOINTS, _blip_loader, bert_tokenizer,
                                          build_blip_itm, load_checkpoint)
 from tests.real_layout import BERT_VOCAB_SIZE, bert_vocab, hf_cache_tokenizer, lavis_checkpoint
@@ -144,7 +144,7 @@ def _run_in_a_fresh_process(env_home: Path, args, name: str, **arch) -> subproce
     reads its cache location at import), with ``name`` registered as a variant of BLIP base."""
     register = (f"from benchmark.models.pretrained import register_blip_itm; "
                 f"register_blip_itm({name!r}, 'base', {BASE_FILE!r}, **{arch!r})" if arch else "")
-    code = f"import sys; {register}\nfrom benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = f"import sys; {register}\nfrom benchmark.cli.main import main; sys.exit(main(sys.argv[1:]))"
     env = {**os.environ, "TORCH_HOME": str(env_home / "torch"), "HF_HOME": str(env_home / "hf"),
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
@@ -185,7 +185,7 @@ def test_reduced_base_runs_every_method_from_lavis_and_hugging_face_caches(files
 def test_full_size_model_runs_every_method_and_metric(name, tmp_path):
     """The registered model at full size through the CLI on two images: every method, every
     metric but the randomisation cascades (on a 26- or 50-stage model they cost hours per
-    method with IG; ``benchmarks/pretrained_cost.py`` times one on Grad-CAM)."""
+    method with IG; ``tools/pretrained_cost.py`` times one on Grad-CAM)."""
     vit_type, filename = CHECKPOINTS[name]
     tokenizer = bert_vocab(tmp_path / "tokenizer" / "vocab.txt").parent
     lavis_checkpoint(tmp_path / "weights" / filename, vit_type, tokenizer)

@@ -7,13 +7,13 @@ import io
 import pytest
 
 import methods
-from benchmark import progress, runner
-from benchmark.cli import main
-from benchmark.errors import InputError
+from benchmark.engine import progress, runner
+from benchmark.cli.main import main
+from benchmark.core.errors import InputError
 from methods.base import Attribution
-from benchmark.cli import run_config
-from benchmark.cli_args import run_parser
-from benchmark.sanity_run import NOMINAL_MAPS
+from benchmark.cli.main import run_config
+from benchmark.cli.args import run_parser
+from benchmark.engine.sanity_run import NOMINAL_MAPS
 
 RUN = ["--models", "blip-itm-tiny,blip-itm-tiny@init", "--methods", "random,gradient_x_input,oracle",
        "--metrics", "pointing_game,random_logit", "--limit", "4", "--batch-size", "2",

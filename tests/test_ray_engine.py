@@ -7,9 +7,9 @@ import signal
 import pytest
 import ray
 
-from benchmark.cli import main, run_config
-from benchmark.cli_args import run_parser
-from benchmark.ray_engine import compute_on_ray
+from benchmark.cli.main import main, run_config
+from benchmark.cli.args import run_parser
+from benchmark.engine.ray_engine import compute_on_ray
 
 #: a trained model, model-based and sanity metrics, several batches per method
 ARGS = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,rollout",

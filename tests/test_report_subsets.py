@@ -13,7 +13,7 @@ RUN = ["--models", "blip-itm-tiny", "--methods",
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     out = tmp_path_factory.mktemp("subset")
     assert main(RUN + ["--out", str(out)]) == 0

@@ -11,7 +11,7 @@ from tests.loader_helpers import in_process
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ["--models", "blip-itm-tiny", "--methods", "random", "--metrics", "pointing_game",
        "--limit", "2", "--quiet", "--no-report"]
-HOLD = ("import sys, time; from pathlib import Path; from benchmark.run_lock import "
+HOLD = ("import sys, time; from pathlib import Path; from benchmark.engine.run_lock import "
         "run_folder_lock\nwith run_folder_lock(Path(sys.argv[1]), 'python -m benchmark x'):\n"
         "    print('held', flush=True); time.sleep(600)")
 

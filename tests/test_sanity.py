@@ -118,9 +118,9 @@ def test_a_sanity_unit_explains_each_distinct_input_once_with_unchanged_statisti
     what the tests give when each computes its own maps."""
     import metrics.sanity
     from benchmark import models
-    from benchmark.config import RunConfig
-    from benchmark.run_data import load_run_data
-    from benchmark.sanity_run import sanity_unit
+    from benchmark.engine.config import RunConfig
+    from benchmark.engine.run_data import load_run_data
+    from benchmark.engine.sanity_run import sanity_unit
 
     model = models.load("blip-itm-tiny")
     data = load_run_data(RunConfig(models=["blip-itm-tiny"], methods=["gradient_x_input"],

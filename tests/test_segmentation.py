@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import InputError
-from benchmark.segmentation import batch_segmentation, class_histogram, load_npy, resample_scores
+from benchmark.core.errors import InputError
+from benchmark.models.segmentation import batch_segmentation, class_histogram, load_npy, resample_scores
 from datasets.base import Record
 
 

@@ -1,5 +1,5 @@
 """What every method's metric calls share is computed once per model and batch, and changes no
-score (:mod:`benchmark.shared`)."""
+score (:mod:`benchmark.engine.shared`)."""
 import numpy as np
 import pytest
 import torch
@@ -7,11 +7,11 @@ import torch
 import methods
 import metrics
 from benchmark import models
-from benchmark.batch_inputs import fed, images
-from benchmark.config import RunConfig
-from benchmark.passes import PassCounter
-from benchmark.segmentation import absent_side_inputs
-from benchmark.shared import shared_inputs
+from benchmark.engine.batch_inputs import fed, images
+from benchmark.engine.config import RunConfig
+from benchmark.engine.passes import PassCounter
+from benchmark.models.segmentation import absent_side_inputs
+from benchmark.engine.shared import shared_inputs
 from datasets.loader_synthetic import SyntheticDataset
 
 STEPS = 8
@@ -50,7 +50,7 @@ def test_a_metric_scores_the_same_with_the_shared_inputs(batch, name):
 
 
 def test_a_run_computes_the_curve_ends_once_per_model_and_question(tmp_path):
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     argv = ["--models", "blip-itm-tiny", "--methods", "cross_attn_gradcam,rollout,random",
             "--metrics", "deletion_auc,insertion_auc", "--limit", "8", "--steps", str(STEPS),

@@ -3,7 +3,7 @@ method's spread across them."""
 import pytest
 from scipy.stats import kendalltau
 
-from benchmark.stability import replicate_groups, stability
+from benchmark.engine.stability import replicate_groups, stability
 
 
 def _info(seed, depth=3, recipe="plain"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from benchmark.stats import bootstrap_ci, holm, paired_test
+from benchmark.engine.stats import bootstrap_ci, holm, paired_test
 
 
 def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
@@ -63,7 +63,7 @@ def test_drawn_sign_patterns_agree_with_scipy_within_monte_carlo_error(n, shift)
 def test_p_value_is_identical_across_calls_and_test_orders():
     """Seeded: the same p whatever tests ran before (the drawn signs are shared rows of one
     seeded matrix, not a stream consumed in order)."""
-    from benchmark import stats
+    from benchmark.engine import stats
 
     d = np.random.default_rng(2).normal(0.1, 1, 300)
     first = paired_test(d, np.zeros_like(d))["p"]
@@ -82,7 +82,7 @@ def test_direction_and_test_use_one_estimand():
 
 
 def test_curve_points_carry_the_seeded_bootstrap_ci_of_their_samples():
-    from benchmark.aggregate import mean_curves
+    from benchmark.engine.aggregate import mean_curves
 
     ys = np.random.default_rng(1).random((40, 3))
     ys[5, 1] = np.nan  # a sample without this point is left out of it, not of the others

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from benchmark.comparisons import comparisons
-from benchmark.outputs import summarise
-from benchmark.stats import bootstrap_ci, holm, paired_test
+from benchmark.engine.comparisons import comparisons
+from benchmark.engine.outputs import summarise
+from benchmark.engine.stats import bootstrap_ci, holm, paired_test
 
 FAMILIES = ["count", "exist", "count", "spatial", "exist", "count"]
 

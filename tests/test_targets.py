@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import methods
-from benchmark.cli import main
+from benchmark.cli.main import main
 from methods.targets import TARGETS, Target, parse_target, register_target
 
 QUESTIONS = ["what colour is the square?", "is there a red circle?"]

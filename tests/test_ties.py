@@ -49,8 +49,8 @@ def test_a_constant_map_scores_like_random_on_every_ordering_metric(trained_tiny
     scored like a random map in expectation. Four seeds of each on 32 questions: the two means
     agree within the CI of their difference (raster order deletes the top rows first)."""
     import metrics
-    from benchmark.batch_inputs import images as _images
-    from benchmark.stats import paired_test
+    from benchmark.engine.batch_inputs import images as _images
+    from benchmark.engine.stats import paired_test
     from datasets.loader_synthetic import SyntheticDataset
     from metrics.vqa import exact_match
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from benchmark.models.tiny import TinyConfig, _tokenizer
-from benchmark.models.train import (grounding_loss, evidence_patches, evidence_views,
+from benchmark.training import (grounding_loss, evidence_patches, evidence_views,
                                     partial_views, patch_targets, word_patch_sets)
 from datasets import synthetic as syn
 from datasets.scene_questions import _plural

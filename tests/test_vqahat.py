@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 
 import datasets
 import metrics
-from benchmark.errors import InputError, MissingImage
+from benchmark.core.errors import InputError, MissingImage
 from metrics.human_attention import to_grid
 from tests.coco_fixture import HAT_MAPS, human_map, write_vqahat
 from tests.loader_helpers import in_process, loader_run

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import datasets
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from datasets import synthetic as syn
 from datasets.export import export_vqav2
 

@@ -4,7 +4,7 @@ default threads, so its last bits may differ: compared to 1e-4 relative)."""
 import numpy as np
 import pandas as pd
 
-from benchmark.cli import main
+from benchmark.cli.main import main
 
 ARGV = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--methods", "cross_attn_gradcam,random",
         "--metrics", "pointing_game,deletion_auc,sanity_mprt", "--limit", "4", "--batch-size",

@@ -15,10 +15,10 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import Preprocessing, state_hash
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=__name__)
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")

@@ -15,10 +15,10 @@ from benchmark.models import (CHECKPOINT_DIR, cache_dir, read_checkpoint_meta, r
                               state_bytes, wrap)
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import state_hash
-from benchmark.errors import InputError
-from benchmark.outputs import write_atomic
+from benchmark.core.errors import InputError
+from benchmark.core.atomic import write_atomic
 from benchmark.models.tiny import TinyConfig, build_tiny_itm, load_weights, preprocessing
-from benchmark.models.train import TrainConfig, build_pool, evaluate, train
+from benchmark.training import TrainConfig, build_pool, evaluate, train
 from datasets.synthetic import ANSWERS
 
 #: name → (architecture, training recipe) of each embedded model

@@ -11,10 +11,10 @@ from typing import Callable, Dict, Optional, Tuple, Union
 
 from torch import nn
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from benchmark.models import MissingWeights
 from benchmark.models.tensors import state_hash
-from benchmark.models.pnp_vqa import PnpVqa
+from benchmark.models.pnp_vqa_pipeline import PnpVqa
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ the captions — and not only the ITM model's own answer head.
 * captioner: the tiny models' ViT (convolutional stem, 96 px, 12×12 patches) and a 2-layer
   BERT decoder with cross-attention (LAVIS ``XBertLMHeadDecoder``), prompt ``"a picture of "``,
   over the question vocabulary plus the caption words; trained to describe the objects under
-  the patches it is given (:mod:`benchmark.models.train.pnp_data`);
+  the patches it is given (:mod:`benchmark.training.pnp_data`);
 * answerer: a 2 + 2-layer T5 in fusion-in-decoder mode with a sentencepiece tokenizer trained on
   the synthetic passages, trained on questions and the captions such patch draws give.
 
@@ -146,7 +146,7 @@ def recorded_sha256() -> Optional[str]:
 
 def load_tiny(*_, **__):
     """The shipped embedded PNP-VQA (sha256-checked), on the CPU."""
-    from benchmark.models.pnp_vqa import TINY_SETTINGS, PnpVqa
+    from benchmark.models.pnp_vqa_pipeline import TINY_SETTINGS, PnpVqa
     from benchmark.models.tensors import state_hash
 
     reason = missing_tiny()

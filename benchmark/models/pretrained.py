@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from benchmark.errors import InputError
+from benchmark.core.errors import InputError
 from benchmark.models import LOCAL_FILES, MissingWeights, register, wrap
 from benchmark.models.blip import with_blip_tokens
 from benchmark.models.tensors import state_hash

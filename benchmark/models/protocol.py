@@ -52,7 +52,7 @@ class VLModel(abc.ABC):
         info: fingerprint, held-out accuracies, config — copied into the run manifest.
         inputs: bound side inputs (see :meth:`given`).
         max_batch_images: the most images one forward may take (``None``: unbounded), set by
-            the engine from the run's memory budget (:mod:`benchmark.memory`); see
+            the engine from the run's memory budget (:mod:`benchmark.models.memory`); see
             :meth:`images_per_forward`.
     """
 

@@ -9,8 +9,8 @@ import pytest
 
 import methods
 from benchmark import models
-from benchmark.batch_inputs import fed, images
-from benchmark.config import RunConfig
+from benchmark.engine.batch_inputs import fed, images
+from benchmark.engine.config import RunConfig
 from datasets.loader_synthetic import SyntheticDataset
 
 QUESTIONS = 64

@@ -1,7 +1,7 @@
 """Every pass a run makes, counted, against the passes its plan needs.
 
 A run of both primary models with every method, the model-based metrics and the sanity checks
-is made under :class:`benchmark.passes.PassCounter` (forward: one image through a ViT; backward:
+is made under :class:`benchmark.engine.passes.PassCounter` (forward: one image through a ViT; backward:
 one image in ``torch.autograd.grad``). What the plan needs is computed here from the definitions
 and the run's own rows, never from the counter:
 
@@ -29,8 +29,8 @@ from collections import defaultdict
 import pytest
 
 from benchmark import models
-from benchmark.counterfactual import can_rerender, object_masks
-from benchmark.passes import PassCounter
+from benchmark.engine.object_effects import can_rerender, object_masks
+from benchmark.engine.passes import PassCounter
 from datasets.loader_synthetic import SyntheticDataset
 
 pytestmark = pytest.mark.benchmark
@@ -46,7 +46,7 @@ METRICS = ("pointing_game,deletion_auc,insertion_auc,vqa_keep_auc,vqa_drop_auc,p
 
 
 def _run(tmp_path):
-    from benchmark.cli import main
+    from benchmark.cli.main import main
 
     argv = ["--models", ",".join(MODELS), "--methods", "all", "--metrics", METRICS,
             "--limit", str(QUESTIONS), "--steps", str(STEPS), "--pnp-vqa", "pnp-vqa-tiny",

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-from benchmark import runner
-from benchmark.cli import run_config
-from benchmark.cli_args import run_parser
+from benchmark.engine import runner
+from benchmark.cli.main import run_config
+from benchmark.cli.args import run_parser
 
 pytestmark = pytest.mark.benchmark
 METRICS = ["--metrics", "pointing_game_above_chance,relevance_rank,deletion_auc,insertion_auc,"

@@ -1,0 +1,56 @@
+"""What one batch of records feeds a model: its images, prepared by the model's own
+preprocessing, and its side inputs (a fused model's segmentation stream); and a method
+configured with the run's options."""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+
+import methods
+from benchmark.engine.config import RunConfig
+from benchmark.models.protocol import VLModel
+from benchmark.models.segmentation import batch_segmentation
+
+
+def batches(n: int, size: int) -> List[List[int]]:
+    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
+
+
+def images(recs, model: VLModel) -> torch.Tensor:
+    """Records' images prepared for the model (its own preprocessing), on its device."""
+    return model.preprocess([r.image for r in recs])
+
+
+def segmentation(model: VLModel, recs, records, source: str,
+                  seed: int = 0) -> Optional[torch.Tensor]:
+    """The fused model's segmentation stream for a batch (``None`` for other models)."""
+    n_classes = model.side_input_classes("segmentation")
+    if n_classes is None:
+        return None
+    seg = batch_segmentation(recs, records, source, model.grid[0], n_classes, seed)
+    return None if seg is None else seg.to(model.device)
+
+
+def fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
+    """``model`` given the batch's side inputs (a fused model's segmentation stream)."""
+    return model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision(cfg: RunConfig):
+    """The context the model's passes run in: nothing for fp32, else ``torch.autocast`` on the
+    run's device with bf16 or fp16 (maps and scores are then cast back to fp32)."""
+    import contextlib
+
+    dtype = PRECISIONS[cfg.precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=cfg.device.split(":")[0], dtype=dtype)
+
+
+def configured_method(name: str, cfg: RunConfig) -> methods.Attribution:
+    """The registered method ``name`` with the run's options for it (``--method-option``)."""
+    return methods.get(name).with_options(**cfg.method_options.get(name, {}))

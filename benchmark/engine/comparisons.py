@@ -1,0 +1,134 @@
+"""comparisons.csv: the paired tests of a run, in the families the analysis fixes
+(:mod:`benchmark.engine.analysis`, ``ANALYSIS.md``).
+
+Every test is on the questions both sides have, of one estimand — the mean paired difference —
+with its seeded bootstrap CI and the sign-flip permutation p of that mean
+(:func:`benchmark.engine.stats.paired_test`). Holm's correction runs within a family; a family holds
+only the *real* methods (never a baseline, ``random`` and ``center``, nor a bracket that reads
+the answer key), so adding a baseline, a bracket or another model to a run changes no corrected
+p-value of the others:
+
+- ``method``: every pair of real methods on one model, metric (target region);
+  family ``method|<model>|<metric>``;
+- ``model``: one real method on two models, per metric; the estimand is the difference between
+  the models of the method's gain over ``random`` on the same question (deletion and insertion
+  AUCs move with how strongly each model's score reacts to any deletion; the gain is measured
+  from each model's own ``random``), or the raw difference when the run has no ``random``;
+  family ``model|<a> vs <b>|<metric>``, the real methods;
+- ``region``: target − size-matched control, per model and metric; family
+  ``region|<model>|<metric>``, the real methods;
+- ``baseline``: each real method against each baseline on one model and metric, reported with
+  its uncorrected p and in no family (``family`` empty, ``p_holm`` empty).
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Dict, List, Optional, Sequence, Set
+
+import numpy as np
+
+from benchmark.engine.stats import holm, paired_test
+
+COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
+           "ci_high", "p", "p_holm", "family", "estimand"]
+REFERENCE = "random"
+#: the grounding test: the question's region against the size-matched control, same samples
+REGION_PAIR = ("target", "control")
+MEAN = "mean difference"
+GAIN = "mean difference of the gain over random"
+
+
+def _scored(by_key: Dict[tuple, Dict[str, float]], a: tuple, b: tuple, seed: int,
+            ref_a: Optional[dict] = None, ref_b: Optional[dict] = None) -> Optional[dict]:
+    """The paired test of keys ``a`` and ``b`` on their shared samples; with references, of
+    (a − ref_a) against (b − ref_b) (a gain over each side's reference)."""
+    va, vb = by_key.get(a), by_key.get(b)
+    if va is None or vb is None:
+        return None
+    ids = sorted(set(va) & set(vb) & (set(ref_a) & set(ref_b) if ref_a and ref_b else set(va)))
+    x = np.array([va[s] - (ref_a[s] if ref_a else 0.0) for s in ids])
+    y = np.array([vb[s] - (ref_b[s] if ref_b else 0.0) for s in ids])
+    return paired_test(x, y, seed=seed)
+
+
+def _corrected(tests: List[dict], family: str) -> List[dict]:
+    for row, p in zip(tests, holm([r["p"] for r in tests])):
+        row["p_holm"], row["family"] = p, family
+    return tests
+
+
+def comparisons(rows: Sequence[dict], seed: int, real: Set[str],
+                baselines: Set[str]) -> List[dict]:
+    """The run's tests (module docstring); ``real`` are the methods to rank, ``baselines``
+    ``random``, ``center`` and the like (the brackets are in neither: never tested)."""
+    by_key: Dict[tuple, Dict[str, float]] = {}
+    for r in rows:
+        v = r.get("value")
+        by_key.setdefault((r["model"], r["method"], r["metric"], r["region"]), {})[
+            r["sample_id"]] = float("nan") if v in (None, "") else float(v)
+    models = sorted({k[0] for k in by_key})
+    main = sorted({(k[2], k[3]) for k in by_key if k[3] in ("target", "")})
+    out: List[dict] = []
+    for metric, region in main:
+        for model in models:
+            out += _method_tests(by_key, model, metric, region, seed, real, baselines)
+        for a, b in combinations(models, 2):
+            out += _model_tests(by_key, a, b, metric, region, seed, real)
+    for metric in sorted({k[2] for k in by_key if k[3] == REGION_PAIR[1]}):
+        for model in models:
+            out += _region_tests(by_key, model, metric, seed, real, baselines)
+    return out
+
+
+def _method_tests(by_key, model: str, metric: str, region: str, seed: int, real: Set[str],
+                  baselines: Set[str]) -> List[dict]:
+    have = sorted(m for m in real | baselines if (model, m, metric, region) in by_key)
+    base = {"kind": "method", "metric": metric, "region": region, "fixed": model,
+            "estimand": MEAN}
+    family, loose = [], []
+    for a, b in combinations(have, 2):
+        if a not in real:
+            a, b = b, a  # the real method first
+        if a not in real:
+            continue  # two baselines: nothing to learn
+        test = _scored(by_key, (model, a, metric, region), (model, b, metric, region), seed)
+        if b in real:
+            family.append({**base, "a": a, "b": b, **test})
+        else:  # a real method against a baseline: reported, never corrected with the others
+            loose.append({**base, "kind": "baseline", "a": a, "b": b, **test,
+                          "p_holm": float("nan"), "family": ""})
+    return _corrected(family, f"method|{model}|{metric}") + loose
+
+
+def _model_tests(by_key, a: str, b: str, metric: str, region: str, seed: int,
+                 real: Set[str]) -> List[dict]:
+    ref_a = by_key.get((a, REFERENCE, metric, region))
+    ref_b = by_key.get((b, REFERENCE, metric, region))
+    gain = ref_a is not None and ref_b is not None
+    family = []
+    for method in sorted(real):
+        test = _scored(by_key, (a, method, metric, region), (b, method, metric, region), seed,
+                       ref_a if gain else None, ref_b if gain else None)
+        if test is not None:
+            family.append({"kind": "model", "metric": metric, "region": region,
+                           "fixed": method, "a": a, "b": b, **test,
+                           "estimand": GAIN if gain else MEAN})
+    return _corrected(family, f"model|{a} vs {b}|{metric}")
+
+
+def _region_tests(by_key, model: str, metric: str, seed: int, real: Set[str],
+                  baselines: Set[str]) -> List[dict]:
+    family, loose = [], []
+    for method in sorted(real | baselines):
+        test = _scored(by_key, (model, method, metric, REGION_PAIR[0]),
+                       (model, method, metric, REGION_PAIR[1]), seed)
+        if test is None:
+            continue
+        row = {"kind": "region", "metric": metric, "region": "target-control",
+               "fixed": f"{model}/{method}", "a": REGION_PAIR[0], "b": REGION_PAIR[1],
+               **test, "estimand": MEAN}
+        if method in real:
+            family.append(row)
+        else:
+            loose.append({**row, "p_holm": float("nan"), "family": ""})
+    return _corrected(family, f"region|{model}|{metric}") + loose

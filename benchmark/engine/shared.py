@@ -1,0 +1,88 @@
+"""What every method's call of a model-based metric reads alike, computed once per model and batch.
+
+A deletion curve begins at the image as it is and ends at the image all substrate; an insertion
+curve begins at the insertion start and ends at the image; the VQA metrics read the image's
+visual tokens, PNP-VQA's captioner its own. None of these depends on the map, so the engine
+computes them once per model weights, batch and settings, on the batch's full set of questions
+(the same values whichever method asks first, in whichever process), and passes each metric the
+rows of its questions as the keyword its class names in ``shared`` (:class:`metrics.base.
+ModelMetric`). A metric called on its own computes them itself.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Callable, Dict, Optional, Sequence
+
+import torch
+
+from benchmark.engine.config import RunConfig
+from benchmark.models.protocol import VLModel
+from benchmark.models.tensors import chunked
+from benchmark.engine.passes import part
+from benchmark.models.segmentation import absent_side_inputs
+from metrics.perturbation import SUBSTRATES, whole_image_probabilities
+
+#: per model weights: (what, batch, settings) → the batch's values
+_MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _ends(model: VLModel, images: torch.Tensor, recs, cfg: RunConfig, pnp) -> dict:
+    """Whole-image match probabilities (NaN where the question does not match its image)."""
+    matched = [i for i, r in enumerate(recs) if r.extra.get("itm_label", 1) != 0]
+    out = {k: torch.full((len(recs),), float("nan")) for k in ("image", "substrate", "start")}
+    if matched:
+        sel = torch.tensor(matched)
+        probs = whole_image_probabilities(
+            model.for_batch(len(recs)).select(sel), images[sel],
+            [recs[i].question for i in matched],
+            {"image": None, "substrate": SUBSTRATES[cfg.substrate],
+             "start": SUBSTRATES[cfg.insertion_start]},
+            absent=absent_side_inputs(model, cfg.segmentation, cfg.side_inputs == "consistent"))
+        for k, v in probs.items():
+            out[k][sel] = v.float().cpu()
+    return out
+
+
+def _tokens(model: VLModel, images: torch.Tensor, recs, cfg: RunConfig, pnp):
+    """The model's visual tokens of the unperturbed images (the ``tokens`` VQA mode reads them;
+    the ``pixels`` mode encodes its own perturbed images)."""
+    if cfg.vqa_mode != "tokens":
+        return None
+    view = model.for_batch(len(recs))
+    with torch.no_grad():
+        return chunked(lambda s, e: view.select(slice(s, e)).visual_tokens(images[s:e]),
+                       len(recs), model.images_per_forward(256))
+
+
+def _encoded(model: VLModel, images: torch.Tensor, recs, cfg: RunConfig, pnp):
+    """PNP-VQA's captioner tokens of the batch's images."""
+    if pnp is None:
+        return None
+    return pnp.encode(pnp.preprocessing([r.image for r in recs]).to(pnp.device))
+
+
+COMPUTE: Dict[str, Callable] = {"ends": _ends, "tokens": _tokens, "encoded": _encoded}
+
+
+def _rows(value, sel: torch.Tensor):
+    if isinstance(value, dict):
+        return {k: v[sel.to(v.device)] for k, v in value.items()}
+    return value[sel.to(value.device)]
+
+
+def shared_inputs(names: Sequence[str], model: VLModel, images: torch.Tensor, recs,
+                  cfg: RunConfig, sel: torch.Tensor, pnp=None) -> dict:
+    """The shared inputs ``names`` of the batch ``recs``, rows ``sel``, as metric keywords."""
+    memo = _MEMO.setdefault(model.module, {})
+    settings = (cfg.substrate, cfg.insertion_start, cfg.side_inputs, cfg.segmentation,
+                cfg.precision, cfg.vqa_mode, cfg.pnp_vqa)
+    out = {}
+    for name in names:
+        key = (name, tuple(r.sample_id for r in recs), settings)
+        if key not in memo:
+            with part(f"shared/{name}"):
+                memo[key] = COMPUTE[name](model, images, recs, cfg, pnp)
+        value: Optional[object] = memo[key]
+        if value is not None:
+            out[name] = _rows(value, sel)
+    return out
