@@ -17,7 +17,7 @@ BARS = {"itm_accuracy": 0.90, "vqa_accuracy": 0.75}
 #: supervised pair.
 PLAIN_BARS = {"itm_accuracy": 0.80, "vqa_accuracy": 0.70}
 #: The depth control (the plain baseline with one ViT block) learns less in the same hour:
-#: ITM 0.764 held out. The floor still checks far-above-chance learning; the README states the
+#: ITM 0.764 held out. The floor still checks far-above-chance learning; docs/models.md states the
 #: gap beside the fusion comparison it controls.
 SHALLOW_BARS = {"itm_accuracy": 0.75, "vqa_accuracy": 0.70}
 

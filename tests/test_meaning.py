@@ -49,7 +49,7 @@ def _pointing(model):
     return _summary(model, *POINTING)
 
 
-#: deletion and insertion separate from 16–96 questions (README, "Run plan": the calibration
+#: deletion and insertion separate from 16–96 questions (docs/quickstart.md, "Run plan": the calibration
 #: table): 200 keep a wide margin; the VQA curves need 400 (vqa_keep's gap is 0.02–0.08)
 PERTURBATION = (("cross_attn_gradcam", "random"), ("deletion_auc", "insertion_auc"), 200)
 CURVES = (("cross_attn_gradcam", "random", "oracle"), ("vqa_keep_auc", "vqa_drop_auc"), 400)

@@ -83,7 +83,7 @@ def run_parser() -> argparse.ArgumentParser:
                         "default), cpu or cuda. A run folder keeps the device of its first run")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="the model's passes in fp32 (default) or under torch.autocast in bf16 or "
-                        "fp16 (faster on GPUs; the README states how far each metric moves)")
+                        "fp16 (faster on GPUs; docs/cli.md states how far each metric moves)")
     _engine_arguments(p)
     _metric_arguments(p)
     p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",

@@ -92,7 +92,7 @@ def _resolve_models(spec: str) -> List[str]:
 def default_workers(device: str) -> int:
     """``--workers`` when not given: ``$VQA_XAI_BENCH_WORKERS``, else on the CPU one one-thread
     process per core up to 2 (1.23× faster than one process with two threads on the primary
-    pair; README, "Both cores"), and on a GPU one process."""
+    pair; docs/quickstart.md, "Both cores"), and on a GPU one process."""
     import os
 
     if os.environ.get("VQA_XAI_BENCH_WORKERS"):

@@ -25,7 +25,7 @@ from benchmark.core.errors import InputError
 #: questions of the sanity checks per method (``--sanity-samples`` sets the default)
 SANITY = "sanity"
 #: the default counts (questions of the seeded order); what is not named runs on every question
-#: (chosen on the primary models from a calibration run, README "Run plan": each curve on enough
+#: (chosen on the primary models from a calibration run, docs/quickstart.md, "Run plan": each curve on enough
 #: questions that cross_attn_gradcam and random have disjoint 95% CIs on both; the VQA metrics,
 #: PNP-VQA's downstream and the sanity checks, which no count up to 160 separates or on which
 #: no headline rests, at what the 30-minute budget leaves; Integrated Gradients' sanity checks
