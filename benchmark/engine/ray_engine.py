@@ -174,8 +174,8 @@ def compute_on_ray(cfg: RunConfig, out: Path, address: Optional[str] = None,
     n_batches = len(data.batches)
 
     prepare = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=-1)(_prepare)
-    pending = {prepare.remote(cfg, n, _state_entries(cache, n, n_batches), threads): n
-               for n in names}
+    pending = [prepare.remote(cfg, n, _state_entries(cache, n, n_batches), threads)
+               for n in names]
     for ref in pending:
         for parts, value in ray.get(ref).items():
             cache.put(value, *parts)
