@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from benchmark.core.errors import InputError
+from benchmark.core.errors import InputError, RepeatedKey
 
 
 def _no_repeated_keys(pairs):
@@ -18,10 +18,6 @@ def _no_repeated_keys(pairs):
             raise RepeatedKey(k)
         out[k] = v
     return out
-
-
-class RepeatedKey(ValueError):
-    """A key that appears twice in one JSON object."""
 
 
 def read_json(path: Path, what: str, fix: str = "put the official file in --data-root"):

@@ -6,7 +6,7 @@ from functools import lru_cache
 from datasets import register
 from datasets import synthetic as syn
 from benchmark.core.errors import InputError
-from metrics._common import default_tolerance
+from benchmark.core.maps import default_tolerance
 from datasets.base import Dataset, Record
 from datasets.control import ids_in, instance_objects, matched_control
 

@@ -11,7 +11,7 @@ questions and COCO images.
 The questions are those VQA v1 questions that have at least one map, in question-id order. Their
 images, answers and regions are those of :mod:`datasets.loader_vqav2` (the instances whose
 category the question names); ``extra["human_map"]`` is the mean of the question's maps, each
-resampled to 14 × 14 first (:func:`metrics.human_attention.to_grid`), which
+resampled to 14 × 14 first (:func:`benchmark.core.maps.to_human_grid`), which
 :class:`metrics.human_attention.HumanRankCorrelation` compares each method's map with.
 The inter-human reference rows (:meth:`VQAHATDataset.reference_rows`: model ``human``, method
 ``inter_human``) give, per question with two or more maps, the mean rank correlation between
@@ -27,10 +27,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmark.core.errors import InputError
+from benchmark.core.maps import rank_correlation, to_human_grid
 from datasets import register
 from datasets.base import Record, decode_rgb
 from datasets.loader_vqav2 import VQAv2Dataset
-from metrics.human_attention import rank_correlation, to_grid
 
 MAP_NAME = re.compile(r"^(\d+)_(\d+)\.png$")
 
@@ -66,7 +66,7 @@ class VQAHATDataset(VQAv2Dataset):
 
     def human_maps(self, question_id: int) -> List[np.ndarray]:
         """Each annotator's map for the question, on the 14 × 14 grid, in [0, 1]."""
-        return [to_grid(decode_rgb(p, f"question {question_id}").mean(axis=2) / 255.0)
+        return [to_human_grid(decode_rgb(p, f"question {question_id}").mean(axis=2) / 255.0)
                 for p in self._maps[question_id]]
 
     def __getitem__(self, i: int) -> Record:

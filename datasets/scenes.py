@@ -27,6 +27,13 @@ FAMILIES = ("exist", "query_colour", "query_shape", "count", "spatial_relation",
 ANSWERS = ("yes", "no") + tuple(COLOURS) + SHAPES + ("1", "2", "3")
 
 
+def vocabulary() -> Dict[str, Tuple[str, ...]]:
+    """The domain's words as a model trained on it reads them (a tiny model's checkpoint
+    record keeps this, so loading the model never needs the generator)."""
+    return {"answers": ANSWERS, "colours": tuple(COLOURS), "shapes": SHAPES,
+            "sizes": tuple(SIZES), "semantic_classes": SEMANTIC_CLASSES}
+
+
 @dataclass
 class SceneObject:
     colour: str

@@ -37,11 +37,11 @@ import numpy as np
 
 from datasets.scene_questions import BUILDERS, hard_negative, referents_exist
 from datasets.scenes import (ANSWERS, COLOURS, FAMILIES, OPPOSITE, RELATIONS, SEMANTIC_CLASSES,
-                             SHAPES, SIZES, SceneObject, place_objects, render)
+                             SHAPES, SIZES, SceneObject, place_objects, render, vocabulary)
 
 __all__ = ["ANSWERS", "COLOURS", "DEFAULT_SPLIT_SIZES", "FAMILIES", "GENERATOR_VERSION",
            "OPPOSITE", "RELATIONS", "SEMANTIC_CLASSES", "SHAPES", "SIZES", "SPLITS", "Sample",
-           "SceneObject", "generate"]
+           "SceneObject", "generate", "vocabulary"]
 
 GENERATOR_VERSION = "1.1"
 SPLITS = {"train": 0, "val": 1, "test": 2}

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Dict, Sequence
 
 from benchmark.core.registry import Registry
-from methods.base import Attribution, NotApplicable, Option, UnknownOption
+from methods.base import Attribution, Option
+from benchmark.core.errors import NotApplicable, UnknownOption
 
 REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods", package=__name__)
 

@@ -6,19 +6,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from benchmark.core.errors import InputError
+from benchmark.core.errors import InputError, NotApplicable, UnknownOption
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import TextBatch
 from methods.targets import check_target, parse_target
-
-
-class NotApplicable(ValueError):
-    """Raised when a method cannot explain a model (the runner records the reason, no crash)."""
-
-
-class UnknownOption(InputError):
-    """An option a method does not declare, or a value it cannot take; the message lists the
-    valid names."""
 
 
 #: what the engine can hand a method besides the images and questions; a method receives only

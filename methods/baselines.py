@@ -8,7 +8,8 @@ import torch
 
 from benchmark.models.protocol import VLModel
 from methods import register
-from methods.base import Attribution, NotApplicable
+from methods.base import Attribution
+from benchmark.core.errors import NotApplicable
 
 
 @register("random")

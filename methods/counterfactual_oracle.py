@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from benchmark.models.protocol import VLModel
 from methods import register
-from methods.base import Attribution, NotApplicable
+from methods.base import Attribution
+from benchmark.core.errors import NotApplicable
 
 EPS = 1e-3  # keeps the least important object above the background
 

@@ -11,8 +11,8 @@ from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import Preprocessing, TextBatch, chunked
 from methods import register
 from methods._adaptive_path import integrate
-from methods.base import (Attribution, Diagnostic, Explanation, NotApplicable, Option, target_score,
-                          to_grid)
+from methods.base import Attribution, Diagnostic, Explanation, Option, target_score, to_grid
+from benchmark.core.errors import NotApplicable
 
 BASELINES = ("blur", "zero", "black", "expected")
 RULES = ("adaptive", "uniform")

@@ -17,6 +17,7 @@ NaN means the sample is excluded (an empty mask, an undefined ratio), never a si
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -25,14 +26,32 @@ import torch
 from benchmark.models.protocol import VLModel
 
 
+class MetricKind(str, Enum):
+    """A metric's call shape (module docstring), on which the engine dispatches; the value is
+    what the CSVs and the manifest write."""
+
+    LOCALISATION = "localisation"
+    REFERENCE = "reference"
+    COUNTERFACTUAL = "counterfactual"
+    MODEL = "model"
+    SANITY = "sanity"
+
+
 class Metric:
-    """What every metric declares: name, kind, direction, applicability."""
+    """What every metric declares: name, kind, direction, applicability, and what the engine
+    and the reports read from it instead of its name."""
 
     name: str = ""
-    kind: ClassVar[str] = ""
+    kind: ClassVar[MetricKind]
     higher_is_better: ClassVar[bool] = True
     #: it re-runs the model, so it needs a trained one (the untrained controls get a note)
     needs_trained_model: ClassVar[bool] = False
+    #: the method that reads the answer key this metric rewards: the leaderboard's ceiling
+    #: (scaled to 1), with ``random`` at 0
+    oracle: ClassVar[str] = "oracle"
+    #: how a sample whose map has a non-finite value counts: ``"excluded"`` (no value) or
+    #: ``"miss"`` (the metric's worst value, as the pointing game's TorchRay rule has it)
+    non_finite: ClassVar[str] = "excluded"
 
     def applicable(self, model: VLModel) -> Optional[str]:
         """``None`` when the metric can score ``model``, else the reason it cannot."""
@@ -48,7 +67,7 @@ class LocalisationMetric(Metric):
     """``metric(heatmap, mask, tolerance=None)``: the map (patch grid or image size) against an
     (H, W) bool region of one sample. ``tolerance`` (pixels) is for metrics that use it."""
 
-    kind = "localisation"
+    kind = MetricKind.LOCALISATION
 
     def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
         raise NotImplementedError
@@ -59,7 +78,7 @@ class ReferenceMetric(Metric):
     a reference the dataset provides (datasets list theirs in ``Dataset.references``; a run
     with ``--metrics all`` includes a reference metric only where its dataset provides it)."""
 
-    kind = "reference"
+    kind = MetricKind.REFERENCE
     #: the key of the reference in ``Record.extra``
     reference: ClassVar[str] = ""
 
@@ -73,8 +92,9 @@ class CounterfactualMetric(Metric):
     (mask ``objects[o]``) is removed from the rendered scene; ``targets[o]`` whether the object
     lies in the question's target region."""
 
-    kind = "counterfactual"
+    kind = MetricKind.COUNTERFACTUAL
     needs_trained_model = True
+    oracle = "counterfactual_oracle"  # it reads the model's own Δ per object
 
     def __call__(self, heatmap, objects: Sequence[np.ndarray], deltas: Sequence[float],
                  tolerance: Optional[float] = None, targets=None) -> float:
@@ -102,7 +122,7 @@ class ModelMetric(Metric):
     metric takes those it uses.
     """
 
-    kind = "model"
+    kind = MetricKind.MODEL
     needs_trained_model = True
     #: it reads the VQA head (a model without one gets a note)
     needs_answers: ClassVar[bool] = False
@@ -128,8 +148,14 @@ class SanityMetric(Metric):
     scored on the run's first ``--sanity-samples`` questions; the direction is that of its
     per-sample statistic."""
 
-    kind = "sanity"
+    kind = MetricKind.SANITY
     needs_trained_model = True
+    #: maps per question when the check runs alone on a model of 13 randomisation stages (the
+    #: embedded models'): its weight in the progress bar's estimate
+    nominal_maps: ClassVar[int] = 2
+    #: its table starts with a same-model rerun under the next seed (what a deterministic method
+    #: scores without any randomisation)
+    rerun_row: ClassVar[bool] = False
 
     def __call__(self, model: VLModel, method, images: torch.Tensor, questions: Sequence[str],
                  seed: int = 0, **method_kwargs: Any) -> list:

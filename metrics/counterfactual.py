@@ -22,8 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
+from benchmark.core.maps import to_image_size
 from metrics import register
-from metrics._common import to_image_size
 from metrics.base import CounterfactualMetric
 from metrics.pointing_game import PointingGame
 

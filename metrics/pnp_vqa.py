@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from benchmark.models.pnp_vqa_pipeline import PNP_PATCHES
-from methods.base import NotApplicable
+from benchmark.core.errors import NotApplicable
 from metrics import register
 from metrics.base import CurveScores, ModelMetric
 

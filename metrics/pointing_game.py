@@ -6,8 +6,8 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from benchmark.core.maps import default_tolerance, to_image_size
 from metrics import register
-from metrics._common import default_tolerance, to_image_size
 from metrics.base import LocalisationMetric
 
 
@@ -47,6 +47,8 @@ class PointingGame(LocalisationMetric):
     TorchRay's 15 px scaled from a 224 px side to the mask's shorter side (6.43 px at 96 px).
     """
 
+    non_finite = "miss"
+
     def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
         return _hit_and_chance(heatmap, mask, tolerance)[0]
 
@@ -57,6 +59,8 @@ class PointingGameAboveChance(LocalisationMetric):
     mask (the share of pixels within ``tolerance`` of it): 0 in expectation for a map that
     ignores the image, whatever the region's size, so regions of different sizes compare.
     In [−1, 1]; edge cases as :class:`PointingGame`."""
+
+    non_finite = "miss"
 
     def __call__(self, heatmap, mask, tolerance: Optional[float] = None) -> float:
         hit, chance = _hit_and_chance(heatmap, mask, tolerance)

@@ -5,8 +5,8 @@ from typing import Optional
 
 import numpy as np
 
+from benchmark.core.maps import to_image_size
 from metrics import register
-from metrics._common import to_image_size
 from metrics.base import LocalisationMetric
 
 

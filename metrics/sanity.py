@@ -2,22 +2,31 @@
 NeurIPS 2018), cascading from the output side of the model towards the input."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-import methods
 from benchmark.models.protocol import Member, VLModel
 from benchmark.models.tensors import state_hash
-from methods.base import Attribution
 from metrics import register
 from metrics.base import SanityMetric
 
-#: a method by registered name, or a configured instance (``methods.get(n).with_options(...)``)
-MethodRef = Union[str, Attribution]
+
+class Explainer(Protocol):
+    """What the checks need of an attribution method (``methods.get(name)`` gives one, and so
+    does ``.with_options(...)``); a metric receives it from the engine and never looks a method
+    up by name."""
+
+    options: Sequence[Any]
+    sanity_options: Dict[str, Any]
+
+    def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
+                 **kwargs: Any) -> torch.Tensor: ...
+
+    def with_options(self, **options: Any) -> "Explainer": ...
 
 
 @torch.no_grad()
@@ -63,12 +72,11 @@ def correlations(maps_a: torch.Tensor, maps_b: torch.Tensor) -> Dict[str, List[f
             "spearman_abs_maps": spearman(maps_a.abs(), maps_b.abs())}
 
 
-def explain(method: MethodRef, model: VLModel, images, questions,
+def explain(method: Explainer, model: VLModel, images, questions,
             **kwargs) -> torch.Tensor:
-    """The maps of ``method`` (a registered name, or a configured instance) with its sanity
-    options applied (none of the shipped methods has any: the checks explain with the
+    """The maps of ``method`` with its sanity options applied (none of the shipped methods has
+    any: the checks explain with the
     estimator that is ranked, Integrated Gradients' converged maps included)."""
-    method = methods.get(method) if isinstance(method, str) else method
     return method(model, images, questions, **{**method.sanity_options, **kwargs})
 
 
@@ -79,7 +87,7 @@ class SharedMaps:
     cascade's last stage, eMPRT), and every method is deterministic given its seed, so sharing
     the maps changes no statistic. Everything else is delegated to ``method``."""
 
-    def __init__(self, method: Attribution) -> None:
+    def __init__(self, method: Explainer) -> None:
         self.method = method
         self._maps: Dict[tuple, torch.Tensor] = {}
         self._held: List[torch.Tensor] = []  # keyed by id: kept alive so no id is reused
@@ -97,7 +105,7 @@ class SharedMaps:
         return self._maps[key]
 
 
-def mprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def mprt(model: VLModel, method: Explainer, images: torch.Tensor, questions: Sequence[str],
          seed: int = 0, stages: Optional[int] = None, **method_kwargs: Any) -> List[Dict[str, Any]]:
     """Cascading model-parameter randomisation test.
 
@@ -133,7 +141,7 @@ def fully_randomised(model: VLModel, seed: int = 0) -> VLModel:
     return randomised
 
 
-def question_swap(model: VLModel, method: MethodRef, images: torch.Tensor,
+def question_swap(model: VLModel, method: Explainer, images: torch.Tensor,
                   questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:
     """Question sensitivity, for image–question matching: per sample, the correlations
     (:func:`correlations`) between the map that explains the sample's own question and the map
@@ -150,7 +158,7 @@ def question_swap(model: VLModel, method: MethodRef, images: torch.Tensor,
 OTHER_OUTPUT = "itm_nonmatch"
 
 
-def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
+def random_logit(model: VLModel, method: Explainer, images: torch.Tensor,
                  questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:
     """Random Logit test (Sixt et al., ICML 2020): per sample, the correlations between the map
     of the output the method explains (its ``target``: the match logit by default) and the map
@@ -158,7 +166,6 @@ def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
     explains the output it is asked about changes; lower is better. A method that takes no
     output to explain (no ``target`` option: attention rollout, the baselines) has no such test
     and returns no stage."""
-    method = methods.get(method) if isinstance(method, str) else method
     if not any(o.name == "target" for o in method.options):
         return []
     other = method.with_options(target=OTHER_OUTPUT)
@@ -171,7 +178,7 @@ def random_logit(model: VLModel, method: MethodRef, images: torch.Tensor,
 N_NOISE = 50
 
 
-def smprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def smprt(model: VLModel, method: Explainer, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, n_noise: Optional[int] = None, noise: float = 0.1,
           **method_kwargs: Any) -> list:
     """Smooth MPRT (Hedström et al., 2023; Quantus' defaults): the maps are first averaged over
@@ -212,7 +219,7 @@ def histogram_entropy(maps: torch.Tensor, bins: int = 100) -> np.ndarray:
     return np.asarray(out)
 
 
-def emprt(model: VLModel, method: MethodRef, images: torch.Tensor, questions: Sequence[str],
+def emprt(model: VLModel, method: Explainer, images: torch.Tensor, questions: Sequence[str],
           seed: int = 0, **method_kwargs: Any) -> list:
     """Efficient MPRT (Hedström et al., 2023; Quantus): per sample, the relative change of the
     explanation's complexity under full randomisation, (after − before) / before, the
@@ -234,6 +241,8 @@ class CascadingRandomisation(SanityMetric):
     change)."""
 
     higher_is_better = False
+    nominal_maps = 1 + 13 + 2
+    rerun_row = True
     __call__ = staticmethod(mprt)
 
 
@@ -260,6 +269,7 @@ class SmoothRandomisation(SanityMetric):
     """Smooth MPRT (Hedström et al., 2023), :func:`smprt`. Lower is better."""
 
     higher_is_better = False
+    nominal_maps = 2 * N_NOISE
     __call__ = staticmethod(smprt)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from metrics._common import to_image_size
+from benchmark.core.maps import to_image_size
 
 SCALE = 2  # display size multiplier for small images (the browser enlarges them, pixelated)
 THUMB = 192  # the longest side, in pixels, of a gallery image as stored and as shown

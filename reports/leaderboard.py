@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence, Set
 import numpy as np
 from scipy.stats import rankdata
 
+import metrics
 from benchmark.engine.analysis import ALPHA, PRIMARY_METRICS, SECONDARY_METRICS, in_plan_order, role
 from reports.run_files import as_float, is_true
 
@@ -33,10 +34,6 @@ from reports.run_files import as_float, is_true
 #: primary metrics, which the ranking reads, then its secondary ones
 HEADLINE = PRIMARY_METRICS + SECONDARY_METRICS
 REFERENCE = "random"
-#: the oracle of each metric that is not scored against the ground-truth mask
-ORACLES = {"object_faithfulness": "counterfactual_oracle",
-           "object_faithfulness_outside_target": "counterfactual_oracle",
-           "counterfactual_pointing": "counterfactual_oracle"}
 TEST = "paired sign-flip permutation test of the mean difference, Holm-corrected"
 
 
@@ -91,7 +88,7 @@ class Board:
 
 def oracle_of(metric: str) -> str:
     """The method that scores 1 on ``metric`` after normalisation."""
-    return ORACLES.get(metric, "oracle")
+    return metrics.get(metric).oracle if metric in metrics.REGISTRY else "oracle"
 
 
 def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[str]) -> List[Board]:

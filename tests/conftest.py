@@ -16,11 +16,12 @@ os.environ.setdefault("VQA_XAI_BENCH_WORKERS", "1")
 def untrained_tiny():
     """An untrained embedded-architecture model (fast; for shape/plumbing tests)."""
     from benchmark.models.embedded import tiny_adapter
-    from benchmark.models.tiny import TinyConfig, build_tiny_itm
+    from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_itm
+    from datasets.synthetic import vocabulary
 
-    cfg = TinyConfig()
-    model = build_tiny_itm(cfg, seed=0).eval()
-    return tiny_adapter(model, "untrained-tiny", cfg, {"fingerprint": "untrained"})
+    cfg, vocab = TinyConfig(), Vocabulary.from_record(vocabulary())
+    model = build_tiny_itm(cfg, vocab, seed=0).eval()
+    return tiny_adapter(model, "untrained-tiny", cfg, vocab, {"fingerprint": "untrained"})
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +60,18 @@ def pytest_terminal_summary(terminalreporter, config):
         for name, value, limit in rows:
             promise = f"(promised <= {limit:.3g})" if limit is not None else "(reported)"
             terminalreporter.write_line(f"{name:<58} {value:7.3f}  {promise}")
+
+
+@pytest.fixture(scope="session")
+def layering_run(tmp_path_factory):
+    """One run of every registered method and metric on both primary models (two questions,
+    the report written), in a fresh interpreter that records every import it executes:
+    ``(edges, run folder)``. The layering test and the every-plugin smoke test share it."""
+    from tests.import_graph import recorded_edges
+
+    out = tmp_path_factory.mktemp("every-plugin") / "run"
+    argv = ["--models", "blip-itm-tiny-plain,difnet-itm-tiny-plain", "--methods", "all",
+            "--metrics", "all", "--limit", "2", "--batch-size", "2", "--steps", "4",
+            "--sanity-samples", "2", "--full", "--quiet", "--out", str(out)]
+    edges = recorded_edges(f"from benchmark.cli.main import main\nassert main({argv!r}) == 0\n")
+    return edges, out

@@ -8,7 +8,7 @@ import methods
 from benchmark import models
 from benchmark.cli.main import main
 from benchmark.models.blip2 import Blip2Adapter
-from methods.base import NotApplicable
+from benchmark.core.errors import NotApplicable
 from tests.lavis_offline import build_lavis_blip2_itm, register_random_blip2
 
 QUESTIONS = ["what colour is the square", "is there a red circle left of the blue triangle"]

@@ -1,13 +1,17 @@
 """Shipped checkpoints: hash, held-out accuracy on a sample, and training from a cold cache."""
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
 from benchmark import models
 from benchmark.models import CHECKPOINT_DIR
+from benchmark.core.errors import MissingWeights
 from benchmark.models import embedded
 from benchmark.training import build_pool, evaluate
+from benchmark.training import tiny_recipes
+from benchmark.training.labels import VOCABULARY
 
 SHIPPED = [n for n in embedded.EMBEDDED if (CHECKPOINT_DIR / f"{n}.json").exists()]
 BARS = {"itm_accuracy": 0.90, "vqa_accuracy": 0.75}
@@ -23,8 +27,8 @@ SHALLOW_BARS = {"itm_accuracy": 0.75, "vqa_accuracy": 0.70}
 
 
 def _bars(name: str) -> dict:
-    cfg, tcfg = embedded.EMBEDDED[name]
-    if embedded.recipe_of(vars(tcfg)) != "plain":
+    cfg, recipe = embedded.EMBEDDED[name].config, embedded.EMBEDDED[name].recipe
+    if recipe != "plain":
         return BARS
     return SHALLOW_BARS if cfg.vit_depth == 1 and not cfg.fused else PLAIN_BARS
 
@@ -38,8 +42,9 @@ def test_checkpoint_hash_and_config_match(name):
     meta = json.loads((CHECKPOINT_DIR / f"{name}.json").read_text())
     data = (CHECKPOINT_DIR / meta["checkpoint"]).read_bytes()
     assert hashlib.sha256(data).hexdigest() == meta["sha256"]
-    cfg, tcfg = embedded.EMBEDDED[name]
-    assert meta["key"] == embedded.run_key(cfg, tcfg), "shipped checkpoint is for another config"
+    cfg, tcfg = embedded.EMBEDDED[name].config, tiny_recipes.train_config(name)
+    assert meta["key"] == tiny_recipes.run_key(cfg, tcfg), "shipped checkpoint is for another config"
+    assert meta["vocabulary"] == VOCABULARY.to_record(), "trained on another vocabulary"
     assert len(data) < 20 * 2**20
 
 
@@ -54,7 +59,7 @@ def test_the_compared_models_are_of_equal_capacity():
     assert abs(count["difnet-itm-tiny"] / count["blip-itm-tiny"] - 1) < 0.05
     for name in SHIPPED:  # a replicate or control has its twin's architecture
         twin = name.split("-plain")[0]
-        if twin != name and embedded.EMBEDDED[name][0] == embedded.EMBEDDED[twin][0]:
+        if twin != name and embedded.EMBEDDED[name].config == embedded.EMBEDDED[twin].config:
             assert count[name] == count[twin]
 
 
@@ -64,7 +69,7 @@ def test_recorded_and_resampled_heldout_accuracy(name):
     for key, bar in _bars(name).items():
         assert meta[key] >= bar, (key, meta[key])
     model = models.load(name)
-    cfg = embedded.EMBEDDED[name][0]
+    cfg = embedded.EMBEDDED[name].config
     scores = evaluate(model, build_pool("test", 300, cfg, seed=0, workers=1, progress=False))
     for key in BARS:  # a 300-question sample of the same split agrees with the record
         assert abs(scores[key] - meta[key]) < 0.06, (key, scores[key], meta[key])
@@ -74,29 +79,34 @@ TINY = {"vit_depth": 1, "text_layers": 2, "stem_channels": 16}
 FAST = {"steps": 12, "pool_size": 48, "batch_size": 8, "warmup": 3, "evidence_steps": 4}
 
 
-def test_cold_cache_trains_once_then_reuses(isolated_cache, monkeypatch):
-    monkeypatch.setattr(embedded, "EVAL_QUESTIONS", 40)
-    a = embedded.load_embedded("blip-itm-tiny", TINY, FAST, progress=False)
-    files = sorted(p.name for p in isolated_cache.rglob("*"))
-    assert any(f.endswith(".pt") for f in files) and any(f.endswith(".json") for f in files)
-    assert a.info["itm_accuracy"] is not None
+def test_a_configuration_without_checkpoint_names_its_train_command_and_never_trains(
+        isolated_cache):
+    overrides = {"fusion": {**embedded.EMBEDDED["difnet-itm-tiny"].config.fusion, "N": 3}}
+    reason = models.missing("difnet-itm-tiny", model_overrides=overrides)
+    assert "python -m benchmark train --model difnet-itm-tiny --fusion Lf=1,T=2,N=3" in reason
+    with pytest.raises(MissingWeights, match="--fusion Lf=1,T=2,N=3"):
+        models.load("difnet-itm-tiny", model_overrides=overrides)
+    assert not list(isolated_cache.rglob("*.pt"))
 
-    def no_training(*_a, **_k):
-        raise AssertionError("trained again despite a cached checkpoint")
 
-    monkeypatch.setattr(embedded, "train_embedded", no_training)
-    b = embedded.load_embedded("blip-itm-tiny", TINY, FAST, progress=False)
-    assert a.fingerprint == b.fingerprint
+def test_the_loader_finds_what_training_wrote_into_the_cache(isolated_cache, monkeypatch):
+    monkeypatch.setattr(tiny_recipes, "EVAL_QUESTIONS", 20)
+    cfg = embedded.config_of("blip-itm-tiny", TINY)
+    tcfg = replace(tiny_recipes.train_config("blip-itm-tiny"), **FAST)
+    meta = tiny_recipes.train_embedded("blip-itm-tiny", cfg, tcfg,
+                                       embedded.cached_checkpoint("blip-itm-tiny", cfg),
+                                       progress=False)
+    assert models.missing("blip-itm-tiny", model_overrides=TINY) is None
+    loaded = models.load("blip-itm-tiny", model_overrides=TINY)
+    assert loaded.info["sha256"] == meta["sha256"] and tuple(loaded.answers) == VOCABULARY.answers
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path, monkeypatch):
-    monkeypatch.setattr(embedded, "EVAL_QUESTIONS", 20)
-    from dataclasses import replace
-
-    cfg = replace(embedded.EMBEDDED["blip-itm-tiny"][0], **TINY)
-    tcfg = replace(embedded.EMBEDDED["blip-itm-tiny"][1], **FAST)
-    a = embedded.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "a.pt", progress=False)
-    b = embedded.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "b.pt", progress=False)
+    monkeypatch.setattr(tiny_recipes, "EVAL_QUESTIONS", 20)
+    cfg = embedded.config_of("blip-itm-tiny", TINY)
+    tcfg = replace(tiny_recipes.train_config("blip-itm-tiny"), **FAST)
+    a = tiny_recipes.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "a.pt", progress=False)
+    b = tiny_recipes.train_embedded("blip-itm-tiny", cfg, tcfg, tmp_path / "b.pt", progress=False)
     assert a["state_hash"] == b["state_hash"]
 
 
@@ -104,8 +114,8 @@ def test_training_is_deterministic_for_a_seed(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", sorted(embedded.EMBEDDED))
 def test_full_training_from_scratch_meets_the_bars(name, tmp_path):
     """The shipped recipe, full size (about 50–60 minutes per model on 2 CPU cores)."""
-    cfg, tcfg = embedded.EMBEDDED[name]
-    meta = embedded.train_embedded(name, cfg, tcfg, tmp_path / f"{name}.pt", progress=False)
+    cfg, tcfg = embedded.EMBEDDED[name].config, tiny_recipes.train_config(name)
+    meta = tiny_recipes.train_embedded(name, cfg, tcfg, tmp_path / f"{name}.pt", progress=False)
     for key, bar in _bars(name).items():
         assert meta[key] >= bar, (key, meta[key])
     assert meta["train_seconds"] < 3600

@@ -77,10 +77,12 @@ def test_method_on_untrained_tiny(untrained_tiny):
 
 def test_method_on_a_fused_model():
     from benchmark.models.embedded import tiny_adapter
-    from benchmark.models.tiny import TinyConfig, build_tiny_itm
+    from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_itm
+    from datasets.synthetic import vocabulary
 
     cfg = TinyConfig(fused=True, fusion={"Lf": 1, "T": 2, "N": 2, "h": 4})
-    model = tiny_adapter(build_tiny_itm(cfg, seed=0).eval(), "fused", cfg, {})
+    vocab = Vocabulary.from_record(vocabulary())
+    model = tiny_adapter(build_tiny_itm(cfg, vocab, seed=0).eval(), "fused", cfg, vocab, {})
     images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
     maps = methods.get("chefer_relevance")(model, images, QUESTIONS)
     assert maps.shape == (2, 12, 12) and torch.isfinite(maps).all() and (maps >= 0).all()

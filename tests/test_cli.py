@@ -268,9 +268,10 @@ def test_evaluate_prints_and_writes_per_family_accuracy(capsys, tmp_path):
     from benchmark.models.embedded import EMBEDDED
 
     expected = set()
-    for name, (cfg, _) in EMBEDDED.items():
+    for name, spec in EMBEDDED.items():
         if not models.missing(name):  # a model without a checkpoint is skipped with one line
-            expected |= {(name, s) for s in (("exact", "shuffled") if cfg.fused else ("-",))}
+            expected |= {(name, s) for s in (("exact", "shuffled") if spec.config.fused
+                                             else ("-",))}
     assert {("blip-itm-tiny", "-"), ("difnet-itm-tiny", "exact"),
             ("difnet-itm-tiny", "shuffled")} <= runs == expected
 

@@ -6,7 +6,7 @@ import torch
 from benchmark.engine.cache import UnitCache
 from benchmark.cli.main import dataset_metrics, main, resolve_device
 from benchmark.core.errors import InputError
-from benchmark.cli.args import UsageError
+from benchmark.core.errors import UsageError
 from tests.test_cli import SMALL, _one_line_error
 
 

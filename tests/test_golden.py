@@ -14,16 +14,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.cli.main import dataset_metrics, main
+from benchmark.cli.main import main
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CSVS = ("results.csv", "curves.csv", "sanity.csv", "summary.csv", "comparisons.csv")
-#: both trained models, every method, every metric (PNP-VQA's downstream through the embedded
-#: pipeline) but the two cascades (their cost grows with the model's depth; their machinery is
-#: shared with ``emprt``, which is here), on the full plan (every method and metric on every
+#: a fixed list, so that adding a plugin never re-records these numbers
+#: (``tests/test_every_plugin_runs.py`` runs every registered one): the eleven methods and every
+#: metric of the synthetic data (PNP-VQA's downstream through the embedded pipeline) but the two
+#: cascades (their cost grows with the model's depth; their machinery is shared with ``emprt``,
+#: which is here), on both trained models and the full plan (every method and metric on every
 #: question: the default plan's counts decide only which questions run, never a number)
-METRICS = [m for m in dataset_metrics("all", "synthetic") if m not in ("sanity_mprt", "smprt")]
-ARGV = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--methods", "all",
+METHODS = ["center", "chefer_relevance", "counterfactual_oracle", "cross_attn_gradcam",
+           "evidence_oracle", "fused_gradcam", "gradient_x_input", "integrated_gradients",
+           "oracle", "random", "rollout"]
+METRICS = ["counterfactual_pointing", "deletion_auc", "emprt", "insertion_auc",
+           "object_faithfulness", "object_faithfulness_outside_target", "pnp_vqa_accuracy",
+           "pointing_game", "pointing_game_above_chance", "question_swap", "random_logit",
+           "relevance_mass", "relevance_rank", "vqa_drop_auc", "vqa_keep_auc", "vqa_pnp_sample"]
+ARGV = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--methods", ",".join(METHODS),
         "--metrics", ",".join(METRICS), "--limit", "4", "--batch-size", "2", "--steps", "4",
         "--sanity-samples", "4", "--full", "--quiet", "--no-report"]
 

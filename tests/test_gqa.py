@@ -110,7 +110,8 @@ def test_grounding_equals_gqas_score_on_its_own_terms(gqa):
 
 
 def test_reference_metrics_follow_the_dataset(gqa):
-    from benchmark.cli.main import UsageError, dataset_metrics
+    from benchmark.cli.main import dataset_metrics
+    from benchmark.core.errors import UsageError
 
     assert "gqa_grounding" in dataset_metrics("all", "gqa")
     assert "gqa_grounding" not in dataset_metrics("all", "synthetic")

@@ -1,47 +1,43 @@
-"""The import layering: each layer imports only from the layers below it.
-
-The folders are the layers: ``benchmark.core`` (registry, errors, atomic writes, seeds); then
-``benchmark.models`` (the protocol and the adapters); then ``methods`` | ``metrics`` |
-``datasets``; then ``benchmark.engine`` and ``benchmark.training``; then ``benchmark.cli`` |
-``reports``. Each check imports one module in a fresh interpreter and lists what came with it.
+"""The import layering holds at run time: no import, at module level or inside a function,
+reaches a layer above its own (``tests/import_graph.py`` records the graph and names the
+layers) — after a registry lookup of every family, and through one whole run.
 """
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ENGINE = ("benchmark.engine", "benchmark.cli")
-PLUGINS = ("methods", "metrics", "datasets")
-TRAINING = ("benchmark.training",)
+from tests.import_graph import layer_of, recorded_edges, violations
+
+LOOKUP = """
+from benchmark import models
+import datasets, methods, metrics
+for family in (models, methods, metrics, datasets):
+    family.available()
+for name in ("blip-itm-tiny-plain", "difnet-itm-tiny-plain", "blip-itm-tiny@init"):
+    models.load(name)
+datasets.get("synthetic")(split="test", size=2)[0]
+"""
 
 
-def _imported_with(module: str) -> set:
-    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return set(json.loads(r.stdout.splitlines()[-1]))
+def test_the_checker_sees_an_arrow_inside_a_function():
+    edges = recorded_edges("import benchmark.core.registry as r\n"
+                           "exec('def f():\\n    import methods\\nf()', vars(r))")
+    assert violations(edges) == ["benchmark.core.registry -> methods"]
 
 
-def _under(names: set, prefixes) -> list:
-    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes))
+def test_a_registry_lookup_of_every_family_stays_in_its_layer():
+    edges = recorded_edges(LOOKUP)
+    assert ("benchmark.models.embedded", "benchmark.models.tiny") in edges  # it did record
+    assert violations(edges) == []
 
 
-@pytest.mark.parametrize("module,forbidden", [
-    ("benchmark.core", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",) + TRAINING),
-    ("benchmark.core.registry", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
-    ("benchmark.core.errors", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
-    ("benchmark.core.atomic", ("benchmark.models",) + PLUGINS + ENGINE + ("reports",)),
-    ("benchmark.models", PLUGINS + ENGINE + ("reports",) + TRAINING),
-    ("benchmark.models.protocol", PLUGINS + ENGINE + ("reports",) + TRAINING),
-    ("methods", ENGINE + ("reports",) + TRAINING),
-    ("metrics", ENGINE + ("reports",) + TRAINING),
-    ("datasets", ENGINE + ("reports",) + TRAINING),
-    ("benchmark.engine.runner", ("benchmark.cli", "reports", "benchmark.engine.ray_engine", "ray")),
-    ("benchmark.engine.units", ("benchmark.cli", "reports", "benchmark.engine.runner",
-                                "benchmark.engine.ray_engine")),
-])
-def test_a_layer_does_not_import_the_layers_above_it(module, forbidden):
-    assert _under(_imported_with(module), forbidden) == []
+def test_a_whole_run_stays_in_its_layers(layering_run):
+    edges, _ = layering_run
+    assert any(t.startswith("benchmark.engine.") for _, t in edges)
+    assert violations(edges) == []
+
+
+@pytest.mark.parametrize("module,layer", [("benchmark.core.maps", 0), ("benchmark.models", 1),
+                                          ("methods._capture", 2), ("benchmark.cli.main", 5),
+                                          ("benchmark.__main__", 6), ("torch", None)])
+def test_layers_are_read_from_the_folders(module, layer):
+    found = layer_of(module)
+    assert (found and found[0]) == layer

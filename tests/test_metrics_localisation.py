@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import metrics
-from metrics._common import default_tolerance
+from benchmark.core.maps import default_tolerance
 
 pg = metrics.get("pointing_game")
 

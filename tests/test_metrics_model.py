@@ -266,7 +266,7 @@ def test_a_fused_models_segmentation_stream_is_perturbed_with_the_pixels(name, m
     from benchmark.engine.batch_inputs import fed, images as prepared
     from benchmark.engine.config import RunConfig
     from benchmark.models.fused import FusedBlipAdapter
-    from benchmark.models.segmentation import absent_side_inputs
+    from datasets.segmentation_stream import absent_side_inputs
     from datasets.loader_synthetic import SyntheticDataset
 
     model = models.load("difnet-itm-tiny")

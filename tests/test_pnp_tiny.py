@@ -11,7 +11,8 @@ import torch
 
 import datasets
 from benchmark.cli.main import main
-from benchmark.models import CHECKPOINT_DIR, MissingWeights, pnp_tiny
+from benchmark.models import CHECKPOINT_DIR, pnp_tiny
+from benchmark.core.errors import MissingWeights
 from benchmark.models.pnp_pipelines import load_pipeline, missing_pipeline
 from benchmark.training.pnp_data import caption, patch_objects
 from benchmark.training.pnp_train import PnpTrainConfig, train_pnp_tiny

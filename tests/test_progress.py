@@ -13,7 +13,7 @@ from benchmark.core.errors import InputError
 from methods.base import Attribution
 from benchmark.cli.main import run_config
 from benchmark.cli.args import run_parser
-from benchmark.engine.sanity_run import NOMINAL_MAPS
+import metrics
 
 RUN = ["--models", "blip-itm-tiny,blip-itm-tiny@init", "--methods", "random,gradient_x_input,oracle",
        "--metrics", "pointing_game,random_logit", "--limit", "4", "--batch-size", "2",
@@ -37,7 +37,7 @@ def test_the_overall_bar_counts_the_sanity_checks_and_ends_full(tmp_path, monkey
     cfg = run_config(run_parser().parse_args(RUN))
     runner.run(cfg, tmp_path, progress=True)
     maps = 2 * 3 * 4  # models × methods × questions
-    sanity = 2 * NOMINAL_MAPS["random_logit"]  # per trained model and non-oracle method
+    sanity = 2 * metrics.get("random_logit").nominal_maps  # per trained model and non-oracle method
     assert bars[0].start == (maps + 2 * 2 * sanity, 0)  # both models counted until loaded
     assert bars[0].end == (maps + 2 * sanity, maps + 2 * sanity)  # @init's share taken out
     runner.run(cfg, tmp_path, progress=True)  # everything cached: full from the start

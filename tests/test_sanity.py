@@ -50,9 +50,9 @@ def test_question_swap_separates_a_question_reading_map_from_a_fixed_one(untrain
     from metrics.sanity import question_swap
 
     qs = ["what colour is the square?", "how many circles are there?"]
-    (fixed,) = question_swap(untrained_tiny, "center", images, qs)
+    (fixed,) = question_swap(untrained_tiny, methods.get("center"), images, qs)
     assert fixed["spearman"] == [1.0, 1.0]  # ignores the question
-    (reading,) = question_swap(untrained_tiny, "cross_attn_gradcam", images, qs)
+    (reading,) = question_swap(untrained_tiny, methods.get("cross_attn_gradcam"), images, qs)
     assert all(r < 0.999 for r in reading["spearman"])
 
 
@@ -69,19 +69,19 @@ def test_random_logit_explains_another_output_of_the_same_input(trained_tiny, im
     monkeypatch.setattr(methods.base.Attribution, "__call__", lambda self, model, x, qs, **k:
                         targets.append((getattr(self, "target", None), tuple(qs)))
                         or explain(self, model, x, qs, **k))
-    (stage,) = random_logit(trained_tiny, "gradient_x_input", images, QUESTIONS)
+    (stage,) = random_logit(trained_tiny, methods.get("gradient_x_input"), images, QUESTIONS)
     assert targets == [("itm", tuple(QUESTIONS)), ("itm_nonmatch", tuple(QUESTIONS))]
     assert all(-1 <= r < 0.999 for r in stage["spearman"])
-    assert random_logit(trained_tiny, "rollout", images, QUESTIONS) == []
+    assert random_logit(trained_tiny, methods.get("rollout"), images, QUESTIONS) == []
 
 
 def test_emprt_and_smprt_on_a_map_that_ignores_the_model(untrained_tiny, images):
     from metrics.sanity import emprt, histogram_entropy, smprt
 
     # the centre prior does not depend on the parameters: no change in complexity, ρ = 1
-    (change,) = emprt(untrained_tiny, "center", images, QUESTIONS)
+    (change,) = emprt(untrained_tiny, methods.get("center"), images, QUESTIONS)
     assert change["relative_complexity_change"] == pytest.approx([0.0, 0.0])
-    (smooth,) = smprt(untrained_tiny, "center", images, QUESTIONS, n_noise=2)
+    (smooth,) = smprt(untrained_tiny, methods.get("center"), images, QUESTIONS, n_noise=2)
     assert smooth["spearman"] == pytest.approx([1.0, 1.0])
     flat = torch.zeros(1, 4, 4)
     spread = torch.arange(16.0).reshape(1, 4, 4)
@@ -91,7 +91,7 @@ def test_emprt_and_smprt_on_a_map_that_ignores_the_model(untrained_tiny, images)
 
 def test_mprt_on_untrained_tiny(untrained_tiny, images):
     before = {k: v.clone() for k, v in untrained_tiny.module.state_dict().items()}
-    out = mprt(untrained_tiny, "fused_gradcam", images, QUESTIONS, seed=0)
+    out = mprt(untrained_tiny, methods.get("fused_gradcam"), images, QUESTIONS, seed=0)
     names = [name for name, _ in untrained_tiny.randomisation_stages()]
     assert [r["stage"] for r in out] == names
     assert [r["index"] for r in out] == list(range(len(names)))
@@ -104,7 +104,7 @@ def test_mprt_on_untrained_tiny(untrained_tiny, images):
 
 
 def test_mprt_is_deterministic(untrained_tiny, images):
-    first, second = (mprt(untrained_tiny, "fused_gradcam", images, QUESTIONS, seed=3, stages=3)
+    first, second = (mprt(untrained_tiny, methods.get("fused_gradcam"), images, QUESTIONS, seed=3, stages=3)
                      for _ in range(2))
     assert len(first) == 3
     assert [r["stage"] for r in first] == [r["stage"] for r in second]
@@ -152,8 +152,8 @@ def test_smprt_noise_is_scaled_per_sample_not_by_the_batch():
     model = models.load("blip-itm-tiny")
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(1, 3, 96, 96, generator=g), 5 * torch.randn(1, 3, 96, 96, generator=g)
-    alone = smprt(model, "gradient_x_input", a, QUESTIONS[:1], n_noise=3)[0]["spearman"]
-    beside = smprt(model, "gradient_x_input", torch.cat([a, b]), QUESTIONS, n_noise=3)
+    alone = smprt(model, methods.get("gradient_x_input"), a, QUESTIONS[:1], n_noise=3)[0]["spearman"]
+    beside = smprt(model, methods.get("gradient_x_input"), torch.cat([a, b]), QUESTIONS, n_noise=3)
     assert beside[0]["spearman"][0] == pytest.approx(alone[0], abs=1e-6)
 
 
@@ -165,5 +165,5 @@ def test_mprt_reports_the_absolute_map_variant(untrained_tiny, images):
     out = correlations(a, -a)
     assert out["spearman"] == pytest.approx([-1.0, -1.0])
     assert out["spearman_abs_maps"] == pytest.approx([1.0, 1.0])
-    stages = mprt(untrained_tiny, "gradient_x_input", images, QUESTIONS, stages=1)
+    stages = mprt(untrained_tiny, methods.get("gradient_x_input"), images, QUESTIONS, stages=1)
     assert set(stages[0]) == {"stage", "index", "spearman", "spearman_abs_maps"}

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from benchmark.core.errors import InputError
-from benchmark.models.segmentation import batch_segmentation, class_histogram, load_npy, resample_scores
+from datasets.segmentation_stream import batch_segmentation, class_histogram, load_npy, resample_scores
 from datasets.base import Record
 
 

@@ -10,7 +10,7 @@ from benchmark import models
 from benchmark.engine.batch_inputs import fed, images
 from benchmark.engine.config import RunConfig
 from benchmark.engine.passes import PassCounter
-from benchmark.models.segmentation import absent_side_inputs
+from datasets.segmentation_stream import absent_side_inputs
 from benchmark.engine.shared import shared_inputs
 from datasets.loader_synthetic import SyntheticDataset
 

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 import datasets
 import metrics
 from benchmark.core.errors import InputError, MissingImage
-from metrics.human_attention import to_grid
+from benchmark.core.maps import to_human_grid
 from tests.coco_fixture import HAT_MAPS, human_map, write_vqahat
 from tests.loader_helpers import in_process, loader_run
 
@@ -35,7 +35,7 @@ def test_questions_with_maps_joined_to_vqa_v1_and_coco(hat):
         ids.append(r.sample_id)
         qid = int(r.sample_id)
         assert len(r.extra["annotator_maps"]) == HAT_MAPS[qid][0]
-        expected = np.mean([to_grid(human_map(qid, k) / 255.0)
+        expected = np.mean([to_human_grid(human_map(qid, k) / 255.0)
                             for k in range(1, HAT_MAPS[qid][0] + 1)], axis=0)
         assert r.extra["human_map"].shape == (14, 14)
         assert np.abs(r.extra["human_map"] - expected).max() < 1e-6  # PNG: lossless
@@ -46,7 +46,7 @@ def test_rank_correlation_is_spearmans_at_14x14():
     fn = metrics.get("human_rank_corr")
     rng = np.random.default_rng(0)
     heat, human = rng.normal(size=(24, 24)), rng.random((14, 14))
-    assert fn(heat, human) == pytest.approx(spearmanr(to_grid(heat).ravel(),
+    assert fn(heat, human) == pytest.approx(spearmanr(to_human_grid(heat).ravel(),
                                                       human.ravel()).correlation)
     assert fn(human, human) == pytest.approx(1.0) and fn(-human, human) == pytest.approx(-1.0)
     assert np.isnan(fn(np.ones((7, 7)), human))

@@ -214,10 +214,11 @@ from benchmark import models
 @models.register("{PLUGIN_MODEL}")
 def load(**_):
     from benchmark.models.embedded import tiny_adapter
-    from benchmark.models.tiny import TinyConfig, build_tiny_itm
+    from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_itm
+    from datasets.synthetic import vocabulary
 
-    cfg = TinyConfig()
-    return tiny_adapter(build_tiny_itm(cfg, seed=0), "{PLUGIN_MODEL}", cfg,
+    cfg, vocab = TinyConfig(), Vocabulary.from_record(vocabulary())
+    return tiny_adapter(build_tiny_itm(cfg, vocab, seed=0), "{PLUGIN_MODEL}", cfg, vocab,
                         {{"fingerprint": "untrained"}})
 '''
 

@@ -36,7 +36,7 @@ from benchmark.engine.config import RunConfig
 from benchmark.models.memory import bound
 from benchmark.models.pretrained import build_blip_itm
 from benchmark.models.tiny import _tokenizer
-from methods.base import NotApplicable
+from benchmark.core.errors import NotApplicable
 
 TINY = ("blip-itm-tiny", "difnet-itm-tiny")
 #: LAVIS ViT type and samples per call; the images per forward (IG's path points, a curve's

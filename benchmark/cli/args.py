@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional, Sequence
 
+from benchmark.core.errors import UsageError
 from benchmark.engine import plan
 
 EPILOG = """\
@@ -23,10 +24,6 @@ manifest.json, index.html, tables.tex and run.log into --out; cache/ there lets 
 killed run resume (run the same command again).
 Exit status: 0 success, 2 bad usage or input, 1 internal error.
 """
-
-
-class UsageError(Exception):
-    """Bad usage or bad input: reported as one line, exit status 2."""
 
 
 class Parser(argparse.ArgumentParser):

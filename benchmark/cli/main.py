@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from benchmark.engine import plan
-from benchmark.cli.args import UsageError, parse_fusion, run_parser
+from benchmark.cli.args import parse_fusion, run_parser
+from benchmark.core.errors import UsageError
 from benchmark.cli.runs import cmd_report, cmd_reproduce
 from benchmark.cli.train import cmd_evaluate, cmd_train
 from benchmark.core.errors import InputError
-from benchmark.core.registry import UnknownNameError
+from benchmark.core.errors import UnknownNameError
 from benchmark.engine.run_lock import run_folder_lock
 
 #: the sanity checks' questions per method when neither --sanity-samples nor the plan says
@@ -209,10 +210,11 @@ def dataset_metrics(spec: str, dataset: str) -> List[str]:
     provides its reference, and naming one that it does not provide is a usage error."""
     import datasets
     import metrics
+    from metrics.base import MetricKind
 
     names = metrics.REGISTRY.resolve(spec)
     provides = set(datasets.get(dataset).references)
-    lacking = [m for m in names if metrics.get(m).kind == "reference"
+    lacking = [m for m in names if metrics.get(m).kind is MetricKind.REFERENCE
                and metrics.get(m).reference not in provides]
     if lacking and spec.strip() != "all":
         where = [d for d in datasets.available()

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from benchmark.cli.args import UsageError, report_parser, reproduce_parser, without_out
+from benchmark.cli.args import report_parser, reproduce_parser, without_out
+from benchmark.core.errors import UsageError
 from benchmark.engine.run_lock import run_folder_lock
 
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from benchmark.cli.args import Parser, UsageError, positive_float, positive_int
+from benchmark.cli.args import Parser, parse_fusion, positive_float, positive_int
+from benchmark.core.errors import UsageError
 from benchmark.engine.run_lock import run_folder_lock
 
 
@@ -61,6 +62,9 @@ def train_parser() -> argparse.ArgumentParser:
                    help="write into the package's checkpoints/ (what ships with the suite) "
                         "instead of the user cache (pnp-vqa-tiny always writes there; not for "
                         "difnet-itm-base, which writes into --out)")
+    p.add_argument("--fusion", type=parse_fusion, default=None, metavar="Lf=INT,T=INT,N=INT",
+                   help="a fused embedded model with other fusion settings (written to the user "
+                        "cache, where a run with the same --fusion finds it)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--answerer-only", action="store_true",
                    help="pnp-vqa-tiny: retrain the answerer alone beside the shipped captioner "
@@ -74,7 +78,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 def evaluate_parser() -> argparse.ArgumentParser:
     from benchmark.training.heldout import SOURCES
-    from benchmark.models import embedded
+    from benchmark.training.tiny_recipes import EVAL_QUESTIONS
 
     p = Parser(prog="python -m benchmark evaluate",
                description="Held-out ITM and VQA accuracy of embedded models per question "
@@ -85,8 +89,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmentation", default="exact,shuffled",
                    help=f"comma-separated sources for fused models, of {', '.join(SOURCES)} "
                         "(default: exact,shuffled)")
-    p.add_argument("--questions", type=positive_int, default=embedded.EVAL_QUESTIONS,
-                   help=f"test questions (default: {embedded.EVAL_QUESTIONS}, as recorded)")
+    p.add_argument("--questions", type=positive_int, default=EVAL_QUESTIONS,
+                   help=f"test questions (default: {EVAL_QUESTIONS}, as recorded)")
     p.add_argument("--out", default=None, help="also write the table to this CSV file")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -95,7 +99,8 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def cmd_train(argv: Sequence[str]) -> int:
     import torch
 
-    from benchmark.models import CHECKPOINT_DIR, cache_dir, embedded
+    from benchmark.models import CHECKPOINT_DIR, embedded
+    from benchmark.training.tiny_recipes import train_config, train_embedded
 
     args = train_parser().parse_args(argv)
     if args.threads:
@@ -115,16 +120,20 @@ def cmd_train(argv: Sequence[str]) -> int:
     if args.model not in embedded.EMBEDDED:
         raise UsageError(f"cannot train {args.model!r}: embedded models are "
                          f"{', '.join(embedded.EMBEDDED)}, pnp-vqa-tiny")
-    cfg, tcfg = embedded.EMBEDDED[args.model]
+    cfg, tcfg = embedded.config_of(args.model), train_config(args.model)
+    if args.fusion:
+        if not cfg.fused or args.ship:
+            raise UsageError("--fusion sets the fusion encoder of a fused embedded model "
+                             "(difnet-itm-tiny...) trained into the user cache, without --ship")
+        cfg = embedded.config_of(args.model, {"fusion": {**cfg.fusion, **args.fusion}})
     if args.steps:
         from dataclasses import replace
 
         tcfg = replace(tcfg, steps=args.steps)
-    key = embedded.run_key(cfg, tcfg)
     dest = (CHECKPOINT_DIR / f"{args.model}.pt") if args.ship else \
-        cache_dir() / f"{args.model}-{key}.pt"
-    meta = embedded.train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet,
-                                   stage1=args.stage1)
+        embedded.cached_checkpoint(args.model, cfg)
+    meta = train_embedded(args.model, cfg, tcfg, dest, progress=not args.quiet,
+                          stage1=args.stage1)
     print(f"{args.model}: itm_accuracy={meta['itm_accuracy']:.3f} "
           f"vqa_accuracy={meta['vqa_accuracy']:.3f} in {meta['train_seconds']:.0f}s -> {dest}")
     return 0

@@ -13,12 +13,7 @@ import pkgutil
 from importlib import metadata
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-
-class UnknownNameError(KeyError):
-    """Raised for a name that is not registered; its message lists the known names."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; show it plainly instead
-        return str(self.args[0])
+from benchmark.core.errors import UnknownNameError
 
 
 class Registry:

@@ -10,7 +10,8 @@ import torch
 import methods
 from benchmark.engine.config import RunConfig
 from benchmark.models.protocol import VLModel
-from benchmark.models.segmentation import batch_segmentation
+from benchmark.models.tensors import PRECISIONS
+from datasets.segmentation_stream import batch_segmentation
 
 
 def batches(n: int, size: int) -> List[List[int]]:
@@ -36,8 +37,6 @@ def fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
     """``model`` given the batch's side inputs (a fused model's segmentation stream)."""
     return model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
 
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def precision(cfg: RunConfig):

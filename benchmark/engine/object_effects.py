@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from benchmark.models.protocol import VLModel
-from benchmark.models.segmentation import class_histogram
+from datasets.segmentation_stream import class_histogram
 from datasets.control import instance_objects
 from benchmark.models.tensors import chunked
 

@@ -137,8 +137,9 @@ def describe(cfg, workers: int = 1) -> str:
              f"{cfg.seed})", "", f"{'method':<28}maps  sanity"]
     lines += [f"{m:<28}{q(run.maps.get(m)):>4}  {q(run.sanity.get(m)):>6}" for m in cfg.methods]
     import metrics
+    from metrics.base import MetricKind
 
-    scored = [m for m in cfg.metrics if metrics.get(m).kind != "sanity"]
+    scored = [m for m in cfg.metrics if metrics.get(m).kind is not MetricKind.SANITY]
     lines += ["", f"{'metric':<36}questions (a method's maps bound it)"]
     lines += [f"{m:<36}{q(run.metrics.get(m)):>4}" for m in scored]
     return "\n".join(lines + ["", cost_line(cfg, run, n, workers)])

@@ -21,14 +21,10 @@ from typing import Dict, List, Optional, Tuple
 
 from benchmark.engine.cache import UnitCache
 from benchmark.engine.config import RunConfig
-from benchmark.core.errors import InputError
+from benchmark.core.errors import WorkerDied
 from benchmark.engine.progress import RunProgress
 from benchmark.engine.run_data import RunData, load_run_data, unit_key
 from benchmark.engine.sanity_run import sanity_names, sanity_unit, sanity_weight
-
-class WorkerDied(InputError):
-    """A worker process ended mid-unit (one line, exit 2; the run resumes)."""
-
 
 #: what one worker process keeps between tasks: the run's data and its loaded model states
 _WORKER: Dict[str, object] = {}

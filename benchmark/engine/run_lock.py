@@ -16,13 +16,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from benchmark.core.errors import InputError
+from benchmark.core.errors import FolderBusy
 
 LOCK_NAME = ".lock"
-
-
-class FolderBusy(InputError):
-    """Another process is computing into the run folder."""
 
 
 @contextlib.contextmanager

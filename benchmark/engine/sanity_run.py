@@ -15,26 +15,21 @@ from benchmark.engine.config import RunConfig
 from benchmark.engine.passes import part
 from benchmark.engine.run_data import RunData
 from benchmark.models.protocol import VLModel
+from metrics.base import MetricKind
 
-#: the cascading randomisation test; its rows start with a same-model rerun under another seed
-SANITY = "sanity_mprt"
-#: maps per question of each test on a model with 13 randomisation stages (the embedded models'),
-#: counted as if each test ran alone: the progress bar's estimate of a sanity unit's work
-NOMINAL_MAPS = {SANITY: 1 + 13 + 2, "question_swap": 2, "random_logit": 2, "smprt": 2 * 50,
-                "emprt": 2}
 
 
 def sanity_names(cfg: RunConfig) -> List[str]:
-    return [m for m in cfg.metrics if metrics.get(m).kind == "sanity"]
+    return [m for m in cfg.metrics if metrics.get(m).kind is MetricKind.SANITY]
 
 
 def sanity_weight(data: RunData, method_name: str) -> int:
     """The overall progress bar's count for the sanity unit of ``method_name`` on a trained model:
-    its questions × :data:`NOMINAL_MAPS` of the run's tests (0 for a ground-truth reader, or
+    its questions × the ``nominal_maps`` its tests declare (0 for a ground-truth reader, or
     when the run has no sanity test)."""
     if configured_method(method_name, data.cfg).reads_ground_truth:
         return 0
-    return len(data.sanity_records(method_name)) * sum(NOMINAL_MAPS.get(t, 1)
+    return len(data.sanity_records(method_name)) * sum(metrics.get(t).nominal_maps
                                                        for t in sanity_names(data.cfg))
 
 
@@ -61,7 +56,7 @@ def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict
     for name in sanity_names(cfg):
         fn = metrics.get(name)
         value = fn(fed, method, images, questions, seed=cfg.seed)
-        if name == SANITY:
+        if fn.rerun_row:
             # the same model, another seed: ~0 for a random map, 1 for a deterministic method
             rerun = correlations(explain(method, fed, images, questions, seed=cfg.seed),
                                  explain(method, fed, images, questions, seed=cfg.seed + 1))

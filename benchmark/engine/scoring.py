@@ -15,16 +15,17 @@ import torch
 import metrics
 from benchmark.engine.config import RunConfig
 from benchmark.engine.object_effects import object_masks
-from benchmark.models import MissingWeights
+from benchmark.core.errors import MissingWeights
 from benchmark.models.pnp_pipelines import load_pipeline
 from benchmark.models.pnp_vqa_pipeline import PnpVqa
 from benchmark.models.protocol import VLModel
 from benchmark.engine.passes import part
-from benchmark.models.segmentation import absent_side_inputs
+from datasets.segmentation_stream import absent_side_inputs
 from benchmark.engine.shared import shared_inputs
-from methods.base import NotApplicable
+from benchmark.core.errors import NotApplicable
 from metrics._ties import max_tied, tie_fraction
 from metrics.perturbation import SUBSTRATES
+from metrics.base import MetricKind
 
 REGIONS = ("target", "evidence", "distractor", "control")
 #: per-sample diagnostics of every map (mean per model × method in summary.csv)
@@ -55,7 +56,7 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
                 row["value"] = None if not np.isfinite(value) else float(value)
                 if not finite:
                     row["note"] = "non-finite map (counted as a miss)" \
-                        if metric.startswith("pointing_game") else "non-finite map"
+                        if metrics.get(metric).non_finite == "miss" else "non-finite map"
                 elif row["value"] is None:
                     row["note"] = "undefined (no positive relevance)"
             rows.append(row)
@@ -95,7 +96,7 @@ def excluded_rows(model: str, method: str, names: Sequence[str],
         base = {"model": model, "method": method, "sample_id": sid, "question_type": family,
                 "correct": None, "value": None, "note": why}
         for metric in names:
-            regions = REGIONS if metrics.get(metric).kind == "localisation" else ("",)
+            regions = REGIONS if metrics.get(metric).kind is MetricKind.LOCALISATION else ("",)
             rows += [{**base, "metric": metric, "region": region} for region in regions]
     return rows
 

@@ -19,7 +19,7 @@ from benchmark.engine.config import RunConfig
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import chunked
 from benchmark.engine.passes import part
-from benchmark.models.segmentation import absent_side_inputs
+from datasets.segmentation_stream import absent_side_inputs
 from metrics.perturbation import SUBSTRATES, whole_image_probabilities
 
 #: per model weights: (what, batch, settings) → the batch's values

@@ -23,7 +23,9 @@ from benchmark.engine.plan import OUTSIDE
 from benchmark.engine.run_data import RunData
 from benchmark.engine.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows,
                                model_metric_rows, reference_metric_rows)
-from methods.base import Diagnostic, Explanation, NotApplicable
+from methods.base import Diagnostic, Explanation
+from metrics.base import MetricKind
+from benchmark.core.errors import NotApplicable
 
 
 def compute_unit(state, data: RunData, method_name: str, b: int) -> dict:
@@ -95,7 +97,7 @@ def _unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int, data
     rows = _map_rows(model, out, recs, base_rows, invalid, reason, data, state.effects)
     seconds["localisation and counterfactual metrics"] = time.perf_counter() - t0
     directions = {k: d.higher_is_better for k, d in (out.diagnostics if out else {}).items()}
-    mod = [m for m in cfg.metrics if metrics.get(m).kind == "model"]
+    mod = [m for m in cfg.metrics if metrics.get(m).kind is MetricKind.MODEL]
     outside = {m: {i: OUTSIDE.format(n=plan.count(method_name, m), what=f"{method_name} × {m}")
                    for i, k in enumerate(ranks) if i not in invalid
                    and plan.count(method_name, m) is not None
@@ -136,8 +138,8 @@ def _map_rows(model: VLModel, out: Optional[Explanation], recs, base_rows: List[
               effects: Dict[str, Optional[dict]]) -> List[dict]:
     """Rows of the metrics that read the map alone: localisation, reference, counterfactual."""
     kinds = {m: metrics.get(m).kind for m in data.cfg.metrics}
-    loc, ref, cf = ([m for m, k in kinds.items() if k == kind]
-                    for kind in ("localisation", "reference", "counterfactual"))
+    loc, ref, cf = ([m for m, k in kinds.items() if k is kind] for kind in (
+        MetricKind.LOCALISATION, MetricKind.REFERENCE, MetricKind.COUNTERFACTUAL))
     cf_why = reason or next((metrics.get(m).applicable(model) for m in cf), None)
     maps_np = None if out is None else out.maps.numpy()
     rows = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional
 
+import methods
 import metrics
 from benchmark.engine import batch_inputs as inputs
 from benchmark import models
@@ -16,6 +17,7 @@ from benchmark.engine.aggregate import effect_summary
 from benchmark.engine.config import RunConfig
 from benchmark.engine.object_effects import can_rerender, object_effects, semantic_stream
 from benchmark.core.errors import InputError
+from metrics.base import MetricKind
 from benchmark.models.memory import bound
 from benchmark.models.protocol import VLModel
 from benchmark.engine.passes import part
@@ -107,8 +109,8 @@ def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
 def _wants_effects(cfg: RunConfig, info: dict, records) -> bool:
     """Whether the run needs the model's Δ per object (a counterfactual metric or method asked
     for, a trained model, re-renderable data)."""
-    asked = any(metrics.get(m).kind == "counterfactual" for m in cfg.metrics) \
-        or "counterfactual_oracle" in cfg.methods
+    asked = any(metrics.get(m).kind is MetricKind.COUNTERFACTUAL for m in cfg.metrics) \
+        or any("counterfactuals" in methods.get(m).needs for m in cfg.methods)
     return asked and not info.get("untrained") and any(can_rerender(r) for r in records)
 
 
@@ -124,6 +126,6 @@ def model_options(name: str, cfg: RunConfig) -> dict:
     from benchmark.models.embedded import EMBEDDED
 
     options = {k: getattr(cfg, k) for k in models.reads(name) if getattr(cfg, k)}
-    if cfg.fusion and name in EMBEDDED and EMBEDDED[name][0].fused:
-        options["model_overrides"] = {"fusion": {**EMBEDDED[name][0].fusion, **cfg.fusion}}
+    if cfg.fusion and name in EMBEDDED and EMBEDDED[name].config.fused:
+        options["model_overrides"] = {"fusion": {**EMBEDDED[name].config.fusion, **cfg.fusion}}
     return options

@@ -1,8 +1,8 @@
 """Model registry: ``load(name)``, ``wrap(blip_itm)``, ``available()``, ``missing(name)``.
 
 Embedded models (``blip-itm-tiny``, ``difnet-itm-tiny``) load their shipped checkpoint (verified
-by sha256), or — for a configuration with no shipped checkpoint — are trained on first use and
-cached by config hash. Pretrained LAVIS models load from local disk only; :func:`missing` names
+by sha256), or — for a configuration with no shipped checkpoint — the one ``python -m benchmark
+train`` wrote into the user cache; loading never trains. Pretrained LAVIS models load from local disk only; :func:`missing` names
 the file a user must provide.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
-from benchmark.core.errors import InputError
+from benchmark.core.errors import InputError, MissingWeights
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import Preprocessing, state_hash
 from benchmark.core.registry import Registry
@@ -24,12 +24,9 @@ REGISTRY = Registry("model", entry_point_group="vqa_xai_bench.models", package=_
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 
 
-class MissingWeights(InputError):
-    """The model's weights are not on disk; the message says which file and how to get it."""
-
-
 def cache_dir() -> Path:
-    """Where trained-on-first-use models are cached (``$VQA_XAI_BENCH_CACHE`` overrides)."""
+    """Where `python -m benchmark train` writes models that do not ship (``$VQA_XAI_BENCH_CACHE``
+    overrides)."""
     root = os.environ.get("VQA_XAI_BENCH_CACHE") or Path.home() / ".cache" / "vqa-xai-bench"
     return Path(root) / "models"
 

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 from torch import nn
 
 from benchmark.core.errors import InputError
-from benchmark.models import MissingWeights
+from benchmark.core.errors import MissingWeights
 from benchmark.models.tensors import state_hash
 from benchmark.models.pnp_vqa_pipeline import PnpVqa
 

@@ -25,8 +25,9 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from benchmark.models import CHECKPOINT_DIR, MissingWeights
-from benchmark.models.tiny import TinyConfig, build_tiny_vit, preprocessing
+from benchmark.models import CHECKPOINT_DIR
+from benchmark.core.errors import MissingWeights
+from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_vit, preprocessing
 
 NAME = "pnp-vqa-tiny"
 PROMPT = "a picture of "  # PNP-VQA's captioning prompt
@@ -60,13 +61,12 @@ def caption_tokenizer(folder: Path = TOKENIZERS):
                                           do_lower_case=True))
 
 
-def build_captioner(cfg: TinyPnpConfig, seed: int = 0, folder: Path = TOKENIZERS) -> nn.Module:
+def build_captioner(cfg: TinyPnpConfig, vocab: Vocabulary, seed: int = 0,
+                    folder: Path = TOKENIZERS) -> nn.Module:
     """LAVIS ``BlipCaption`` of ``cfg`` (seeded, untrained), with a per-patch attribute head
-    used only in training."""
+    over ``vocab`` used only in training."""
     from lavis.models.blip_models.blip_caption import BlipCaption
     from lavis.models.med import BertConfig, XBertLMHeadDecoder
-
-    from benchmark.models.tiny import PATCH_GROUPS
 
     tok = caption_tokenizer(folder)
 
@@ -85,7 +85,7 @@ def build_captioner(cfg: TinyPnpConfig, seed: int = 0, folder: Path = TOKENIZERS
                       add_type_embeddings=False, hidden_dropout_prob=0.0,
                       attention_probs_dropout_prob=0.0, pad_token_id=0)
     model = TinyBlipCaption(vit, XBertLMHeadDecoder(config=bert), prompt=PROMPT, max_txt_len=24)
-    model.patch_head = nn.Linear(cfg.vision.vit_width, sum(PATCH_GROUPS.values()))
+    model.patch_head = nn.Linear(cfg.vision.vit_width, sum(vocab.patch_groups.values()))
     return model
 
 
@@ -167,7 +167,8 @@ def load_tiny(*_, **__):
     cfg = TinyPnpConfig(vision=TinyConfig(**meta["config"]["vision"]),
                         **{k: v for k, v in meta["config"].items() if k != "vision"})
     state = torch.load(io.BytesIO(data), map_location="cpu")
-    captioner = build_captioner(cfg, folder=TOKENIZERS)
+    captioner = build_captioner(cfg, Vocabulary.from_record(meta["vocabulary"]),
+                                folder=TOKENIZERS)
     captioner.load_state_dict(state["captioner"])
     answerer = build_answerer(cfg, folder=TOKENIZERS, state=state["answerer"])
     info = {"checkpoint": f"{NAME}.pt", "sha256": meta["sha256"],

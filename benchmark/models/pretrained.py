@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from benchmark.core.errors import InputError
-from benchmark.models import LOCAL_FILES, MissingWeights, register, wrap
+from benchmark.models import LOCAL_FILES, register, wrap
+from benchmark.core.errors import MissingWeights
 from benchmark.models.blip import with_blip_tokens
 from benchmark.models.tensors import state_hash
 

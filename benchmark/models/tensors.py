@@ -10,6 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
+#: the autocast dtype of each precision a run or a fine-tuning can ask for (fp32: no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass
 class TextBatch:

@@ -20,22 +20,48 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from benchmark.models.blip import BLIP_MEAN, BLIP_STD, with_blip_tokens
 from benchmark.models.tensors import Preprocessing
-from datasets.synthetic import ANSWERS, COLOURS, SEMANTIC_CLASSES, SHAPES, SIZES
 
 VOCAB_FILE = Path(__file__).with_name("vocab.txt")
-#: per-patch auxiliary targets: index 0 means "no object" in every group
-#: per-question auxiliary targets of the text encoder's token head: which shapes and colours
-#: the question names are present, and the count 0..3+
-TOKEN_AUX = len(SHAPES) + len(COLOURS) + 4
-PATCH_GROUPS: Dict[str, int] = {"colour": len(COLOURS) + 1, "shape": len(SHAPES) + 1,
-                                "size": len(SIZES) + 1}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The domain a tiny model was trained on, as its heads read it: the answer labels, the
+    attribute words its per-patch and per-question training heads predict, and the segmentation
+    classes its fusion encoder reads. Each checkpoint record keeps it (``vocabulary``), so a
+    model loads without the data generator; training takes it from the generator."""
+
+    answers: Tuple[str, ...]
+    colours: Tuple[str, ...]
+    shapes: Tuple[str, ...]
+    sizes: Tuple[str, ...]
+    semantic_classes: Tuple[str, ...]
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Vocabulary":
+        return cls(**{k: tuple(v) for k, v in record.items()})
+
+    def to_record(self) -> dict:
+        return {k: list(v) for k, v in asdict(self).items()}
+
+    @property
+    def patch_groups(self) -> Dict[str, int]:
+        """Per-patch training targets: class counts per group, index 0 meaning "no object"."""
+        return {"colour": len(self.colours) + 1, "shape": len(self.shapes) + 1,
+                "size": len(self.sizes) + 1}
+
+    @property
+    def token_outputs(self) -> int:
+        """Per-question training targets of the text head: which shapes and colours the question
+        names are present, and the count 0..3+."""
+        return len(self.shapes) + len(self.colours) + 4
 
 
 @dataclass(frozen=True)
@@ -51,7 +77,7 @@ class TinyConfig:
     text_layers: int = 6
     text_heads: int = 12
     stem_channels: int = 48
-    n_answers: int = len(ANSWERS)
+    n_answers: int = 12  # the synthetic domain's answers (checked against the vocabulary)
     fused: bool = False
     fusion: Dict[str, object] = field(default_factory=dict)  # MultiLevelEncoder kwargs when fused
 
@@ -101,8 +127,9 @@ def build_tiny_vit(cfg: TinyConfig) -> nn.Module:
     return vit
 
 
-def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
-    """Construct (untrained) the embedded model for ``cfg`` with a seeded initialisation."""
+def build_tiny_itm(cfg: TinyConfig, vocab: Vocabulary, seed: int = 0):
+    """Construct (untrained) the embedded model for ``cfg`` over ``vocab`` with a seeded
+    initialisation."""
     from lavis.models.blip_models.blip_image_text_matching import BlipITM
     from lavis.models.med import BertConfig, XBertEncoder
 
@@ -113,6 +140,9 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
         def init_tokenizer(cls):
             return _tokenizer()
 
+    if len(vocab.answers) != cfg.n_answers:
+        raise ValueError(f"the config has {cfg.n_answers} answers, the vocabulary "
+                         f"{len(vocab.answers)}")
     torch.manual_seed(seed)
     vit = build_tiny_vit(cfg)
     tok = _tokenizer()
@@ -126,13 +156,13 @@ def build_tiny_itm(cfg: TinyConfig, seed: int = 0):
     if cfg.fused:
         from benchmark.models.difnet import FusedVisualEncoder
 
-        vit = FusedVisualEncoder(vit, grid=cfg.grid, n_classes=len(SEMANTIC_CLASSES), **cfg.fusion)
+        vit = FusedVisualEncoder(vit, grid=cfg.grid, n_classes=len(vocab.semantic_classes), **cfg.fusion)
     model = TinyBlipITM(image_encoder=vit, text_encoder=text, embed_dim=cfg.text_width,
                         max_txt_len=40)
     model.vqa_head = nn.Sequential(nn.Linear(cfg.text_width, 2 * cfg.text_width), nn.GELU(),
                                    nn.Linear(2 * cfg.text_width, cfg.n_answers))
-    model.patch_head = nn.Linear(cfg.vit_width, sum(PATCH_GROUPS.values()))
-    model.token_head = nn.Linear(cfg.text_width, TOKEN_AUX)
+    model.patch_head = nn.Linear(cfg.vit_width, sum(vocab.patch_groups.values()))
+    model.token_head = nn.Linear(cfg.text_width, vocab.token_outputs)
     return model
 
 

@@ -127,7 +127,7 @@ def _open_data(cfg: FinetuneConfig):
     """The training dataset, checked: enough questions for hard negatives, every image on
     disk (refused up front, not at the batch that reaches it), a stream fit for training."""
     import datasets
-    from benchmark.engine.batch_inputs import PRECISIONS
+    from benchmark.models.tensors import PRECISIONS
 
     if cfg.batch_size < 2:
         raise InputError("--batch-size must be at least 2: hard negatives come from the batch")
@@ -156,7 +156,7 @@ class _Run:
     fresh or restored from a checkpoint, advanced one optimiser step at a time."""
 
     def __init__(self, cfg: FinetuneConfig, data, adapter, device: str) -> None:
-        from benchmark.engine.batch_inputs import PRECISIONS
+        from benchmark.models.tensors import PRECISIONS
         from benchmark.training.loop import _schedule
 
         self.cfg, self.data, self.adapter, self.device = cfg, data, adapter, device
@@ -203,7 +203,7 @@ class _Run:
 
     def advance(self) -> float:
         """One optimiser step over ``accumulate`` batches; returns its mean loss."""
-        from benchmark.models.segmentation import batch_segmentation
+        from datasets.segmentation_stream import batch_segmentation
 
         cfg, adapter = self.cfg, self.adapter
         for group, fn in zip(self.opt.param_groups, self.schedules):

@@ -25,7 +25,7 @@ def heldout_table(names: Iterable[str], sources: Iterable[str], questions: int,
     rows: List[dict] = []
     pools = {}
     for name in names:
-        cfg = EMBEDDED[name][0]
+        cfg = EMBEDDED[name].config
         key = (cfg.image_size, cfg.patch_size)
         if key not in pools:
             pools[key] = build_pool("test", questions, cfg, seed, progress=progress)

@@ -9,10 +9,13 @@ import numpy as np
 import torch
 
 from benchmark.models.protocol import VLModel
-from benchmark.models.tiny import TinyConfig
-from benchmark.models.segmentation import class_histogram
+from benchmark.models.tiny import TinyConfig, Vocabulary
+from datasets.segmentation_stream import class_histogram
 from datasets import synthetic as syn
 from datasets.scene_questions import referents_exist
+
+#: the generator's words, as the tiny models' heads read them (recorded with each checkpoint)
+VOCABULARY = Vocabulary.from_record(syn.vocabulary())
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 
+from benchmark.training.labels import VOCABULARY
 from benchmark.training.loop import _optimiser, _schedule
 from benchmark.training.pnp_data import (CAPTION_WORDS, PROMPT, ScenePool, build_scene_pool,
                                              caption, draw_patches, passages)
@@ -192,7 +193,7 @@ def _train_captioner(cfg, tcfg: PnpTrainConfig, pool: ScenePool, folder: Path, p
                      progress: bool):
     from benchmark.models import pnp_tiny
 
-    captioner = pnp_tiny.build_captioner(cfg, tcfg.seed, folder)
+    captioner = pnp_tiny.build_captioner(cfg, VOCABULARY, tcfg.seed, folder)
     n, t0 = len(pool.questions), time.time()
     losses = _steps(captioner, tcfg.caption_steps, tcfg.lr, tcfg, tcfg.seed,
                     "training captioner", progress, lambda rng: captioner_loss(
@@ -255,6 +256,7 @@ def train_pnp_tiny(dest: Path, tcfg: PnpTrainConfig = PnpTrainConfig(), cfg=None
             **record, **stats, **evaluate_pipeline(pipe, test, tcfg),
             "train_seconds": time.time() - t0,
             "tokenizer_sha256": pnp_tiny.tokenizer_hashes(folder),
+            "vocabulary": VOCABULARY.to_record(),
             "torch": torch.__version__, "trained_at": time.strftime("%Y-%m-%d")}
     write_atomic(dest, data)
     write_atomic(dest.with_suffix(".json"), json.dumps(meta, indent=1, sort_keys=True))

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.models.protocol import VLModel
-from benchmark.models.tiny import PATCH_GROUPS
 from methods._capture import capture
-from benchmark.training.labels import Pool, fed, negatives, segmentation_for, token_targets, word_patch_sets
+from benchmark.training.labels import (VOCABULARY, Pool, fed, negatives, segmentation_for,
+                                       token_targets, word_patch_sets)
 
 
 @dataclass(frozen=True)
@@ -95,11 +95,12 @@ def patch_attribute_loss(model, tokens: torch.Tensor, targets: torch.Tensor) -> 
     first) against each patch's colour / shape / size class (``targets``: (B, N, 3))."""
     logits = model.patch_head(tokens[:, 1:])  # (B, N, sum(groups))
     loss, start = 0.0, 0
-    for g, (name, n) in enumerate(PATCH_GROUPS.items()):
+    groups = VOCABULARY.patch_groups
+    for g, (name, n) in enumerate(groups.items()):
         loss = loss + F.cross_entropy(logits[..., start:start + n].reshape(-1, n),
                                       targets[..., g].reshape(-1))
         start += n
-    return loss / len(PATCH_GROUPS)
+    return loss / len(groups)
 
 
 def batch_losses(adapter: VLModel, pool: Pool, idx: np.ndarray, rng: np.random.Generator,
