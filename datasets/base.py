@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from benchmark.core.errors import EmptyQuestion, InputError
+from benchmark.core.options import Option
 
 
 @dataclass
@@ -66,6 +67,9 @@ class Dataset:
     #: what the dataset gives per sample besides its regions, in ``Record.extra`` (e.g. GQA's
     #: grounding boxes, human attention maps): the reference metrics that read them apply
     references: tuple = ()
+    #: settings a user may pass (``--dataset-option OPTION=VALUE``): each an
+    #: :class:`~benchmark.core.options.Option`, handed to the constructor as a keyword argument
+    options: Tuple[Option, ...] = ()
 
     def pointing_tolerance(self, image_side: int) -> float:
         """The default pointing tolerance in pixels for images of this side."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any, Dict, Sequence
 
 from benchmark.core.registry import Registry
-from methods.base import Attribution, Option
+from benchmark.core.options import Option, parse_specs
+from methods.base import Attribution
 from benchmark.core.errors import NotApplicable, UnknownOption
 
 REGISTRY = Registry("method", entry_point_group="vqa_xai_bench.methods", package=__name__)
@@ -29,19 +30,13 @@ available = REGISTRY.available
 
 def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """``["integrated_gradients.n_steps=64", ...]`` → ``{"integrated_gradients": {"n_steps": 64}}``,
-    each value parsed by the method's declared :class:`~methods.base.Option` (one-line errors:
-    :class:`UnknownOption`, or the registry's unknown-name error)."""
-    out: Dict[str, Dict[str, Any]] = {}
-    for spec in specs:
-        key, eq, text = spec.partition("=")
-        name, dot, option = key.strip().partition(".")
-        if not (eq and dot and name and option):
-            raise UnknownOption(f"a method option is METHOD.OPTION=VALUE, e.g. "
-                                f"integrated_gradients.n_steps=64; got {spec!r}")
-        method = get(name)
-        out.setdefault(name, {})[option] = method.option(option).parse(text.strip())
-        method.with_options(**out[name])  # values that are each valid but not together
+    each value parsed by the method's declared :class:`~benchmark.core.options.Option` (one-line
+    errors: :class:`UnknownOption`, or the registry's unknown-name error)."""
+    out = parse_specs(specs, "method", lambda n: get(n).options, "integrated_gradients.n_steps=64")
+    for name, values in out.items():
+        get(name).with_options(**values)  # values that are each valid but not together
     return out
+
 
 __all__ = ["Attribution", "NotApplicable", "Option", "UnknownOption", "register", "get",
            "available", "parse_options", "REGISTRY"]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 
-from benchmark.core.errors import InputError, NotApplicable, UnknownOption
+from benchmark.core.errors import NotApplicable
+from benchmark.core.options import Configurable, Option
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import TextBatch
 from methods.targets import check_target, parse_target
@@ -23,44 +24,6 @@ INPUTS = {
 #: inputs that reveal the answer key: a method needing one is a bracket, not a method to rank
 #: or to sanity-check
 GROUND_TRUTH = ("masks", "evidence_masks", "counterfactuals")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting of a method: typed, defaulted, with one line of help.
-
-    ``type`` parses a command-line string (``int``, ``float``, ``str``; ``None`` is written
-    ``none`` when the default is ``None``); ``choices`` restricts the values.
-    """
-
-    name: str
-    type: Callable[[str], Any]
-    default: Any
-    help: str
-    choices: Tuple[Any, ...] = ()
-    validate: Optional[Callable[[Any], None]] = None  # raises a one-line error for a bad value
-
-    def parse(self, text: str) -> Any:
-        """The value of ``text`` (a command-line string), checked."""
-        if self.default is None and text.lower() == "none":
-            return None
-        try:
-            value = self.type(text)
-        except ValueError:
-            raise UnknownOption(f"option {self.name!r} expects {self.type.__name__}, "
-                                f"not {text!r}") from None
-        return self.check(value)
-
-    def check(self, value: Any) -> Any:
-        if self.choices and value not in self.choices:
-            raise UnknownOption(f"option {self.name!r} must be one of "
-                                f"{', '.join(map(str, self.choices))}, not {value!r}")
-        if self.validate is not None and value is not None:
-            try:
-                self.validate(value)
-            except (InputError, KeyError) as e:
-                raise UnknownOption(f"option {self.name!r}: {e}") from None
-        return value
 
 
 @dataclass
@@ -96,7 +59,7 @@ def _concatenated(parts: Sequence[Explanation]) -> Explanation:
     return Explanation(torch.cat([p.maps for p in parts]), diagnostics, valid)
 
 
-class Attribution:
+class Attribution(Configurable):
     """Base class of every method. Subclasses declare ``options`` (bound in ``__init__`` as
     attributes: ``self.n_steps``), the run ``needs`` they read (names of :data:`INPUTS`) and
     whether they are a baseline (``is_baseline``: never reported as the best method), and
@@ -110,29 +73,11 @@ class Attribution:
     bounds its own passes).
     """
 
-    name: str = ""
-    options: Tuple[Option, ...] = ()
+    family = "method"
     needs: Tuple[str, ...] = ()
     is_baseline: bool = False
     per_sample: bool = False
     sanity_options: Dict[str, Any] = {}
-
-    def __init__(self, **options: Any) -> None:
-        for key, value in options.items():
-            self.option(key).check(value)
-        self.config: Dict[str, Any] = {o.name: options.get(o.name, o.default)
-                                       for o in self.options}
-        for key, value in self.config.items():
-            setattr(self, key, value)
-
-    def option(self, key: str) -> Option:
-        """The declared option ``key`` (one-line error naming the valid ones otherwise)."""
-        for o in self.options:
-            if o.name == key:
-                return o
-        valid = ", ".join(o.name for o in self.options) or "none"
-        raise UnknownOption(f"method {self.name or type(self).__name__!r} has no option "
-                            f"{key!r}; its options: {valid}")
 
     @property
     def reads_ground_truth(self) -> bool:
@@ -146,12 +91,6 @@ class Attribution:
         answer key: a reference row, never tested)."""
         return "bracket" if self.reads_ground_truth else \
             "baseline" if self.is_baseline else "method"
-
-    def with_options(self, **options: Any) -> "Attribution":
-        """A copy with ``options`` changed (validated); ``self`` is unchanged."""
-        other = type(self)(**{**self.config, **options})
-        other.name = self.name
-        return other
 
     def applicable(self, model: VLModel) -> Optional[str]:
         """``None`` when the method can explain ``model``, else the reason it cannot."""

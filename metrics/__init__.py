@@ -8,6 +8,9 @@ NaN means the sample is excluded (empty mask), never a silent 0 or 1. ``metrics.
 from __future__ import annotations
 
 
+from typing import Any, Dict, Sequence
+
+from benchmark.core.options import parse_specs
 from benchmark.core.registry import Registry
 
 REGISTRY = Registry("metric", entry_point_group="vqa_xai_bench.metrics", package=__name__)
@@ -29,7 +32,14 @@ def _check_metric_class(cls) -> None:
 get = REGISTRY.get
 available = REGISTRY.available
 
+
+def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """``["pointing_game.radius=2", ...]`` → ``{"pointing_game": {"radius": 2}}``, each value
+    parsed by the metric's declared option (one-line errors otherwise)."""
+    return parse_specs(specs, "metric", lambda n: get(n).options, "METRIC.OPTION=VALUE")
+
+
 from metrics.curves import auc  # noqa: E402  (after the registry: curves registers metrics)
 from metrics.vqa import vqa_accuracy  # noqa: E402
 
-__all__ = ["register", "get", "available", "auc", "vqa_accuracy", "REGISTRY"]
+__all__ = ["register", "get", "available", "parse_options", "auc", "vqa_accuracy", "REGISTRY"]

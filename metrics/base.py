@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from benchmark.core.options import Configurable
 from benchmark.models.protocol import VLModel
 
 
@@ -37,11 +38,12 @@ class MetricKind(str, Enum):
     SANITY = "sanity"
 
 
-class Metric:
-    """What every metric declares: name, kind, direction, applicability, and what the engine
-    and the reports read from it instead of its name."""
+class Metric(Configurable):
+    """What every metric declares: name, kind, direction, applicability, its ``options``
+    (:class:`~benchmark.core.options.Option`, bound as attributes; ``--metric-option``), and
+    what the engine and the reports read from it instead of its name."""
 
-    name: str = ""
+    family = "metric"
     kind: ClassVar[MetricKind]
     higher_is_better: ClassVar[bool] = True
     #: it re-runs the model, so it needs a trained one (the untrained controls get a note)

@@ -9,6 +9,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from benchmark.core.options import Option
 from benchmark.models.protocol import Member, VLModel
 from benchmark.models.tensors import state_hash
 from metrics import register
@@ -270,7 +271,12 @@ class SmoothRandomisation(SanityMetric):
 
     higher_is_better = False
     nominal_maps = 2 * N_NOISE
-    __call__ = staticmethod(smprt)
+    options = (Option("n_noise", int, N_NOISE, "noisy copies per input (Quantus' default)"),)
+
+    def __call__(self, model: VLModel, method: Explainer, images: torch.Tensor,
+                 questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:
+        return smprt(model, method, images, questions, seed=seed, n_noise=self.n_noise,
+                     **method_kwargs)
 
 
 @register("emprt")

@@ -70,8 +70,11 @@ def layering_run(tmp_path_factory):
     from tests.import_graph import recorded_edges
 
     out = tmp_path_factory.mktemp("every-plugin") / "run"
+    # small budgets where a plugin's cost has a knob: IG's nodes (on the randomised models of the
+    # cascades it never converges) and sMPRT's noisy copies
     argv = ["--models", "blip-itm-tiny-plain,difnet-itm-tiny-plain", "--methods", "all",
             "--metrics", "all", "--limit", "2", "--batch-size", "2", "--steps", "4",
-            "--sanity-samples", "2", "--full", "--quiet", "--out", str(out)]
+            "--sanity-samples", "1", "--method-option", "integrated_gradients.max_steps=64",
+            "--metric-option", "smprt.n_noise=2", "--full", "--quiet", "--out", str(out)]
     edges = recorded_edges(f"from benchmark.cli.main import main\nassert main({argv!r}) == 0\n")
     return edges, out

@@ -11,20 +11,9 @@ import torch
 import methods
 from benchmark.cli.main import main
 from methods.base import Attribution, Diagnostic, Explanation
+from tests.cli_helpers import CSVS, SMALL, one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = ["--models", "blip-itm-tiny@init", "--methods", "random,cross_attn_gradcam",
-         "--metrics", "pointing_game,relevance_mass,deletion_auc", "--limit", "6",
-         "--batch-size", "3", "--quiet", "--steps", "4"]
-
-
-def _one_line_error(capsys, argv, code=2):
-    assert main(argv) == code
-    err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
-    assert len(err) == 1, err
-    return err[0]
-
-
 def test_list(capsys):
     assert main(["--list"]) == 0
     out = capsys.readouterr().out
@@ -65,7 +54,7 @@ def test_a_quiet_run_prints_nothing_on_stderr(tmp_path):
     (["--methods", "random", "--method-option", "rollout.block=1"], "which --methods does not run"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
-    line = _one_line_error(capsys, argv + ["--out", str(tmp_path / "o")])
+    line = one_line_error(capsys, argv + ["--out", str(tmp_path / "o")])
     assert needle in line
 
 
@@ -90,20 +79,20 @@ def test_a_method_option_reaches_the_method_the_manifest_and_the_cache_key(tmp_p
 
 
 def test_unknown_name_lists_the_known_ones(capsys, tmp_path):
-    line = _one_line_error(capsys, ["--models", "nope", "--out", str(tmp_path)])
+    line = one_line_error(capsys, ["--models", "nope", "--out", str(tmp_path)])
     assert "blip-itm-tiny" in line and "difnet-itm-tiny" in line
 
 
 def test_unwritable_out_is_one_line(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    line = _one_line_error(capsys, SMALL + ["--out", str(blocker / "run")])
+    line = one_line_error(capsys, SMALL + ["--out", str(blocker / "run")])
     assert "cannot write to --out" in line
 
 
 def test_missing_weights_skip_with_one_line_or_fail_cleanly(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    line = _one_line_error(capsys, ["--models", "blip-itm-base", "--out", str(tmp_path / "a")])
+    line = one_line_error(capsys, ["--models", "blip-itm-base", "--out", str(tmp_path / "a")])
     assert "model_base_retrieval_coco.pth" in line
     assert main(["--models", "blip-itm-base,blip-itm-tiny@init", *SMALL[2:], "--out",
                  str(tmp_path / "b")]) == 0
@@ -143,9 +132,6 @@ TRAINED = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,
            "--quiet", "--steps", "4", "--sanity-samples", "4",
            # IG's convergence rows are compared too; integrating to 4096 steps adds only time
            "--method-option", "integrated_gradients.max_steps=128"]
-CSVS = ("results.csv", "summary.csv", "curves.csv", "comparisons.csv", "sanity.csv")
-
-
 def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(TRAINED + ["--out", str(a)]) == 0
@@ -235,18 +221,18 @@ def test_full_disk_is_one_line_and_keeps_results(tmp_path, capsys):
     (["evaluate", "--questions", "0"], "positive integer"),
 ])
 def test_evaluate_bad_usage_is_one_line(capsys, argv, needle):
-    assert needle in _one_line_error(capsys, argv)
+    assert needle in one_line_error(capsys, argv)
 
 
 def test_train_stage1_must_be_a_first_stage_of_the_same_model(capsys, tmp_path):
-    assert "needs the checkpoint and its .json" in _one_line_error(
+    assert "needs the checkpoint and its .json" in one_line_error(
         capsys, ["train", "--model", "blip-itm-tiny", "--stage1", str(tmp_path / "none.pt")])
     from benchmark.models import CHECKPOINT_DIR
 
-    line = _one_line_error(capsys, ["train", "--model", "difnet-itm-tiny", "--quiet", "--stage1",
+    line = one_line_error(capsys, ["train", "--model", "difnet-itm-tiny", "--quiet", "--stage1",
                                     str(CHECKPOINT_DIR / "blip-itm-tiny.pt")])
     assert "another config" in line
-    line = _one_line_error(capsys, ["train", "--model", "blip-itm-tiny", "--quiet", "--stage1",
+    line = one_line_error(capsys, ["train", "--model", "blip-itm-tiny", "--quiet", "--stage1",
                                     str(CHECKPOINT_DIR / "blip-itm-tiny.pt")])
     assert "already includes the evidence-view stage" in line
 

@@ -7,7 +7,7 @@ from benchmark.engine.cache import UnitCache
 from benchmark.cli.main import dataset_metrics, main, resolve_device
 from benchmark.core.errors import InputError
 from benchmark.core.errors import UsageError
-from tests.test_cli import SMALL, _one_line_error
+from tests.cli_helpers import CSVS, SMALL, one_line_error
 
 
 @pytest.mark.parametrize("available,requested,expected", [
@@ -38,7 +38,7 @@ def test_a_gpu_rerun_into_a_cpu_folder_is_one_line_and_keeps_its_results(tmp_pat
     before = (out / "summary.csv").read_bytes()
     capsys.readouterr()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    line = _one_line_error(capsys, SMALL + ["--out", str(out)])  # auto → cuda here
+    line = one_line_error(capsys, SMALL + ["--out", str(out)])  # auto → cuda here
     assert "another device (cpu)" in line and "--device cpu" in line
     assert (out / "summary.csv").read_bytes() == before
 
@@ -57,7 +57,7 @@ def test_bf16_runs_every_model_metric_and_never_shares_a_folder_with_fp32(tmp_pa
     assert {"deletion_auc", "vqa_keep_auc"} <= set(means)
     assert all(0.0 <= means[m] <= 1.0 for m in ("deletion_auc", "vqa_keep_auc"))
     capsys.readouterr()
-    line = _one_line_error(capsys, args + ["--out", str(out)])  # fp32 into the bf16 folder
+    line = one_line_error(capsys, args + ["--out", str(out)])  # fp32 into the bf16 folder
     assert "different configuration" in line
 
 
@@ -89,7 +89,6 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
     and writes the same bytes as the CPU run (the same kernels compute both here)."""
     from metrics import sanity
     from tests.fake_cuda import fake_cuda
-    from tests.test_cli import CSVS
 
     # the emulator wraps every operation: sMPRT's 50 noisy copies and PNP-VQA's rounds of 20
     # captions per map would take many minutes through it; fewer take the same device paths

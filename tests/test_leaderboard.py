@@ -98,7 +98,8 @@ def _run_folder(tmp_path, summary, comparisons):
     import csv
     import json
 
-    from benchmark.engine.outputs import COMPARISON_COLUMNS, SUMMARY_COLUMNS
+    from benchmark.engine.comparisons import COLUMNS as COMPARISON_COLUMNS
+    from benchmark.engine.tables import SUMMARY_COLUMNS
 
     for name, rows, cols in (("summary.csv", summary, SUMMARY_COLUMNS),
                              ("comparisons.csv", comparisons, COMPARISON_COLUMNS)):

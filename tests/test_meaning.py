@@ -9,7 +9,7 @@ import functools
 import pytest
 
 from benchmark.models import CHECKPOINT_DIR
-from benchmark.engine.outputs import summarise
+from benchmark.engine.tables import summarise
 from benchmark.engine.stats import paired_test
 from benchmark.engine.config import RunConfig
 from benchmark.engine.runner import run

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import methods
-from tests.test_vqav2 import PLUGIN_MODEL, write_model_plugin
+from tests.plugin_files import PLUGIN_MODEL, write_model_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "benchmark" / "models" / "checkpoints" / "blip-itm-tiny.json"

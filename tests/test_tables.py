@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from benchmark.engine.comparisons import comparisons
-from benchmark.engine.outputs import summarise
+from benchmark.engine.tables import summarise
 from benchmark.engine.stats import bootstrap_ci, holm, paired_test
 
 FAMILIES = ["count", "exist", "count", "spatial", "exist", "count"]

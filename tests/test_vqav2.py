@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import datasets
 from benchmark.core.errors import InputError
 from datasets import synthetic as syn
 from datasets.export import export_vqav2
+from tests.plugin_files import PLUGIN_MODEL, write_model_plugin
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "benchmark" / "models" / "checkpoints" / "blip-itm-tiny.json"
@@ -20,7 +20,6 @@ N = 14
 QFILE = "v2_OpenEnded_mscoco_val2014_questions.json"
 AFILE = "v2_mscoco_val2014_annotations.json"
 IFILE = "instances_val2014.json"
-PLUGIN_MODEL = "untrained-tiny-plugin"
 
 
 @pytest.fixture(scope="module")
@@ -205,36 +204,6 @@ def test_truncated_image_is_reported(data_root):
 
 
 # ------------------------------------------------------------------ command line
-
-PLUGIN_SOURCE = f'''
-"""Test plugin: an untrained embedded-architecture model, registered through an entry point."""
-from benchmark import models
-
-
-@models.register("{PLUGIN_MODEL}")
-def load(**_):
-    from benchmark.models.embedded import tiny_adapter
-    from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_itm
-    from datasets.synthetic import vocabulary
-
-    cfg, vocab = TinyConfig(), Vocabulary.from_record(vocabulary())
-    return tiny_adapter(build_tiny_itm(cfg, vocab, seed=0), "{PLUGIN_MODEL}", cfg, vocab,
-                        {{"fingerprint": "untrained"}})
-'''
-
-
-def write_model_plugin(root: Path) -> Path:
-    """Write into ``root`` a tiny distribution that registers :data:`PLUGIN_MODEL`, an untrained
-    embedded-architecture model (runs without any checkpoint)."""
-    (root / "xb_test_model_plugin.py").write_text(textwrap.dedent(PLUGIN_SOURCE))
-    info = root / "xb_test_model_plugin-0.0.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: xb-test-model-plugin\n"
-                                   "Version: 0.0.0\n")
-    (info / "entry_points.txt").write_text(
-        f"[vqa_xai_bench.models]\n{PLUGIN_MODEL} = xb_test_model_plugin\n")
-    return root
-
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory):

@@ -86,6 +86,11 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--method-option", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="set a method's option, e.g. integrated_gradients.baseline=zero "
                         "(repeatable; --list shows every method's options and defaults)")
+    for family, shape in (("metric", "METRIC.OPTION=VALUE"), ("model", "MODEL.OPTION=VALUE"),
+                          ("dataset", "OPTION=VALUE")):
+        p.add_argument(f"--{family}-option", action="append", default=[], metavar=shape,
+                       help=f"set an option the {family} declares (repeatable; --list shows "
+                            "them); recorded in the manifest and the cache digest")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true",
                    help="write the CSVs and manifest only, not index.html, tables.tex and the "

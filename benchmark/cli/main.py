@@ -47,18 +47,20 @@ def _list(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None
                          ("pnp-vqa pipelines (--pnp-vqa)", list(PIPELINES))):
         print(f"{title}:")
         for n in names:
-            note = ""
+            note, options = "", ()
             if title == "models":
                 reason = None if ":" in n else models.missing(
                     n, **{k: v for k, v in files.items() if v and k in models.reads(n)})
                 note = "  (weights not on disk)" if reason else ""
+                options = models.get(n.split(":")[0]).options
             elif title.startswith("pnp-vqa"):
                 note = "  (not on disk)" if missing_pipeline(n, **files) else ""
-            elif title == "methods":
-                m = methods.get(n)
-                note = "".join(f"\n      {o.name}={o.default}: {o.help}" for o in m.options)
-                note = ("  (baseline)" if m.is_baseline else "") + note
-            print(f"  {n}{note}")
+            else:
+                plugin = {"methods": methods, "metrics": metrics, "datasets": datasets}[title].get(n)
+                note = "  (baseline)" if getattr(plugin, "is_baseline", False) else ""
+                options = plugin.options
+            print(f"  {n}{note}" + "".join(f"\n      {o.name}={o.default}: {o.help}"
+                                           for o in options))
 
 
 def _parameters(dataset: str) -> dict:
@@ -150,6 +152,8 @@ def run_config(args):
     resolved, the engine available, at least one model runnable (else :class:`UsageError`)."""
     import datasets
     import methods
+    import metrics
+    from benchmark import models
     from benchmark.engine import config
     from benchmark.engine.units import missing_models
 
@@ -168,6 +172,10 @@ def run_config(args):
                            fusion=parse_fusion(args.fusion),
                            vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
                            method_options=methods.parse_options(args.method_option),
+                           metric_options=metrics.parse_options(args.metric_option),
+                           model_options=models.parse_options(args.model_option),
+                           dataset_options=datasets.parse_options(args.dataset,
+                                                                  args.dataset_option),
                            pnp_vqa=default_pipeline(args.pnp_vqa, args.dataset),
                            pnp_captions=args.pnp_captions,
                            max_batch_images=args.max_batch_images,
@@ -178,19 +186,7 @@ def run_config(args):
         counts.setdefault(plan.SANITY, args.sanity_samples)
     cfg.plan = plan.resolve(cfg.methods, cfg.metrics, cfg.sanity_samples, counts,
                             full=args.full).to_dict()
-    if cfg.region is not None and "region" not in _parameters(cfg.dataset):
-        raise UsageError(f"--region applies to datasets with several region types (clevrxai), "
-                         f"not {cfg.dataset}")
-    stray = sorted(set(cfg.method_options) - set(cfg.methods))
-    if stray:
-        raise UsageError(f"--method-option for {', '.join(stray)}, which --methods does not run")
-    datasets.get(cfg.dataset)
-    if cfg.pnp_vqa is not None:
-        from benchmark.models.pnp_pipelines import PIPELINES
-
-        if cfg.pnp_vqa not in PIPELINES:
-            raise UsageError(f"unknown --pnp-vqa {cfg.pnp_vqa!r}; use one of "
-                             f"{', '.join(PIPELINES)}")
+    _check_names(cfg)
     cfg.device = resolve_device(args.device)
     if args.engine == "ray":
         import importlib.util
@@ -203,6 +199,26 @@ def run_config(args):
     if all(reasons):
         raise UsageError("no requested model can run here: " + "; ".join(reasons))
     return cfg
+
+
+def _check_names(cfg) -> None:
+    """Usage errors for settings that name what the run does not have."""
+    if cfg.region is not None and "region" not in _parameters(cfg.dataset):
+        raise UsageError(f"--region applies to datasets with several region types (clevrxai), "
+                         f"not {cfg.dataset}")
+    for family, asked, run in (("method", cfg.method_options, cfg.methods),
+                               ("metric", cfg.metric_options, cfg.metrics),
+                               ("model", cfg.model_options, cfg.models)):
+        stray = sorted(set(asked) - set(run))
+        if stray:
+            raise UsageError(f"--{family}-option for {', '.join(stray)}, which --{family}s does "
+                             "not run")
+    if cfg.pnp_vqa is not None:
+        from benchmark.models.pnp_pipelines import PIPELINES
+
+        if cfg.pnp_vqa not in PIPELINES:
+            raise UsageError(f"unknown --pnp-vqa {cfg.pnp_vqa!r}; use one of "
+                             f"{', '.join(PIPELINES)}")
 
 
 def dataset_metrics(spec: str, dataset: str) -> List[str]:

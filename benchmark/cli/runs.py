@@ -44,7 +44,7 @@ def cmd_reproduce(argv: Sequence[str]) -> int:
 
 
 def outputs_git_commit() -> str:
-    from benchmark.engine.outputs import git_commit
+    from benchmark.engine.provenance import git_commit
 
     return git_commit(Path(__file__).resolve().parents[2])
 

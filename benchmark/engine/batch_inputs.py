@@ -8,6 +8,7 @@ from typing import List, Optional
 import torch
 
 import methods
+import metrics
 from benchmark.engine.config import RunConfig
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import PRECISIONS
@@ -53,3 +54,8 @@ def precision(cfg: RunConfig):
 def configured_method(name: str, cfg: RunConfig) -> methods.Attribution:
     """The registered method ``name`` with the run's options for it (``--method-option``)."""
     return methods.get(name).with_options(**cfg.method_options.get(name, {}))
+
+
+def configured_metric(name: str, cfg: RunConfig):
+    """The registered metric ``name`` with the run's options for it (``--metric-option``)."""
+    return metrics.get(name).with_options(**cfg.metric_options.get(name, {}))

@@ -38,7 +38,12 @@ class RunConfig:
     vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
     vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
-    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # method → option → value
+    #: declared plugin options (``--method-option`` ...): plugin → option → value; the
+    #: dataset's: option → value
+    method_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    metric_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    model_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    dataset_options: Dict[str, Any] = field(default_factory=dict)
     pnp_vqa: Optional[str] = None  # PNP-VQA captioner + answerer (benchmark.models.pnp_vqa_pipeline)
     pnp_captions: int = 20  # captions per question for pnp_vqa_accuracy (PNP-VQA: 100)
     max_batch_images: Optional[int] = None  # images per forward; None: from memory_budget_gb
@@ -88,4 +93,4 @@ def load_dataset(cfg: RunConfig):
         options["data_root"] = cfg.data_root
     if cfg.region:
         options["region"] = cfg.region
-    return datasets.get(cfg.dataset)(**options)
+    return datasets.get(cfg.dataset)(**options, **cfg.dataset_options)

@@ -54,7 +54,7 @@ def _sanity_tests(model: VLModel, method, recs, records, cfg: RunConfig) -> dict
     tests = {}
     fed = inputs.fed(model, recs, records, cfg)
     for name in sanity_names(cfg):
-        fn = metrics.get(name)
+        fn = inputs.configured_metric(name, cfg)
         value = fn(fed, method, images, questions, seed=cfg.seed)
         if fn.rerun_row:
             # the same model, another seed: ~0 for a random map, 1 for a deterministic method

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import metrics
+from benchmark.engine.batch_inputs import configured_metric
 from benchmark.engine.config import RunConfig
 from benchmark.engine.object_effects import object_masks
 from benchmark.core.errors import MissingWeights
@@ -37,12 +38,13 @@ def note(why: str) -> str:
     return why if why.startswith("excluded") else f"not applicable: {why}"
 
 
-def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
-                       tolerance: float, reason: Optional[str]) -> List[dict]:
+def localisation_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray], rec,
+                      tolerance: float, reason: Optional[str]) -> List[dict]:
+    """Rows of the localisation metrics ``scorers`` (configured instances) for one sample."""
     rows = []
     finite = heat is not None and bool(np.isfinite(heat).all())
-    for metric in names:
-        fn = metrics.get(metric)
+    for fn in scorers:
+        metric = fn.name
         for region in REGIONS:
             mask = {"target": rec.target_mask, "evidence": rec.evidence,
                     "distractor": rec.distractor_mask, "control": rec.control}[region]
@@ -56,7 +58,7 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
                 row["value"] = None if not np.isfinite(value) else float(value)
                 if not finite:
                     row["note"] = "non-finite map (counted as a miss)" \
-                        if metrics.get(metric).non_finite == "miss" else "non-finite map"
+                        if fn.non_finite == "miss" else "non-finite map"
                 elif row["value"] is None:
                     row["note"] = "undefined (no positive relevance)"
             rows.append(row)
@@ -66,12 +68,13 @@ def localisation_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarra
     return rows
 
 
-def reference_metric_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
+def reference_metric_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray], rec,
                           reason: Optional[str]) -> List[dict]:
-    """Rows of the reference metrics for one sample (against ``rec.extra[metric.reference]``)."""
+    """Rows of the reference metrics ``scorers`` for one sample (against
+    ``rec.extra[metric.reference]``)."""
     rows = []
-    for metric in names:
-        fn = metrics.get(metric)
+    for fn in scorers:
+        metric = fn.name
         row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
         if heat is None:
             row["note"] = note(reason)
@@ -101,11 +104,12 @@ def excluded_rows(model: str, method: str, names: Sequence[str],
     return rows
 
 
-def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndarray], rec,
-                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
+def counterfactual_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray], rec,
+                        effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
     """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
     rows = []
-    for metric in names:
+    for fn in scorers:
+        metric = fn.name
         row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
         if why is not None or heat is None:
             row["note"] = note(why or "no map")
@@ -113,9 +117,8 @@ def counterfactual_rows(base: dict, names: Sequence[str], heat: Optional[np.ndar
             row["note"] = "not applicable: the dataset cannot re-render this scene"
         else:
             objects = object_masks(rec)
-            value = metrics.get(metric)(heat, objects, effect["delta"], tolerance=tolerance,
-                                        targets=[bool((m & rec.target_mask).any())
-                                                 for m in objects])
+            value = fn(heat, objects, effect["delta"], tolerance=tolerance,
+                       targets=[bool((m & rec.target_mask).any()) for m in objects])
             row["value"] = None if not np.isfinite(value) else float(value)
             if row["value"] is None:
                 row["note"] = "undefined (fewer than 3 objects, equal effects or non-finite map)"
@@ -150,7 +153,7 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
     rows = []
     for metric in names:
         t0 = time.perf_counter()
-        fn = metrics.get(metric)
+        fn = configured_metric(metric, cfg)
         # a curve of the match probability carries no signal when the question does not match
         # the image (e.g. an exist question answered "no"): those samples keep a noted row
         unmatched = {i for i, r in enumerate(recs)

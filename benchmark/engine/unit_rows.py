@@ -137,10 +137,10 @@ def _map_rows(model: VLModel, out: Optional[Explanation], recs, base_rows: List[
               invalid: Dict[int, str], reason: Optional[str], data: RunData,
               effects: Dict[str, Optional[dict]]) -> List[dict]:
     """Rows of the metrics that read the map alone: localisation, reference, counterfactual."""
-    kinds = {m: metrics.get(m).kind for m in data.cfg.metrics}
-    loc, ref, cf = ([m for m, k in kinds.items() if k is kind] for kind in (
+    scorers = [inputs.configured_metric(m, data.cfg) for m in data.cfg.metrics]
+    loc, ref, cf = ([fn for fn in scorers if fn.kind is kind] for kind in (
         MetricKind.LOCALISATION, MetricKind.REFERENCE, MetricKind.COUNTERFACTUAL))
-    cf_why = reason or next((metrics.get(m).applicable(model) for m in cf), None)
+    cf_why = reason or next((fn.applicable(model) for fn in cf), None)
     maps_np = None if out is None else out.maps.numpy()
     rows = []
     for i, r in enumerate(recs):

@@ -126,6 +126,7 @@ def model_options(name: str, cfg: RunConfig) -> dict:
     from benchmark.models.embedded import EMBEDDED
 
     options = {k: getattr(cfg, k) for k in models.reads(name) if getattr(cfg, k)}
+    options.update(cfg.model_options.get(name, {}))
     if cfg.fusion and name in EMBEDDED and EMBEDDED[name].config.fused:
         options["model_overrides"] = {"fusion": {**EMBEDDED[name].config.fusion, **cfg.fusion}}
     return options

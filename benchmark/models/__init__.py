@@ -11,11 +11,12 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from benchmark.core.errors import InputError, MissingWeights
+from benchmark.core.options import Option, parse_specs
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import Preprocessing, state_hash
 from benchmark.core.registry import Registry
@@ -37,7 +38,7 @@ LOCAL_FILES = ("weights_dir", "tokenizer_dir")
 
 def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
              argument: Optional[str] = None, reads: Tuple[str, ...] = (),
-             in_all: bool = True):
+             in_all: bool = True, options: Tuple[Option, ...] = ()):
     """Register a loader ``fn(**options) -> VLModel``; ``missing(**options)`` says what is
     absent (``None`` when the model can be loaded with those options).
 
@@ -45,7 +46,9 @@ def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
     ``fn(VALUE, **options)`` (``missing`` likewise); ``--models all`` leaves it out, and so it
     does a loader registered with ``in_all=False`` (e.g. a training-seed replicate, asked for by
     name). ``reads`` names the options of :data:`LOCAL_FILES` the loader takes
-    (``--weights-dir``, ``--tokenizer-dir``); only those are passed to it.
+    (``--weights-dir``, ``--tokenizer-dir``); only those are passed to it. ``options``
+    declares the loader's own settings (:class:`~benchmark.core.options.Option`, set with
+    ``--model-option NAME.OPTION=VALUE``), passed to it and to ``missing`` as keywords.
     """
     unknown = sorted(set(reads) - set(LOCAL_FILES))
     if unknown:
@@ -56,6 +59,7 @@ def register(name: str, missing: Optional[Callable[..., Optional[str]]] = None,
         fn.argument = argument
         fn.reads = tuple(reads)
         fn.in_all = in_all and argument is None
+        fn.options = tuple(options)
         REGISTRY.register(name, fn)
         return fn
 
@@ -88,6 +92,12 @@ def resolve(spec: str) -> List[str]:
     for n in names:
         _loader(n)
     return names
+
+
+def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """``["my-model.width=64", ...]`` → ``{"my-model": {"width": 64}}``, each value parsed by
+    the loader's declared option (one-line errors otherwise)."""
+    return parse_specs(specs, "model", lambda n: _loader(n)[0].options, "MODEL.OPTION=VALUE")
 
 
 def reads(name: str) -> Tuple[str, ...]:
