@@ -26,7 +26,26 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=None,
                    help="optimiser steps (default: the shipped recipe's; pnp-vqa-tiny: of "
                         "each of its two models; fine-tuning: 10000)")
-    tune = p.add_argument_group("fine-tuning difnet-itm-base")
+    _finetune_arguments(p.add_argument_group("fine-tuning difnet-itm-base"))
+    p.add_argument("--ship", action="store_true",
+                   help="write into the package's checkpoints/ (what ships with the suite) "
+                        "instead of the user cache (pnp-vqa-tiny always writes there; not for "
+                        "difnet-itm-base, which writes into --out)")
+    p.add_argument("--fusion", type=parse_fusion, default=None, metavar="Lf=INT,T=INT,N=INT",
+                   help="a fused embedded model with other fusion settings (written to the user "
+                        "cache, where a run with the same --fusion finds it)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--answerer-only", action="store_true",
+                   help="pnp-vqa-tiny: retrain the answerer alone beside the shipped captioner "
+                        "and tokenizers, recording the held-out accuracy before and after")
+    p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
+                   help="continue from a checkpoint of the recipe's first stage (same config; "
+                        "its .json beside it) and run only the second, evidence-view stage")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _finetune_arguments(tune) -> None:
     tune.add_argument("--dataset", default="vqav2", help="training data (default: vqav2)")
     tune.add_argument("--data-root", default=None, help="the dataset's folder")
     tune.add_argument("--split", default="train", help="training split (default: train)")
@@ -58,22 +77,6 @@ def train_parser() -> argparse.ArgumentParser:
                       help="keep only the first N text layers (smoke tests)")
     tune.add_argument("--stop-after", type=positive_int, default=None,
                       help="stop after N steps with the checkpoint written (a rerun resumes)")
-    p.add_argument("--ship", action="store_true",
-                   help="write into the package's checkpoints/ (what ships with the suite) "
-                        "instead of the user cache (pnp-vqa-tiny always writes there; not for "
-                        "difnet-itm-base, which writes into --out)")
-    p.add_argument("--fusion", type=parse_fusion, default=None, metavar="Lf=INT,T=INT,N=INT",
-                   help="a fused embedded model with other fusion settings (written to the user "
-                        "cache, where a run with the same --fusion finds it)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
-    p.add_argument("--answerer-only", action="store_true",
-                   help="pnp-vqa-tiny: retrain the answerer alone beside the shipped captioner "
-                        "and tokenizers, recording the held-out accuracy before and after")
-    p.add_argument("--stage1", type=Path, default=None, metavar="CKPT",
-                   help="continue from a checkpoint of the recipe's first stage (same config; "
-                        "its .json beside it) and run only the second, evidence-view stage")
-    p.add_argument("--quiet", action="store_true")
-    return p
 
 
 def evaluate_parser() -> argparse.ArgumentParser:
