@@ -270,8 +270,11 @@ class SmoothRandomisation(SanityMetric):
     """Smooth MPRT (Hedström et al., 2023), :func:`smprt`. Lower is better."""
 
     higher_is_better = False
-    nominal_maps = 2 * N_NOISE
     options = (Option("n_noise", int, N_NOISE, "noisy copies per input (Quantus' default)"),)
+
+    @property
+    def nominal_maps(self) -> int:  # type: ignore[override]
+        return 2 * self.n_noise
 
     def __call__(self, model: VLModel, method: Explainer, images: torch.Tensor,
                  questions: Sequence[str], seed: int = 0, **method_kwargs: Any) -> list:

@@ -39,7 +39,6 @@ def fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
     return model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
 
 
-
 def precision(cfg: RunConfig):
     """The context the model's passes run in: nothing for fp32, else ``torch.autocast`` on the
     run's device with bf16 or fp16 (maps and scores are then cast back to fp32)."""

@@ -18,7 +18,6 @@ from benchmark.models.protocol import VLModel
 from metrics.base import MetricKind
 
 
-
 def sanity_names(cfg: RunConfig) -> List[str]:
     return [m for m in cfg.metrics if metrics.get(m).kind is MetricKind.SANITY]
 
@@ -29,8 +28,8 @@ def sanity_weight(data: RunData, method_name: str) -> int:
     when the run has no sanity test)."""
     if configured_method(method_name, data.cfg).reads_ground_truth:
         return 0
-    return len(data.sanity_records(method_name)) * sum(metrics.get(t).nominal_maps
-                                                       for t in sanity_names(data.cfg))
+    return len(data.sanity_records(method_name)) * sum(
+        inputs.configured_metric(t, data.cfg).nominal_maps for t in sanity_names(data.cfg))
 
 
 def sanity_unit(model: VLModel, method_name: str, data: RunData) -> dict:

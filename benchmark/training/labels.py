@@ -117,8 +117,6 @@ def _word_attributes() -> Dict[str, tuple]:
     return out
 
 
-
-
 def token_targets(tokenizer, input_ids: torch.Tensor, objects_per_row: Sequence[list]):
     """Per text token: for a colour word, which shapes have that colour in the image (multi-hot)
     and how many objects have it; for a shape word, which colours it comes in and how many.

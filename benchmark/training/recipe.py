@@ -39,7 +39,6 @@ class TrainConfig:
     data_seed: int = 0
 
 
-
 def partial_views(b: int, n_patches: int, rng: np.random.Generator, prob: float,
                   min_keep: float) -> torch.Tensor:
     """(b, 1 + n_patches) cross-attention mask: full view, or with probability ``prob`` a random
