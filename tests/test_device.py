@@ -87,12 +87,10 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
     the fused model (the cascade's machinery through emprt and smprt) — side inputs, sanity
     randomisation and all — runs through ``--device cuda``
     and writes the same bytes as the CPU run (the same kernels compute both here)."""
-    from metrics import sanity
     from tests.fake_cuda import fake_cuda
 
     # the emulator wraps every operation: sMPRT's 50 noisy copies and PNP-VQA's rounds of 20
     # captions per map would take many minutes through it; fewer take the same device paths
-    monkeypatch.setattr(sanity, "N_NOISE", 2)
 
     # the cascade walks the stages one by one with the clone-and-randomise machinery that emprt
     # and smprt apply at once (both here): on the emulator it adds minutes, no device path
@@ -100,7 +98,8 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
     args = ["--models", "difnet-itm-tiny", "--limit", "2", "--batch-size", "2", "--steps", "2",
             "--sanity-samples", "2", "--pnp-captions", "2", "--quiet", "--no-report", "--metrics",
             ",".join(every),
-            "--method-option", "integrated_gradients.max_steps=64"]
+            "--method-option", "integrated_gradients.max_steps=64",
+            "--metric-option", "smprt.n_noise=2"]
     assert main(args + ["--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
     with fake_cuda(monkeypatch):
         assert main(args + ["--out", str(tmp_path / "gpu")]) == 0  # --device auto → cuda
