@@ -102,14 +102,15 @@ def load_embedded(name: str, model_overrides: Optional[dict] = None, **_) -> VLM
     if found is None:
         raise MissingWeights(missing_embedded(name, model_overrides))
     path, meta = found
-    model = build_tiny_itm(cfg, Vocabulary.from_record(meta["vocabulary"]), EMBEDDED[name].seed)
+    vocab = Vocabulary.from_record(meta["vocabulary"])
+    model = build_tiny_itm(cfg, vocab, EMBEDDED[name].seed)
     load_weights(model, path, meta["sha256"])
     info = {k: meta.get(k) for k in ("itm_accuracy", "vqa_accuracy", "itm_by_family",
                                      "vqa_by_family", "train_seconds", "checkpoint", "sha256")}
     info.update(fingerprint=hashlib.sha256((meta["key"] + meta["state_hash"]).encode()).hexdigest(),
                 config=cfg.to_dict(), train_config=meta.get("train_config"), key=meta["key"],
                 recipe=EMBEDDED[name].recipe)
-    return tiny_adapter(model, name, cfg, Vocabulary.from_record(meta["vocabulary"]), info)
+    return tiny_adapter(model, name, cfg, vocab, info)
 
 
 def tiny_adapter(model, name: str, cfg: TinyConfig, vocab: Vocabulary, info: dict) -> VLModel:
