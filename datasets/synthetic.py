@@ -26,7 +26,7 @@ segmentation stream then carries shape but not colour).
 Scenes (vocabulary, objects, rendering) are built in :mod:`datasets.scenes`, questions in
 :mod:`datasets.scene_questions`; this module assembles a sample.
 
-Bump :data:`GENERATOR_VERSION` whenever output changes; ``tests/test_synthetic.py`` pins hashes.
+Bump :data:`GENERATOR_VERSION` whenever output changes; ``tests/datasets/test_synthetic.py`` pins hashes.
 """
 from __future__ import annotations
 

@@ -60,8 +60,9 @@ def _concatenated(parts: Sequence[Explanation]) -> Explanation:
 
 
 class Attribution(Configurable):
-    """Base class of every method. Subclasses declare ``options`` (bound in ``__init__`` as
-    attributes: ``self.n_steps``), the run ``needs`` they read (names of :data:`INPUTS`) and
+    """Base class of every method. Subclasses declare their options as class attributes
+    (``n_steps = Option(...)``; on an instance, ``self.n_steps`` is the bound value), the run
+    ``needs`` they read (names of :data:`INPUTS`) and
     whether they are a baseline (``is_baseline``: never reported as the best method), and
     implement :meth:`attribute`, which returns the maps or an :class:`Explanation`.
 

@@ -117,7 +117,7 @@ class CheferRelevance(Attribution):
     Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
     per_sample = True
-    options = (TARGET,)
+    target = TARGET
 
     def applicable(self, model: VLModel) -> Optional[str]:
         if len(model.attention_sites("text_cross")) != len(model.attention_sites("text_self")):

@@ -38,7 +38,8 @@ class CrossAttentionGradCAM(Attribution):
         target: ``"itm"`` (default), ``"itm_prob"`` or ``"answer"``.
     """
     per_sample = True
-    options = (BLOCK, TARGET)
+    block = BLOCK
+    target = TARGET
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:

@@ -25,7 +25,7 @@ class FusedGradCAM(Attribution):
     Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
     per_sample = True
-    options = (TARGET,)
+    target = TARGET
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:

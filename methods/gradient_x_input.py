@@ -15,7 +15,7 @@ class GradientXInput(Attribution):
     """M(p) = sum over the pixels i of patch p and channels c of x_ci * dy/dx_ci (Shrikumar et
     al., 2016), y the ``target`` option (default: the match logit)."""
     per_sample = True
-    options = (TARGET,)
+    target = TARGET
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:

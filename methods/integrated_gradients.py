@@ -87,20 +87,21 @@ class IntegratedGradientsMap(Attribution):
     :class:`NotApplicable`. Its relative error is summed over the K paths before the ratio.
     """
 
-    options = (
-        Option("rule", str, "adaptive", "quadrature: adaptive (nested nodes refined where the "
-               "path needs it) or uniform (captum's midpoint rule, steps doubled)", RULES),
-        Option("n_steps", int, 32, "uniform rule: first number of Riemann steps"),
-        Option("max_steps", int, 4096, "most nodes (adaptive) or steps (uniform) per path"),
-        Option("rel_tolerance", float, 0.05, "largest relative completeness error that counts "
-               "as converged"),
-        Option("target", str, "itm", "score explained: itm (match logit), itm_prob or "
-               "itm_nonmatch (the no-match logit)", PATH_TARGETS),
-        Option("baseline", str, "blur", "path start: blur, zero, black or expected", BASELINES),
-        Option("n_references", int, 4, "expected gradients: baselines per sample"),
-        Option("internal_batch_size", int, None, "images per forward along the path (default: "
-               f"{CHUNK_IMAGES} within the model's --max-batch-images)"),
-    )
+    rule = Option("rule", str, "adaptive", "quadrature: adaptive (nested nodes refined where "
+                  "the path needs it) or uniform (captum's midpoint rule, steps doubled)", RULES)
+    n_steps = Option("n_steps", int, 32, "uniform rule: first number of Riemann steps")
+    max_steps = Option("max_steps", int, 4096,
+                       "most nodes (adaptive) or steps (uniform) per path")
+    rel_tolerance = Option("rel_tolerance", float, 0.05,
+                           "largest relative completeness error that counts as converged")
+    target = Option("target", str, "itm", "score explained: itm (match logit), itm_prob or "
+                    "itm_nonmatch (the no-match logit)", PATH_TARGETS)
+    baseline = Option("baseline", str, "blur", "path start: blur, zero, black or expected",
+                      BASELINES)
+    n_references = Option("n_references", int, 4, "expected gradients: baselines per sample")
+    internal_batch_size = Option("internal_batch_size", int, None,
+                                 "images per forward along the path (default: "
+                                 f"{CHUNK_IMAGES} within the model's --max-batch-images)")
 
     @property
     def per_sample(self) -> bool:

@@ -68,7 +68,7 @@ class AttentionRollout(Attribution):
     tokens, ``[ENC]`` and ``[SEP]`` excluded; BLIP-2: the query tokens). No gradients are used.
     """
     per_sample = True
-    options = (BLOCK,)
+    block = BLOCK
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:

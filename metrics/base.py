@@ -39,8 +39,9 @@ class MetricKind(str, Enum):
 
 
 class Metric(Configurable):
-    """What every metric declares: name, kind, direction, applicability, its ``options``
-    (:class:`~benchmark.core.options.Option`, bound as attributes; ``--metric-option``), and
+    """What every metric declares: name, kind, direction, applicability, its options
+    (:class:`~benchmark.core.options.Option` class attributes, read on an instance as the bound
+    value; ``--metric-option``), and
     what the engine and the reports read from it instead of its name."""
 
     family = "metric"

@@ -270,7 +270,7 @@ class SmoothRandomisation(SanityMetric):
     """Smooth MPRT (Hedström et al., 2023), :func:`smprt`. Lower is better."""
 
     higher_is_better = False
-    options = (Option("n_noise", int, N_NOISE, "noisy copies per input (Quantus' default)"),)
+    n_noise = Option("n_noise", int, N_NOISE, "noisy copies per input (Quantus' default)")
 
     @property
     def nominal_maps(self) -> int:  # type: ignore[override]

@@ -68,7 +68,7 @@ def layering_run(tmp_path_factory):
     the report written), in a fresh interpreter that records every import it executes:
     ``(edges, run folder)``. The layering test and the every-plugin smoke test share it; the
     golden test pins the numbers of both models on a fixed list."""
-    from tests.import_graph import recorded_edges
+    from tests.fixtures.import_graph import recorded_edges
 
     out = tmp_path_factory.mktemp("every-plugin") / "run"
     # the smallest budget wherever a plugin's cost has a knob: it checks that each runs, not

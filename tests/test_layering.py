@@ -1,10 +1,10 @@
 """The import layering holds at run time: no import, at module level or inside a function,
-reaches a layer above its own (``tests/import_graph.py`` records the graph and names the
+reaches a layer above its own (``tests/fixtures/import_graph.py`` records the graph and names the
 layers) — after a registry lookup of every family, and through one whole run.
 """
 import pytest
 
-from tests.import_graph import layer_of, recorded_edges, violations
+from tests.fixtures.import_graph import layer_of, recorded_edges, violations
 
 LOOKUP = """
 from benchmark import models

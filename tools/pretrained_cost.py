@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmark.models.pretrained import CHECKPOINTS  # noqa: E402
-from tests.real_layout import bert_vocab, lavis_checkpoint  # noqa: E402
+from tests.fixtures.real_layout import bert_vocab, lavis_checkpoint  # noqa: E402
 
 METHODS = ("cross_attn_gradcam", "fused_gradcam", "rollout", "gradient_x_input",
            "chefer_relevance", "integrated_gradients", "random", "center")

@@ -1,6 +1,10 @@
 """Declared options, the one way every plugin family takes a setting.
 
-A plugin lists its :class:`Option`\\ s in ``options``; the command line sets them as
+A method or metric declares each :class:`Option` as a class attribute of its own name
+(``n_steps = Option("n_steps", int, 32, "...")``): on an instance the attribute is the bound
+value, typed as the option's type (``self.n_steps`` is an ``int`` to a type checker), and the
+class's ``options`` lists them in declaration order. Datasets and model loaders list theirs in
+``options``. The command line sets them as
 ``--method-option METHOD.OPTION=VALUE``, ``--metric-option METRIC.OPTION=VALUE``,
 ``--model-option MODEL.OPTION=VALUE`` or ``--dataset-option OPTION=VALUE``, each value parsed
 and checked by its declaration, and the run configuration (hence the manifest and the cache
@@ -10,25 +14,39 @@ a dataset or model loader receives them as keyword arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Dict, Optional, Sequence, Tuple
+from typing import (Any, Callable, ClassVar, Dict, Generic, Optional, Sequence, Tuple, TypeVar,
+                    overload)
 
 from benchmark.core.errors import InputError, UnknownOption
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Option:
+class Option(Generic[T]):
     """One setting of a plugin: typed, defaulted, with one line of help.
 
     ``type`` parses a command-line string (``int``, ``float``, ``str``; ``None`` is written
-    ``none`` when the default is ``None``); ``choices`` restricts the values.
+    ``none`` when the default is ``None``); ``choices`` restricts the values. As a class
+    attribute of a :class:`Configurable` it reads, on an instance, that instance's value.
     """
 
     name: str
-    type: Callable[[str], Any]
-    default: Any
+    type: Callable[[str], T]
+    default: Optional[T]
     help: str
     choices: Tuple[Any, ...] = ()
     validate: Optional[Callable[[Any], None]] = None  # raises a one-line error for a bad value
+
+    @overload
+    def __get__(self, obj: None, owner: Any = None) -> "Option[T]": ...
+
+    @overload
+    def __get__(self, obj: object, owner: Any = None) -> T: ...
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.config[self.name]
 
     def parse(self, text: str) -> Any:
         """The value of ``text`` (a command-line string), checked."""
@@ -63,21 +81,33 @@ def find_option(options: Sequence[Option], key: str, owner: str) -> Option:
 
 
 class Configurable:
-    """A plugin instance whose declared ``options`` are bound at construction: each value,
-    checked, becomes an attribute (``self.n_steps``) and an entry of ``config``."""
+    """A plugin instance whose declared options (class attributes) are bound at construction:
+    each value, checked, is the instance's attribute (``self.n_steps``) and an entry of
+    ``config``."""
 
     name: str = ""
     #: the family's word in messages ("method", "metric")
     family: ClassVar[str] = "plugin"
+    #: the declared options, base classes' first (collected from the class attributes)
     options: ClassVar[Tuple[Option, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: Dict[str, Option] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Option):
+                    if attr != value.name:
+                        raise TypeError(f"{cls.__name__}.{attr} declares option "
+                                        f"{value.name!r}: name the attribute as the option")
+                    found[attr] = value
+        cls.options = tuple(found.values())
 
     def __init__(self, **options: Any) -> None:
         for key, value in options.items():
             self.option(key).check(value)
         self.config: Dict[str, Any] = {o.name: options.get(o.name, o.default)
                                        for o in self.options}
-        for key, value in self.config.items():
-            setattr(self, key, value)
 
     def option(self, key: str) -> Option:
         """The declared option ``key`` (one-line error naming the valid ones otherwise)."""

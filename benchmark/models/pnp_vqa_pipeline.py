@@ -6,7 +6,7 @@ captioner's ViT drawn without replacement with probability ∝ the map (LAVIS ``
 multinomial draws, sorted, gathered; nucleus/top-k sampling from the prompt ``"a picture of "``,
 a caption kept only if it is not part of one already kept); then the question and the captions go
 to a UnifiedQA-v2 T5 in fusion-in-decoder mode (LAVIS ``forward_qa``, greedy). With
-``cross_attn_gradcam`` maps this is PNP-VQA itself (``tests/test_pnp_vqa.py`` checks it against
+``cross_attn_gradcam`` maps this is PNP-VQA itself (``tests/models/test_pnp_vqa.py`` checks it against
 ``PNPVQA.predict_answers`` with the same seed).
 
 Every question's answerer reads exactly ``num_captions`` passages, whatever the map: LAVIS draws

@@ -15,7 +15,7 @@ from benchmark import models
 from benchmark.models.tensors import TextBatch
 from metrics._ties import record_ids, tie_break
 from metrics.perturbation import affected_patches, blur, step_counts, to_pixels
-from tests.lavis_offline import build_lavis_itm
+from tests.fixtures.lavis_offline import build_lavis_itm
 
 pytestmark = pytest.mark.benchmark
 QUESTIONS = ["what colour is the square?", "is there a red circle?", "how many circles are there?",
