@@ -8,6 +8,7 @@ import torch
 
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import chunked
+from benchmark.core.options import Option, at_least
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
@@ -82,15 +83,16 @@ class _PatchSubsetVQA(ModelMetric):
     needs_answers = True
     keep_top = True
     shared = ("tokens",)
+    grid = Option("grid", str, "log", "the fractions of patches read: log (ten in equal ratios "
+                  "from PNP-VQA's 20/576 to 1) or linear (Chefer et al.'s 10% steps)",
+                  tuple(GRIDS))
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 seed: int = 0, vqa_grid: str = "log", vqa_mode: str = "tokens",
+                 seed: int = 0, vqa_mode: str = "tokens",
                  substrate: Substrate = torch.zeros_like,
                  absent: Optional[Dict[str, torch.Tensor]] = None,
                  tokens: Optional[torch.Tensor] = None, **_) -> CurveScores:
-        if vqa_grid not in GRIDS:
-            raise ValueError(f"unknown VQA grid {vqa_grid!r}; use one of {', '.join(GRIDS)}")
-        fractions = GRIDS[vqa_grid]
+        fractions = GRIDS[self.grid]
         n = model.grid[0] * model.grid[1]
         # the patch order is bookkeeping: on the CPU, wherever the maps were computed
         maps = maps.detach().cpu()
@@ -109,8 +111,8 @@ class _PatchSubsetVQA(ModelMetric):
 @register("vqa_keep_auc")
 class VQAKeepAUC(_PatchSubsetVQA):
     """Accuracy when only the top fraction r of patches (most relevant first, at least one) is
-    read, for r on the run's grid (:data:`GRIDS`: ``log`` by default, ``linear`` = Chefer et
-    al.'s); normalised AUC over the grid's points. Higher is better (Chefer et al.'s negative
+    read, for r on the ``grid`` option's fractions (:data:`GRIDS`: ``log`` by default,
+    ``linear`` = Chefer et al.'s); normalised AUC over the grid's points. Higher is better (Chefer et al.'s negative
     perturbation, seen from the kept side). Ties follow the sample's seeded permutation
     (:mod:`metrics._ties`); a non-finite map is not scored (counted by the runner)."""
 
@@ -149,15 +151,19 @@ class VQAPnPSample(ModelMetric):
 
     needs_answers = True
     shared = ("tokens",)
+    num_patches = Option("num_patches", int, None, "patches per draw (default: PNP-VQA's 20 of "
+                         "576, scaled to the grid)", validate=at_least(1))
+    repeats = Option("repeats", int, 5, "draws per question (the value is their mean accuracy)",
+                     validate=at_least(1))
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 num_patches: int | None = None, repeats: int = 5, seed: int = 0,
+                 seed: int = 0,
                  vqa_mode: str = "tokens", substrate: Substrate = torch.zeros_like,
                  absent: Optional[Dict[str, torch.Tensor]] = None,
                  tokens: Optional[torch.Tensor] = None, **_) -> CurveScores:
         n = model.grid[0] * model.grid[1]
-        m = num_patches or max(1, round(PNP_FRACTION * n))
-        keep = pnp_draws(maps, m, repeats, seed)
+        m = self.num_patches or max(1, round(PNP_FRACTION * n))
+        keep = pnp_draws(maps, m, self.repeats, seed)
         preds = _answers_with_patches(model, images, questions, keep.to(images.device),
                                       vqa_mode, substrate, absent, tokens)
-        return CurveScores(_scores(preds, records, repeats, scorer).mean(1))
+        return CurveScores(_scores(preds, records, self.repeats, scorer).mean(1))

@@ -9,6 +9,7 @@ import torchvision.transforms.functional as TF
 
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import chunked
+from benchmark.core.options import Option, at_least
 from metrics import register
 from metrics._ties import patch_order, ranks, record_ids, tie_break
 from metrics.base import CurveScores, ModelMetric
@@ -105,8 +106,11 @@ class _RiseMetric(ModelMetric):
     needs_match = True
     #: the curve's first and last points are :func:`whole_image_probabilities`
     shared = ("ends",)
+    steps = Option("steps", int, 16, "steps S of the curve (S + 1 points, each step a further "
+                   "round(N/S) patches, at least one; capped at the patch count N)",
+                   validate=at_least(1))
 
-    def __call__(self, model, images, questions, maps, records=(), steps: int = 16,
+    def __call__(self, model, images, questions, maps, records=(),
                  substrate: Substrate = torch.zeros_like, start: Substrate = blur,
                  chunk: int = 256, seed: int = 0,
                  absent: Optional[Dict[str, torch.Tensor]] = None,
@@ -114,7 +118,7 @@ class _RiseMetric(ModelMetric):
         """``ends``: :func:`whole_image_probabilities` of these samples, computed here when not
         given."""
         n = model.grid[0] * model.grid[1]
-        counts = step_counts(n, steps)
+        counts = step_counts(n, self.steps)
         perm = tie_break(record_ids(records, len(maps)), n, seed)
         patches = affected_patches(maps.to(images.device), counts.to(images.device),
                                    perm.to(images.device))[:, 1:-1]

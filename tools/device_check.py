@@ -158,7 +158,7 @@ def check_model(name: str, model, device: str, n: int, ig_steps: int, tolerance:
             continue
 
         def score(mod, imgs, metric=metric):
-            return metric(mod, imgs, questions, gradcam, recs, steps=16, scorer=scorer).values
+            return metric(mod, imgs, questions, gradcam, recs, scorer=scorer).values
 
         on_cpu = None if cpu_model is None else (lambda: score(cpu_model, images.cpu()))
         try:

@@ -3,7 +3,7 @@ checks that need nothing but the arguments. Commands live in :mod:`benchmark.cli
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from benchmark.core.errors import UsageError
 from benchmark.engine import plan
@@ -29,6 +29,28 @@ Exit status: 0 success, 2 bad usage or input, 1 internal error.
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+#: flags that set one declared option on every metric of the run that declares it (the flag's
+#: ``dest`` → the option's name): short forms of ``--metric-option`` for the settings most runs
+#: change; a new metric that declares such an option is covered without touching the CLI
+METRIC_SHORTHANDS = {"steps": "steps", "vqa_grid": "grid", "pnp_captions": "captions"}
+
+
+def with_shorthands(args: argparse.Namespace, names: Sequence[str],
+                    options: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """``options`` (metric → option → value) with each shorthand flag given set on every metric
+    of ``names`` that declares its option; an explicit ``--metric-option`` wins."""
+    import metrics
+
+    out = {name: dict(values) for name, values in options.items()}
+    for dest, option in METRIC_SHORTHANDS.items():
+        value = getattr(args, dest)
+        for name in names if value is not None else ():
+            declared = {o.name: o for o in metrics.get(name).options}
+            if option in declared:
+                out.setdefault(name, {}).setdefault(option, declared[option].check(value))
+    return out
 
 
 def positive_int(text: str) -> int:
@@ -130,9 +152,11 @@ def _engine_arguments(p) -> None:
                         "caption checkpoint and UnifiedQA-v2 T5 base/large/3B, from "
                         "--weights-dir or the caches), or none; without one that metric is "
                         "not applicable")
-    p.add_argument("--pnp-captions", type=positive_int, default=20, metavar="N",
-                   help="pnp_vqa_accuracy: captions per question and curve point (default: 20; "
-                        "PNP-VQA uses 100: about four times the cost, measured at full size)")
+    p.add_argument("--pnp-captions", type=positive_int, default=None, metavar="N",
+                   help="shorthand for the option captions of every metric of the run that "
+                        "declares it: pnp_vqa_accuracy's captions per question and curve point "
+                        "(default: 20; PNP-VQA uses 100: about four times the cost, measured at "
+                        "full size)")
     p.add_argument("--max-batch-images", type=positive_int, default=None, metavar="N",
                    help="the most images one forward takes (a method's maps, IG's path points, "
                         "a curve's images, sanity explains); default: what --memory-budget-gb "
@@ -165,9 +189,12 @@ def _metric_arguments(p) -> None:
                         "Default: exact")
     p.add_argument("--fusion", default=None, metavar="Lf=1,T=2,N=2",
                    help="MultiLevelEncoder settings for the embedded fused model (ablations); a "
-                        "setting without a shipped checkpoint is trained once and cached")
-    p.add_argument("--steps", type=positive_int, default=16,
-                   help="deletion/insertion steps S (S+1 points; capped at the patch count)")
+                        "setting without a shipped checkpoint needs `python -m benchmark train "
+                        "--model difnet-itm-tiny --fusion ...` once (the run says so)")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="shorthand for the option steps of every metric of the run that "
+                        "declares it: deletion/insertion steps S (default: 16; S+1 points; "
+                        "capped at the patch count)")
     p.add_argument("--substrate", default="zero", choices=("zero", "mean", "blur"),
                    help="deletion: what replaces removed patches (default: zeros in normalised "
                         "space)")
@@ -182,10 +209,11 @@ def _metric_arguments(p) -> None:
                         "— RISE's blur, σ = 5 px at 224 px scaled to the image, for real data; "
                         "the mean image for synthetic, whose flat-coloured objects survive the "
                         "blur)")
-    p.add_argument("--vqa-grid", default="log", choices=("log", "linear"),
-                   help="vqa_keep_auc / vqa_drop_auc: the fractions of patches read, shared by "
-                        "both — log (default: ten steps in equal ratios from PNP-VQA's 20/576 to "
-                        "1) or linear (Chefer et al.'s 10%% steps)")
+    p.add_argument("--vqa-grid", default=None, choices=("log", "linear"),
+                   help="shorthand for the option grid of every metric of the run that declares "
+                        "it: vqa_keep_auc / vqa_drop_auc's fractions of patches read — log "
+                        "(default: ten steps in equal ratios from PNP-VQA's 20/576 to 1) or "
+                        "linear (Chefer et al.'s 10%% steps)")
     p.add_argument("--vqa-mode", default="tokens", choices=("tokens", "pixels"),
                    help="vqa_keep/drop/pnp: tokens (default, PNP-VQA's use: the answerer reads "
                         "only the chosen patch tokens of the full image) or pixels (the other "

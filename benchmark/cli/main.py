@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from benchmark.engine import plan
-from benchmark.cli.args import parse_fusion, run_parser
+from benchmark.cli.args import parse_fusion, run_parser, with_shorthands
 from benchmark.core.errors import UsageError
 from benchmark.cli.runs import cmd_report, cmd_reproduce
 from benchmark.cli.train import cmd_evaluate, cmd_train
@@ -165,22 +165,22 @@ def run_config(args):
                            limit=args.limit, seed=args.seed, device=args.device,
                            precision=args.precision,
                            batch_size=args.batch_size, tolerance=args.tolerance,
-                           segmentation=args.segmentation, perturbation_steps=args.steps,
+                           segmentation=args.segmentation,
                            substrate=args.substrate, insertion_start=args.insertion_start,
                            side_inputs=args.side_inputs,
                            sanity_samples=args.sanity_samples or SANITY_SAMPLES,
                            fusion=parse_fusion(args.fusion),
-                           vqa_grid=args.vqa_grid, vqa_mode=args.vqa_mode,
+                           vqa_mode=args.vqa_mode,
                            method_options=methods.parse_options(args.method_option),
                            metric_options=metrics.parse_options(args.metric_option),
                            model_options=models.parse_options(args.model_option),
                            dataset_options=datasets.parse_options(args.dataset,
                                                                   args.dataset_option),
                            pnp_vqa=default_pipeline(args.pnp_vqa, args.dataset),
-                           pnp_captions=args.pnp_captions,
                            max_batch_images=args.max_batch_images,
                            memory_budget_gb=args.memory_budget_gb,
                            weights_dir=args.weights_dir, tokenizer_dir=args.tokenizer_dir)
+    cfg.metric_options = with_shorthands(args, cfg.metrics, cfg.metric_options)
     counts = plan.parse_counts(args.plan_count)
     if args.sanity_samples:
         counts.setdefault(plan.SANITY, args.sanity_samples)

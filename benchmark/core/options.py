@@ -71,6 +71,14 @@ class Option(Generic[T]):
         return value
 
 
+def at_least(low: int) -> Callable[[Any], None]:
+    """A ``validate`` for counts: the value must be at least ``low``."""
+    def check(value: Any) -> None:
+        if value < low:
+            raise InputError(f"must be at least {low}, not {value}")
+    return check
+
+
 def find_option(options: Sequence[Option], key: str, owner: str) -> Option:
     """The declared option ``key`` of ``owner`` (one-line error naming the valid ones)."""
     for o in options:

@@ -28,14 +28,12 @@ class RunConfig:
     tolerance: Optional[float] = None  # pointing game; None → scaled from TorchRay's 15 px @ 224
     gallery: int = 12
     segmentation: str = "exact"  # fused models' stream: exact | none | shuffled | npy:DIR
-    perturbation_steps: int = 16
     substrate: str = "zero"  # deletion: what replaces removed patches (zero | mean | blur)
     #: a removed patch's side inputs (a fused model's segmentation): "consistent" (they show
     #: what the substrate shows: background) or "fixed" (the unperturbed image's)
     side_inputs: str = "consistent"
     insertion_start: Optional[str] = None  # insertion's start (blur | zero | mean); None: dataset's
     sanity_samples: int = 50
-    vqa_grid: str = "log"  # vqa_keep / vqa_drop fractions read: log | linear (Chefer's)
     vqa_mode: str = "tokens"  # tokens (PNP-VQA's) | pixels (dropped patches replaced first)
     fusion: Dict[str, int] = field(default_factory=dict)  # MultiLevelEncoder overrides (Lf, T, N)
     #: declared plugin options (``--method-option`` ...): plugin → option → value; the
@@ -45,7 +43,6 @@ class RunConfig:
     model_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     dataset_options: Dict[str, Any] = field(default_factory=dict)
     pnp_vqa: Optional[str] = None  # PNP-VQA captioner + answerer (benchmark.models.pnp_vqa_pipeline)
-    pnp_captions: int = 20  # captions per question for pnp_vqa_accuracy (PNP-VQA: 100)
     max_batch_images: Optional[int] = None  # images per forward; None: from memory_budget_gb
     memory_budget_gb: float = 8.0  # what one forward and backward may hold (benchmark.models.memory)
     weights_dir: Optional[str] = None  # pretrained checkpoints (None: $TORCH_HOME/hub/checkpoints)

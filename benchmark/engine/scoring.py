@@ -196,7 +196,7 @@ def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: 
     extra = {}
     if getattr(fn, "needs_pnp", False) and why is None and maps is not None:
         try:
-            extra = {"pnp": pnp_pipeline(cfg, model.device), "pnp_captions": cfg.pnp_captions}
+            extra = {"pnp": pnp_pipeline(cfg, model.device)}
         except MissingWeights as e:
             why = str(e)
     if maps is None or why is not None:
@@ -208,11 +208,11 @@ def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: 
     try:
         return fn(model.for_batch(len(recs)).select(sel), images[sel],
                   [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],
-                  scorer=scorer, steps=cfg.perturbation_steps,
-                  substrate=SUBSTRATES[cfg.substrate], start=SUBSTRATES[cfg.insertion_start],
+                  scorer=scorer, substrate=SUBSTRATES[cfg.substrate],
+                  start=SUBSTRATES[cfg.insertion_start],
                   seed=cfg.seed, absent=absent_side_inputs(model, cfg.segmentation,
                                                            cfg.side_inputs == "consistent"),
-                  vqa_grid=cfg.vqa_grid, vqa_mode=cfg.vqa_mode, **extra), None
+                  vqa_mode=cfg.vqa_mode, **extra), None
     except NotApplicable as e:
         return None, str(e)
 

@@ -108,3 +108,21 @@ def test_a_bad_option_is_one_line_naming_the_valid_ones(plugin_path, tmp_path, f
     r = _cli(RUN + [flag, value, "--out", tmp_path / "bad"], plugin_path)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 2 and len(lines) == 1 and says in lines[0], r.stderr[-2000:]
+
+
+def test_shorthand_flags_set_their_option_on_every_metric_of_the_run_that_declares_it():
+    import metrics
+    from benchmark.cli.args import run_parser, with_shorthands
+
+    args = run_parser().parse_args(["--steps", "4", "--vqa-grid", "linear", "--pnp-captions",
+                                    "3", "--metric-option", "insertion_auc.steps=8"])
+    names = ["deletion_auc", "insertion_auc", "vqa_keep_auc", "pointing_game"]
+    options = with_shorthands(args, names, metrics.parse_options(args.metric_option))
+    # the explicit --metric-option wins; metrics without the option (and pnp_vqa_accuracy, not
+    # in the run) get nothing
+    assert options == {"insertion_auc": {"steps": 8}, "deletion_auc": {"steps": 4},
+                       "vqa_keep_auc": {"grid": "linear"}}
+    bound = [metrics.get(n).with_options(**options.get(n, {})) for n in names[:3]]
+    assert (bound[0].steps, bound[1].steps, bound[2].grid) == (4, 8, "linear")
+    plain = with_shorthands(run_parser().parse_args([]), names, {})
+    assert plain == {} and metrics.get("deletion_auc").steps == 16

@@ -20,7 +20,7 @@ TRAINED = [n for n in ("blip-itm-tiny", "difnet-itm-tiny") if (CHECKPOINT_DIR / 
 @functools.lru_cache(maxsize=None)
 def _run(model, methods, metrics, limit):
     cfg = RunConfig(models=[model], methods=list(methods), metrics=list(metrics), limit=limit,
-                    batch_size=40, perturbation_steps=16)
+                    batch_size=40)
     return run(cfg, progress=False)
 
 

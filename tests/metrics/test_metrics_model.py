@@ -80,12 +80,12 @@ def test_deletion_curve_matches_the_closed_form():
     model = patch_mean_toy(w)
     images = torch.ones(1, 3, 8, 8)
     maps = torch.as_tensor(w).reshape(1, 4, 4)  # perfectly faithful: most weight first
-    out = metrics.get("deletion_auc")(model, images, ["q"], maps, steps=16)
+    out = metrics.get("deletion_auc")(model, images, ["q"], maps)
     order = np.sort(w)[::-1]
     expected = np.concatenate([[1.0], 1 - np.cumsum(order) / w.sum()])
     assert np.allclose(out.curves[0], expected)
     assert out.values[0] == pytest.approx(metrics.auc(expected))
-    worst = metrics.get("deletion_auc")(model, images, ["q"], -maps, steps=16)
+    worst = metrics.get("deletion_auc")(model, images, ["q"], -maps)
     assert worst.values[0] > out.values[0]  # the reversed order deletes evidence last
 
 
@@ -94,7 +94,8 @@ def test_deletion_steps_and_ties():
     assert step_counts(10, 16).tolist() == list(range(11))  # never less than one patch per step
     model = patch_mean_toy(np.ones(16))
     flat = torch.zeros(1, 4, 4)  # all ties: any order removes a quarter per step
-    out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, steps=4)
+    out = metrics.get("deletion_auc").with_options(steps=4)(model, torch.ones(1, 3, 8, 8),
+                                                             ["q"], flat)
     assert np.allclose(out.curves[0], [1, 0.75, 0.5, 0.25, 0])
 
 
@@ -110,7 +111,7 @@ def test_deletion_breaks_ties_by_the_samples_permutation_not_raster_order():
 
     flat = torch.zeros(1, 4, 4)
     out = metrics.get("deletion_auc")(model, torch.ones(1, 3, 8, 8), ["q"], flat, [Rec()],
-                                      steps=16, seed=3)
+                                      seed=3)
     perm = tie_break(["s-7"], 16, 3)[0].tolist()
     expected = np.concatenate([[1.0], 1 - np.cumsum(w[perm]) / w.sum()])
     assert perm[0] != 0 and np.allclose(out.curves[0], expected)
@@ -120,7 +121,8 @@ def test_insertion_starts_blurred_and_ends_at_the_image():
     model = patch_mean_toy(np.ones(16))
     images = torch.zeros(1, 3, 8, 8)
     images[..., :4, :4] = 1.0
-    out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4)
+    out = metrics.get("insertion_auc").with_options(steps=4)(model, images, ["q"],
+                                                             torch.rand(1, 4, 4))
     assert out.curves[0][-1] == pytest.approx(float(model.match_probability(images, None)))
     assert len(out.curves[0]) == 5
 
@@ -128,8 +130,9 @@ def test_insertion_starts_blurred_and_ends_at_the_image():
 def test_insertion_start_is_configurable():
     model = patch_mean_toy(np.ones(16))
     images = torch.ones(1, 3, 8, 8)
-    out = metrics.get("insertion_auc")(model, images, ["q"], torch.rand(1, 4, 4), steps=4,
-                                       start=SUBSTRATES["zero"])
+    out = metrics.get("insertion_auc").with_options(steps=4)(model, images, ["q"],
+                                                             torch.rand(1, 4, 4),
+                                                             start=SUBSTRATES["zero"])
     assert np.allclose(out.curves[0], [0, 0.25, 0.5, 0.75, 1])  # zeros in, patches back one by one
 
 
@@ -164,8 +167,8 @@ def test_patch_subset_vqa_equals_answering_from_the_gathered_patches(trained_tin
     with torch.no_grad():
         tokens = model.visual_tokens(images)
     for name, keep_top in (("vqa_keep_auc", True), ("vqa_drop_auc", False)):
-        metric = metrics.get(name)
-        out = metric(model, images, questions, maps, recs, scorer=exact, vqa_grid="linear")
+        metric = metrics.get(name).with_options(grid="linear")
+        out = metric(model, images, questions, maps, recs, scorer=exact)
         for b, rec in enumerate(recs):
             flat = maps[b].flatten().tolist()
             perm = tie_break([rec.sample_id], n, 0)[0].tolist()
@@ -245,8 +248,8 @@ def test_pnp_sample_equals_mean_accuracy_over_gathered_draws(trained_tiny):
     def exact(pred, answers):
         return float(pred == answers[0])
 
-    out = metrics.get("vqa_pnp_sample")(model, images, questions, maps, recs, scorer=exact,
-                                        num_patches=6, repeats=3, seed=4)
+    out = metrics.get("vqa_pnp_sample").with_options(num_patches=6, repeats=3)(
+        model, images, questions, maps, recs, scorer=exact, seed=4)
     keep = pnp_draws(maps, 6, 3, seed=4)
     with torch.no_grad():
         tokens = model.visual_tokens(images)
@@ -281,8 +284,9 @@ def test_a_fused_models_segmentation_stream_is_perturbed_with_the_pixels(name, m
 
     monkeypatch.setattr(FusedBlipAdapter, "visual_tokens", recording)
     maps = torch.rand(2, *model.grid, generator=torch.Generator().manual_seed(0))  # no ties
-    metrics.get(name)(view, prepared(recs, model), [r.question for r in recs], maps, recs,
-                      steps=4, absent=absent_side_inputs(model, "exact"))
+    metrics.get(name).with_options(steps=4)(view, prepared(recs, model),
+                                            [r.question for r in recs], maps, recs,
+                                            absent=absent_side_inputs(model, "exact"))
     stream = torch.cat(seen)  # every image the model saw: the curves' points, ends included
     background = torch.zeros(stream.shape[-1])
     background[0] = 1
