@@ -1,19 +1,38 @@
 """A small name → object registry shared by models, methods, metrics and datasets.
 
 Each plugin family (``methods``, ``metrics``, ``datasets``, ``benchmark.models``) owns one
-:class:`Registry`, and discovers its plugins by one rule: every module of its package whose name
-does not start with ``_``, imported on the first lookup. Registration is decoupled from implementation: a module defines a function or
-class and decorates it with ``@REGISTRY.register("name")``. Packages outside the repository add
+:class:`Registry`, and discovers its plugins by one rule: the modules of its package that import the family's
+``register`` (``from methods import register``) and whose names do not start with ``_``,
+imported on the first lookup; helper modules (a family's ``base.py``, file readers) are imported
+only by the plugins that use them. Registration is decoupled from implementation: a module
+defines a function or class and decorates it with ``@register("name")``. Packages outside the repository add
 entries through the entry point group named by ``entry_point_group``.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from benchmark.core.errors import UnknownNameError
+
+
+def plugin_modules(package: str) -> List[str]:
+    """The modules of ``package`` that import its ``register`` (read from their source, so
+    that finding them imports nothing), names not starting with ``_``, in name order."""
+    pattern = re.compile(rf"^from {re.escape(package)} import (\([^)]*|[^\n]*)\bregister\b",
+                         re.MULTILINE)
+    found = []
+    for folder in importlib.import_module(package).__path__:
+        for mod in pkgutil.iter_modules([folder]):
+            source = Path(folder, f"{mod.name}.py")
+            if not mod.name.startswith("_") and source.is_file() and \
+                    pattern.search(source.read_text(encoding="utf-8")):
+                found.append(f"{package}.{mod.name}")
+    return sorted(found)
 
 
 class Registry:
@@ -23,8 +42,9 @@ class Registry:
         kind: human name of the family, used in error messages ("method", "metric" ...).
         entry_point_group: optional ``importlib.metadata`` entry point group scanned lazily, so
             external distributions can register without the repository knowing them.
-        package: the family's package; its built-in plugins are its modules whose names do not
-            start with ``_``, imported (they register themselves) on the first lookup rather
+        package: the family's package; its built-in plugins are its modules that import the
+            family's ``register`` and whose names do not start with ``_``, imported (they
+            register themselves) on the first lookup rather
             than with the package, so that importing one module of a family never imports every
             plugin and what they import. The same rule holds for every family.
     """
@@ -68,10 +88,8 @@ class Registry:
             return
         self._entry_points_loaded = True
         if self.package:
-            path = importlib.import_module(self.package).__path__
-            for mod in pkgutil.iter_modules(path):
-                if not mod.name.startswith("_"):
-                    importlib.import_module(f"{self.package}.{mod.name}")
+            for name in plugin_modules(self.package):
+                importlib.import_module(name)
         for ep in metadata.entry_points(group=self.entry_point_group or ""):
             if ep.name not in self._items:
                 # Loading the module runs its @register decorators; a bare object is registered here.
