@@ -112,8 +112,8 @@ class _PatchSubsetVQA(ModelMetric):
 class VQAKeepAUC(_PatchSubsetVQA):
     """Accuracy when only the top fraction r of patches (most relevant first, at least one) is
     read, for r on the ``grid`` option's fractions (:data:`GRIDS`: ``log`` by default,
-    ``linear`` = Chefer et al.'s); normalised AUC over the grid's points. Higher is better (Chefer et al.'s negative
-    perturbation, seen from the kept side). Ties follow the sample's seeded permutation
+    ``linear`` = Chefer et al.'s); normalised AUC over the grid's points. Higher is better
+    (Chefer et al.'s negative perturbation, seen from the kept side). Ties follow the sample's seeded permutation
     (:mod:`metrics._ties`); a non-finite map is not scored (counted by the runner)."""
 
 

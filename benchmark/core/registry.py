@@ -1,12 +1,12 @@
 """A small name → object registry shared by models, methods, metrics and datasets.
 
 Each plugin family (``methods``, ``metrics``, ``datasets``, ``benchmark.models``) owns one
-:class:`Registry`, and discovers its plugins by one rule: the modules of its package that import the family's
-``register`` (``from methods import register``) and whose names do not start with ``_``,
-imported on the first lookup; helper modules (a family's ``base.py``, file readers) are imported
-only by the plugins that use them. Registration is decoupled from implementation: a module
-defines a function or class and decorates it with ``@register("name")``. Packages outside the repository add
-entries through the entry point group named by ``entry_point_group``.
+:class:`Registry`, and discovers its plugins by one rule: the modules of its package that import
+the family's ``register`` (``from methods import register``) and whose names do not start with
+``_``, imported on the first lookup; helper modules (a family's ``base.py``, file readers) are
+imported only by the plugins that use them. Registration is decoupled from implementation: a
+module defines a function or class and decorates it with ``@register("name")``. Packages outside
+the repository add entries through the entry point group named by ``entry_point_group``.
 """
 from __future__ import annotations
 
