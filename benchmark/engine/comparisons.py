@@ -14,7 +14,10 @@ p-value of the others:
   the models of the method's gain over ``random`` on the same question (deletion and insertion
   AUCs move with how strongly each model's score reacts to any deletion; the gain is measured
   from each model's own ``random``), or the raw difference when the run has no ``random``;
-  family ``model|<a> vs <b>|<metric>``, the real methods;
+  for a pair the analysis declares (:data:`benchmark.engine.analysis.MODEL_PAIRS`, in its
+  order) family ``model|<a> vs <b>|<metric>``, the real methods; any other pair of the run's
+  models (training-seed replicates, a user's own models) is exploratory: uncorrected p, no
+  family;
 - ``region``: target − size-matched control, per model and metric; family
   ``region|<model>|<metric>``, the real methods;
 - ``baseline``: each real method against each baseline on one model and metric, reported with
@@ -27,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Set
 
 import numpy as np
 
+from benchmark.engine.analysis import MODEL_PAIRS
 from benchmark.engine.stats import holm, paired_test
 
 COLUMNS = ["kind", "metric", "region", "fixed", "a", "b", "n", "mean_diff", "ci_low",
@@ -57,6 +61,10 @@ def _corrected(tests: List[dict], family: str) -> List[dict]:
     return tests
 
 
+#: the model pairs the analysis tests (in its order: the first is ``a``)
+DECLARED = {(a, b) for a, b, _ in MODEL_PAIRS}
+
+
 def comparisons(rows: Sequence[dict], seed: int, real: Set[str],
                 baselines: Set[str]) -> List[dict]:
     """The run's tests (module docstring); ``real`` are the methods to rank, ``baselines``
@@ -73,6 +81,7 @@ def comparisons(rows: Sequence[dict], seed: int, real: Set[str],
         for model in models:
             out += _method_tests(by_key, model, metric, region, seed, real, baselines)
         for a, b in combinations(models, 2):
+            a, b = (b, a) if (b, a) in DECLARED else (a, b)
             out += _model_tests(by_key, a, b, metric, region, seed, real)
     for metric in sorted({k[2] for k in by_key if k[3] == REGION_PAIR[1]}):
         for model in models:
@@ -113,7 +122,9 @@ def _model_tests(by_key, a: str, b: str, metric: str, region: str, seed: int,
             family.append({"kind": "model", "metric": metric, "region": region,
                            "fixed": method, "a": a, "b": b, **test,
                            "estimand": GAIN if gain else MEAN})
-    return _corrected(family, f"model|{a} vs {b}|{metric}")
+    if (a, b) in DECLARED:
+        return _corrected(family, f"model|{a} vs {b}|{metric}")
+    return [{**row, "p_holm": float("nan"), "family": ""} for row in family]
 
 
 def _region_tests(by_key, model: str, metric: str, seed: int, real: Set[str],

@@ -89,3 +89,23 @@ def test_a_family_is_the_real_methods_on_one_model_and_metric():
     assert all(r["estimand"] == "mean difference of the gain over random" for r in gain)
     assert all(r["mean_diff"] == pytest.approx(0.0, abs=1e-9) for r in gain)  # both shift 0.1
 
+
+
+def test_model_tests_have_a_family_only_for_the_pairs_the_analysis_declares():
+    """The declared pair (fused − baseline at one ViT depth) is tested in the declared order
+    and Holm-corrected over the real methods; a pair the analysis does not name (two
+    training-seed replicates) is reported uncorrected, in no family."""
+    rng = np.random.default_rng(5)
+    vals = {m: rng.random(6) for m in ("x", "y")}
+    models = {"blip-itm-tiny-plain-vit1": 0.0, "difnet-itm-tiny-plain": 0.2,
+              "difnet-itm-tiny-plain-s1": 0.1}
+    rows = [r for model, shift in models.items() for m in ("x", "y")
+            for r in _rows(model, m, (vals[m] + shift).tolist(), [1] * 6)]
+    tests = [r for r in comparisons(rows, 0, {"x", "y"}, set()) if r["kind"] == "model"]
+    declared = [r for r in tests if r["family"]]
+    assert {(r["a"], r["b"]) for r in declared} == \
+        {("difnet-itm-tiny-plain", "blip-itm-tiny-plain-vit1")}
+    assert all(r["mean_diff"] == pytest.approx(0.2) for r in declared)
+    assert [r["p_holm"] for r in declared] == pytest.approx(holm([r["p"] for r in declared]))
+    loose = [r for r in tests if not r["family"]]
+    assert len(loose) == 4 and all(np.isnan(r["p_holm"]) for r in loose)
