@@ -15,6 +15,15 @@ S_{right} + D/15`, when that estimate is within its share of the tolerance on bo
 the path needs it — the score changes abruptly in a few short stretches — with every new node of
 every path in batched passes.
 
+Two limits keep a path with kinks or near-jumps (a ReLU switching, a saturating unit) from
+spending its whole budget on them, where a panel's error falls only in proportion to its width
+and never meets its width's share. The whole path is accepted when the summed error estimates
+of all its panels, taken as :math:`D` itself (near a jump Simpson's error only halves with the
+width, so :math:`D/15` would understate it), are within the whole tolerance on the map and on
+its total. And a panel is not split below the uniform rule's finest spacing: one whose quarter
+points are :math:`1/\text{max\_nodes}` apart is accepted on its estimate, as that rule's
+finest grid would be.
+
 A path has converged when its completeness gap, :math:`|\Sigma_p M_p - (f(x) - f(x'))|`, known
 exactly from the two end nodes, is at most :math:`\tau |f(x) - f(x')|` — the test the uniform
 rule stops on — and every panel is accepted; while the gap is too large the accepted panel with
@@ -37,7 +46,8 @@ class Path:
     def __init__(self) -> None:
         self.nodes: Dict[float, Tuple[float, torch.Tensor]] = {}
         self.open: List[Tuple[float, float]] = [(k / 4, (k + 1) / 4) for k in range(4)]
-        self.accepted: Dict[Tuple[float, float], Tuple[torch.Tensor, float]] = {}
+        #: (a, b) → (map, |ΣD| and ‖D‖₁: the differences of its total and of its map)
+        self.accepted: Dict[Tuple[float, float], Tuple[torch.Tensor, float, float]] = {}
         self.capped = False  # at the node cap: open panels keep their Simpson estimate
 
     def simpson(self, a: float, b: float) -> torch.Tensor:
@@ -49,31 +59,40 @@ class Path:
         return self.nodes[1.0][0] - self.nodes[0.0][0]
 
     def estimate(self) -> torch.Tensor:
-        parts = [v for v, _ in self.accepted.values()] + [self.simpson(a, b) for a, b in self.open]
+        parts = [v for v, _, _ in self.accepted.values()] + \
+            [self.simpson(a, b) for a, b in self.open]
         return torch.stack(parts).sum(0)
 
     def needed(self) -> List[float]:
         """The quarter points of the open panels (the nodes this round needs)."""
         return [p for a, b in self.open for p in (a + (b - a) / 4, b - (b - a) / 4)]
 
-    def judge(self, tolerance: float) -> None:
-        """Accept or split every open panel; reopen the worst accepted one while the
-        completeness gap exceeds the tolerance."""
+    def judge(self, tolerance: float, finest: float) -> None:
+        """Accept or split every open panel (one no wider than ``finest`` is accepted); reopen
+        the worst accepted one while the completeness gap exceeds the tolerance."""
         scale, change = float(self.estimate().abs().sum()), abs(self.change)
-        still = []
+        judged = {}
         for a, b in self.open:
             m = (a + b) / 2
             halves = self.simpson(a, m) + self.simpson(m, b)
             diff = halves - self.simpson(a, b)
-            err = abs(float(diff.sum())) / 15
-            if float(diff.abs().sum()) / 15 <= tolerance * scale * (b - a) and \
-                    err <= tolerance * change * (b - a):
-                self.accepted[(a, b)] = (halves + diff / 15, err)
+            judged[(a, b)] = (halves + diff / 15, abs(float(diff.sum())),
+                              float(diff.abs().sum()))
+        errors = list(judged.values()) + list(self.accepted.values())
+        whole = sum(e[1] for e in errors) <= tolerance * change and \
+            sum(e[2] for e in errors) <= tolerance * scale
+        still = []
+        for (a, b), (value, err, map_err) in judged.items():
+            share = map_err / 15 <= tolerance * scale * (b - a) and \
+                err / 15 <= tolerance * change * (b - a)
+            if whole or share or b - a <= finest:
+                self.accepted[(a, b)] = (value, err, map_err)
             else:
-                still += [(a, m), (m, b)]
+                still += [(a, (a + b) / 2), ((a + b) / 2, b)]
         self.open = still
-        if not self.open and self.gap() > tolerance * change and self.accepted:
-            (a, b), _ = max(self.accepted.items(), key=lambda kv: kv[1][1])
+        wide = {k: v for k, v in self.accepted.items() if k[1] - k[0] > finest}
+        if not self.open and self.gap() > tolerance * change and wide:
+            (a, b), _ = max(wide.items(), key=lambda kv: kv[1][1])
             del self.accepted[(a, b)]
             self.open = [(a, (a + b) / 2), ((a + b) / 2, b)]
 
@@ -118,7 +137,7 @@ def integrate(fn: Callable, x0: torch.Tensor, x1: torch.Tensor, args: tuple, pat
         todo = []
         for path in active:
             if all(a in path.nodes for a in path.needed()):
-                path.judge(tolerance)
+                path.judge(tolerance, 4 / max_nodes)
         for p, path in enumerate(paths):
             wanted = [a for a in path.needed() if a not in path.nodes] if not path.capped \
                 else []
