@@ -36,14 +36,34 @@ ARGV = ["--models", "blip-itm-tiny,difnet-itm-tiny", "--methods", ",".join(METHO
         "--sanity-samples", "4", "--full", "--quiet", "--no-report"]
 
 
+#: quantities that count exact float equalities or histogram bins, so that a last-bit difference
+#: between CPUs (measured: the same code on two machines, 67 of 2,496 values apart by a median
+#: 5e-6) moves them by a whole step: a map's share of tied patches (one tie in 144 patches is
+#: 0.014) and eMPRT's entropy change (a value crossing a bin edge); compared to one such step
+DISCRETE = {"tie_fraction": 0.03, "emprt": 0.01}
+
+
+def _tolerance(frame: pd.DataFrame) -> np.ndarray:
+    """Per row: the relative and absolute tolerance (1e-3 unless the row is a discrete one)."""
+    tol = np.full(len(frame), 1e-3)
+    for key in ("metric", "test"):
+        if key in frame.columns:
+            for quantity, step in DISCRETE.items():
+                tol[(frame[key] == quantity).to_numpy()] = step
+    return tol
+
+
 def _same(name: str, got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert list(got.columns) == list(want.columns), name
     assert len(got) == len(want), f"{name}: {len(got)} rows, recorded {len(want)}"
+    tol = _tolerance(want)
     for col in want.columns:
         a, b = got[col], want[col]
         if pd.api.types.is_numeric_dtype(b) and pd.api.types.is_numeric_dtype(a):
-            ok = np.isclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-3, atol=1e-5,
-                            equal_nan=True)
+            x, y = a.to_numpy(float), b.to_numpy(float)
+            atol = np.where(tol > 1e-3, tol, 1e-5)
+            with np.errstate(invalid="ignore"):
+                ok = (np.abs(x - y) <= atol + tol * np.abs(y)) | (np.isnan(x) & np.isnan(y))
             assert ok.all(), f"{name}.{col}: first change at row {int(np.argmin(ok))}"
         else:
             assert (a.fillna("").astype(str) == b.fillna("").astype(str)).all(), f"{name}.{col}"
