@@ -1,7 +1,7 @@
 """Scores for heatmaps, one file per family, registered by name.
 
 A metric is a subclass of one of :mod:`metrics.base`'s kinds (localisation, reference,
-counterfactual, model-based, sanity), registered with ``@register("name")``; the registry holds one instance.
+complexity, counterfactual, model-based, sanity), registered with ``@register("name")``; the registry holds one instance.
 NaN means the sample is excluded (empty mask), never a silent 0 or 1. ``metrics.auc`` and
 ``metrics.vqa_accuracy`` are shared helpers.
 """

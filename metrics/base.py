@@ -7,6 +7,7 @@ its edge cases in its docstring. The call shape is fixed per kind:
 * :class:`LocalisationMetric`: ``metric(heatmap, mask, tolerance=None) -> float`` on one sample;
 * :class:`ReferenceMetric`: ``metric(heatmap, reference) -> float`` on one sample, against what
   the dataset gives for it besides regions (a human attention map, annotated boxes);
+* :class:`ComplexityMetric`: ``metric(heatmap) -> float`` on one sample, the map alone;
 * :class:`CounterfactualMetric`: ``metric(heatmap, objects, deltas, tolerance=None) -> float``;
 * :class:`ModelMetric`: ``metric(model, images, questions, maps, records, **run) -> CurveScores``
   on a batch, re-running the model; what replaces removed patches is an injected function;
@@ -33,6 +34,7 @@ class MetricKind(str, Enum):
 
     LOCALISATION = "localisation"
     REFERENCE = "reference"
+    COMPLEXITY = "complexity"
     COUNTERFACTUAL = "counterfactual"
     MODEL = "model"
     SANITY = "sanity"
@@ -89,6 +91,17 @@ class ReferenceMetric(Metric):
         raise NotImplementedError
 
 
+class ComplexityMetric(Metric):
+    """``metric(heatmap)``: a property of one sample's map alone (how concentrated it is),
+    neither a region nor the model read; a reading beside the others, not evidence of
+    faithfulness (a map can be sparse and wrong)."""
+
+    kind = MetricKind.COMPLEXITY
+
+    def __call__(self, heatmap) -> float:
+        raise NotImplementedError
+
+
 class CounterfactualMetric(Metric):
     """``metric(heatmap, objects, deltas, tolerance=None, targets=None)``: the map against the
     model's own counterfactual effects, ``deltas[o]`` = the match logit's drop when object ``o``
@@ -134,6 +147,9 @@ class ModelMetric(Metric):
     #: keywords it reads that do not depend on the map (:mod:`benchmark.engine.shared`: ``ends``,
     #: ``tokens``, ``encoded``): the engine computes them once per model and question
     shared: ClassVar[Tuple[str, ...]] = ()
+    #: its options that the shared inputs depend on (passed to their computation, and part of
+    #: what is shared)
+    shared_options: ClassVar[Tuple[str, ...]] = ()
 
     def applicable(self, model: VLModel) -> Optional[str]:
         reason = super().applicable(model)

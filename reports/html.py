@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from benchmark.engine.analysis import declared_pairs
 from benchmark.core.atomic import write_atomic
 from reports import figures, leaderboard
-from reports.matrices import controlled, method_matrices, model_tables
+from reports.matrices import agreement_matrices, controlled, method_matrices, model_tables
 from reports.run_files import diagnostics, is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
@@ -173,6 +173,8 @@ def render(out: Path) -> str:
                                   _model_pairs(manifest.get("models", {}))),
         curves=figures.curve_figures(read_csv(out, "curves.csv"), out),
         sanity=read_csv(out, "sanity.csv"), stability=read_csv(out, "stability.csv"),
+        agreement=agreement_matrices(read_csv(out, "agreement.csv"))
+        if (out / "agreement.csv").exists() else [],
         gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,

@@ -79,3 +79,21 @@ def model_tables(comparisons: Sequence[dict], metrics: Sequence[str], baselines:
         out.append({"metric": metric, "pairs": pairs, "methods": methods,
                     "cells": [[table.get((m, a, b)) for a, b in pairs] for m in methods]})
     return out
+
+
+def agreement_matrices(rows: Sequence[dict]) -> List[dict]:
+    """agreement.csv as ``[{model, metrics, cells, methods}]``, ``cells[i][j]`` Kendall's τ
+    between metrics i and j's method rankings (1 on the diagonal, ``None`` where the pair has
+    too few common methods)."""
+    out = []
+    for model in sorted({r["model"] for r in rows}):
+        mine = [r for r in rows if r["model"] == model]
+        names = sorted({r["metric_a"] for r in mine} | {r["metric_b"] for r in mine})
+        tau = {}
+        for r in mine:
+            tau[(r["metric_a"], r["metric_b"])] = tau[(r["metric_b"], r["metric_a"])] = \
+                as_float(r["tau"])
+        cells = [[1.0 if a == b else tau.get((a, b)) for b in names] for a in names]
+        out.append({"model": model, "metrics": names, "cells": cells,
+                    "methods": max(int(r["methods"]) for r in mine)})
+    return out

@@ -79,6 +79,12 @@ def at_least(low: int) -> Callable[[Any], None]:
     return check
 
 
+def fraction(value: Any) -> None:
+    """A ``validate`` for shares: the value must lie in (0, 1]."""
+    if not 0 < value <= 1:
+        raise InputError(f"must lie in (0, 1], not {value}")
+
+
 def find_option(options: Sequence[Option], key: str, owner: str) -> Option:
     """The declared option ``key`` of ``owner`` (one-line error naming the valid ones)."""
     for o in options:

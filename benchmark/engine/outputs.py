@@ -5,7 +5,10 @@ import json
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+import metrics
 from benchmark.core.atomic import write_atomic
+from benchmark.engine.agreement import COLUMNS as AGREEMENT_COLUMNS
+from benchmark.engine.agreement import agreement
 from benchmark.engine.comparisons import COLUMNS as COMPARISON_COLUMNS
 from benchmark.engine.comparisons import comparisons
 from benchmark.engine.provenance import manifest
@@ -24,7 +27,7 @@ def method_kinds(method_info: Dict[str, dict]) -> tuple:
 
 def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str, Path]:
     """Write results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
-    stability.csv and manifest.json."""
+    stability.csv, agreement.csv and manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
     seed = int(config.get("seed", 0))
     rows = sorted(result.rows, key=lambda r: (r["model"], r["method"], r["metric"], r["region"],
@@ -39,6 +42,8 @@ def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str,
         "sanity": csv_text(result.sanity, SANITY_COLUMNS),
         "stability": csv_text(stability(summary, result.model_info, real,
                                         result.higher_is_better), STABILITY_COLUMNS),
+        "agreement": csv_text(agreement(summary, real, result.higher_is_better,
+                                        set(metrics.available())), AGREEMENT_COLUMNS),
     }
     paths = {}
     for name, text in files.items():

@@ -33,7 +33,12 @@ SANITY = "sanity"
 #: an hour for one question in the timed default run)
 DEFAULT: Dict[str, int] = {"integrated_gradients": 48, "deletion_auc": 64, "insertion_auc": 96,
                            "vqa_keep_auc": 64, "vqa_drop_auc": 64, "vqa_pnp_sample": 64,
-                           "pnp_vqa_accuracy": 24, SANITY: 8, f"{SANITY}.integrated_gradients": 0}
+                           "pnp_vqa_accuracy": 24, SANITY: 8, f"{SANITY}.integrated_gradients": 0,
+                           # added later, set by what the budget leaves (no calibration):
+                           # the random-set drops are shared by every method, ROAD solves a
+                           # sparse system per map and point
+                           "faithfulness_correlation": 64, "infidelity": 64,
+                           "road_morf": 8, "road_lerf": 8}
 OUTSIDE = "excluded: outside the run plan's {n} questions for {what} (--full runs every question)"
 
 

@@ -17,6 +17,14 @@ from typing import Dict, Iterable, Optional, Tuple
 PROFILE_COMMAND = ("OMP_NUM_THREADS=1 python -m benchmark --models blip-itm-tiny-plain,"
                    "difnet-itm-tiny-plain --full --limit 16 --plan-count sanity=4 "
                    "--out runs/profile")
+#: the same for what was added after it, merged in: every method on the later metrics (their
+#: sanity part added to each method's), and the later method on every metric (alone, so it
+#: also bears the shared inputs: an overestimate)
+LATER_COMMANDS = (PROFILE_COMMAND.replace(" --out runs/profile", " --metrics faithfulness_"
+                  "correlation,infidelity,road_morf,road_lerf,sparseness,sensitivity_max "
+                  "--out runs/profile-a"),
+                  PROFILE_COMMAND.replace(" --out runs/profile",
+                                          " --methods raw_attention --out runs/profile-b"))
 #: seconds per question and model: ``method/part`` (a part is ``explain``, a metric, the
 #: localisation metrics together, or ``sanity checks``); the per-model setup under ``model``
 PROFILE: Dict[str, float] = json.loads((Path(__file__).parent / "plan_profile.json").read_text())

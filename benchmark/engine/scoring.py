@@ -104,6 +104,23 @@ def excluded_rows(model: str, method: str, names: Sequence[str],
     return rows
 
 
+def complexity_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray],
+                    reason: Optional[str]) -> List[dict]:
+    """Rows of the complexity metrics ``scorers`` (the map alone) for one sample."""
+    rows = []
+    for fn in scorers:
+        row = {**base, "metric": fn.name, "region": "", "value": None, "note": ""}
+        if heat is None:
+            row["note"] = note(reason)
+        else:
+            value = fn(heat)
+            row["value"] = None if not np.isfinite(value) else float(value)
+            if row["value"] is None:
+                row["note"] = "non-finite map"
+        rows.append(row)
+    return rows
+
+
 def counterfactual_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray], rec,
                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
     """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
@@ -204,7 +221,8 @@ def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: 
     if not ok:
         return None, None
     sel = torch.tensor(ok)
-    extra.update(shared_inputs(fn.shared, model, images, recs, cfg, sel, extra.get("pnp")))
+    extra.update(shared_inputs(fn.shared, model, images, recs, cfg, sel, extra.get("pnp"),
+                               {k: getattr(fn, k) for k in fn.shared_options}))
     try:
         return fn(model.for_batch(len(recs)).select(sel), images[sel],
                   [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],

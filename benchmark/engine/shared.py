@@ -2,7 +2,8 @@
 
 A deletion curve begins at the image as it is and ends at the image all substrate; an insertion
 curve begins at the insertion start and ends at the image; the VQA metrics read the image's
-visual tokens, PNP-VQA's captioner its own. None of these depends on the map, so the engine
+visual tokens, PNP-VQA's captioner its own; faithfulness correlation and infidelity read the
+drops under random patch sets. None of these depends on the map, so the engine
 computes them once per model weights, batch and settings, on the batch's full set of questions
 (the same values whichever method asks first, in whichever process), and passes each metric the
 rows of its questions as the keyword its class names in ``shared`` (:class:`metrics.base.
@@ -20,6 +21,7 @@ from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import chunked
 from benchmark.engine.passes import part
 from datasets.segmentation_stream import absent_side_inputs
+from metrics.faithfulness_correlation import subset_probabilities
 from metrics.perturbation import SUBSTRATES, whole_image_probabilities
 
 #: per model weights: (what, batch, settings) → the batch's values
@@ -61,7 +63,29 @@ def _encoded(model: VLModel, images: torch.Tensor, recs, cfg: RunConfig, pnp):
     return pnp.encode(pnp.preprocessing([r.image for r in recs]).to(pnp.device))
 
 
-COMPUTE: Dict[str, Callable] = {"ends": _ends, "tokens": _tokens, "encoded": _encoded}
+def _subsets(model: VLModel, images: torch.Tensor, recs, cfg: RunConfig, pnp,
+             runs: int = 32, subset: float = 0.25) -> Optional[dict]:
+    """The match probabilities under random patch sets (NaN where the question does not match
+    its image) of faithfulness correlation and infidelity."""
+    matched = [i for i, r in enumerate(recs) if r.extra.get("itm_label", 1) != 0]
+    if not matched:
+        return None
+    sel = torch.tensor(matched)
+    got = subset_probabilities(
+        model.for_batch(len(recs)).select(sel), images[sel], [recs[i].question for i in matched],
+        [recs[i].sample_id for i in matched], runs, subset, cfg.seed, SUBSTRATES[cfg.substrate],
+        absent=absent_side_inputs(model, cfg.segmentation, cfg.side_inputs == "consistent"))
+    n = got["removed"].shape[-1]
+    out = {"removed": torch.zeros(len(recs), runs, n, dtype=torch.bool),
+           "probs": torch.full((len(recs), runs), float("nan"), dtype=torch.float64),
+           "image": torch.full((len(recs),), float("nan"), dtype=torch.float64)}
+    for k, v in got.items():
+        out[k][sel] = v
+    return out
+
+
+COMPUTE: Dict[str, Callable] = {"ends": _ends, "tokens": _tokens, "encoded": _encoded,
+                                "subsets": _subsets}
 
 
 def _rows(value, sel: torch.Tensor):
@@ -71,17 +95,20 @@ def _rows(value, sel: torch.Tensor):
 
 
 def shared_inputs(names: Sequence[str], model: VLModel, images: torch.Tensor, recs,
-                  cfg: RunConfig, sel: torch.Tensor, pnp=None) -> dict:
-    """The shared inputs ``names`` of the batch ``recs``, rows ``sel``, as metric keywords."""
+                  cfg: RunConfig, sel: torch.Tensor, pnp=None,
+                  options: Optional[Dict[str, object]] = None) -> dict:
+    """The shared inputs ``names`` of the batch ``recs``, rows ``sel``, as metric keywords;
+    ``options``: the asking metric's options they depend on (its ``shared_options``), part of
+    what is shared."""
     memo = _MEMO.setdefault(model.module, {})
     settings = (cfg.substrate, cfg.insertion_start, cfg.side_inputs, cfg.segmentation,
                 cfg.precision, cfg.vqa_mode, cfg.pnp_vqa)
     out = {}
     for name in names:
-        key = (name, tuple(r.sample_id for r in recs), settings)
+        key = (name, tuple(r.sample_id for r in recs), settings, tuple(sorted((options or {}).items())))
         if key not in memo:
             with part(f"shared/{name}"):
-                memo[key] = COMPUTE[name](model, images, recs, cfg, pnp)
+                memo[key] = COMPUTE[name](model, images, recs, cfg, pnp, **(options or {}))
         value: Optional[object] = memo[key]
         if value is not None:
             out[name] = _rows(value, sel)

@@ -33,7 +33,9 @@ def replicate_groups(model_info: Dict[str, dict]) -> Dict[str, List[str]]:
             for members in (sorted(m) for m in groups.values()) if len(members) > 1}
 
 
-def _means(rows: Sequence[dict]) -> Dict[tuple, float]:
+def means_of(rows: Sequence[dict]) -> Dict[tuple, float]:
+    """(model, method, metric) → its mean over all questions (target region or the metric's
+    only one) in summary.csv's ``rows``."""
     return {(r["model"], r["method"], r["metric"]): float(r["mean"]) for r in rows
             if r["subset"] == "all" and r["question_type"] == "all"
             and r["region"] in ("target", "") and r["mean"] not in ("", None)
@@ -43,7 +45,7 @@ def _means(rows: Sequence[dict]) -> Dict[tuple, float]:
 def stability(summary: Sequence[dict], model_info: Dict[str, dict], real: Set[str],
               higher_is_better: Dict[str, bool]) -> List[dict]:
     """The rows of stability.csv (module docstring) from summary.csv's rows."""
-    means = _means(summary)
+    means = means_of(summary)
     out: List[dict] = []
     for group, members in sorted(replicate_groups(model_info).items()):
         for metric in sorted({k[2] for k in means if k[0] in members}):

@@ -21,8 +21,9 @@ from benchmark.models.protocol import VLModel
 from benchmark.engine.passes import part
 from benchmark.engine.plan import OUTSIDE
 from benchmark.engine.run_data import RunData
-from benchmark.engine.scoring import (UNCONVERGED, counterfactual_rows, localisation_rows,
-                               model_metric_rows, reference_metric_rows)
+from benchmark.engine.scoring import (UNCONVERGED, complexity_rows, counterfactual_rows,
+                                      localisation_rows, model_metric_rows,
+                                      reference_metric_rows)
 from methods.base import Diagnostic, Explanation
 from metrics.base import MetricKind
 from benchmark.core.errors import NotApplicable
@@ -136,10 +137,12 @@ def _invalid(out: Optional[Explanation], recs, wanted: List[int], count: Optiona
 def _map_rows(model: VLModel, out: Optional[Explanation], recs, base_rows: List[dict],
               invalid: Dict[int, str], reason: Optional[str], data: RunData,
               effects: Dict[str, Optional[dict]]) -> List[dict]:
-    """Rows of the metrics that read the map alone: localisation, reference, counterfactual."""
+    """Rows of the metrics that read the map alone: localisation, reference, complexity,
+    counterfactual."""
     scorers = [inputs.configured_metric(m, data.cfg) for m in data.cfg.metrics]
-    loc, ref, cf = ([fn for fn in scorers if fn.kind is kind] for kind in (
-        MetricKind.LOCALISATION, MetricKind.REFERENCE, MetricKind.COUNTERFACTUAL))
+    loc, ref, cf, cx = ([fn for fn in scorers if fn.kind is kind] for kind in (
+        MetricKind.LOCALISATION, MetricKind.REFERENCE, MetricKind.COUNTERFACTUAL,
+        MetricKind.COMPLEXITY))
     cf_why = reason or next((fn.applicable(model) for fn in cf), None)
     maps_np = None if out is None else out.maps.numpy()
     rows = []
@@ -150,6 +153,7 @@ def _map_rows(model: VLModel, out: Optional[Explanation], recs, base_rows: List[
         tol = data.tolerance[r.sample_id]
         rows += localisation_rows(base_rows[i], loc, heat, r, tol, why)
         rows += reference_metric_rows(base_rows[i], ref, heat, r, why)
+        rows += complexity_rows(base_rows[i], cx, heat, why)
         rows += counterfactual_rows(base_rows[i], cf, heat, r, effects.get(r.sample_id), tol,
                                     skipped or cf_why)
     return rows

@@ -37,6 +37,30 @@ def test_equals_lavis_compute_gradcam_block7_24x24_12heads():
     assert float(((ours - ref) / scale).abs().max()) <= 1e-6
 
 
+def test_raw_attention_equals_the_attention_lavis_saves_for_compute_gradcam():
+    """raw_attention is the factor compute_gradcam multiplies by the gradient: the attention
+    map LAVIS's layer saves, heads and question tokens averaged, image CLS dropped."""
+    model = build_lavis_itm()
+    images = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    questions = [q.strip("?") for q in QUESTIONS]
+    tokenized = model.tokenizer(questions, padding="longest", truncation=True, max_length=40,
+                                return_tensors="pt")
+    _lavis_mean_rows(model, images, questions, block=7)
+    layer = model.text_encoder.encoder.layer[7].crossattention.self
+    saved = layer.get_attention_map()[..., 1:].mean(1)  # (B, L, N)
+    layer.save_attention = False
+    rows = tokenized.attention_mask.clone().float()
+    rows[:, 0] = 0  # [ENC]
+    rows[torch.arange(3), tokenized.attention_mask.sum(1) - 1] = 0  # the final [SEP]
+    ref = ((saved * rows[..., None]).sum(1) / rows.sum(1, keepdim=True)).reshape(3, 24, 24)
+    adapter = models.wrap(model, strip_question_mark=True)
+    ours = methods.get("raw_attention")(adapter, images, QUESTIONS, block=7)
+    assert float((ours - ref).abs().max()) <= 1e-6 * float(ref.abs().max())
+    assert not torch.allclose(ours, ours.mean(), atol=0), "reference map is degenerate"
+    gradcam = methods.get("cross_attn_gradcam")(adapter, images, QUESTIONS, block=7)
+    assert not torch.allclose(ours / ours.sum(), gradcam / gradcam.sum(), rtol=0.05)
+
+
 def test_leaves_model_usable_under_no_grad():
     model = build_lavis_itm(text_layers=9)
     adapter = models.wrap(model)

@@ -1,6 +1,5 @@
 """Relevance metrics against plain references; deletion/insertion and VQA curves on toy models
 whose curves are known analytically."""
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import torch
 
 import metrics
 from metrics.perturbation import SUBSTRATES, step_counts
-from tests.fixtures.toys import Toy, toy
+from tests.fixtures.toys import patch_mean_toy
 
 
 def test_relevance_mass_and_rank_against_plain_loops():
@@ -53,26 +52,6 @@ def test_relevance_edge_cases_are_nan(name):
     assert np.isnan(fn(bad, np.ones((4, 4), bool)))
     if name == "relevance_mass":
         assert np.isnan(fn(-np.ones((4, 4)), np.ones((4, 4), bool)))
-
-
-@dataclass
-class PatchMeanToy(Toy):
-    """Match probability = Σ_p w_p · (mean of patch p's pixels) / Σ w on a 4×4 grid of 2 px patches.
-
-    With images of ones and zeros as the deletion substrate, deleting patch p removes w_p / Σ w,
-    so the deletion curve is 1 − cumsum(sorted weights)/Σ w, known in closed form.
-    """
-
-    w: torch.Tensor = field(default_factory=lambda: torch.ones(16, dtype=torch.float64))
-
-    def match_probability(self, images, text):
-        patches = torch.nn.functional.avg_pool2d(images.double().mean(1, keepdim=True), 2).flatten(1)
-        return (patches * self.w).sum(1) / self.w.sum()
-
-
-def patch_mean_toy(w):
-    return toy(PatchMeanToy, (4, 4), 8, answers=("a", "b"),
-               w=torch.as_tensor(w, dtype=torch.float64).reshape(16))
 
 
 def test_deletion_curve_matches_the_closed_form():

@@ -41,7 +41,8 @@ def test_spearman_is_one_for_a_monotone_transform_and_zero_for_constant_maps():
 
 def test_sanity_metrics_are_registered_with_their_direction():
     for name, higher in (("sanity_mprt", False), ("random_logit", False),
-                         ("question_swap", False), ("smprt", False), ("emprt", True)):
+                         ("question_swap", False), ("smprt", False), ("emprt", True),
+                         ("sensitivity_max", False)):
         fn = metrics.get(name)
         assert fn.kind == "sanity" and fn.higher_is_better is higher
 
@@ -167,3 +168,35 @@ def test_mprt_reports_the_absolute_map_variant(untrained_tiny, images):
     assert out["spearman_abs_maps"] == pytest.approx([1.0, 1.0])
     stages = mprt(untrained_tiny, methods.get("gradient_x_input"), images, QUESTIONS, stages=1)
     assert set(stages[0]) == {"stage", "index", "spearman", "spearman_abs_maps"}
+
+
+class _PatchMeans:
+    """An explainer whose map is the image's patch means: its change under noise is known."""
+
+    options, sanity_options = (), {}
+
+    def __call__(self, model, images, questions, **kwargs):
+        return torch.nn.functional.avg_pool2d(images.mean(1, keepdim=True), 2)[:, 0]
+
+    def with_options(self, **options):
+        return self
+
+
+def test_sensitivity_max_is_the_largest_relative_change_over_its_seeded_noise():
+    from tests.fixtures.toys import patch_mean_toy
+
+    model, b, k = patch_mean_toy(np.ones(16)), 2, 4
+    images = torch.rand(b, 3, 8, 8, generator=torch.Generator().manual_seed(0)) + 1
+    metric = metrics.get("sensitivity_max").with_options(samples=k, radius=0.1)
+    (stage,) = metric(model, _PatchMeans(), images, ["q", "r"], seed=5)
+    noise = (torch.rand((b * k, 3, 8, 8), generator=torch.Generator().manual_seed(5 + 53)) * 2
+             - 1) * 0.1
+    explainer = _PatchMeans()
+    base = explainer(model, images, ["q", "r"])
+    moved = explainer(model, images.repeat_interleave(k, 0) + noise, [])
+    change = (moved - base.repeat_interleave(k, 0)).flatten(1).norm(dim=1).reshape(b, k)
+    expected = change.max(1).values / base.flatten(1).norm(dim=1)
+    assert np.allclose(stage["sensitivity"], expected.numpy(), rtol=1e-5)
+    assert all(v > 0 for v in stage["sensitivity"])
+    (still,) = metric(model, methods.get("center"), images, ["q", "r"], seed=5)
+    assert still["sensitivity"] == [0.0, 0.0]

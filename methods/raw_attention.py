@@ -1,0 +1,47 @@
+"""The attention-only baseline: the cross-attention Grad-CAM reads, without its gradient."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from benchmark.models.protocol import VLModel
+from methods import register
+from methods._capture import capture
+from methods.base import BLOCK, Attribution, to_grid
+
+
+@register("raw_attention")
+class RawCrossAttention(Attribution):
+    r"""Raw cross-attention: the question rows of the text→image attention of layer ``block``.
+
+    With :math:`A \in \mathbb{R}^{H \times L \times (1+N)}` the attention probabilities that
+    :class:`~methods.cross_attn_gradcam.CrossAttentionGradCAM` weights by its gradient, the map
+    over patch :math:`p` is :math:`\frac{1}{|Q|} \sum_{t \in Q} \frac{1}{H} \sum_h A_{h,t,p}`
+    (image CLS column dropped; :math:`Q` the model's question rows,
+    ``VLModel.cross_attention_rows``). It reads no gradient and no score, so it is the same map
+    whatever is explained: a baseline that asks how much Grad-CAM's gradient adds to the
+    attention it weights (Chefer et al. 2021 and Jain & Wallace 2019 use raw attention so).
+    A baseline, never ranked: its tests against the methods are uncorrected and outside their
+    Holm families, which therefore do not change when it is added.
+
+    Options:
+        block: cross-attention layer (default: the model's ``default_block``, the one
+            ``cross_attn_gradcam`` reads).
+    """
+
+    per_sample = True
+    is_baseline = True
+    block = BLOCK
+
+    def attribute(self, model: VLModel, images: torch.Tensor,
+                  questions: Sequence[str]) -> torch.Tensor:
+        block = model.default_block if self.block is None else self.block
+        text = model.tokenize(questions)
+        with capture(outputs={"cross": model.cross_attention_site(block)}) as rec:
+            with torch.no_grad():  # capture enables gradients; this map needs none
+                model.text_hidden(model.visual_tokens(images), text)
+        attn = rec.last("cross")[..., 1:].mean(1)  # (B, L, N): heads averaged
+        rows = model.cross_attention_rows(text)
+        per_token = (attn * rows[..., None]).sum(1) / rows.sum(1, keepdim=True).clamp(min=1)
+        return to_grid(per_token, model.grid)
