@@ -24,7 +24,10 @@ LATER_COMMANDS = (PROFILE_COMMAND.replace(" --out runs/profile", " --metrics fai
                   "correlation,infidelity,road_morf,road_lerf,sparseness,sensitivity_max "
                   "--out runs/profile-a"),
                   PROFILE_COMMAND.replace(" --out runs/profile",
-                                          " --methods raw_attention --out runs/profile-b"))
+                                          " --methods raw_attention --out runs/profile-b"),
+                  # ROAD's entries, at its default 5 points
+                  PROFILE_COMMAND.replace("sanity=4 --out runs/profile", "sanity=0 --metrics "
+                                          "road_morf,road_lerf --out runs/profile-road"))
 #: seconds per question and model: ``method/part`` (a part is ``explain``, a metric, the
 #: localisation metrics together, or ``sanity checks``); the per-model setup under ``model``
 PROFILE: Dict[str, float] = json.loads((Path(__file__).parent / "plan_profile.json").read_text())
