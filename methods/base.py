@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.core.errors import NotApplicable
 from benchmark.core.options import Configurable, Option
@@ -44,6 +45,10 @@ class Explanation:
     maps: torch.Tensor  # (B, gh, gw) float32, CPU
     diagnostics: Dict[str, Diagnostic] = field(default_factory=dict)
     valid: Optional[torch.Tensor] = None  # (B,) bool
+    #: (B, L) float32: relevance of each position of ``model.tokenize(questions)``, NaN where
+    #: a position is not a question token (``[ENC]``, ``[SEP]``, padding); from the methods
+    #: that give one (the engine writes tokens.csv)
+    tokens: Optional[torch.Tensor] = None
 
 
 def _rows(value: Any, start: int, stop: int) -> Any:
@@ -56,7 +61,12 @@ def _concatenated(parts: Sequence[Explanation]) -> Explanation:
     diagnostics = {k: Diagnostic(torch.cat([p.diagnostics[k].values for p in parts]),
                                  d.higher_is_better) for k, d in parts[0].diagnostics.items()}
     valid = None if parts[0].valid is None else torch.cat([p.valid for p in parts])
-    return Explanation(torch.cat([p.maps for p in parts]), diagnostics, valid)
+    tokens = None
+    if parts[0].tokens is not None:  # slices tokenised apart: pad to the longest with NaN
+        width = max(p.tokens.shape[1] for p in parts)
+        tokens = torch.cat([F.pad(p.tokens, (0, width - p.tokens.shape[1]), value=float("nan"))
+                            for p in parts])
+    return Explanation(torch.cat([p.maps for p in parts]), diagnostics, valid, tokens)
 
 
 class Attribution(Configurable):
@@ -125,6 +135,8 @@ class Attribution(Configurable):
             raise RuntimeError(f"method {self.name!r} returned shape {tuple(out.maps.shape)}, "
                                f"expected {(images.shape[0], gh, gw)}")
         out.maps = out.maps.detach().float().cpu()
+        if out.tokens is not None:
+            out.tokens = out.tokens.detach().float().cpu()
         return out
 
     def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
@@ -156,6 +168,23 @@ def target_score(model: VLModel, image_embeds: torch.Tensor, text: TextBatch,
     """(B,) scalar explained per sample from the visual tokens: the target named ``target``
     (:mod:`methods.targets`) of the text encoder's ``[ENC]`` output."""
     return parse_target(target)(model, model.text_hidden(image_embeds, text)[:, 0])
+
+
+def question_tokens(per_row: torch.Tensor, model: VLModel, text: TextBatch
+                    ) -> Optional[torch.Tensor]:
+    """(B, L) one value per text row → :attr:`Explanation.tokens` (NaN off the question rows),
+    or ``None`` when the rows are not the question's tokens (BLIP-2's are its queries)."""
+    if per_row.shape[1] != text.input_ids.shape[1]:
+        return None
+    rows = model.cross_attention_rows(text).to(per_row.device)
+    return torch.where(rows > 0, per_row, torch.full_like(per_row, float("nan")))
+
+
+def question_mean(per_row: torch.Tensor, model: VLModel, text: TextBatch) -> torch.Tensor:
+    """(B, L, K) values per text row → (B, K), their mean over the rows that stand for the
+    question (``VLModel.cross_attention_rows``)."""
+    rows = model.cross_attention_rows(text)
+    return (per_row * rows[..., None]).sum(1) / rows.sum(1, keepdim=True).clamp(min=1)
 
 
 def to_grid(patch_values: torch.Tensor, grid: tuple) -> torch.Tensor:

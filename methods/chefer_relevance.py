@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads, sites
-from methods.base import TARGET, Attribution, target_score, to_grid
+from methods.base import TARGET, Attribution, Explanation, question_tokens, target_score, to_grid
 
 #: an attention-probability tensor (B, H, S_query, S_key) and the target's gradient w.r.t. it
 AttentionGrad = Tuple[torch.Tensor, torch.Tensor]
@@ -104,7 +104,8 @@ class CheferRelevance(Attribution):
 
     Padding tokens' rows and columns of every text :math:`\bar A` are zeroed. The map is row 0
     (``[ENC]``, the token the ITM head reads) of :math:`R^{ti}` over the patch columns (image CLS
-    column dropped).
+    column dropped). Question-token relevance (``Explanation.tokens``): row 0 of :math:`R^{tt}`
+    over the question tokens, Chefer et al.'s text relevance for the same output.
 
     Fused models (a MultiLevelEncoder after the ViT): its attention is further image
     self-attention, applied after the ViT's with the same rule to the patch tokens — the visual
@@ -126,7 +127,7 @@ class CheferRelevance(Attribution):
         return None
 
     def attribute(self, model: VLModel, images: torch.Tensor,
-                  questions: Sequence[str]) -> torch.Tensor:
+                  questions: Sequence[str]) -> Explanation:
         text = model.tokenize(questions)
         vit_mods = sites(model, "vision", "vit")
         fusion_mods = sites(model, "fusion", "fusion")
@@ -150,4 +151,5 @@ class CheferRelevance(Attribution):
         rest = pairs[n_img + n_fused:]
         text_layers = list(zip(rest[0::2], rest[1::2]))
         rel = propagate(image_layers, text_layers, text.attention_mask)
-        return to_grid(rel.ti[:, 0, 1:], model.grid)
+        return Explanation(to_grid(rel.ti[:, 0, 1:], model.grid),
+                           tokens=question_tokens(rel.tt[:, 0], model, text))

@@ -8,7 +8,8 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads
-from methods.base import BLOCK, TARGET, Attribution, target_score, to_grid
+from methods.base import (BLOCK, TARGET, Attribution, Explanation, question_mean,
+                          question_tokens, target_score, to_grid)
 
 
 @register("cross_attn_gradcam")
@@ -32,6 +33,10 @@ class CrossAttentionGradCAM(Attribution):
     adapters strip the "?" as PNP-VQA's ``forward_itm`` does
     (``BlipAdapter.strip_question_mark``), so that there it is not one of the averaged tokens.
 
+    Question-token relevance (``Explanation.tokens``): each question token's Grad-CAM mass
+    :math:`\sum_p M_t(p)` — LAVIS's per-token maps (its rows after the mean), summed over the
+    patches; none where the rows are not text tokens (BLIP-2).
+
     Options:
         block: cross-attention layer (default: the model's ``default_block``; PNP-VQA uses 7 on
             BLIP's 12 layers). The last layer gives all-zero maps (only ``[ENC]`` reaches the head).
@@ -42,7 +47,7 @@ class CrossAttentionGradCAM(Attribution):
     target = TARGET
 
     def attribute(self, model: VLModel, images: torch.Tensor,
-                  questions: Sequence[str]) -> torch.Tensor:
+                  questions: Sequence[str]) -> Explanation:
         block = model.default_block if self.block is None else self.block
         site = model.cross_attention_site(block)
         text = model.tokenize(questions)
@@ -52,6 +57,5 @@ class CrossAttentionGradCAM(Attribution):
         attn = rec.last("cross").detach()
         cam = attn[..., 1:] * grad[..., 1:].clamp(min=0)  # (B, H, L, N)
         cam = cam.mean(1)  # heads
-        mask = model.cross_attention_rows(text)
-        per_token = (cam * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return to_grid(per_token, model.grid)
+        return Explanation(to_grid(question_mean(cam, model, text), model.grid),
+                           tokens=question_tokens(cam.sum(-1), model, text))

@@ -8,7 +8,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture
-from methods.base import BLOCK, Attribution, to_grid
+from methods.base import BLOCK, Attribution, question_mean, to_grid
 
 
 @register("raw_attention")
@@ -38,10 +38,8 @@ class RawCrossAttention(Attribution):
                   questions: Sequence[str]) -> torch.Tensor:
         block = model.default_block if self.block is None else self.block
         text = model.tokenize(questions)
-        with capture(outputs={"cross": model.cross_attention_site(block)}) as rec:
-            with torch.no_grad():  # capture enables gradients; this map needs none
-                model.text_hidden(model.visual_tokens(images), text)
+        site = model.cross_attention_site(block)
+        with capture(outputs={"cross": site}) as rec, torch.no_grad():
+            model.text_hidden(model.visual_tokens(images), text)
         attn = rec.last("cross")[..., 1:].mean(1)  # (B, L, N): heads averaged
-        rows = model.cross_attention_rows(text)
-        per_token = (attn * rows[..., None]).sum(1) / rows.sum(1, keepdim=True).clamp(min=1)
-        return to_grid(per_token, model.grid)
+        return to_grid(question_mean(attn, model, text), model.grid)

@@ -8,7 +8,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, sites
-from methods.base import BLOCK, Attribution, to_grid
+from methods.base import BLOCK, Attribution, question_mean, to_grid
 
 
 def rollout_matrix(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -85,7 +85,5 @@ class AttentionRollout(Attribution):
             relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)
         else:
             relevance = vit[:, :, 1:]
-        mask = model.cross_attention_rows(text)
-        cross = rec.last("cross").mean(1)  # (B, L, 1+N)
-        c = (cross * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        c = question_mean(rec.last("cross").mean(1), model, text)  # heads, then rows
         return to_grid(torch.einsum("bj,bjp->bp", c, relevance), model.grid)

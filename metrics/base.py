@@ -11,7 +11,9 @@ its edge cases in its docstring. The call shape is fixed per kind:
 * :class:`CounterfactualMetric`: ``metric(heatmap, objects, deltas, tolerance=None) -> float``;
 * :class:`ModelMetric`: ``metric(model, images, questions, maps, records, **run) -> CurveScores``
   on a batch, re-running the model; what replaces removed patches is an injected function;
-* :class:`SanityMetric`: ``metric(model, method, images, questions, seed) -> list``.
+* :class:`SanityMetric`: ``metric(model, method, images, questions, seed) -> list``;
+* :class:`ModalityMetric`: ``metric(model, images, records, seed, **run) -> list`` of rows, of
+  the model alone (no method): how much it relies on each input.
 
 NaN means the sample is excluded (an empty mask, an undefined ratio), never a silent 0 or 1.
 """
@@ -35,6 +37,7 @@ class MetricKind(str, Enum):
     LOCALISATION = "localisation"
     REFERENCE = "reference"
     COMPLEXITY = "complexity"
+    MODALITY = "modality"
     COUNTERFACTUAL = "counterfactual"
     MODEL = "model"
     SANITY = "sanity"
@@ -159,6 +162,19 @@ class ModelMetric(Metric):
 
     def __call__(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
                  maps: torch.Tensor, records: Sequence, **run: Any) -> CurveScores:
+        raise NotImplementedError
+
+
+class ModalityMetric(Metric):
+    """``metric(model, images, records, seed, **run) -> list``: a property of the model on a
+    question, whatever method explains it (modality.csv), on the first questions of the run
+    plan's order (``--plan-count NAME=N``)."""
+
+    kind = MetricKind.MODALITY
+    needs_trained_model = True
+
+    def __call__(self, model: VLModel, images: torch.Tensor, records: Sequence, seed: int = 0,
+                 **run: Any) -> list:
         raise NotImplementedError
 
 

@@ -75,13 +75,21 @@ class RandomSubsetMetric(ModelMetric):
     subset = Option("subset", float, 0.25, "share of the patches in each set",
                     validate=fraction)
 
-    def subsets(self, model, images, questions, records, seed: int, substrate: Substrate,
-                chunk: int, absent, subsets: Optional[Dict[str, torch.Tensor]]) -> dict:
-        """The shared ``subsets`` when the engine passes them, else computed here."""
-        if subsets is not None:
-            return subsets
-        return subset_probabilities(model, images, questions, record_ids(records, len(images)),
-                                    self.runs, self.subset, seed, substrate, chunk, absent)
+    def __call__(self, model, images, questions, maps, records=(),
+                 substrate: Substrate = torch.zeros_like, chunk: int = 256, seed: int = 0,
+                 absent: Optional[Dict[str, torch.Tensor]] = None,
+                 subsets: Optional[Dict[str, torch.Tensor]] = None, **_) -> CurveScores:
+        """``subsets``: :func:`subset_probabilities` of these samples (the engine's shared
+        input), computed here when not given."""
+        if subsets is None:
+            subsets = subset_probabilities(model, images, questions,
+                                           record_ids(records, len(images)), self.runs,
+                                           self.subset, seed, substrate, chunk, absent)
+        return CurveScores(self.score(subsets, maps.reshape(len(maps), -1).double().cpu()))
+
+    def score(self, subsets: Dict[str, torch.Tensor], maps: torch.Tensor) -> np.ndarray:
+        """(B,) values from the sets, drops and the (B, N) maps."""
+        raise NotImplementedError
 
 
 @register("faithfulness_correlation")
@@ -101,12 +109,6 @@ class FaithfulnessCorrelation(RandomSubsetMetric):
     drawn subset's sum, or a model whose score no subset moves → NaN (excluded).
     """
 
-    def __call__(self, model, images, questions, maps, records=(),
-                 substrate: Substrate = torch.zeros_like, chunk: int = 256, seed: int = 0,
-                 absent: Optional[Dict[str, torch.Tensor]] = None,
-                 subsets: Optional[Dict[str, torch.Tensor]] = None, **_) -> CurveScores:
-        got = self.subsets(model, images, questions, records, seed, substrate, chunk, absent,
-                           subsets)
-        drops = got["image"][:, None].numpy() - got["probs"].numpy()
-        flat = maps.reshape(len(maps), 1, -1).double().cpu()
-        return CurveScores(pearson((flat * got["removed"]).sum(-1).numpy(), drops))
+    def score(self, subsets: Dict[str, torch.Tensor], maps: torch.Tensor) -> np.ndarray:
+        drops = subsets["image"][:, None].numpy() - subsets["probs"].numpy()
+        return pearson((maps[:, None] * subsets["removed"]).sum(-1).numpy(), drops)

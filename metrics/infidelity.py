@@ -2,15 +2,14 @@
 computed by ``captum.metrics.infidelity``."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
+import numpy as np
 import torch
 from captum.metrics import infidelity
 
 from metrics import register
-from metrics.base import CurveScores
 from metrics.faithfulness_correlation import RandomSubsetMetric
-from metrics.perturbation import Substrate
 
 
 @register("infidelity")
@@ -36,14 +35,9 @@ class Infidelity(RandomSubsetMetric):
 
     higher_is_better = False
 
-    def __call__(self, model, images, questions, maps, records=(),
-                 substrate: Substrate = torch.zeros_like, chunk: int = 256, seed: int = 0,
-                 absent: Optional[Dict[str, torch.Tensor]] = None,
-                 subsets: Optional[Dict[str, torch.Tensor]] = None, **_) -> CurveScores:
-        got = self.subsets(model, images, questions, records, seed, substrate, chunk, absent,
-                           subsets)
-        b, runs, n = got["removed"].shape
-        removed = got["removed"].reshape(b * runs, n).double()
+    def score(self, subsets: Dict[str, torch.Tensor], maps: torch.Tensor) -> np.ndarray:
+        b, runs, n = subsets["removed"].shape
+        removed = subsets["removed"].reshape(b * runs, n).double()
 
         def perturb(keep: torch.Tensor):
             return removed, keep - removed
@@ -51,12 +45,11 @@ class Infidelity(RandomSubsetMetric):
         def tabulated(keep: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             """f at the inputs captum asks for: the image (all kept) or its perturbations."""
             if torch.equal(keep, torch.ones_like(keep)):
-                return got["image"][idx]
+                return subsets["image"][idx]
             if not torch.equal(keep, 1 - removed):  # captum asked in pieces or reordered
                 raise RuntimeError("infidelity asked for perturbations it was not given")
-            return got["probs"].reshape(-1)
+            return subsets["probs"].reshape(-1)
 
-        values = infidelity(tabulated, perturb, torch.ones(b, n, dtype=torch.float64),
-                            maps.reshape(b, n).double().cpu(), n_perturb_samples=runs,
-                            additional_forward_args=(torch.arange(b),), normalize=True)
-        return CurveScores(values.cpu().numpy())
+        return infidelity(tabulated, perturb, torch.ones(b, n, dtype=torch.float64), maps,
+                          n_perturb_samples=runs, additional_forward_args=(torch.arange(b),),
+                          normalize=True).numpy()

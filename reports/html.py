@@ -15,7 +15,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from benchmark.engine.analysis import declared_pairs
 from benchmark.core.atomic import write_atomic
 from reports import figures, leaderboard
-from reports.matrices import agreement_matrices, controlled, method_matrices, model_tables
+from reports.matrices import (agreement_matrices, controlled, method_matrices, modality_table,
+                              model_tables)
 from reports.run_files import diagnostics, is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
 from reports.latex import baselines
@@ -36,7 +37,9 @@ def save_gallery(out: Path, gallery: List[dict]) -> Path:
             arrays[f"{i}/map/{m}"] = np.asarray(card["maps"][m], np.float32)
         index.append({"model": card["model"], "sample_id": r.sample_id, "question": r.question,
                       "answer": r.answer, "family": r.family, "prediction": card["prediction"],
-                      "correct": bool(card.get("correct")), "methods": methods})
+                      "correct": bool(card.get("correct")), "methods": methods,
+                      "tokens": {m: card.get("tokens", {})[m]
+                                 for m in sorted(card.get("tokens", {}))}})
     arrays["index"] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
     path = out / "gallery.npz"
     import io
@@ -59,8 +62,17 @@ def _cards(out: Path) -> List[dict]:
         cards.append({**c, "image": thumbnail_uri(overlay(image, None, target)),
                       "maps": [{"method": m,
                                 "src": thumbnail_uri(overlay(image, data[f"{i}/map/{m}"], target))}
-                               for m in c["methods"]]})
+                               for m in c["methods"]],
+                      "tokens": [{"method": m, "words": shaded(words)}
+                                 for m, words in c.get("tokens", {}).items()]})
     return cards
+
+
+def shaded(words: List[list]) -> List[tuple]:
+    """(token, opacity in [0, 1]): the token's relevance over the question's largest absolute
+    one (a negative relevance shades as its magnitude; the table keeps the sign)."""
+    top = max((abs(float(v)) for _, v in words), default=0.0)
+    return [(w, abs(float(v)) / top if top > 0 else 0.0) for w, v in words]
 
 
 def _fmt(v) -> str:
@@ -175,6 +187,8 @@ def render(out: Path) -> str:
         sanity=read_csv(out, "sanity.csv"), stability=read_csv(out, "stability.csv"),
         agreement=agreement_matrices(read_csv(out, "agreement.csv"))
         if (out / "agreement.csv").exists() else [],
+        modality=modality_table(read_csv(out, "modality.csv"), manifest.get("seed") or 0)
+        if (out / "modality.csv").exists() else [],
         gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,

@@ -97,3 +97,20 @@ def agreement_matrices(rows: Sequence[dict]) -> List[dict]:
         out.append({"model": model, "metrics": names, "cells": cells,
                     "methods": max(int(r["methods"]) for r in mine)})
     return out
+
+
+def modality_table(rows: Sequence[dict], seed: int = 0) -> List[dict]:
+    """modality.csv summarised: per model and metric the mean share with its seeded bootstrap
+    95% CI and n, overall and per question type."""
+    from benchmark.engine.stats import bootstrap_ci
+
+    groups: Dict[tuple, List[float]] = {}
+    for r in rows:
+        for family in ("all", r["question_type"]):
+            groups.setdefault((r["model"], r["metric"], family), []).append(as_float(r["t_shap"]))
+    out = []
+    for (model, metric, family), values in sorted(groups.items()):
+        mean, low, high = bootstrap_ci(values, seed=seed)
+        out.append({"model": model, "metric": metric, "question_type": family, "mean": mean,
+                    "ci_low": low, "ci_high": high, "n": sum(v == v for v in values)})
+    return out

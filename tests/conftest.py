@@ -76,6 +76,7 @@ def layering_run(tmp_path_factory):
     argv = ["--models", "difnet-itm-tiny-plain", "--methods", "all", "--metrics", "all",
             "--limit", "1", "--batch-size", "1", "--steps", "2", "--sanity-samples", "1",
             "--pnp-captions", "2", "--method-option", "integrated_gradients.max_steps=16",
-            "--metric-option", "smprt.n_noise=2", "--full", "--quiet", "--out", str(out)]
+            "--metric-option", "smprt.n_noise=2", "--metric-option", "mm_shap.permutations=1",
+            "--full", "--quiet", "--out", str(out)]
     edges = recorded_edges(f"from benchmark.cli.main import main\nassert main({argv!r}) == 0\n")
     return edges, out

@@ -14,8 +14,9 @@ from benchmark.engine.comparisons import comparisons
 from benchmark.engine.provenance import manifest
 from benchmark.engine.stability import COLUMNS as STABILITY_COLUMNS
 from benchmark.engine.stability import stability
-from benchmark.engine.tables import (CURVE_COLUMNS, RESULT_COLUMNS, SANITY_COLUMNS,
-                                     SUMMARY_COLUMNS, csv_text, summarise)
+from benchmark.engine.tables import (CURVE_COLUMNS, MODALITY_COLUMNS, RESULT_COLUMNS,
+                                     SANITY_COLUMNS, SUMMARY_COLUMNS, TOKEN_COLUMNS, csv_text,
+                                     summarise)
 
 
 def method_kinds(method_info: Dict[str, dict]) -> tuple:
@@ -27,7 +28,7 @@ def method_kinds(method_info: Dict[str, dict]) -> tuple:
 
 def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str, Path]:
     """Write results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
-    stability.csv, agreement.csv and manifest.json."""
+    stability.csv, agreement.csv, tokens.csv, modality.csv and manifest.json."""
     out.mkdir(parents=True, exist_ok=True)
     seed = int(config.get("seed", 0))
     rows = sorted(result.rows, key=lambda r: (r["model"], r["method"], r["metric"], r["region"],
@@ -44,6 +45,10 @@ def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str,
                                         result.higher_is_better), STABILITY_COLUMNS),
         "agreement": csv_text(agreement(summary, real, result.higher_is_better,
                                         set(metrics.available())), AGREEMENT_COLUMNS),
+        "tokens": csv_text(sorted(result.tokens, key=lambda r: (
+            r["model"], r["method"], r["sample_id"], r["position"])), TOKEN_COLUMNS),
+        "modality": csv_text(sorted(result.modality, key=lambda r: (
+            r["model"], r["metric"], r["sample_id"])), MODALITY_COLUMNS),
     }
     paths = {}
     for name, text in files.items():

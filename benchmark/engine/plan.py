@@ -38,7 +38,9 @@ DEFAULT: Dict[str, int] = {"integrated_gradients": 48, "deletion_auc": 64, "inse
                            # the random-set drops are shared by every method, ROAD solves a
                            # sparse system per map and point
                            "faithfulness_correlation": 64, "infidelity": 64,
-                           "road_morf": 8, "road_lerf": 8}
+                           "road_morf": 8, "road_lerf": 8,
+                           "text_deletion_auc": 64, "text_deletion_lerf_auc": 64,
+                           "mm_shap": 32}
 OUTSIDE = "excluded: outside the run plan's {n} questions for {what} (--full runs every question)"
 
 

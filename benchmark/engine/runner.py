@@ -40,6 +40,10 @@ class RunResult:
     model_info: Dict[str, dict] = field(default_factory=dict)
     method_info: Dict[str, dict] = field(default_factory=dict)
     gallery: List[dict] = field(default_factory=list)
+    #: per sample and question token, a method's relevance (tokens.csv)
+    tokens: List[dict] = field(default_factory=list)
+    #: per model and sample, the modality metrics (modality.csv)
+    modality: List[dict] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     #: "method/part" → seconds over every model and batch (part: explain, a metric, sanity
     #: checks), as recorded when each unit was computed
@@ -126,6 +130,7 @@ def _run_model(model_name: str, data, cache: UnitCache, bars: RunProgress,
     t_model = time.time()
     state = model_state(model_name, data, cache)
     result.model_info[model_name] = state.manifest_info()
+    result.modality += state.modality
     gallery_maps: Dict[str, Dict[str, list]] = {}
     for method_name in cfg.methods:
         t_method = time.time()
@@ -156,12 +161,18 @@ def _run_model(model_name: str, data, cache: UnitCache, bars: RunProgress,
     else:
         bars.shrink(sum(weight.values()))
     result.timings[f"{model_name}_s"] = time.time() - t_model
+    words: Dict[str, Dict[str, list]] = {}
+    for t in result.tokens:
+        if t["model"] == model_name:
+            words.setdefault(t["sample_id"], {}).setdefault(t["method"], []).append(
+                (t["token"], t["relevance"]))
     for r in records[:cfg.gallery]:
         result.gallery.append({"model": model_name, "record": r,
                                "prediction": state.predictions.get(r.sample_id, ""),
                                "correct": (state.correct.get(r.sample_id) or 0.0) >= 1.0,
                                "maps": {k: np.asarray(v, np.float32)
-                                        for k, v in gallery_maps.get(r.sample_id, {}).items()}})
+                                        for k, v in gallery_maps.get(r.sample_id, {}).items()},
+                               "tokens": words.get(r.sample_id, {})})
 
 
 def _merge_unit(result: RunResult, unit: dict, method_name: str,
@@ -171,6 +182,7 @@ def _merge_unit(result: RunResult, unit: dict, method_name: str,
         key = f"{method_name}/{part}"
         result.profile[key] = result.profile.get(key, 0.0) + t
     result.rows += unit["rows"]
+    result.tokens += unit.get("tokens", [])
     result.higher_is_better.update(unit.get("directions", {}))
     result.diagnostics.update(unit.get("directions", {}))
     for sid, m in unit["gallery"].items():

@@ -162,11 +162,15 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
                       reason: Optional[str], scorer: Callable, cfg: RunConfig,
                       seconds: Optional[Dict[str, float]] = None,
                       directions: Optional[Dict[str, bool]] = None,
-                      outside: Optional[Dict[str, Dict[int, str]]] = None) -> List[dict]:
+                      outside: Optional[Dict[str, Dict[int, str]]] = None,
+                      tokens: Optional[torch.Tensor] = None,
+                      cover: Optional[Dict[str, List[int]]] = None) -> List[dict]:
     """Rows of the metrics that run the model on the maps (noted where they do not apply),
     and of the diagnostics they report (each name's direction into ``directions``); each
     metric's time is added to ``seconds`` (the run's profile). ``outside[metric]``: positions
-    the run plan leaves out of that metric, with their note."""
+    the run plan leaves out of that metric, with their note; ``tokens``: the method's
+    question-token relevance, for the metrics that read it; ``cover[metric]``: the positions
+    its own plan count covers, whatever the method (where its costly shared inputs run)."""
     rows = []
     for metric in names:
         t0 = time.perf_counter()
@@ -178,7 +182,8 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
         skipped = {**invalid, **(outside or {}).get(metric, {})}
         ok = [i for i in range(len(recs)) if i not in skipped and i not in unmatched]
         with part(f"{base_rows[0]['method'] if base_rows else ''}/{metric}"):
-            scores, why = _scores(fn, model, images, recs, maps, ok, reason, scorer, cfg)
+            scores, why = _scores(fn, model, images, recs, maps, ok, reason, scorer, cfg,
+                                  tokens, (cover or {}).get(metric))
         if seconds is not None:
             seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - t0
         pos = {i: k for k, i in enumerate(ok)}
@@ -206,7 +211,8 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
 
 
 def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: List[int],
-            reason: Optional[str], scorer: Callable, cfg: RunConfig) -> tuple:
+            reason: Optional[str], scorer: Callable, cfg: RunConfig,
+            tokens: Optional[torch.Tensor] = None, cover: Optional[List[int]] = None) -> tuple:
     """(the metric's :class:`~metrics.base.CurveScores` on the samples ``ok`` or ``None``, why
     it does not apply or ``None``)."""
     why = reason or fn.applicable(model)
@@ -221,8 +227,10 @@ def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: 
     if not ok:
         return None, None
     sel = torch.tensor(ok)
+    if getattr(fn, "reads_tokens", False):
+        extra["token_relevance"] = None if tokens is None else tokens[sel]
     extra.update(shared_inputs(fn.shared, model, images, recs, cfg, sel, extra.get("pnp"),
-                               {k: getattr(fn, k) for k in fn.shared_options}))
+                               {k: getattr(fn, k) for k in fn.shared_options}, cover))
     try:
         return fn(model.for_batch(len(recs)).select(sel), images[sel],
                   [recs[i].question for i in ok], maps[sel], [recs[i] for i in ok],

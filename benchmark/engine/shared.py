@@ -94,22 +94,34 @@ def _rows(value, sel: torch.Tensor):
     return value[sel.to(value.device)]
 
 
+#: shared inputs that cost many passes per question: computed only on the questions the asking
+#: metric's run-plan count covers (the same for every method), not the whole batch
+PLANNED = {"subsets"}
+
+
 def shared_inputs(names: Sequence[str], model: VLModel, images: torch.Tensor, recs,
                   cfg: RunConfig, sel: torch.Tensor, pnp=None,
-                  options: Optional[Dict[str, object]] = None) -> dict:
+                  options: Optional[Dict[str, object]] = None,
+                  cover: Optional[Sequence[int]] = None) -> dict:
     """The shared inputs ``names`` of the batch ``recs``, rows ``sel``, as metric keywords;
     ``options``: the asking metric's options they depend on (its ``shared_options``), part of
-    what is shared."""
+    what is shared; ``cover``: the batch positions the asking metric's plan count covers (a
+    superset of ``sel``; ``None``: all), where the :data:`PLANNED` inputs are computed."""
     memo = _MEMO.setdefault(model.module, {})
     settings = (cfg.substrate, cfg.insertion_start, cfg.side_inputs, cfg.segmentation,
-                cfg.precision, cfg.vqa_mode, cfg.pnp_vqa)
+                cfg.precision, cfg.vqa_mode, cfg.pnp_vqa, tuple(sorted((options or {}).items())))
     out = {}
     for name in names:
-        key = (name, tuple(r.sample_id for r in recs), settings, tuple(sorted((options or {}).items())))
+        rows = list(range(len(recs))) if cover is None or name not in PLANNED else list(cover)
+        key = (name, tuple(recs[i].sample_id for i in rows), settings)
         if key not in memo:
+            at = torch.tensor(rows, dtype=torch.long)
+            view = model.for_batch(len(recs)).select(at) if len(rows) < len(recs) else model
             with part(f"shared/{name}"):
-                memo[key] = COMPUTE[name](model, images, recs, cfg, pnp, **(options or {}))
+                memo[key] = COMPUTE[name](view, images[at.to(images.device)],
+                                          [recs[i] for i in rows], cfg, pnp, **(options or {}))
         value: Optional[object] = memo[key]
         if value is not None:
-            out[name] = _rows(value, sel)
+            where = {i: k for k, i in enumerate(rows)}
+            out[name] = _rows(value, torch.tensor([where[int(i)] for i in sel]))
     return out

@@ -17,6 +17,8 @@ SUMMARY_COLUMNS = ["model", "method", "metric", "region", "subset", "question_ty
 CURVE_COLUMNS = ["model", "method", "metric", "x", "value", "n", "ci_low", "ci_high"]
 SANITY_COLUMNS = ["model", "method", "test", "index", "stage", "statistic", "n", "mean",
                   "ci_low", "ci_high"]
+TOKEN_COLUMNS = ["model", "method", "sample_id", "position", "token", "relevance"]
+MODALITY_COLUMNS = ["model", "metric", "sample_id", "question_type", "t_shap", "players"]
 
 
 def fmt(v) -> str:

@@ -108,7 +108,10 @@ def _unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int, data
     untrained = UNTRAINED if state.info.get("untrained") else None
     rows += model_metric_rows(base_rows, mod, model, inputs.images(recs, model), recs,
                               None if out is None else out.maps, invalid, reason or untrained,
-                              data.scorer, cfg, seconds, directions, outside)
+                              data.scorer, cfg, seconds, directions, outside,
+                              None if out is None else out.tokens,
+                              {m: [i for i, k in enumerate(ranks) if plan.metrics.get(m) is None
+                                   or k < plan.metrics[m]] for m in mod})
     for key, d in (out.diagnostics if out else {}).items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
                   "note": ""} if i in wanted else
@@ -117,7 +120,8 @@ def _unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int, data
     gallery = {r.sample_id: out.maps[i].tolist() for i, r in enumerate(recs)
                if out is not None and i in wanted and r.sample_id in gallery_ids(data)}
     return {"rows": rows, "gallery": gallery, "directions": directions, "seconds": seconds,
-            "nonfinite": sum(1 for why in invalid.values() if why == "non-finite map")}
+            "nonfinite": sum(1 for why in invalid.values() if why == "non-finite map"),
+            "tokens": token_rows(model, out, recs, base_rows, invalid)}
 
 
 def _invalid(out: Optional[Explanation], recs, wanted: List[int], count: Optional[int],
@@ -166,6 +170,26 @@ def _counterfactual_inputs(recs, effects: Dict[str, Optional[dict]]) -> Optional
     return [None if effects.get(r.sample_id) is None else (object_masks(r),
                                                             effects[r.sample_id]["delta"])
             for r in recs]
+
+
+def token_rows(model: VLModel, out: Optional[Explanation], recs, base_rows: List[dict],
+               invalid: Dict[int, str]) -> List[dict]:
+    """tokens.csv's rows of one unit: per scored sample and question token, its relevance
+    (:attr:`~methods.base.Explanation.tokens`), for methods that give one."""
+    if out is None or out.tokens is None:
+        return []
+    strings = model.token_strings(model.tokenize([r.question for r in recs]))
+    rows = []
+    for i, base in enumerate(base_rows):
+        if i in invalid:
+            continue
+        for pos, token in enumerate(strings[i]):
+            value = float(out.tokens[i, pos])
+            if value == value:  # NaN: not a question token
+                rows.append({"model": base["model"], "method": base["method"],
+                             "sample_id": base["sample_id"], "position": pos, "token": token,
+                             "relevance": value})
+    return rows
 
 
 def gallery_ids(data: RunData) -> set:

@@ -1,5 +1,5 @@
-"""The model side of a run: per model its manifest entry, its answer to every question and its
-Δ per object (:class:`ModelState`), each computed once and cached, and the loading options of
+"""The model side of a run: per model its manifest entry, its answer to every question, its
+Δ per object and its modality shares (:class:`ModelState`), each computed once and cached, and the loading options of
 the run's models. Every unit (:mod:`benchmark.engine.unit_rows`, :mod:`benchmark.engine.sanity_run`) reads
 only the run's :class:`~benchmark.engine.run_data.RunData` and its model's state and goes into the unit
 cache (:mod:`benchmark.engine.cache`); the local runner and the Ray engine compute the same units and
@@ -7,7 +7,7 @@ merge them the same way, hence the same bytes.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 import methods
 import metrics
@@ -22,6 +22,8 @@ from benchmark.models.memory import bound
 from benchmark.models.protocol import VLModel
 from benchmark.engine.passes import part
 from benchmark.engine.run_data import RunData, unit_key
+from datasets.segmentation_stream import absent_side_inputs
+from metrics.perturbation import SUBSTRATES
 
 
 class ModelState:
@@ -56,6 +58,9 @@ class ModelState:
                 self.effects.update(effects)
         self.correct = {r.sample_id: data.scorer(self.predictions[r.sample_id], r.answers)
                         if self.predictions[r.sample_id] else None for r in records}
+        #: modality.csv's rows of this model (:class:`metrics.base.ModalityMetric`)
+        self.modality: List[dict] = [] if self.info.get("untrained") else \
+            _modality(self, data, cache)
 
     @property
     def model(self) -> VLModel:
@@ -103,6 +108,28 @@ def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
         fed = inputs.fed(model, recs, records, cfg)
         preds = fed.predict_answers(inputs.images(recs, model), [r.question for r in recs])
         out.update({r.sample_id: p for r, p in zip(recs, preds)})
+    return out
+
+
+def _modality(state: "ModelState", data: RunData, cache) -> List[dict]:
+    """The rows of the run's modality metrics, per batch on its questions of the run plan
+    (each batch cached)."""
+    cfg, out = data.cfg, []
+    for name in (m for m in cfg.metrics if metrics.get(m).kind is MetricKind.MODALITY):
+        fn, count = inputs.configured_metric(name, cfg), data.plan.metrics.get(name)
+        for b, idx in enumerate(data.batches):
+            rows = cache.get(state.name, name, unit_key(b))
+            if rows is None:
+                recs = [data.records[i] for i in idx if count is None or data.ranks[i] < count]
+                with inputs.precision(cfg), part(f"model/{name}"):
+                    rows = [] if not recs else fn(
+                        inputs.fed(state.model, recs, data.records, cfg),
+                        inputs.images(recs, state.model), recs, seed=cfg.seed,
+                        substrate=SUBSTRATES[cfg.substrate],
+                        absent=absent_side_inputs(state.model, cfg.segmentation,
+                                                  cfg.side_inputs == "consistent"))
+                cache.put(rows, state.name, name, unit_key(b))
+            out += [{**r, "metric": name} for r in rows]
     return out
 
 

@@ -208,6 +208,18 @@ class VLModel(abc.ABC):
                              f"(it has {len(sites)} text layers)")
         return sites[block]
 
+    def token_strings(self, text: TextBatch) -> List[List[str]]:
+        """Each question's tokens as the text encoder reads them, padding left out: what a
+        method's per-token relevance lines up with (the token ids where the model has no
+        tokenizer)."""
+        tokenizer = getattr(self, "tokenizer", None)
+        out = []
+        for ids, mask in zip(text.input_ids.cpu(), text.attention_mask.cpu()):
+            kept = ids[mask.bool()].tolist()
+            out.append(tokenizer.convert_ids_to_tokens(kept) if tokenizer is not None
+                       else [str(i) for i in kept])
+        return out
+
     def cross_attention_rows(self, text: TextBatch) -> torch.Tensor:
         """(B, R) weights of the rows of a text→image cross-attention map (the queries of
         :meth:`cross_attention_site`) that stand for the question; methods average the rows

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.benchmark
 MODELS = ("blip-itm-tiny-plain", "difnet-itm-tiny-plain")
 #: passes per map (forward, backward) of the methods with a fixed cost
 PER_MAP = {"cross_attn_gradcam": (1, 1), "fused_gradcam": (1, 1), "chefer_relevance": (1, 1),
-           "gradient_x_input": (1, 1), "rollout": (1, 0)}
+           "gradient_x_input": (1, 1), "rollout": (1, 0), "raw_attention": (1, 0)}
 WITH_TARGET = {"cross_attn_gradcam", "fused_gradcam", "chefer_relevance", "gradient_x_input",
                "integrated_gradients"}
 STEPS, QUESTIONS, SANITY, NOISE = 8, 16, 2, 50

@@ -75,6 +75,16 @@ def test_method_on_untrained_tiny(untrained_tiny):
         assert untrained_tiny.itm_logits(images, QUESTIONS).shape == (2, 2)
 
 
+def test_text_relevance_is_the_enc_row_of_r_tt_on_the_question_tokens(untrained_tiny):
+    images = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    out = methods.get("chefer_relevance").explain(untrained_tiny, images, QUESTIONS)
+    rows = untrained_tiny.cross_attention_rows(untrained_tiny.tokenize(QUESTIONS)) > 0
+    assert out.tokens.shape == rows.shape
+    assert torch.isnan(out.tokens[~rows]).all() and torch.isfinite(out.tokens[rows]).all()
+    # R^tt starts as I and only grows by non-negative terms: off-diagonal relevance ≥ 0
+    assert (out.tokens[rows] >= 0).all() and out.tokens[rows].sum() > 0
+
+
 def test_method_on_a_fused_model():
     from benchmark.models.embedded import tiny_adapter
     from benchmark.models.tiny import TinyConfig, Vocabulary, build_tiny_itm

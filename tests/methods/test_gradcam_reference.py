@@ -37,6 +37,33 @@ def test_equals_lavis_compute_gradcam_block7_24x24_12heads():
     assert float(((ours - ref) / scale).abs().max()) <= 1e-6
 
 
+def test_question_token_relevance_is_lavis_per_token_maps_summed():
+    """cross_attn_gradcam's token relevance: compute_gradcam's map of each question token (its
+    rows after the mean) summed over the patches; NaN at [ENC], [SEP] and padding."""
+    from lavis.models.blip_models.blip_image_text_matching import compute_gradcam
+
+    model = build_lavis_itm()
+    images = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    questions = [q.strip("?") for q in QUESTIONS]
+    tokenized = model.tokenizer(questions, padding="longest", truncation=True, max_length=40,
+                                return_tensors="pt")
+    cams, _ = compute_gradcam(model, images, questions, tokenized, block_num=7)
+    model.text_encoder.encoder.layer[7].crossattention.self.save_attention = False
+    adapter = models.wrap(model, strip_question_mark=True)
+    out = methods.get("cross_attn_gradcam").explain(adapter, images, QUESTIONS)
+    lengths = tokenized.attention_mask.sum(1)
+    for b in range(3):
+        question = range(1, int(lengths[b]) - 1)
+        ref = torch.stack([cams[b][t + 1].sum() for t in question])
+        ours = out.tokens[b, list(question)]
+        assert float((ours - ref).abs().max()) <= 1e-6 * float(ref.abs().max())
+        others = [t for t in range(out.tokens.shape[1]) if t not in question]
+        assert torch.isnan(out.tokens[b, others]).all()
+    expected = model.tokenizer.convert_ids_to_tokens(
+        tokenized.input_ids[0, 1:int(lengths[0])].tolist())
+    assert adapter.token_strings(adapter.tokenize(QUESTIONS[:1]))[0] == ["[ENC]"] + expected
+
+
 def test_raw_attention_equals_the_attention_lavis_saves_for_compute_gradcam():
     """raw_attention is the factor compute_gradcam multiplies by the gradient: the attention
     map LAVIS's layer saves, heads and question tokens averaged, image CLS dropped."""

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import metrics
-from metrics.faithfulness_correlation import draw_subsets
+from metrics.faithfulness_correlation import draw_subsets, subset_probabilities
 from tests.fixtures.toys import patch_mean_toy
 
 W = np.arange(1, 17, dtype=np.float64)
@@ -35,7 +35,7 @@ def test_reads_the_drops_faithfulness_correlation_reads():
     model = patch_mean_toy(W)
     maps = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(3))
     infid, fc = metrics.get("infidelity"), metrics.get("faithfulness_correlation")
-    shared = fc.subsets(model, images, ["q", "q"], (), 0, torch.zeros_like, 256, None, None)
+    shared = subset_probabilities(model, images, ["q", "q"], ["row-0", "row-1"], 32, 0.25, 0)
 
     class NoModel:
         grid = (4, 4)

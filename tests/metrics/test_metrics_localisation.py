@@ -81,10 +81,10 @@ def test_auc_normalised_trapezoid():
 
 def test_every_metric_is_an_instance_of_one_kind_with_its_name():
     from metrics.base import (ComplexityMetric, CounterfactualMetric, LocalisationMetric,
-                              ModelMetric, ReferenceMetric, SanityMetric)
+                              ModalityMetric, ModelMetric, ReferenceMetric, SanityMetric)
 
     kinds = (LocalisationMetric, CounterfactualMetric, ModelMetric, SanityMetric, ReferenceMetric,
-             ComplexityMetric)
+             ComplexityMetric, ModalityMetric)
     for name in metrics.available():
         metric = metrics.get(name)
         assert isinstance(metric, kinds) and metric.name == name
