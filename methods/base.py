@@ -62,7 +62,7 @@ def _concatenated(parts: Sequence[Explanation]) -> Explanation:
                                  d.higher_is_better) for k, d in parts[0].diagnostics.items()}
     valid = None if parts[0].valid is None else torch.cat([p.valid for p in parts])
     tokens = None
-    if parts[0].tokens is not None:  # slices tokenised apart: pad to the longest with NaN
+    if all(p.tokens is not None for p in parts):  # tokenised apart: pad to the longest, NaN
         width = max(p.tokens.shape[1] for p in parts)
         tokens = torch.cat([F.pad(p.tokens, (0, width - p.tokens.shape[1]), value=float("nan"))
                             for p in parts])
@@ -174,9 +174,11 @@ def question_tokens(per_row: torch.Tensor, model: VLModel, text: TextBatch
                     ) -> Optional[torch.Tensor]:
     """(B, L) one value per text row → :attr:`Explanation.tokens` (NaN off the question rows),
     or ``None`` when the rows are not the question's tokens (BLIP-2's are its queries)."""
-    if per_row.shape[1] != text.input_ids.shape[1]:
+    if not model.rows_are_tokens:
         return None
     rows = model.cross_attention_rows(text).to(per_row.device)
+    if not per_row.shape == rows.shape == text.input_ids.shape:
+        return None
     return torch.where(rows > 0, per_row, torch.full_like(per_row, float("nan")))
 
 

@@ -8,13 +8,15 @@ import torch
 
 from benchmark.models.protocol import VLModel
 from methods import register
-from methods.base import Attribution
+from methods.base import Attribution, Explanation, question_tokens
 from benchmark.core.errors import NotApplicable
 
 
 @register("random")
 class RandomMap(Attribution):
-    """Uniform noise on the patch grid, from ``torch.Generator().manual_seed(seed)``.
+    """Uniform noise on the patch grid, from ``torch.Generator().manual_seed(seed)``, and
+    uniform noise over the question tokens after it (the chance reference of the token
+    metrics; the maps are those drawn first, as before).
 
     Input: ``seed`` (the run passes one per batch; default 0). Same seed → same maps.
     """
@@ -23,9 +25,12 @@ class RandomMap(Attribution):
     is_baseline = True
 
     def attribute(self, model: VLModel, images: torch.Tensor, questions: Sequence[str],
-                  seed: int = 0) -> torch.Tensor:
+                  seed: int = 0) -> Explanation:
         g = torch.Generator().manual_seed(int(seed))
-        return torch.rand((images.shape[0], *model.grid), generator=g)
+        maps = torch.rand((images.shape[0], *model.grid), generator=g)
+        text = model.tokenize(questions)
+        noise = torch.rand(text.input_ids.shape, generator=g)
+        return Explanation(maps, tokens=question_tokens(noise, model, text))
 
 
 @register("center")

@@ -68,6 +68,7 @@ def layering_run(tmp_path_factory):
     the report written), in a fresh interpreter that records every import it executes:
     ``(edges, run folder)``. The layering test and the every-plugin smoke test share it; the
     golden test pins the numbers of both models on a fixed list."""
+    from tests.fixtures.cli_helpers import SMALL_METRIC_BUDGETS
     from tests.fixtures.import_graph import recorded_edges
 
     out = tmp_path_factory.mktemp("every-plugin") / "run"
@@ -76,7 +77,7 @@ def layering_run(tmp_path_factory):
     argv = ["--models", "difnet-itm-tiny-plain", "--methods", "all", "--metrics", "all",
             "--limit", "1", "--batch-size", "1", "--steps", "2", "--sanity-samples", "1",
             "--pnp-captions", "2", "--method-option", "integrated_gradients.max_steps=16",
-            "--metric-option", "smprt.n_noise=2", "--metric-option", "mm_shap.permutations=1",
+            "--metric-option", "smprt.n_noise=2", *SMALL_METRIC_BUDGETS,
             "--full", "--quiet", "--out", str(out)]
     edges = recorded_edges(f"from benchmark.cli.main import main\nassert main({argv!r}) == 0\n")
     return edges, out

@@ -76,6 +76,8 @@ class Blip2Adapter(VLModel):
     def match_head(self, enc_hidden: torch.Tensor) -> torch.Tensor:
         return self.module.itm_head(enc_hidden)
 
+    rows_are_tokens = False
+
     def cross_attention_rows(self, text: TextBatch) -> torch.Tensor:
         """Every query token (the only rows that cross-attend to the image)."""
         return torch.ones(text.input_ids.shape[0], self.n_queries, device=text.input_ids.device)

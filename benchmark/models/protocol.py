@@ -68,6 +68,9 @@ class VLModel(abc.ABC):
     #: side inputs the model reads (e.g. ``("segmentation",)``), each described by
     #: :meth:`side_input_classes`
     side_inputs: ClassVar[Tuple[str, ...]] = ()
+    #: the rows of its cross-attention are the question's tokens (BLIP); BLIP-2's are queries,
+    #: so no per-token relevance can be read from them
+    rows_are_tokens: ClassVar[bool] = True
 
     # ------------------------------------------------------------- for subclasses to provide
     @abc.abstractmethod

@@ -129,7 +129,8 @@ def test_run_writes_every_file(tmp_path):
 #: sanity rows exist to be compared (on an untrained control they are all "not applicable")
 TRAINED = ["--models", "blip-itm-tiny", "--methods", "random,cross_attn_gradcam,integrated_gradients",
            "--metrics", "pointing_game,relevance_rank,deletion_auc,vqa_keep_auc,"
-           "object_faithfulness,random_logit", "--limit", "6", "--batch-size", "3",
+           "object_faithfulness,random_logit,text_deletion_auc", "--limit", "6",
+           "--batch-size", "3",
            "--quiet", "--steps", "4", "--sanity-samples", "4",
            # IG's convergence rows are compared too; integrating to 4096 steps adds only time
            "--method-option", "integrated_gradients.max_steps=128"]
@@ -137,8 +138,9 @@ def test_same_seed_same_bytes_and_report_rerenders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(TRAINED + ["--out", str(a)]) == 0
     assert main(TRAINED + ["--out", str(b)]) == 0
-    for name in CSVS:
+    for name in CSVS + ("tokens.csv", "modality.csv", "agreement.csv", "stability.csv"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert len((a / "tokens.csv").read_text().splitlines()) > 6
     import pandas as pd
 
     curves, comp = pd.read_csv(a / "curves.csv"), pd.read_csv(a / "comparisons.csv")

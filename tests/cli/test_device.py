@@ -7,7 +7,7 @@ from benchmark.engine.cache import UnitCache
 from benchmark.cli.main import dataset_metrics, main, resolve_device
 from benchmark.core.errors import InputError
 from benchmark.core.errors import UsageError
-from tests.fixtures.cli_helpers import CSVS, SMALL, one_line_error
+from tests.fixtures.cli_helpers import CSVS, SMALL, SMALL_METRIC_BUDGETS, one_line_error
 
 
 @pytest.mark.parametrize("available,requested,expected", [
@@ -99,7 +99,7 @@ def test_every_method_and_metric_runs_on_a_gpu_with_the_cpus_numbers(tmp_path, m
             "--sanity-samples", "2", "--pnp-captions", "2", "--quiet", "--no-report", "--metrics",
             ",".join(every),
             "--method-option", "integrated_gradients.max_steps=64",
-            "--metric-option", "smprt.n_noise=2"]
+            "--metric-option", "smprt.n_noise=2", *SMALL_METRIC_BUDGETS]
     assert main(args + ["--out", str(tmp_path / "cpu"), "--device", "cpu"]) == 0
     with fake_cuda(monkeypatch):
         assert main(args + ["--out", str(tmp_path / "gpu")]) == 0  # --device auto → cuda

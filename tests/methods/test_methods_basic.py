@@ -37,6 +37,12 @@ def test_random_is_seeded_and_center_peaks_in_the_middle(untrained_tiny, images)
     assert not torch.equal(r(untrained_tiny, images, QUESTIONS, seed=3), r(untrained_tiny, images, QUESTIONS, seed=4))
     c = methods.get("center")(untrained_tiny, images, QUESTIONS)[0]
     assert c[5:7, 5:7].min() == c.max()
+    # its maps are the generator's first draw, its question-token noise comes after them
+    out = r.explain_with(untrained_tiny, images, QUESTIONS, seed=3)
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(out.maps, torch.rand(out.maps.shape, generator=g))
+    rows = untrained_tiny.cross_attention_rows(untrained_tiny.tokenize(QUESTIONS)) > 0
+    assert torch.isfinite(out.tokens[rows]).all() and torch.isnan(out.tokens[~rows]).all()
 
 
 def test_fused_gradcam_equals_hand_written_vit_gradcam_on_the_baseline(untrained_tiny, images):

@@ -12,6 +12,7 @@ import torch
 import methods
 from benchmark import models
 from benchmark.cli.main import dataset_metrics
+from tests.fixtures.cli_helpers import SMALL_METRIC_BUDGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = ["is there a red circle?", "what colour is the square?"]
@@ -116,7 +117,7 @@ def test_every_method_and_metric_through_the_cli(folder, tmp_path):
                         "--metrics", "all", "--limit", "2", "--batch-size", "2",
                         "--sanity-samples", "2", "--steps", "4",
                         "--method-option", "integrated_gradients.max_steps=64",
-                        "--out", str(out), "--quiet", "--no-report"],
+                        *SMALL_METRIC_BUDGETS, "--out", str(out), "--quiet", "--no-report"],
                        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
@@ -133,7 +134,9 @@ def test_every_method_and_metric_through_the_cli(folder, tmp_path):
     assert manifest["models"][spec]["source"] == str(Path(folder).resolve())
     sanity = pd.read_csv(out / "sanity.csv")
     # every metric that applies to the synthetic data ran
-    assert set(dataset_metrics("all", "synthetic")) <= set(rows.metric) | set(sanity.test)
+    modality = pd.read_csv(out / "modality.csv")
+    assert set(dataset_metrics("all", "synthetic")) <= \
+        set(rows.metric) | set(sanity.test) | set(modality.metric)
     assert sanity[sanity.test == "sanity_mprt"].n.gt(0).any()
 
 

@@ -18,6 +18,7 @@ import torch
 import methods
 from benchmark.cli.main import dataset_metrics, main
 from benchmark.core.errors import InputError
+from tests.fixtures.cli_helpers import SMALL_METRIC_BUDGETS
 from benchmark.models.pretrained import (CHECKPOINTS, _blip_loader, bert_tokenizer,
                                          build_blip_itm, load_checkpoint)
 from tests.fixtures.real_layout import BERT_VOCAB_SIZE, bert_vocab, hf_cache_tokenizer, lavis_checkpoint
@@ -196,5 +197,6 @@ def test_full_size_model_runs_every_method_and_metric(name, tmp_path):
                  "--tokenizer-dir", str(tokenizer), "--limit", "2", "--methods",
                  ",".join(METHODS), "--metrics", ",".join(every), "--sanity-samples", "2",
                  "--out", str(out), "--method-option", "integrated_gradients.max_steps=32",
+                 *SMALL_METRIC_BUDGETS,
                  "--quiet", "--no-report"]) == 0
     _check_run(out, name)
