@@ -8,7 +8,7 @@ import torch
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture
-from methods.base import BLOCK, Attribution, question_mean, to_grid
+from methods.base import BLOCK, Attribution, Explanation, question_mean, question_tokens, to_grid
 
 
 @register("raw_attention")
@@ -25,6 +25,10 @@ class RawCrossAttention(Attribution):
     A baseline, never ranked: its tests against the methods are uncorrected and outside their
     Holm families, which therefore do not change when it is added.
 
+    Question-token relevance (``Explanation.tokens``): the ``[ENC]`` row of the last text
+    self-attention layer (heads averaged), the attention the match head's input pays each
+    question token — the gradient-free counterpart of Chefer's :math:`R^{tt}` row.
+
     Options:
         block: cross-attention layer (default: the model's ``default_block``, the one
             ``cross_attn_gradcam`` reads).
@@ -35,11 +39,15 @@ class RawCrossAttention(Attribution):
     block = BLOCK
 
     def attribute(self, model: VLModel, images: torch.Tensor,
-                  questions: Sequence[str]) -> torch.Tensor:
+                  questions: Sequence[str]) -> Explanation:
         block = model.default_block if self.block is None else self.block
         text = model.tokenize(questions)
-        site = model.cross_attention_site(block)
-        with capture(outputs={"cross": site}) as rec, torch.no_grad():
+        sites = {"cross": model.cross_attention_site(block)}
+        last_self = model.attention_sites("text_self")[-1:]
+        sites.update({"self": last_self[0]} if last_self else {})
+        with capture(outputs=sites) as rec, torch.no_grad():
             model.text_hidden(model.visual_tokens(images), text)
         attn = rec.last("cross")[..., 1:].mean(1)  # (B, L, N): heads averaged
-        return to_grid(question_mean(attn, model, text), model.grid)
+        tokens = question_tokens(rec.last("self").mean(1)[:, 0], model, text) \
+            if last_self else None
+        return Explanation(to_grid(question_mean(attn, model, text), model.grid), tokens=tokens)

@@ -1,6 +1,7 @@
 """Pointing game (Zhang et al., "Top-down Neural Attention by Excitation Backprop", ECCV 2016)."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -13,10 +14,19 @@ from metrics.base import LocalisationMetric
 
 def reach(mask: np.ndarray, tolerance: float) -> np.ndarray:
     """(H, W) bool: pixels strictly closer than ``tolerance`` to a mask pixel (Euclidean distance
-    between pixel indices); with ``tolerance`` ≤ 0, the mask itself."""
+    between pixel indices); with ``tolerance`` ≤ 0, the mask itself. Read-only: every method
+    and both pointing metrics score against the same regions, so each is computed once."""
     if tolerance <= 0:
         return mask
-    return distance_transform_edt(~mask) < tolerance
+    return _reach(np.packbits(mask).tobytes(), mask.shape, float(tolerance))
+
+
+@functools.lru_cache(maxsize=4096)
+def _reach(packed: bytes, shape: tuple, tolerance: float) -> np.ndarray:
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1])
+    near = distance_transform_edt(~mask.reshape(shape).astype(bool)) < tolerance
+    near.setflags(write=False)
+    return near
 
 
 def _hit_and_chance(heatmap, mask, tolerance: Optional[float]):

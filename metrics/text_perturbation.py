@@ -42,6 +42,8 @@ def removal_masks(relevance: torch.Tensor, attention_mask: torch.Tensor, steps: 
 
 class _TextPerturbation(ModelMetric):
     most_first: ClassVar[bool] = True
+    #: what each point of the curve reads: the match probability, or the answer's accuracy
+    reads_answer: ClassVar[bool] = False
     needs_match = True
     #: it reads the method's question-token relevance (``token_relevance``), not its map
     reads_tokens: ClassVar[bool] = True
@@ -49,7 +51,8 @@ class _TextPerturbation(ModelMetric):
                    "removed, k = 0 … S", validate=at_least(1))
 
     def __call__(self, model, images, questions, maps, records=(), seed: int = 0,
-                 token_relevance: Optional[torch.Tensor] = None, **_) -> CurveScores:
+                 token_relevance: Optional[torch.Tensor] = None, scorer=None,
+                 **_) -> CurveScores:
         if token_relevance is None:
             raise NotApplicable("the method gives no question-token relevance")
         text = model.tokenize(questions)
@@ -59,10 +62,15 @@ class _TextPerturbation(ModelMetric):
         b, p, length = masks.shape
         flat = TextBatch(text.input_ids.repeat_interleave(p, 0), masks.reshape(b * p, length))
         view, shown = model.for_batch(b).expanded(p), images.repeat_interleave(p, 0)
+        read = (lambda m, x, t: m.answer_logits(x, t).argmax(-1)) if self.reads_answer \
+            else (lambda m, x, t: m.match_probability(x, t))
         with torch.no_grad():
-            probs = chunked(lambda s, e: view.select(slice(s, e)).match_probability(
-                shown[s:e], flat[s:e]), b * p, model.images_per_forward(256))
-        curves = probs.reshape(b, p).double().cpu().numpy()
+            out = chunked(lambda s, e: read(view.select(slice(s, e)), shown[s:e], flat[s:e]),
+                          b * p, model.images_per_forward(256))
+        if self.reads_answer:  # each point: the answer's accuracy under the dataset's scoring
+            out = torch.tensor([scorer(model.answers[int(k)], records[i // p].answers)
+                                for i, k in enumerate(out.tolist())])
+        curves = out.reshape(b, p).double().cpu().numpy()
         return CurveScores(np.array([auc(c) for c in curves]),
                            np.arange(p, dtype=np.float64) / self.steps, curves)
 
@@ -84,3 +92,16 @@ class TextDeletionLeRF(_TextPerturbation):
     better: a faithful relevance keeps the words that matter to the end."""
 
     most_first = False
+
+
+@register("text_deletion_accuracy_auc")
+class TextDeletionAccuracy(_TextPerturbation):
+    """As ``text_deletion_auc``, each point the accuracy of the answer the model gives (its
+    VQA head, scored as the dataset scores answers) instead of the match probability: the
+    answer-accuracy side of Chefer et al.'s text perturbation test. Every question counts
+    (its answer is defined whether or not it matches the image). Lower is better."""
+
+    higher_is_better = False
+    reads_answer = True
+    needs_match = False
+    needs_answers = True

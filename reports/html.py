@@ -13,7 +13,9 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from benchmark.engine.analysis import declared_pairs
+from benchmark.engine.meta_eval import passing
 from benchmark.core.atomic import write_atomic
+from benchmark.core.beside import beside
 from reports import figures, leaderboard
 from reports.matrices import (agreement_matrices, controlled, method_matrices, modality_table,
                               model_tables)
@@ -149,6 +151,10 @@ def _model_pairs(models: Dict[str, dict]) -> Set[tuple]:
     return declared or controlled(models)
 
 
+#: from this many metrics on, the forest plots are drawn in a second process
+PARALLEL_FORESTS = 12
+
+
 def render(out: Path) -> str:
     """The HTML text of the report for run folder ``out``."""
     manifest = json.loads((out / "manifest.json").read_text())
@@ -167,29 +173,34 @@ def render(out: Path) -> str:
     all_comparisons = read_csv(out, "comparisons.csv")
     base = baselines(out)
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
-    boards = leaderboard.boards(summary_rows, all_comparisons, base)
-    board_figures = {b.model: figures.leaderboard_figure(b, out) for b in boards}
+    meta = read_csv(out, "meta.csv") if (out / "meta.csv").exists() else []
+    boards = leaderboard.boards(summary_rows, all_comparisons, base, passing(meta))
+    with beside(len({r["metric"] for r in summary_rows}) >= PARALLEL_FORESTS) as pool:
+        # the forest plots, half the figures' time, drawn beside the others on a second core
+        forests = pool.submit(figures.forest_figures, summary_rows, out, base)
+        drawn = {"board_figures": {b.model: figures.leaderboard_figure(b, out) for b in boards},
+                 "family_figures": figures.family_figures(summary_rows, out,
+                                                          leaderboard.HEADLINE),
+                 "sanity_figures": figures.sanity_figures(read_csv(out, "sanity.csv"), out),
+                 "curves": figures.curve_figures(read_csv(out, "curves.csv"), out)}
+        drawn["forests"] = forests.result()
     return env.get_template("index.html.j2").render(
         title="run " + manifest.get("git_commit", "")[:8], dataset=manifest.get("dataset", {}),
         seed=manifest.get("seed"), skipped=manifest.get("skipped_models", {}),
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}),
-        boards=boards, board_figures=board_figures, matrices=method_matrices(all_comparisons),
-        forests=figures.forest_figures(summary_rows, out, base),
-        family_figures=figures.family_figures(summary_rows, out, leaderboard.HEADLINE),
-        sanity_figures=figures.sanity_figures(read_csv(out, "sanity.csv"), out),
+        boards=boards, matrices=method_matrices(all_comparisons), **drawn,
         summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
         diagnostics=_pivots(_summary(diagnostic_rows, base, mark_best=False), base),
         families=_families(summary_rows), grounding=grounding,
         model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, base,
                                   _model_pairs(manifest.get("models", {}))),
-        curves=figures.curve_figures(read_csv(out, "curves.csv"), out),
         sanity=read_csv(out, "sanity.csv"), stability=read_csv(out, "stability.csv"),
         agreement=agreement_matrices(read_csv(out, "agreement.csv"))
         if (out / "agreement.csv").exists() else [],
         modality=modality_table(read_csv(out, "modality.csv"), manifest.get("seed") or 0)
         if (out / "modality.csv").exists() else [],
-        gallery=cards,
+        meta=meta, gallery=cards,
         filters=filters, fmt=_fmt, thumb=display_side(image_side),
         card_width=(len(filters["method"]) + 1) * (display_side(image_side) + 8) + 24,
         manifest=json.dumps(manifest, indent=1, sort_keys=True))

@@ -15,7 +15,8 @@ metric, in one line (:attr:`Board.note`).
 Ranks are taken per metric among the methods that are not baselines (1 = best by the metric's
 direction, ties share the mean rank), and averaged over the analysis's primary metrics
 (:mod:`benchmark.engine.analysis`) a method has a value for — over every headline metric when the run
-has none of them. Models come in the analysis's order, primary first, each labelled with its
+has none of them. A run with a meta-evaluation (``meta.csv``) averages only over the primary
+metrics that pass it, and says which it left out (:attr:`Board.ranked_by`). Models come in the analysis's order, primary first, each labelled with its
 role (the supervised pair: "trained with word grounding").
 """
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Board:
     role: str = "other"
     #: metric → the key of :data:`SCALES` its cells use
     scale: Dict[str, str] = field(default_factory=dict)
+    #: one line on which metrics the mean rank reads and why ("" without a meta-evaluation)
+    ranked_by: str = ""
 
     @property
     def note(self) -> str:
@@ -91,9 +94,11 @@ def oracle_of(metric: str) -> str:
     return metrics.get(metric).oracle if metric in metrics.REGISTRY else "oracle"
 
 
-def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[str]) -> List[Board]:
+def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[str],
+           passing: Optional[Set[str]] = None) -> List[Board]:
     """The leaderboard of every model in ``summary.csv`` rows (with ``comparisons.csv`` rows for
-    the significance sentence)."""
+    the significance sentence); ``passing``: the metrics that pass the run's meta-evaluation
+    (``None``: the run has none), the only primary metrics the mean rank then reads."""
     main = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
             and r["region"] in ("target", "") and np.isfinite(as_float(r["mean"]))]
     out = []
@@ -110,10 +115,11 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
                 cells.setdefault(r["method"], {})[r["metric"]] = Cell(
                     as_float(r["mean"]), as_float(r["ci_low"]), as_float(r["ci_high"]), int(r["n"]))
         board = Board(model, metrics, hib, role=role(model))
+        ranked, board.ranked_by = ranked_metrics(metrics, passing)
         for m in metrics:
             board.scale[m] = _normalise(cells, m, hib[m])
-            if m not in PRIMARY_METRICS and any(p in metrics for p in PRIMARY_METRICS):
-                continue  # the ranking reads the primary metrics the run has
+            if m not in ranked:
+                continue
             real = [meth for meth in cells if meth not in baselines and m in cells[meth]]
             signed = [cells[meth][m].mean * (-1 if hib[m] else 1) for meth in real]
             for meth, rank in zip(real, rankdata(signed) if real else []):
@@ -123,12 +129,29 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
                      and any(c.rank is not None for c in by.values())}
         order = sorted(mean_rank, key=lambda meth: (mean_rank[meth], meth))
         board.rows = [(meth, False, mean_rank[meth], cells[meth]) for meth in order]
+        board.rows += [(meth, False, None, cells[meth]) for meth in sorted(cells)
+                       if meth not in baselines and meth not in mean_rank]  # unranked
         board.rows += [(meth, True, None, cells[meth]) for meth in sorted(cells)
                        if meth in baselines]
-        ranked = [m for m in metrics if m in PRIMARY_METRICS] or metrics
-        board.sentence = sentence(model, order, mean_rank, ranked, hib, comparisons)
+        board.sentence = sentence(model, order, mean_rank, ranked, hib, comparisons) \
+            if ranked else f"{model}: not ranked ({board.ranked_by})."
         out.append(board)
     return out
+
+
+def ranked_metrics(metrics: List[str], passing: Optional[Set[str]]) -> tuple:
+    """(the metrics the mean rank reads, one line saying why): the run's primary metrics
+    (every headline metric when it has none), only those that pass the meta-evaluation when
+    the run has one."""
+    primary = [m for m in metrics if m in PRIMARY_METRICS] or metrics
+    if passing is None:
+        return primary, ""
+    kept = [m for m in primary if m in passing]
+    left = [m for m in primary if m not in passing]
+    if not kept:
+        return [], "no primary metric passes the meta-evaluation (meta.csv)"
+    return kept, ("ranked by the primary metrics that pass the meta-evaluation (meta.csv)"
+                  + (f"; left out: {', '.join(left)}" if left else ""))
 
 
 def _normalise(cells: Dict[str, Dict[str, Cell]], metric: str, higher_is_better: bool) -> str:

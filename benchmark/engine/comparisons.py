@@ -69,11 +69,23 @@ def comparisons(rows: Sequence[dict], seed: int, real: Set[str],
                 baselines: Set[str]) -> List[dict]:
     """The run's tests (module docstring); ``real`` are the methods to rank, ``baselines``
     ``random``, ``center`` and the like (the brackets are in neither: never tested)."""
+    return tests_of(values_by_key(rows), seed, real, baselines)
+
+
+def values_by_key(rows: Sequence[dict]) -> Dict[tuple, Dict[str, float]]:
+    """(model, method, metric, region) → sample id → value (NaN where empty): what the tests
+    read, far smaller than the rows."""
     by_key: Dict[tuple, Dict[str, float]] = {}
     for r in rows:
         v = r.get("value")
         by_key.setdefault((r["model"], r["method"], r["metric"], r["region"]), {})[
             r["sample_id"]] = float("nan") if v in (None, "") else float(v)
+    return by_key
+
+
+def tests_of(by_key: Dict[tuple, Dict[str, float]], seed: int, real: Set[str],
+             baselines: Set[str]) -> List[dict]:
+    """:func:`comparisons` from :func:`values_by_key`'s index."""
     models = sorted({k[0] for k in by_key})
     main = sorted({(k[2], k[3]) for k in by_key if k[3] in ("target", "")})
     out: List[dict] = []

@@ -10,8 +10,8 @@ A (method, metric) pair runs on min(count of the method's maps, count of the met
 the others keep their rows, noted. Within the subset, records stay in the dataset's order.
 
 ``--full`` runs everything on every question; ``--plan-count KEY=N`` overrides one count (KEY: a
-method, a metric, ``sanity`` or ``sanity.METHOD``); ``--plan`` prints the plan with its estimated
-cost before running.
+method, a metric, ``sanity``, ``sanity.METHOD`` or ``meta``); ``--plan`` prints the plan with its
+estimated cost before running.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from benchmark.core.errors import InputError
 
 #: questions of the sanity checks per method (``--sanity-samples`` sets the default)
 SANITY = "sanity"
+#: questions of the meta-evaluation (:mod:`benchmark.engine.meta_run`; 0: not run)
+META = "meta"
 #: the default counts (questions of the seeded order); what is not named runs on every question
 #: (chosen on the primary models from a calibration run, docs/quickstart.md, "Run plan": each curve on enough
 #: questions that cross_attn_gradcam and random have disjoint 95% CIs on both; the VQA metrics,
@@ -40,7 +42,8 @@ DEFAULT: Dict[str, int] = {"integrated_gradients": 48, "deletion_auc": 64, "inse
                            "faithfulness_correlation": 64, "infidelity": 64,
                            "road_morf": 8, "road_lerf": 8,
                            "text_deletion_auc": 64, "text_deletion_lerf_auc": 64,
-                           "mm_shap": 32}
+                           "text_deletion_accuracy_auc": 64,
+                           "mm_shap": 32, META: 16}
 OUTSIDE = "excluded: outside the run plan's {n} questions for {what} (--full runs every question)"
 
 
@@ -52,6 +55,8 @@ class RunPlan:
     maps: Dict[str, Optional[int]] = field(default_factory=dict)
     metrics: Dict[str, Optional[int]] = field(default_factory=dict)
     sanity: Dict[str, Optional[int]] = field(default_factory=dict)
+    #: the meta-evaluation's questions (None: every question; 0: not run)
+    meta: Optional[int] = 0
 
     def count(self, method: str, metric: Optional[str] = None) -> Optional[int]:
         """Questions (method, metric) runs on; ``metric`` None: the method's maps."""
@@ -62,7 +67,7 @@ class RunPlan:
     def to_dict(self) -> dict:
         return {"maps": dict(sorted(self.maps.items())),
                 "metrics": dict(sorted(self.metrics.items())),
-                "sanity": dict(sorted(self.sanity.items()))}
+                "sanity": dict(sorted(self.sanity.items())), "meta": self.meta}
 
 
 def question_ranks(n: int, seed: int) -> np.ndarray:
@@ -96,18 +101,19 @@ def resolve(methods: Sequence[str], metrics: Sequence[str], sanity_samples: int,
     """The plan of a run of ``methods`` × ``metrics``: the defaults (none with ``full``), then
     ``overrides``; every key must name one of the run's methods or metrics."""
     counts = {} if full else dict(DEFAULT if defaults is None else defaults)
-    known = set(methods) | set(metrics) | {SANITY} | {f"{SANITY}.{m}" for m in methods}
+    known = set(methods) | set(metrics) | {SANITY, META} | {f"{SANITY}.{m}" for m in methods}
     stray = sorted(k for k in overrides if k not in known)
     if stray:
         raise InputError(f"--plan-count {stray[0]}: not a method or metric of this run (nor "
-                         "sanity, sanity.METHOD)")
+                         "sanity, sanity.METHOD, meta)")
     if SANITY in overrides:  # the user's count for every method beats a default's per method
         counts = {k: v for k, v in counts.items() if not k.startswith(f"{SANITY}.")}
     counts.update(overrides)
     sanity_default = counts.get(SANITY, None if full else sanity_samples)
     return RunPlan(maps={m: counts.get(m) for m in methods},
                    metrics={m: counts.get(m) for m in metrics},
-                   sanity={m: counts.get(f"{SANITY}.{m}", sanity_default) for m in methods})
+                   sanity={m: counts.get(f"{SANITY}.{m}", sanity_default) for m in methods},
+                   meta=counts.get(META, None if full else 0))
 
 
 def add_arguments(parser) -> None:
@@ -123,7 +129,8 @@ def add_arguments(parser) -> None:
                             "included (hours on 2 CPU cores for the embedded default)")
     group.add_argument("--plan-count", action="append", default=[], metavar="KEY=N",
                        help="run KEY on N questions (repeatable): a method (its maps), a "
-                            "metric, sanity (every method's sanity checks) or sanity.METHOD")
+                            "metric, sanity (every method's sanity checks), sanity.METHOD or "
+                            "meta (the metrics' meta-evaluation on the primary models; 0: off)")
 
 
 def describe(cfg, workers: int = 1) -> str:
@@ -149,16 +156,22 @@ def describe(cfg, workers: int = 1) -> str:
     scored = [m for m in cfg.metrics if metrics.get(m).kind is not MetricKind.SANITY]
     lines += ["", f"{'metric':<36}questions (a method's maps bound it)"]
     lines += [f"{m:<36}{q(run.metrics.get(m)):>4}" for m in scored]
+    from benchmark.engine.meta_run import meta_models
+
+    if run.meta != 0 and meta_models(cfg):
+        lines += ["", f"meta-evaluation of the metrics: {q(run.meta)} questions on "
+                  f"{', '.join(meta_models(cfg))}, each test's perturbed model"]
     return "\n".join(lines + ["", cost_line(cfg, run, n, workers)])
 
 
 def cost_line(cfg, run: RunPlan, n: int, workers: int) -> str:
     """The plan's estimated time, from the measured profile of the embedded models."""
     from benchmark.engine import plan_cost
+    from benchmark.engine.meta_run import meta_methods, meta_models
     from benchmark.models.embedded import EMBEDDED
 
     seconds, unknown = plan_cost.estimate(cfg.models, cfg.methods, cfg.metrics, run, n,
-                                          EMBEDDED, workers)
+                                          EMBEDDED, workers, (meta_models(cfg), meta_methods(cfg)))
     line = (f"estimated time: {seconds / 60:.0f} min of units in {workers} one-thread "
             f"process{'es' if workers > 1 else ''} (the profile of "
             f"`{plan_cost.PROFILE_COMMAND}`, scaled to this plan; model loading not included)")

@@ -51,13 +51,23 @@ def per_question(manifest: dict, questions: int, sanity: int) -> Dict[str, float
 
 
 def estimate(models: Iterable[str], methods: Iterable[str], metrics: Iterable[str], run,
-             n: int, embedded: Iterable[str], workers: int = 1) -> Tuple[float, Tuple[str, ...]]:
+             n: int, embedded: Iterable[str], workers: int = 1,
+             meta: Tuple[Iterable[str], Iterable[str]] = ((), ())) -> Tuple[float, Tuple[str, ...]]:
     """Estimated seconds of a plan ``run`` (a :class:`benchmark.engine.plan.RunPlan`) on ``n``
-    questions in ``workers`` one-thread processes, and the models it cannot estimate."""
+    questions in ``workers`` one-thread processes, and the models it cannot estimate.
+    ``meta``: (the models the meta-evaluation perturbs, the methods it explains again), each
+    test's scores costing what the run's own do on its questions."""
     embedded = set(embedded)
 
     def q(count: Optional[int]) -> int:
         return n if count is None else min(count, n)
+
+    def within_meta(count: Optional[int]) -> int:
+        return q(count if run.meta is None else run.meta if count is None
+                 else min(count, run.meta))
+
+    meta_models, meta_methods = (set(x) for x in meta)
+    tests = 2 if run.meta != 0 else 0  # resilience and adversary
 
     total, unknown = 0.0, []
     for model in models:
@@ -71,4 +81,9 @@ def estimate(models: Iterable[str], methods: Iterable[str], metrics: Iterable[st
                 total += sum(PROFILE.get(f"{method}/{m}", 0.0) * q(run.count(method, m))
                              for m in metrics)
                 total += PROFILE.get(f"{method}/{SANITY}", 0.0) * q(run.sanity.get(method))
+            if model in meta_models and method in meta_methods:
+                total += tests * sum(PROFILE.get(f"{method}/{p}", 0.0) for p in EXPLAIN) * \
+                    within_meta(run.count(method))
+                total += tests * sum(PROFILE.get(f"{method}/{m}", 0.0) * within_meta(
+                    run.count(method, m)) for m in metrics)
     return total / max(1, workers), tuple(unknown)

@@ -44,6 +44,9 @@ class RunResult:
     tokens: List[dict] = field(default_factory=list)
     #: per model and sample, the modality metrics (modality.csv)
     modality: List[dict] = field(default_factory=list)
+    #: per primary model, perturbation test, real method, metric and sample: the score on the
+    #: perturbed model (:mod:`benchmark.engine.meta_run`; meta.csv summarises it)
+    meta: List[dict] = field(default_factory=list)
     timings: Dict[str, float] = field(default_factory=dict)
     #: "method/part" → seconds over every model and batch (part: explain, a metric, sanity
     #: checks), as recorded when each unit was computed
@@ -131,6 +134,7 @@ def _run_model(model_name: str, data, cache: UnitCache, bars: RunProgress,
     state = model_state(model_name, data, cache)
     result.model_info[model_name] = state.manifest_info()
     result.modality += state.modality
+    result.meta += state.meta
     gallery_maps: Dict[str, Dict[str, list]] = {}
     for method_name in cfg.methods:
         t_method = time.time()

@@ -34,8 +34,8 @@ def compute_unit(state, data: RunData, method_name: str, b: int) -> dict:
     (:class:`benchmark.engine.units.ModelState`), at the run's precision."""
     idx = data.batches[b]
     with inputs.precision(data.cfg):
-        return _unit(state.model, method_name, [data.records[i] for i in idx],
-                     [data.ranks[i] for i in idx], b, data, state)
+        return score_unit(state.model, method_name, [data.records[i] for i in idx],
+                          [data.ranks[i] for i in idx], b, data, state)
 
 
 def _explain(model: VLModel, method, recs, wanted: List[int], seed: int,
@@ -69,11 +69,11 @@ def _explain(model: VLModel, method, recs, wanted: List[int], seed: int,
 UNTRAINED = "an untrained control (the model-based metrics run on trained models only)"
 
 
-def _unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int, data: RunData,
-          state) -> dict:
+def score_unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int,
+               data: RunData, state) -> dict:
     """Compute one (model, method, batch) unit: its rows and the maps of its gallery samples.
     A method's diagnostics each become a metric row (their direction is returned in
-    ``directions``)."""
+    ``directions``). ``state`` gives the model's ``info``, ``correct`` and ``effects``."""
     cfg, plan = data.cfg, data.plan
     method = configured_method(method_name, cfg)
     reason = method.applicable(model)

@@ -1,9 +1,10 @@
 """The model side of a run: per model its manifest entry, its answer to every question, its
-Δ per object and its modality shares (:class:`ModelState`), each computed once and cached, and the loading options of
-the run's models. Every unit (:mod:`benchmark.engine.unit_rows`, :mod:`benchmark.engine.sanity_run`) reads
-only the run's :class:`~benchmark.engine.run_data.RunData` and its model's state and goes into the unit
-cache (:mod:`benchmark.engine.cache`); the local runner and the Ray engine compute the same units and
-merge them the same way, hence the same bytes.
+Δ per object, its modality shares and the meta-evaluation's scores on its perturbed copies
+(:class:`ModelState`), each computed once and cached, and the loading options of the run's
+models. Every unit (:mod:`benchmark.engine.unit_rows`, :mod:`benchmark.engine.sanity_run`)
+reads only the run's :class:`~benchmark.engine.run_data.RunData` and its model's state and goes
+into the unit cache (:mod:`benchmark.engine.cache`); the local runner and the Ray engine compute
+the same units and merge them the same way, hence the same bytes.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from benchmark.engine import batch_inputs as inputs
 from benchmark import models
 from benchmark.engine.aggregate import effect_summary
 from benchmark.engine.config import RunConfig
+from benchmark.engine.meta_run import meta_scores
 from benchmark.engine.object_effects import can_rerender, object_effects, semantic_stream
 from benchmark.core.errors import InputError
 from metrics.base import MetricKind
@@ -61,6 +63,9 @@ class ModelState:
         #: modality.csv's rows of this model (:class:`metrics.base.ModalityMetric`)
         self.modality: List[dict] = [] if self.info.get("untrained") else \
             _modality(self, data, cache)
+        #: every real method's scores on perturbed copies of the model (meta-evaluation)
+        self.meta: List[dict] = meta_scores(self, data, cache, lambda model, recs: _effects(
+            model, recs, data.records, cfg))
 
     @property
     def model(self) -> VLModel:

@@ -88,6 +88,36 @@ def test_raw_attention_equals_the_attention_lavis_saves_for_compute_gradcam():
     assert not torch.allclose(ours / ours.sum(), gradcam / gradcam.sum(), rtol=0.05)
 
 
+def test_raw_attention_token_relevance_is_the_last_self_attention_enc_row_lavis_returns():
+    """raw_attention's question-token relevance: the [ENC] row of the text encoder's last
+    self-attention layer, heads averaged, as LAVIS's BertModel returns it with
+    ``output_attentions``; NaN off the question tokens."""
+    model = build_lavis_itm()
+    images = torch.randn(3, 3, 96, 96, generator=torch.Generator().manual_seed(5))
+    questions = [q.strip("?") for q in QUESTIONS]
+    tokenized = model.tokenizer(questions, padding="longest", truncation=True, max_length=40,
+                                return_tensors="pt")
+    ids = tokenized.input_ids.clone()
+    ids[:, 0] = model.tokenizer.enc_token_id
+    with torch.no_grad():
+        embeds = model.visual_encoder.forward_features(images)
+        out = model.text_encoder(ids, attention_mask=tokenized.attention_mask,
+                                 encoder_hidden_states=embeds, output_attentions=True,
+                                 encoder_attention_mask=torch.ones(embeds.shape[:-1],
+                                                                   dtype=torch.long),
+                                 return_dict=True)
+    ref = out.attentions[-1].mean(1)[:, 0]  # (B, L)
+    adapter = models.wrap(model, strip_question_mark=True)
+    tokens = methods.get("raw_attention").explain(adapter, images, QUESTIONS, block=7).tokens
+    lengths = tokenized.attention_mask.sum(1)
+    for b in range(3):
+        question = list(range(1, int(lengths[b]) - 1))
+        assert torch.allclose(tokens[b, question], ref[b, question], rtol=1e-5, atol=0)
+        assert torch.isnan(tokens[b, [t for t in range(tokens.shape[1])
+                                      if t not in question]]).all()
+    assert float(ref[:, 1:].std()) > 0, "reference rows are degenerate"
+
+
 def test_leaves_model_usable_under_no_grad():
     model = build_lavis_itm(text_layers=9)
     adapter = models.wrap(model)

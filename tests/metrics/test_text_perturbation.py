@@ -48,3 +48,30 @@ def test_curves_on_a_trained_model_and_methods_without_token_relevance(trained_t
     assert good.values.mean() < bad.values.mean()
     with pytest.raises(NotApplicable, match="no question-token relevance"):
         metric(trained_tiny, images, questions, maps, recs)
+
+
+def test_the_accuracy_curve_starts_at_the_models_own_answer_and_reads_every_question(
+        trained_tiny):
+    """text_deletion_accuracy_auc: point 0 is the accuracy of the answer the model gives to the
+    whole question; with every question token gone the answer no longer depends on the
+    order; questions that do not match their image count too."""
+    import methods
+    from benchmark.engine.batch_inputs import images as _images
+    from datasets.loader_synthetic import SyntheticDataset
+    from metrics.vqa import exact_match
+
+    recs = [SyntheticDataset("test")[i] for i in range(16)]
+    images, questions = _images(recs, trained_tiny), [r.question for r in recs]
+    out = methods.get("cross_attn_gradcam").explain(trained_tiny, images, questions)
+    metric = metrics.get("text_deletion_accuracy_auc")
+    assert not metric.needs_match and metric.needs_answers and not metric.higher_is_better
+    good = metric(trained_tiny, images, questions, out.maps, recs, token_relevance=out.tokens,
+                  scorer=exact_match)
+    bad = metric(trained_tiny, images, questions, out.maps, recs, token_relevance=-out.tokens,
+                 scorer=exact_match)
+    answers = trained_tiny.predict_answers(images, questions)
+    assert good.curves[:, 0].tolist() == [exact_match(a, r.answers)
+                                          for a, r in zip(answers, recs)]
+    assert set(np.unique(good.curves)) <= {0.0, 1.0}
+    assert np.array_equal(good.curves[:, -1], bad.curves[:, -1])
+    assert good.curves[:, 0].mean() > good.curves[:, -1].mean()  # the words carry the answer

@@ -14,6 +14,7 @@ from benchmark.cli.main import main
 from benchmark.models import CHECKPOINT_DIR, pnp_tiny
 from benchmark.core.errors import MissingWeights
 from benchmark.models.pnp_pipelines import load_pipeline, missing_pipeline
+from benchmark.models.pnp_vqa_pipeline import decode_text
 from benchmark.training.pnp_data import caption, patch_objects
 from benchmark.training.pnp_train import PnpTrainConfig, train_pnp_tiny
 from datasets.synthetic import SceneObject
@@ -190,3 +191,13 @@ def test_every_question_reads_the_same_number_of_passages(pipe, records, monkeyp
         assert [len(p) for p in read] == [12] * 8
         assert [len(set(p)) for p in read] == distinct and all(1 <= d <= 12 for d in distinct)
     assert max(distinct) > 1
+
+
+def test_caption_text_equals_the_tokenizers_own_decoding_without_special_tokens(pipe):
+    tokenizer = pipe.captioner.tokenizer
+    special = sorted(set(tokenizer.all_special_ids))
+    ids = torch.randint(0, len(tokenizer), (6, 14), generator=torch.Generator().manual_seed(0))
+    ids[:, 0] = tokenizer.bos_token_id
+    ids[::2, 5] = special[0]  # special ids inside the text and at its end
+    ids[1::2, -3:] = tokenizer.sep_token_id
+    assert decode_text(tokenizer, ids) == tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -77,6 +77,24 @@ def test_the_sentence_counts_only_significant_leads_in_the_right_direction():
     assert "on 0 of 3 (paired" in board.sentence  # no test, no claim
 
 
+def test_the_mean_rank_reads_only_the_primary_metrics_that_pass_the_meta_evaluation():
+    (board,) = boards(SUMMARY, [], BASELINES, passing={"deletion_auc", "sparseness"})
+    # deletion alone: rollout (0.3) ahead of gradcam (0.5)
+    assert [m for m, base, *_ in board.rows if not base] == ["rollout", "gradcam"]
+    assert board.rows[0][2] == 1.0
+    assert board.ranked_by == ("ranked by the primary metrics that pass the meta-evaluation "
+                               "(meta.csv); left out: object_faithfulness_outside_target, "
+                               "pointing_game_above_chance")
+    assert "over 1 metrics: deletion_auc" in board.sentence
+    (board,) = boards(SUMMARY, [], BASELINES, passing=set())
+    assert [(m, rank) for m, base, rank, _ in board.rows if not base] == [("gradcam", None),
+                                                                          ("rollout", None)]
+    assert board.sentence == ("m: not ranked (no primary metric passes the meta-evaluation "
+                              "(meta.csv)).")
+    (board,) = boards(SUMMARY, [], BASELINES)  # no meta-evaluation in the run: as before
+    assert board.ranked_by == "" and board.rows[0][2] == pytest.approx(4 / 3)
+
+
 def test_method_matrix_is_antisymmetric_and_marks_only_holm_significant_pairs():
     from reports.matrices import method_matrices
 
