@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import metrics
+from benchmark.core.maps import to_image_size
 from benchmark.engine.batch_inputs import configured_metric
 from benchmark.engine.config import RunConfig
 from benchmark.engine.object_effects import object_masks
@@ -43,6 +44,8 @@ def localisation_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray],
     """Rows of the localisation metrics ``scorers`` (configured instances) for one sample."""
     rows = []
     finite = heat is not None and bool(np.isfinite(heat).all())
+    # every metric and region upsamples the map to the masks' size: once here is the same
+    full = None if heat is None else to_image_size(heat, rec.target_mask.shape)
     for fn in scorers:
         metric = fn.name
         for region in REGIONS:
@@ -54,7 +57,8 @@ def localisation_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray],
             elif not mask.any():
                 row["note"] = f"no {region} region"
             else:
-                value = fn(heat, mask, tolerance=tolerance)
+                value = fn(full if mask.shape == full.shape else heat, mask,
+                           tolerance=tolerance)
                 row["value"] = None if not np.isfinite(value) else float(value)
                 if not finite:
                     row["note"] = "non-finite map (counted as a miss)" \
@@ -125,6 +129,7 @@ def counterfactual_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray
                         effect: Optional[dict], tolerance: float, why: Optional[str]) -> List[dict]:
     """Rows of the counterfactual metrics for one sample (``effect``: its Δ per object)."""
     rows = []
+    objects = object_masks(rec) if scorers and effect is not None else []
     for fn in scorers:
         metric = fn.name
         row = {**base, "metric": metric, "region": "", "value": None, "note": ""}
@@ -133,7 +138,6 @@ def counterfactual_rows(base: dict, scorers: Sequence, heat: Optional[np.ndarray
         elif effect is None:
             row["note"] = "not applicable: the dataset cannot re-render this scene"
         else:
-            objects = object_masks(rec)
             value = fn(heat, objects, effect["delta"], tolerance=tolerance,
                        targets=[bool((m & rec.target_mask).any()) for m in objects])
             row["value"] = None if not np.isfinite(value) else float(value)
