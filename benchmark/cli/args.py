@@ -20,8 +20,9 @@ examples:
   python -m benchmark reproduce runs/latest/manifest.json   rerun and compare the bytes
 
 A run writes results.csv, summary.csv, curves.csv, comparisons.csv, sanity.csv,
-manifest.json, index.html, tables.tex and run.log into --out; cache/ there lets a
-killed run resume (run the same command again).
+stability.csv, agreement.csv, tokens.csv, modality.csv, meta.csv, manifest.json,
+index.html, tables.tex and run.log into --out; cache/ there lets a killed run resume
+(run the same command again).
 Exit status: 0 success, 2 bad usage or input, 1 internal error.
 """
 

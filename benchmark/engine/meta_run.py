@@ -49,6 +49,16 @@ def meta_methods(cfg) -> List[str]:
     return [m for m in cfg.methods if configured_method(m, cfg).role == "method"]
 
 
+def meta_weight(data: RunData, name: str) -> int:
+    """The progress bar's count for the meta-evaluation of model ``name``: the maps it explains
+    again (tests × real methods × questions; 0 where it does not run)."""
+    count = data.plan.meta
+    if count == 0 or name not in meta_models(data.cfg):
+        return 0
+    n = sum(1 for k in data.ranks if count is None or k < count)
+    return len(TESTS) * len(meta_methods(data.cfg)) * n
+
+
 def perturbed(model: VLModel, std: float, seed: int) -> VLModel:
     """A copy of ``model`` with every parameter multiplied by N(1, ``std``) noise, drawn by
     Quantus's ``PyTorchModel.sample`` from a seeded generator (the process's own random state

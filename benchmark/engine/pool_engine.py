@@ -24,6 +24,7 @@ from benchmark.engine.config import RunConfig
 from benchmark.core.errors import WorkerDied
 from benchmark.engine.progress import RunProgress
 from benchmark.engine.run_data import RunData, load_run_data, unit_key
+from benchmark.engine.meta_run import meta_weight
 from benchmark.engine.sanity_run import sanity_names, sanity_unit, sanity_weight
 
 #: what one worker process keeps between tasks: the run's data and its loaded model states
@@ -92,12 +93,13 @@ def compute_in_processes(cfg: RunConfig, out: Path, workers: int, progress: bool
     weight = {m: sanity_weight(data, m) for m in cfg.methods}
 
     def size(job) -> int:
-        kind, _, method, b = job
+        kind, name, method, b = job
         return data.maps_in(method, b) if kind == "unit" else weight[method] if kind == "sanity" \
-            else 0
+            else meta_weight(data, name)  # a model's state: its meta-evaluation's maps
 
     total = len(names) * sum(data.maps_in(m, b) for m in cfg.methods
-                             for b in range(len(data.batches))) + len(names) * sum(weight.values())
+                             for b in range(len(data.batches))) + len(names) * sum(
+        weight.values()) + sum(meta_weight(data, n) for n in names)
     done = sum(data.maps_in(m, b) for n in names for m in cfg.methods
                for b in range(len(data.batches)) if cache.has(n, m, unit_key(b))) + sum(
         weight[m] for n in names for m in cfg.methods if cache.has(n, m, "sanity"))

@@ -23,6 +23,7 @@ from benchmark.engine.aggregate import mean_curves
 from benchmark.engine.batch_inputs import configured_method
 from benchmark.engine.cache import UnitCache
 from benchmark.engine.config import RunConfig
+from benchmark.engine.meta_run import meta_weight
 from benchmark.engine.progress import RunProgress
 from benchmark.engine.sanity_run import sanity_names, sanity_rows, sanity_weight
 from benchmark.engine.scoring import MAP_DIAGNOSTICS, excluded_rows
@@ -120,7 +121,8 @@ def _progress(data, cache: UnitCache, runnable: List[str], weight: Dict[str, int
     cfg = data.cfg
     units = [(m, meth, b, data.maps_in(meth, b)) for m in runnable
              for meth in cfg.methods for b in range(len(data.batches))]
-    total = sum(u[3] for u in units) + len(runnable) * sum(weight.values())
+    total = sum(u[3] for u in units) + len(runnable) * sum(weight.values()) + sum(
+        meta_weight(data, m) for m in runnable)
     done = sum(k for m, meth, b, k in units if cache.has(m, meth, unit_key(b))) + sum(
         weight[meth] for m in runnable for meth in cfg.methods if cache.has(m, meth, "sanity"))
     return RunProgress(total, done, enabled=enabled)
@@ -132,6 +134,7 @@ def _run_model(model_name: str, data, cache: UnitCache, bars: RunProgress,
     cfg, records = data.cfg, data.records
     t_model = time.time()
     state = model_state(model_name, data, cache)
+    bars.advance(meta_weight(data, model_name), True)  # its meta-evaluation (in its state)
     result.model_info[model_name] = state.manifest_info()
     result.modality += state.modality
     result.meta += state.meta

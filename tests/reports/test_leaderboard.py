@@ -81,10 +81,9 @@ def test_the_mean_rank_reads_only_the_primary_metrics_that_pass_the_meta_evaluat
     (board,) = boards(SUMMARY, [], BASELINES, passing={"deletion_auc", "sparseness"})
     # deletion alone: rollout (0.3) ahead of gradcam (0.5)
     assert [m for m, base, *_ in board.rows if not base] == ["rollout", "gradcam"]
-    assert board.rows[0][2] == 1.0
-    assert board.ranked_by == ("ranked by the primary metrics that pass the meta-evaluation "
-                               "(meta.csv); left out: object_faithfulness_outside_target, "
-                               "pointing_game_above_chance")
+    assert board.rows[0][2] == 1.0 and board.ranked_by == (
+        "ranked by the primary metrics that pass the meta-evaluation (meta.csv); left out: "
+        "object_faithfulness_outside_target, pointing_game_above_chance")
     assert "over 1 metrics: deletion_auc" in board.sentence
     (board,) = boards(SUMMARY, [], BASELINES, passing=set())
     assert [(m, rank) for m, base, rank, _ in board.rows if not base] == [("gradcam", None),
