@@ -45,8 +45,13 @@ def meta_metrics(cfg) -> List[str]:
 
 def meta_methods(cfg) -> List[str]:
     """The methods whose scores the meta-evaluation compares: the real ones (no baseline, no
-    bracket that reads the answer key)."""
-    return [m for m in cfg.methods if configured_method(m, cfg).role == "method"]
+    bracket that reads the answer key) that the plan's sanity checks explain on randomised
+    models — the adversary test's disrupted model is one; a method the plan keeps from them
+    (Integrated Gradients: its adaptive estimator does not converge there, and its cost
+    explodes) is kept from this too."""
+    sanity = cfg.run_plan().sanity
+    return [m for m in cfg.methods if configured_method(m, cfg).role == "method"
+            and sanity.get(m) != 0]
 
 
 def meta_weight(data: RunData, name: str) -> int:
