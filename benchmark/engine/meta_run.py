@@ -83,7 +83,8 @@ def meta_scores(state, data: RunData, cache, effects_of: Callable) -> List[dict]
     :data:`COLUMNS` (empty when the model is not a primary one or the plan runs none).
     ``effects_of(model, records)``: a model's Δ per object, for the counterfactual metrics."""
     cfg, count = data.cfg, data.plan.meta
-    if count == 0 or state.name not in meta_models(cfg) or state.info.get("untrained"):
+    if count == 0 or state.name not in meta_models(cfg) or state.info.get("untrained") \
+            or not meta_methods(cfg):
         return []
     out = []
     for t, (test, std) in enumerate(TESTS):
