@@ -95,18 +95,25 @@ def meta_table(rows: Sequence[dict], meta: Sequence[dict], real: Set[str],
     and the perturbed ones (``meta``, :data:`benchmark.engine.meta_run.COLUMNS`)."""
     after: Dict[tuple, Dict[str, Dict[tuple, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in meta:
-        after[(r["model"], r["metric"])][r["test"]][(r["method"], r["sample_id"])] = r["value"]
+        after[(r["model"], r["metric"])][r["test"]].update(_score(r))
     before: Dict[tuple, Dict[tuple, float]] = defaultdict(dict)
     for r in rows:
-        if (r["model"], r["metric"]) in after and r["method"] in real and r["value"] is not None \
+        if (r["model"], r["metric"]) in after and r["method"] in real \
                 and r["region"] in ("target", ""):
-            before[(r["model"], r["metric"])][(r["method"], r["sample_id"])] = r["value"]
+            before[(r["model"], r["metric"])].update(_score(r))
     out = []
     for (model, metric), tests in sorted(after.items()):
         row = evaluate(before[(model, metric)], tests.get("resilience", {}),
                        tests.get("adversary", {}), higher_is_better.get(metric, True))
         out.append({"model": model, "metric": metric, **(row or {"n": 0, "passes": None})})
     return out
+
+
+def _score(row: dict) -> Dict[tuple, float]:
+    """{(method, sample): value} of a row with a finite value (an undefined score, e.g. a
+    correlation over constant drops, is a missing one), else {}."""
+    v = row["value"]
+    return {} if v is None or not np.isfinite(v) else {(row["method"], row["sample_id"]): v}
 
 
 def passing(table: Sequence[dict]) -> Optional[Set[str]]:

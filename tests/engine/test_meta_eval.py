@@ -125,3 +125,30 @@ def test_a_run_on_a_primary_model_writes_the_table_and_the_board_says_what_it_ra
     assert 'id="meta"' in html
     kept = set(table[table.passes == 1].metric) & {"deletion_auc", "pointing_game_above_chance"}
     assert ("ranked by the primary metrics that pass" in html) == bool(kept)
+
+
+def test_it_compares_the_real_methods_the_sanity_checks_explain_on_the_primary_models():
+    from benchmark.engine import plan
+    from benchmark.engine.config import RunConfig
+    from benchmark.engine.meta_run import meta_methods, meta_models
+
+    names = ["random", "oracle", "cross_attn_gradcam", "integrated_gradients", "rollout"]
+    cfg = RunConfig(models=["difnet-itm-tiny-plain", "blip-itm-tiny", "blip-itm-tiny-plain"],
+                    methods=names, metrics=["deletion_auc"])
+    cfg.plan = plan.resolve(names, cfg.metrics, 8, {}).to_dict()  # the default: IG's sanity 0
+    assert meta_methods(cfg) == ["cross_attn_gradcam", "rollout"]
+    assert meta_models(cfg) == ["blip-itm-tiny-plain", "difnet-itm-tiny-plain"]
+    cfg.plan = plan.resolve(names, cfg.metrics, 8, {}, full=True).to_dict()
+    assert meta_methods(cfg) == ["cross_attn_gradcam", "integrated_gradients", "rollout"]
+
+
+def test_an_undefined_score_is_a_missing_one():
+    rng = np.random.default_rng(3)
+    q = np.sort(rng.uniform(0.2, 0.9, (2, 8)), axis=0)
+    rows = [{"model": "a", "method": m, "metric": "fc", "sample_id": s, "region": "", "value": v}
+            for (m, s), v in _scores(q).items()]
+    meta = [{"model": "a", "test": t, "method": m, "metric": "fc", "sample_id": s,
+             "value": float("nan") if (t, s) == ("adversary", "s03") else v - (t == "adversary")}
+            for t in ("resilience", "adversary") for (m, s), v in _scores(q).items()]
+    (row,) = meta_table(rows, meta, {"m0", "m1"}, {"fc": True})
+    assert row["n"] == 7 and np.isfinite(row["iac_ar"]) and row["passes"]
