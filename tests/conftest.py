@@ -48,7 +48,11 @@ def ratio(request):
     doing, so there it only reports."""
     def record(name: str, value: float, limit=None) -> None:
         request.config.stash.setdefault(RATIOS, []).append((name, value, limit))
-        if limit is not None and not request.config.getoption("benchmark_disable"):
+        # --benchmark-enable and the --benchmark-disable of addopts are two options: either
+        # the first is given or the second is absent
+        enabled = request.config.getoption("benchmark_enable", False) or \
+            not request.config.getoption("benchmark_disable", False)
+        if limit is not None and enabled:
             assert value <= limit, f"{name} = {value:.3f} > {limit}"
     return record
 

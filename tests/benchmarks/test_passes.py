@@ -20,6 +20,9 @@ and the run's own rows, never from the counter:
   times the method's passes per map. Integrated Gradients' sanity maps have no fixed cost (its
   nodes adapt); their passes are printed, outside the ratio.
 
+The meta-evaluation is off here (``meta=0``): it repeats the methods and metrics on perturbed
+copies of the models, the same unit code whose passes this counts.
+
 Run: python -m pytest tests/benchmarks/test_passes.py -m benchmark --benchmark-enable -s
 (prints the ratio per label and over the run; asserts the run's ≤ 1.15).
 """
@@ -51,7 +54,8 @@ def _run(tmp_path):
     argv = ["--models", ",".join(MODELS), "--methods", "all", "--metrics", METRICS,
             "--limit", str(QUESTIONS), "--steps", str(STEPS), "--pnp-vqa", "pnp-vqa-tiny",
             "--pnp-captions", "4", "--plan-count", f"sanity={SANITY}", "--plan-count",
-            "sanity.integrated_gradients=1", "--quiet", "--no-report",
+            "sanity.integrated_gradients=1", "--plan-count", "meta=0", "--quiet",
+            "--no-report",
             "--out", str(tmp_path)]
     with PassCounter() as counter:
         assert main(argv) == 0
