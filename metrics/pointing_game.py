@@ -14,19 +14,23 @@ from metrics.base import LocalisationMetric
 
 def reach(mask: np.ndarray, tolerance: float) -> np.ndarray:
     """(H, W) bool: pixels strictly closer than ``tolerance`` to a mask pixel (Euclidean distance
-    between pixel indices); with ``tolerance`` ≤ 0, the mask itself. Read-only: every method
-    and both pointing metrics score against the same regions, so each is computed once."""
+    between pixel indices); with ``tolerance`` ≤ 0, the mask itself. Every method and both
+    pointing metrics score against the same regions, so each is computed once (and kept
+    bit-packed: a run over large photos must not hold thousands of full masks)."""
     if tolerance <= 0:
         return mask
-    return _reach(np.packbits(mask).tobytes(), mask.shape, float(tolerance))
+    size = mask.shape[0] * mask.shape[1]
+    packed = _reach(np.packbits(mask).tobytes(), mask.shape, float(tolerance))
+    return np.unpackbits(np.frombuffer(packed, np.uint8), count=size).reshape(
+        mask.shape).astype(bool)
 
 
-@functools.lru_cache(maxsize=4096)
-def _reach(packed: bytes, shape: tuple, tolerance: float) -> np.ndarray:
+# every region of a 600-question run, bit-packed both ways (a 640 × 480 mask: 77 KB a pair)
+@functools.lru_cache(maxsize=2560)
+def _reach(packed: bytes, shape: tuple, tolerance: float) -> bytes:
     mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1])
-    near = distance_transform_edt(~mask.reshape(shape).astype(bool)) < tolerance
-    near.setflags(write=False)
-    return near
+    return np.packbits(distance_transform_edt(~mask.reshape(shape).astype(bool))
+                       < tolerance).tobytes()
 
 
 def _hit_and_chance(heatmap, mask, tolerance: Optional[float]):
