@@ -87,6 +87,8 @@ class Attribution(Configurable):
     family = "method"
     needs: Tuple[str, ...] = ()
     is_baseline: bool = False
+    #: added after the analysis was fixed (``ANALYSIS.md``): tested, uncorrected, never ranked
+    exploratory: bool = False
     per_sample: bool = False
     sanity_options: Dict[str, Any] = {}
 
@@ -98,10 +100,12 @@ class Attribution(Configurable):
     @property
     def role(self) -> str:
         """``method`` (ranked and tested), ``baseline`` (a reference every method must beat:
-        set apart, compared with but never in a family of tests) or ``bracket`` (reads the
-        answer key: a reference row, never tested)."""
+        set apart, compared with but never in a family of tests), ``exploratory`` (a method
+        the analysis did not name: tested against the others, uncorrected, never ranked) or
+        ``bracket`` (reads the answer key: a reference row, never tested)."""
         return "bracket" if self.reads_ground_truth else \
-            "baseline" if self.is_baseline else "method"
+            "baseline" if self.is_baseline else \
+            "exploratory" if self.exploratory else "method"
 
     def applicable(self, model: VLModel) -> Optional[str]:
         """``None`` when the method can explain ``model``, else the reason it cannot."""

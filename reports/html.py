@@ -21,7 +21,7 @@ from reports.matrices import (agreement_matrices, controlled, method_matrices, m
                               model_tables)
 from reports.run_files import diagnostics, is_true, read_csv
 from reports.images import display_side, overlay, thumbnail_uri
-from reports.latex import baselines
+from reports.latex import baselines, exploratory
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -171,10 +171,12 @@ def render(out: Path) -> str:
     if isinstance(image_side, dict):  # images of several sizes
         image_side = image_side["max"]
     all_comparisons = read_csv(out, "comparisons.csv")
+    loose = exploratory(out)
     base = baselines(out)
     grounding = [r for r in all_comparisons if r["kind"] == "region" and r["n"] not in ("", "0")]
     meta = read_csv(out, "meta.csv") if (out / "meta.csv").exists() else []
-    boards = leaderboard.boards(summary_rows, all_comparisons, base, passing(meta))
+    boards = leaderboard.boards(summary_rows, all_comparisons, base, passing(meta), loose)
+    apart = base | loose  # never marked best
     with beside(len({r["metric"] for r in summary_rows}) >= PARALLEL_FORESTS) as pool:
         # the forest plots, half the figures' time, drawn beside the others on a second core
         forests = pool.submit(figures.forest_figures, summary_rows, out, base)
@@ -190,10 +192,10 @@ def render(out: Path) -> str:
         nonfinite=manifest.get("nonfinite_maps", {}),
         models=manifest.get("models", {}),
         boards=boards, matrices=method_matrices(all_comparisons), **drawn,
-        summary=(main := _summary(summary_rows, base)), pivots=_pivots(main, base),
-        diagnostics=_pivots(_summary(diagnostic_rows, base, mark_best=False), base),
+        summary=(main := _summary(summary_rows, apart)), pivots=_pivots(main, apart),
+        diagnostics=_pivots(_summary(diagnostic_rows, apart, mark_best=False), apart),
         families=_families(summary_rows), grounding=grounding,
-        model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, base,
+        model_tables=model_tables(all_comparisons, leaderboard.HEADLINE, apart,
                                   _model_pairs(manifest.get("models", {}))),
         sanity=read_csv(out, "sanity.csv"), stability=read_csv(out, "stability.csv"),
         agreement=agreement_matrices(read_csv(out, "agreement.csv"))

@@ -23,6 +23,13 @@ def baselines(out: Path) -> Set[str]:
     return {name for name, m in info.items() if m.get("is_baseline")}
 
 
+def exploratory(out: Path) -> Set[str]:
+    """The run's exploratory methods (a method the analysis did not name: shown and tested,
+    never ranked nor marked best)."""
+    info = json.loads((Path(out) / "manifest.json").read_text()).get("methods") or {}
+    return {name for name, m in info.items() if m.get("role") == "exploratory"}
+
+
 def _esc(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
 
@@ -224,7 +231,7 @@ def table_files(out: Path) -> Dict[str, str]:
 
     rows, by_family = _load(out), _load(out, family=True)
     sanity = read_csv(out, "sanity.csv")
-    base = baselines(out)
+    base = baselines(out) | exploratory(out)  # neither is marked best
     comparisons = read_csv(out, "comparisons.csv")
     seed = json.loads((Path(out) / "manifest.json").read_text()).get("seed")
     files: Dict[str, str] = {}

@@ -95,10 +95,12 @@ def oracle_of(metric: str) -> str:
 
 
 def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[str],
-           passing: Optional[Set[str]] = None) -> List[Board]:
+           passing: Optional[Set[str]] = None,
+           exploratory: Set[str] = frozenset()) -> List[Board]:
     """The leaderboard of every model in ``summary.csv`` rows (with ``comparisons.csv`` rows for
     the significance sentence); ``passing``: the metrics that pass the run's meta-evaluation
-    (``None``: the run has none), the only primary metrics the mean rank then reads."""
+    (``None``: the run has none), the only primary metrics the mean rank then reads;
+    ``exploratory``: methods shown with their scores, never ranked."""
     main = [r for r in summary if r["subset"] == "all" and r["question_type"] == "all"
             and r["region"] in ("target", "") and np.isfinite(as_float(r["mean"]))]
     out = []
@@ -120,7 +122,8 @@ def boards(summary: Sequence[dict], comparisons: Sequence[dict], baselines: Set[
             board.scale[m] = _normalise(cells, m, hib[m])
             if m not in ranked:
                 continue
-            real = [meth for meth in cells if meth not in baselines and m in cells[meth]]
+            real = [meth for meth in cells if meth not in baselines | exploratory
+                    and m in cells[meth]]
             signed = [cells[meth][m].mean * (-1 if hib[m] else 1) for meth in real]
             for meth, rank in zip(real, rankdata(signed) if real else []):
                 cells[meth][m].rank = float(rank)

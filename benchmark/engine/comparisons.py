@@ -21,7 +21,10 @@ p-value of the others:
 - ``region``: target − size-matched control, per model and metric; family
   ``region|<model>|<metric>``, the real methods;
 - ``baseline``: each real method against each baseline on one model and metric, reported with
-  its uncorrected p and in no family (``family`` empty, ``p_holm`` empty).
+  its uncorrected p and in no family (``family`` empty, ``p_holm`` empty);
+- ``exploratory``: a method the analysis did not name (``Attribution.exploratory``) against
+  each real method; it also takes the ``baseline``, ``model`` and ``region`` tests, all
+  uncorrected and in no family, so adding one changes no corrected p.
 """
 from __future__ import annotations
 
@@ -65,11 +68,12 @@ def _corrected(tests: List[dict], family: str) -> List[dict]:
 DECLARED = {(a, b) for a, b, _ in MODEL_PAIRS}
 
 
-def comparisons(rows: Sequence[dict], seed: int, real: Set[str],
-                baselines: Set[str]) -> List[dict]:
+def comparisons(rows: Sequence[dict], seed: int, real: Set[str], baselines: Set[str],
+                exploratory: Set[str] = frozenset()) -> List[dict]:
     """The run's tests (module docstring); ``real`` are the methods to rank, ``baselines``
-    ``random``, ``center`` and the like (the brackets are in neither: never tested)."""
-    return tests_of(values_by_key(rows), seed, real, baselines)
+    ``random``, ``center`` and the like, ``exploratory`` the methods tested outside every
+    family (the brackets are in none: never tested)."""
+    return tests_of(values_by_key(rows), seed, real, baselines, exploratory)
 
 
 def values_by_key(rows: Sequence[dict]) -> Dict[tuple, Dict[str, float]]:
@@ -84,59 +88,63 @@ def values_by_key(rows: Sequence[dict]) -> Dict[tuple, Dict[str, float]]:
 
 
 def tests_of(by_key: Dict[tuple, Dict[str, float]], seed: int, real: Set[str],
-             baselines: Set[str]) -> List[dict]:
+             baselines: Set[str], exploratory: Set[str] = frozenset()) -> List[dict]:
     """:func:`comparisons` from :func:`values_by_key`'s index."""
     models = sorted({k[0] for k in by_key})
     main = sorted({(k[2], k[3]) for k in by_key if k[3] in ("target", "")})
     out: List[dict] = []
     for metric, region in main:
         for model in models:
-            out += _method_tests(by_key, model, metric, region, seed, real, baselines)
+            out += _method_tests(by_key, model, metric, region, seed, real,
+                                 baselines, exploratory)
         for a, b in combinations(models, 2):
             a, b = (b, a) if (b, a) in DECLARED else (a, b)
-            out += _model_tests(by_key, a, b, metric, region, seed, real)
+            out += _model_tests(by_key, a, b, metric, region, seed, real, exploratory)
     for metric in sorted({k[2] for k in by_key if k[3] == REGION_PAIR[1]}):
         for model in models:
-            out += _region_tests(by_key, model, metric, seed, real, baselines)
+            out += _region_tests(by_key, model, metric, seed, real, baselines | exploratory)
     return out
 
 
 def _method_tests(by_key, model: str, metric: str, region: str, seed: int, real: Set[str],
-                  baselines: Set[str]) -> List[dict]:
-    have = sorted(m for m in real | baselines if (model, m, metric, region) in by_key)
+                  baselines: Set[str], exploratory: Set[str]) -> List[dict]:
+    have = sorted(m for m in real | baselines | exploratory if (model, m, metric, region) in by_key)
     base = {"kind": "method", "metric": metric, "region": region, "fixed": model,
             "estimand": MEAN}
+    standing = {m: 2 if m in real else 1 if m in exploratory else 0 for m in have}
     family, loose = [], []
     for a, b in combinations(have, 2):
-        if a not in real:
-            a, b = b, a  # the real method first
-        if a not in real:
+        if standing[a] < standing[b]:
+            a, b = b, a  # the real method first, then an exploratory one
+        if not standing[a]:
             continue  # two baselines: nothing to learn
         test = _scored(by_key, (model, a, metric, region), (model, b, metric, region), seed)
-        if b in real:
+        if standing[b] == 2:
             family.append({**base, "a": a, "b": b, **test})
-        else:  # a real method against a baseline: reported, never corrected with the others
-            loose.append({**base, "kind": "baseline", "a": a, "b": b, **test,
+        else:  # against a baseline or an exploratory method: reported, never corrected
+            kind = "baseline" if b in baselines else "exploratory"
+            loose.append({**base, "kind": kind, "a": a, "b": b, **test,
                           "p_holm": float("nan"), "family": ""})
     return _corrected(family, f"method|{model}|{metric}") + loose
 
 
 def _model_tests(by_key, a: str, b: str, metric: str, region: str, seed: int,
-                 real: Set[str]) -> List[dict]:
+                 real: Set[str], exploratory: Set[str]) -> List[dict]:
     ref_a = by_key.get((a, REFERENCE, metric, region))
     ref_b = by_key.get((b, REFERENCE, metric, region))
     gain = ref_a is not None and ref_b is not None
-    family = []
-    for method in sorted(real):
+    family, loose = [], []
+    for method in sorted(real | exploratory):
         test = _scored(by_key, (a, method, metric, region), (b, method, metric, region), seed,
                        ref_a if gain else None, ref_b if gain else None)
         if test is not None:
-            family.append({"kind": "model", "metric": metric, "region": region,
-                           "fixed": method, "a": a, "b": b, **test,
-                           "estimand": GAIN if gain else MEAN})
-    if (a, b) in DECLARED:
-        return _corrected(family, f"model|{a} vs {b}|{metric}")
-    return [{**row, "p_holm": float("nan"), "family": ""} for row in family]
+            (family if method in real else loose).append(
+                {"kind": "model", "metric": metric, "region": region, "fixed": method,
+                 "a": a, "b": b, **test, "estimand": GAIN if gain else MEAN})
+    if (a, b) not in DECLARED:
+        family, loose = [], family + loose
+    return _corrected(family, f"model|{a} vs {b}|{metric}") + \
+        [{**row, "p_holm": float("nan"), "family": ""} for row in loose]
 
 
 def _region_tests(by_key, model: str, metric: str, seed: int, real: Set[str],

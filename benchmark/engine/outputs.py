@@ -27,10 +27,10 @@ PARALLEL_TESTS = 200_000
 
 
 def method_kinds(method_info: Dict[str, dict]) -> tuple:
-    """(real methods, baselines) of a run's ``methods`` manifest entry (each method's
-    ``role``); a bracket, which reads the answer key, is neither: never tested."""
-    return ({m for m, info in method_info.items() if info["role"] == "method"},
-            {m for m, info in method_info.items() if info["role"] == "baseline"})
+    """(real methods, baselines, exploratory methods) of a run's ``methods`` manifest entry
+    (each method's ``role``); a bracket, which reads the answer key, is none: never tested."""
+    return tuple({m for m, info in method_info.items() if info["role"] == role}
+                 for role in ("method", "baseline", "exploratory"))
 
 
 def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str, Path]:
@@ -40,10 +40,11 @@ def write_run(out: Path, config: dict, result, argv: Sequence[str]) -> Dict[str,
     seed = int(config.get("seed", 0))
     rows = sorted(result.rows, key=lambda r: (r["model"], r["method"], r["metric"], r["region"],
                                               r["sample_id"]))
-    real, baselines = method_kinds(result.method_info)
+    real, baselines, exploratory = method_kinds(result.method_info)
     with beside(len(rows) >= PARALLEL_TESTS) as pool:
         # the paired tests beside the summary and the results' text, on a second core
-        tests = pool.submit(tests_of, values_by_key(rows), seed, real, baselines)
+        tests = pool.submit(tests_of, values_by_key(rows), seed, real, baselines,
+                            exploratory)
         summary = summarise(rows, seed, result.higher_is_better)
         files = _files(rows, summary, result, seed, real)
         files["comparisons"] = csv_text(tests.result(), COMPARISON_COLUMNS)

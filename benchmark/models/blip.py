@@ -91,6 +91,9 @@ class BlipAdapter(VLModel):
             return super().answer_head(enc_hidden)
         return self.module.vqa_head(enc_hidden)
 
+    def text_embedding_site(self) -> nn.Module:
+        return self.module.text_encoder.embeddings
+
     def attention_sites(self, kind: str) -> List[nn.Module]:
         if kind == "vision":
             return [blk.attn.attn_drop for blk in self.vit.blocks]

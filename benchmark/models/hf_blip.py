@@ -59,6 +59,9 @@ class HFBlipITM(VLModel):
     def match_head(self, enc_hidden: torch.Tensor) -> torch.Tensor:
         return self.module.itm_head(enc_hidden)
 
+    def text_embedding_site(self) -> nn.Module:
+        return self.module.text_encoder.embeddings
+
     def attention_sites(self, kind: str) -> List[nn.Module]:
         if kind == "vision":
             return [layer.self_attn.dropout for layer in self.module.vision_model.encoder.layers]

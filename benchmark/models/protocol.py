@@ -100,6 +100,11 @@ class VLModel(abc.ABC):
         """Modules whose forward output is attention probabilities, in forward order, for a kind
         of :data:`ATTENTION_KINDS` (empty where the model has none of that kind)."""
 
+    def text_embedding_site(self) -> Optional[nn.Module]:
+        """The module whose output is the (B, L, D) token embeddings the text layers read, one
+        row per position of :meth:`tokenize` (``None``: the rows are not the question's)."""
+        return None
+
     def fusion_attention(self, calls: Sequence[List[torch.Tensor]]) -> FusionAttention:
         """Decode the recorded calls of the ``"fusion"`` sites (one list per site) into streams."""
         return FusionAttention()

@@ -109,3 +109,29 @@ def test_model_tests_have_a_family_only_for_the_pairs_the_analysis_declares():
     assert [r["p_holm"] for r in declared] == pytest.approx(holm([r["p"] for r in declared]))
     loose = [r for r in tests if not r["family"]]
     assert len(loose) == 4 and all(np.isnan(r["p_holm"]) for r in loose)
+
+
+def test_an_exploratory_method_is_tested_against_every_other_but_enters_no_family():
+    """A method added after the analysis was fixed: compared with the real methods, the
+    baselines and across the declared model pair, every test uncorrected, and no corrected p of
+    the real methods changes."""
+    rng = np.random.default_rng(7)
+    vals = {m: rng.random(6) for m in ("x", "y", "lrp", "random")}
+    models = {"blip-itm-tiny-plain-vit1": 0.0, "difnet-itm-tiny-plain": 0.2}
+
+    def rows(methods):
+        return [r for model, shift in models.items() for m in methods
+                for r in _rows(model, m, (vals[m] + shift).tolist(), [1] * 6)]
+
+    before = comparisons(rows(["x", "y", "random"]), 0, {"x", "y"}, {"random"})
+    after = comparisons(rows(["x", "y", "lrp", "random"]), 0, {"x", "y"}, {"random"}, {"lrp"})
+    key = lambda r: (r["kind"], r["fixed"], r["a"], r["b"])  # noqa: E731
+    assert {key(r): r["p_holm"] for r in before if r["family"]} == \
+        {key(r): r["p_holm"] for r in after if r["family"]}
+    new = [r for r in after if "lrp" in (r["a"], r["b"], r["fixed"])]
+    assert all(r["family"] == "" and np.isnan(r["p_holm"]) for r in new)
+    pairs = {(r["kind"], r["a"], r["b"]) for r in new if r["fixed"] == "difnet-itm-tiny-plain"}
+    assert pairs == {("exploratory", "x", "lrp"), ("exploratory", "y", "lrp"),
+                     ("baseline", "lrp", "random")}
+    assert [(r["a"], r["b"]) for r in new if r["kind"] == "model"] == \
+        [("difnet-itm-tiny-plain", "blip-itm-tiny-plain-vit1")]
