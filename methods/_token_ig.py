@@ -16,8 +16,8 @@ def token_ig(model: VLModel, images: torch.Tensor, text: TextBatch, target: str,
     """(B, L) IG of each question token's embedding (summed over its features) for ``target``,
     the path from ``[PAD]`` at every question position (``[ENC]``, ``[SEP]`` and the positions
     kept, as captum's BERT tutorial does) to the question, by captum's Gauss–Legendre rule at
-    ``n_steps``, again at 4× the steps for the samples whose relative completeness error
-    exceeds ``rel_tolerance``, up to ``max_steps``; a sample still above it gets NaN (not
+    ``n_steps``, again at 4× the steps (up to ``max_steps``) for the samples whose relative
+    completeness error exceeds ``rel_tolerance``; a sample still above it gets NaN (not
     converged). ``None`` where the model has no token embedding site or no ``[PAD]``."""
     from captum.attr import LayerIntegratedGradients
 
@@ -38,7 +38,7 @@ def token_ig(model: VLModel, images: torch.Tensor, text: TextBatch, target: str,
             score(start, text.attention_mask, image_embeds)
     per_token = torch.full(text.input_ids.shape, float("nan"))
     todo, steps = torch.arange(len(start)), n_steps
-    while len(todo) and steps <= max_steps:  # steps × 4 for the samples not yet converged
+    while len(todo):  # steps × 4 for the samples not yet converged
         with torch.enable_grad():
             attr, delta = LayerIntegratedGradients(score, site).attribute(
                 text.input_ids[todo], baselines=start[todo], n_steps=steps,
@@ -47,4 +47,6 @@ def token_ig(model: VLModel, images: torch.Tensor, text: TextBatch, target: str,
         done = delta.detach().abs() <= rel_tolerance * change[todo].abs()
         per_token[todo[done]] = attr.detach()[done].sum(-1).float().cpu()
         todo, steps = todo[~done], steps * 4
+        if steps > max_steps:
+            break
     return question_tokens(per_token, model, text)

@@ -62,7 +62,11 @@ def _explain(model: VLModel, method, recs, wanted: List[int], seed: int,
     valid = None if out.valid is None else torch.ones(len(recs), dtype=torch.bool)
     if valid is not None:
         valid[sel] = out.valid
-    return Explanation(maps, diagnostics, valid)
+    tokens = None
+    if out.tokens is not None:  # as wide as the scored questions' longest: all a metric reads
+        tokens = torch.full((len(recs), out.tokens.shape[1]), float("nan"))
+        tokens[sel] = out.tokens
+    return Explanation(maps, diagnostics, valid, tokens)
 
 
 #: why the model-based metrics skip an untrained control

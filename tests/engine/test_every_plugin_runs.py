@@ -30,7 +30,9 @@ def test_the_run_writes_its_report(layering_run):
 def test_question_token_relevance_lands_in_tokens_csv_and_the_gallery(layering_run):
     _, out = layering_run
     tokens = pd.read_csv(out / "tokens.csv", keep_default_na=False)
-    assert {"cross_attn_gradcam", "chefer_relevance", "random"} <= set(tokens.method)
+    # (IG's token rows: tests/engine/test_plan.py; here its 16-node maps do not converge)
+    assert {"cross_attn_gradcam", "chefer_relevance", "random", "raw_attention",
+            "lrp"} <= set(tokens.method)
     results = pd.read_csv(out / "results.csv")
     question = results.iloc[0]["sample_id"]
     words = tokens[(tokens.method == "cross_attn_gradcam") & (tokens.sample_id == question)]

@@ -53,6 +53,8 @@ def test_questions_outside_a_count_keep_noted_rows(tmp_path, capsys):
     cam = [r for r in rows if r["method"] == "cross_attn_gradcam" and r["metric"] == "deletion_auc"]
     in_plan = {r["sample_id"] for r in cam if "outside the run plan" not in r["note"]}
     assert len(in_plan) == 5 and scored <= in_plan  # nested: IG's 3 are among deletion's 5
+    tokens = list(csv.DictReader((out / "tokens.csv").open()))  # IG's token rows: its 3 too
+    assert {r["sample_id"] for r in tokens if r["method"] == "integrated_gradients"} == scored
     sanity = list(csv.DictReader((out / "sanity.csv").open()))
     assert {r["n"] for r in sanity} == {"2"}
 
