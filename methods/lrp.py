@@ -31,7 +31,9 @@ def _same_value(out: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
 
 def _epsilon(epsilon: float):
     def hook(_m, _args, out):  # ε rule: the gradient into z scaled by z / (z + ε·sign z)
-        return _same_value(out, out * (out / stabilize(out, epsilon)).detach())
+        if out.requires_grad:  # on the output tensor: nothing added to the forward pass
+            z = out.detach()
+            out.register_hook(lambda grad: grad * (z / stabilize(z, epsilon)))
     return hook
 
 

@@ -174,9 +174,10 @@ class PnpVqa:
         cap, s = self.captioner, self.settings
         index = (draws + 1)[:, :, None].expand(-1, -1, encoded.shape[-1])  # + 1: CLS first
         patches = torch.gather(encoded, 1, index)
-        prompt = cap.tokenizer([cap.prompt] * len(draws), return_tensors="pt").to(self.device)
-        prompt.input_ids[:, 0] = cap.tokenizer.bos_token_id
-        ids = prompt.input_ids[:, :-1]
+        # the prompt tokenised once, not once per row (the slow tokenizer's cost grew with them)
+        prompt = cap.tokenizer([cap.prompt], return_tensors="pt").input_ids.to(self.device)
+        prompt[:, 0] = cap.tokenizer.bos_token_id
+        ids = prompt[:, :-1].repeat(len(draws), 1)
         noise = None if noise_seeds is None or s.top_k == 1 else RowNoise(
             row_noise(noise_seeds, s.max_length, len(cap.tokenizer)), s.top_k, ids.shape[1])
         out = cap.text_decoder.generate(
