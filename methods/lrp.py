@@ -110,7 +110,8 @@ class LRP(Attribution):
     layers. Relevance is conserved through attention, residual sums and normalisation: the
     pixels, the token embeddings and the biases together hold the score :math:`y` (the ``target``
     option, default the match logit). AttnLRP's softmax rule (Achtibat et al., ICML 2024) is not
-    used: its package needs a newer ``transformers`` than LAVIS allows.
+    used: its package, ``lxt`` 2.1, imports ``transformers`` modules added in 4.36 and later
+    (``modeling_attn_mask_utils``, Qwen3, Gemma3), and LAVIS holds ``transformers`` below 4.27.
 
     The map: :math:`M(p)` the pixel relevance summed over the channels and pixels of patch
     :math:`p`. Question-token relevance (``Explanation.tokens``): each token embedding's
