@@ -57,7 +57,8 @@ def _list(weights_dir: Optional[str] = None, tokenizer_dir: Optional[str] = None
                 note = "  (not on disk)" if missing_pipeline(n, **files) else ""
             else:
                 plugin = {"methods": methods, "metrics": metrics, "datasets": datasets}[title].get(n)
-                note = "  (baseline)" if getattr(plugin, "is_baseline", False) else ""
+                role = getattr(plugin, "role", "method")
+                note = f"  ({role})" if role in ("baseline", "bracket", "exploratory") else ""
                 options = plugin.options
             print(f"  {n}{note}" + "".join(f"\n      {o.name}={o.default}: {o.help}"
                                            for o in options))

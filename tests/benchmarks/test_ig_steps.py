@@ -45,5 +45,17 @@ def test_adaptive_ig_needs_fewer_passes_per_converged_map(name, ratio):
     ratio(f"IG passes per converged map, adaptive / uniform, {name}",
           per_map["adaptive"] / per_map["uniform"], 0.25)
     assert int(runs["adaptive"][0].valid.sum()) >= int(runs["uniform"][0].valid.sum())
-    # two estimates of one integral, each within the tolerance (0.05) of it
-    assert float(diff.median()) <= 0.05 and float(diff.max()) <= 0.10
+    assert float(diff.median()) <= 0.05  # two estimates of one integral
+    # completeness bounds the error of the map's sum, not of each patch: where the two rules
+    # differ most, the adaptive map must be no farther than the uniform one from a tight
+    # estimate (the adaptive rule at a 0.1% gap)
+    worst = both.nonzero().flatten()[diff.argsort(descending=True)[:3]]
+    sub = [recs[int(i)] for i in worst]
+    view = fed(model, sub, sub, RunConfig(models=[], methods=[], metrics=[]))
+    tight = methods.get("integrated_gradients").with_options(rel_tolerance=0.001).explain(
+        view, images(sub, model), [r.question for r in sub]).maps.flatten(1)
+    off = {rule: ((m[worst] - tight).abs().sum(1) / tight.abs().sum(1))
+           for rule, m in (("adaptive", a), ("uniform", u))}
+    print(f"{name}: the 3 most different maps, relative L1 to the tight estimate: adaptive "
+          f"{off['adaptive'].tolist()}, uniform {off['uniform'].tolist()}")
+    assert bool((off["adaptive"] <= off["uniform"] + 0.02).all())
