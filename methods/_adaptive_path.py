@@ -123,12 +123,18 @@ def integrate(fn: Callable, x0: torch.Tensor, x1: torch.Tensor, args: tuple, pat
               limit: int, tolerance: float, max_nodes: int):
     """Adaptive IG of every path (row of ``x0``/``x1``): (maps (P, patches), totals (P,),
     Δf (P,), nodes (P,), converged (P,) bool)."""
-    paths = [Path() for _ in range(len(x0))]
-    todo = [(p, k / (FIRST - 1)) for p in range(len(x0)) for k in range(FIRST)]
+    return integrate_values(lambda paths, alphas: node_values(
+        fn, x0, x1, args, paths, alphas, patch, limit), len(x0), tolerance, max_nodes)
+
+
+def integrate_values(values: Callable, n_paths: int, tolerance: float, max_nodes: int):
+    """:func:`integrate` over any path: ``values(paths, alphas)`` gives the score and the parts
+    of the path derivative, (f (K,), c (K, parts)), at node ``alphas[k]`` of path ``paths[k]``."""
+    paths = [Path() for _ in range(n_paths)]
+    todo = [(p, k / (FIRST - 1)) for p in range(n_paths) for k in range(FIRST)]
     while True:
         if todo:
-            f, c = node_values(fn, x0, x1, args, torch.tensor([p for p, _ in todo]),
-                               torch.tensor([a for _, a in todo]), patch, limit)
+            f, c = values(torch.tensor([p for p, _ in todo]), torch.tensor([a for _, a in todo]))
             for j, (p, a) in enumerate(todo):
                 paths[p].nodes[a] = (float(f[j]), c[j])
         active = [path for path in paths if path.open and not path.capped]

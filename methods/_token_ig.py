@@ -1,5 +1,6 @@
-"""Integrated Gradients over a question's token embeddings: captum's
-``LayerIntegratedGradients`` on the model's text embedding layer, the image held fixed."""
+"""Integrated Gradients over a question's token embeddings, the image held fixed: the adaptive
+nested rule of the pixel maps (:mod:`methods._adaptive_path`) on the path from ``[PAD]`` to the
+question in the model's text embedding space."""
 from __future__ import annotations
 
 from typing import Optional
@@ -8,45 +9,52 @@ import torch
 
 from benchmark.models.protocol import VLModel
 from benchmark.models.tensors import TextBatch
+from methods._adaptive_path import integrate_values
+from methods._capture import capture
 from methods.base import question_tokens, target_score
 
 
-def token_ig(model: VLModel, images: torch.Tensor, text: TextBatch, target: str, n_steps: int,
-             max_steps: int, rel_tolerance: float, batch: int) -> Optional[torch.Tensor]:
-    """(B, L) IG of each question token's embedding (summed over its features) for ``target``,
-    the path from ``[PAD]`` at every question position (``[ENC]``, ``[SEP]`` and the positions
-    kept, as captum's BERT tutorial does) to the question, by captum's Gauss–Legendre rule at
-    ``n_steps``, again at 4× the steps (up to ``max_steps``) for the samples whose relative
-    completeness error exceeds ``rel_tolerance``; a sample still above it gets NaN (not
-    converged). ``None`` where the model has no token embedding site or no ``[PAD]``."""
-    from captum.attr import LayerIntegratedGradients
-
+def token_ig(model: VLModel, images: torch.Tensor, text: TextBatch, target: str,
+             rel_tolerance: float, max_nodes: int, batch: int) -> Optional[torch.Tensor]:
+    """(B, L) IG of each question token's embedding (its path derivative's terms summed over the
+    features) for ``target``. The path starts at the embeddings of the question with ``[PAD]``
+    at every question position (``[ENC]``, ``[SEP]`` and the positions kept, as captum's BERT
+    tutorial does) and ends at the question's; integrated by the adaptive rule until its
+    completeness gap is at most ``rel_tolerance`` of f(question) − f(start), with at most
+    ``max_nodes`` nodes; a question that does not converge gets NaN. ``None`` where the model
+    has no token embedding site or no ``[PAD]``."""
     site = model.text_embedding_site() if model.rows_are_tokens else None
     pad = getattr(getattr(model, "tokenizer", None), "pad_token_id", None)
     if site is None or pad is None:
         return None
     rows = model.cross_attention_rows(text) > 0
-    start = torch.where(rows, torch.full_like(text.input_ids, pad), text.input_ids)
-    with torch.no_grad():
+    start = TextBatch(torch.where(rows, torch.full_like(text.input_ids, pad), text.input_ids),
+                      text.attention_mask)
+    with torch.no_grad(), capture({"e": site}) as rec:
         image_embeds = model.visual_tokens(images)
+        for ends in (start, text):
+            target_score(model, image_embeds, ends, target)
+    e0, e1 = (t.detach() for t in rec.outputs["e"])
 
-    def score(input_ids, attention_mask, embeds):
-        return target_score(model, embeds, TextBatch(input_ids, attention_mask), target)
+    def values(paths: torch.Tensor, alphas: torch.Tensor):
+        fs, cs = [], []
+        for lo in range(0, len(paths), batch):
+            p, a = paths[lo:lo + batch], alphas[lo:lo + batch].to(e0)
+            diff = e1[p] - e0[p]
+            point = (e0[p] + a.view(-1, 1, 1) * diff).requires_grad_(True)
+            handle = site.register_forward_hook(lambda *_: point)
+            try:
+                with torch.enable_grad():
+                    score = target_score(model, image_embeds[p], TextBatch(
+                        text.input_ids[p], text.attention_mask[p]), target)
+                    (grad,) = torch.autograd.grad(score.sum(), point)
+            finally:
+                handle.remove()
+            fs.append(score.detach().double().cpu())
+            cs.append((grad * diff).sum(-1).double().cpu())
+        return torch.cat(fs), torch.cat(cs)
 
-    with torch.no_grad():
-        change = score(text.input_ids, text.attention_mask, image_embeds) - \
-            score(start, text.attention_mask, image_embeds)
-    per_token = torch.full(text.input_ids.shape, float("nan"))
-    todo, steps = torch.arange(len(start)), n_steps
-    while len(todo):  # steps × 4 for the samples not yet converged
-        with torch.enable_grad():
-            attr, delta = LayerIntegratedGradients(score, site).attribute(
-                text.input_ids[todo], baselines=start[todo], n_steps=steps,
-                internal_batch_size=batch, return_convergence_delta=True,
-                additional_forward_args=(text.attention_mask[todo], image_embeds[todo]))
-        done = delta.detach().abs() <= rel_tolerance * change[todo].abs()
-        per_token[todo[done]] = attr.detach()[done].sum(-1).float().cpu()
-        todo, steps = todo[~done], steps * 4
-        if steps > max_steps:
-            break
+    per_token, _, _, _, done = integrate_values(values, len(e0), rel_tolerance, max_nodes)
+    per_token = per_token.float()
+    per_token[~done] = float("nan")
     return question_tokens(per_token, model, text)

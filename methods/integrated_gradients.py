@@ -100,8 +100,8 @@ class IntegratedGradientsMap(Attribution):
     baseline = Option("baseline", str, "blur", "path start: blur, zero, black or expected",
                       BASELINES)
     n_references = Option("n_references", int, 4, "expected gradients: baselines per sample")
-    token_steps = Option("token_steps", int, 32, "question-token IG: first number of "
-                         "Gauss-Legendre steps, ×4 until converged (0: no token relevance)")
+    token_max_nodes = Option("token_max_nodes", int, 1025, "question-token IG: most nodes "
+                             "of the adaptive rule per question (0: no token relevance)")
     internal_batch_size = Option("internal_batch_size", int, None,
                                  "images per forward along the path (default: "
                                  f"{CHUNK_IMAGES} within the model's --max-batch-images)")
@@ -136,8 +136,8 @@ class IntegratedGradientsMap(Attribution):
                        "completeness_rel_delta": Diagnostic(rel, False),
                        "ig_steps": Diagnostic(steps.double().view(b, k).mean(1), False),
                        "ig_passes": Diagnostic(passes.double().view(b, k).sum(1), False)}
-        tokens = token_ig(model, images, text, self.target, self.token_steps, self.max_steps,
-                          self.rel_tolerance, limit) if self.token_steps else None
+        tokens = token_ig(model, images, text, self.target, self.rel_tolerance,
+                          self.token_max_nodes, limit) if self.token_max_nodes else None
         return Explanation(to_grid(maps.view(b, k, -1).mean(1).float(), model.grid), diagnostics,
                            valid=(rel <= self.rel_tolerance) & done.view(b, k).all(1),
                            tokens=tokens)

@@ -2,9 +2,11 @@
 method's map (see :mod:`benchmark.models.pnp_vqa_pipeline`)."""
 from __future__ import annotations
 
-from typing import Callable
+import hashlib
+from typing import Callable, List, Tuple
 
 import numpy as np
+import torch
 
 from benchmark.models.pnp_vqa_pipeline import PNP_PATCHES
 from benchmark.core.errors import NotApplicable
@@ -34,7 +36,7 @@ class PnpVqaAccuracy(ModelMetric):
                       "100, about four times the cost)", validate=at_least(1))
 
     def __call__(self, model, images, questions, maps, records, scorer: Callable = None,
-                 seed: int = 0, pnp=None, encoded=None,
+                 seed: int = 0, pnp=None, encoded=None, memo=None,
                  **_) -> CurveScores:
         if pnp is None:
             raise NotApplicable("no PNP-VQA captioner and answerer (pass --pnp-vqa NAME)")
@@ -47,10 +49,36 @@ class PnpVqaAccuracy(ModelMetric):
         curves = np.zeros((len(records), len(counts)))
         distinct = np.zeros(len(records))
         for j, m in enumerate(counts):
-            answers, found = pnp.answers(x, questions, maps, ids, m, self.captions, seed,
-                                         encoded)
+            answers, found = memoised_answers(pnp, memo, x, questions, maps, ids, m,
+                                              self.captions, seed, encoded)
             curves[:, j] = [scorer(a, r.answers) for a, r in zip(answers, records)]
             if MULTIPLES[j] == 1.0:
                 distinct[:] = found
         return CurveScores(curves[:, MULTIPLES.index(1.0)], np.asarray(counts, float) / n,
                            curves, {"pnp_distinct_captions": distinct})
+
+
+def memoised_answers(pnp, memo, images, questions, maps, ids, num_patches: int,
+                     num_captions: int, seed: int, encoded) -> Tuple[List[str], List[int]]:
+    """``pnp.answers`` with each question's answer kept in ``memo`` (a unit cache: ``get`` and
+    ``put``; ``None``: none) under a digest of everything it reads — the pipeline and its
+    settings, the question, its image's id, its map's bytes, the patch and caption counts, the
+    seed. A map that does not depend on the model (``random``, ``center``, the masks) is then
+    answered once for every model of a run: a question's captions and answer do not depend on
+    the other questions of its batch, so the rows are those computed."""
+    if memo is None:
+        return pnp.answers(images, questions, maps, ids, num_patches, num_captions, seed, encoded)
+    keys = [hashlib.sha256(repr((pnp.name, pnp.settings, q, i, num_patches, num_captions,
+                                 int(seed))).encode() + maps[k].float().cpu().numpy().tobytes())
+            .hexdigest() for k, (q, i) in enumerate(zip(questions, ids))]
+    known = {k: memo.get("pnp-answers", key) for k, key in enumerate(keys)}
+    todo = [k for k, v in known.items() if v is None]
+    if todo:
+        sel = torch.tensor(todo)
+        answers, found = pnp.answers(images[sel], [questions[k] for k in todo], maps[sel],
+                                     [ids[k] for k in todo], num_patches, num_captions, seed,
+                                     None if encoded is None else encoded[sel])
+        for k, a, f in zip(todo, answers, found):
+            known[k] = [a, int(f)]
+            memo.put(known[k], "pnp-answers", keys[k])
+    return [known[k][0] for k in range(len(keys))], [known[k][1] for k in range(len(keys))]

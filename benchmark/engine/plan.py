@@ -43,7 +43,10 @@ DEFAULT: Dict[str, int] = {"integrated_gradients": 48, "deletion_auc": 64, "inse
                            "road_morf": 8, "road_lerf": 8,
                            "text_deletion_auc": 64, "text_deletion_lerf_auc": 64,
                            "text_deletion_accuracy_auc": 64,
-                           "mm_shap": 32, META: 16}
+                           "mm_shap": 32, META: 16,
+                           # an exploratory method, on the largest curve count (96): its maps
+                           # on every question did not fit the 30 minutes beside the rest
+                           "lrp": 96}
 OUTSIDE = "excluded: outside the run plan's {n} questions for {what} (--full runs every question)"
 
 

@@ -168,13 +168,14 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
                       directions: Optional[Dict[str, bool]] = None,
                       outside: Optional[Dict[str, Dict[int, str]]] = None,
                       tokens: Optional[torch.Tensor] = None,
-                      cover: Optional[Dict[str, List[int]]] = None) -> List[dict]:
+                      cover: Optional[Dict[str, List[int]]] = None, memo=None) -> List[dict]:
     """Rows of the metrics that run the model on the maps (noted where they do not apply),
     and of the diagnostics they report (each name's direction into ``directions``); each
     metric's time is added to ``seconds`` (the run's profile). ``outside[metric]``: positions
     the run plan leaves out of that metric, with their note; ``tokens``: the method's
     question-token relevance, for the metrics that read it; ``cover[metric]``: the positions
-    its own plan count covers, whatever the method (where its costly shared inputs run)."""
+    its own plan count covers, whatever the method (where its costly shared inputs run);
+    ``memo``: the run's unit cache, where PNP-VQA keeps each question's answer by its inputs."""
     rows = []
     for metric in names:
         t0 = time.perf_counter()
@@ -187,7 +188,7 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
         ok = [i for i in range(len(recs)) if i not in skipped and i not in unmatched]
         with part(f"{base_rows[0]['method'] if base_rows else ''}/{metric}"):
             scores, why = _scores(fn, model, images, recs, maps, ok, reason, scorer, cfg,
-                                  tokens, (cover or {}).get(metric))
+                                  tokens, (cover or {}).get(metric), memo)
         if seconds is not None:
             seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - t0
         pos = {i: k for k, i in enumerate(ok)}
@@ -216,14 +217,15 @@ def model_metric_rows(base_rows: List[dict], names: Sequence[str], model: VLMode
 
 def _scores(fn, model: VLModel, images, recs, maps: Optional[torch.Tensor], ok: List[int],
             reason: Optional[str], scorer: Callable, cfg: RunConfig,
-            tokens: Optional[torch.Tensor] = None, cover: Optional[List[int]] = None) -> tuple:
+            tokens: Optional[torch.Tensor] = None, cover: Optional[List[int]] = None,
+            memo=None) -> tuple:
     """(the metric's :class:`~metrics.base.CurveScores` on the samples ``ok`` or ``None``, why
     it does not apply or ``None``)."""
     why = reason or fn.applicable(model)
     extra = {}
     if getattr(fn, "needs_pnp", False) and why is None and maps is not None:
         try:
-            extra = {"pnp": pnp_pipeline(cfg, model.device)}
+            extra = {"pnp": pnp_pipeline(cfg, model.device), "memo": memo}
         except MissingWeights as e:
             why = str(e)
     if maps is None or why is not None:

@@ -115,7 +115,7 @@ def score_unit(model: VLModel, method_name: str, recs, ranks: List[int], b: int,
                               data.scorer, cfg, seconds, directions, outside,
                               None if out is None else out.tokens,
                               {m: [i for i, k in enumerate(ranks) if plan.metrics.get(m) is None
-                                   or k < plan.metrics[m]] for m in mod})
+                                   or k < plan.metrics[m]] for m in mod}, state.cache)
     for key, d in (out.diagnostics if out else {}).items():
         rows += [{**base_rows[i], "metric": key, "region": "", "value": float(d.values[i]),
                   "note": ""} if i in wanted else

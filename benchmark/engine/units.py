@@ -37,6 +37,7 @@ class ModelState:
 
     def __init__(self, name: str, data: RunData, cache, load: Callable[[], VLModel]) -> None:
         self.name, self._load, self._model, self._cfg = name, load, None, data.cfg
+        self.cache = cache  # what a unit memoises across models (PNP-VQA's answers)
         cfg, records = data.cfg, data.records
         self.info = cache.get(name, "info")
         if self.info is None:

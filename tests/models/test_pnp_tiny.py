@@ -201,3 +201,32 @@ def test_caption_text_equals_the_tokenizers_own_decoding_without_special_tokens(
     ids[::2, 5] = special[0]  # special ids inside the text and at its end
     ids[1::2, -3:] = tokenizer.sep_token_id
     assert decode_text(tokenizer, ids) == tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def test_memoised_answers_are_the_computed_ones_and_reused_across_calls(pipe, records):
+    """PNP-VQA's answers kept by their inputs: the same answers as computed, a question
+    computed once whichever batch asks again, and a changed map computed afresh."""
+    from benchmark.engine.cache import MemoryCache
+    from metrics.pnp_vqa import memoised_answers
+
+    x = pipe.preprocessing([r.image for r in records[:6]])
+    qs, ids = [r.question for r in records[:6]], [r.sample_id for r in records[:6]]
+    maps = torch.rand(6, 12, 12, generator=torch.Generator().manual_seed(0))
+    direct = pipe.answers(x, qs, maps, ids, 5, 4, 0)
+    memo, asked = MemoryCache(), []
+
+    class Counting:  # the pipeline, counting the questions it is asked to answer
+        name, settings = pipe.name, pipe.settings
+
+        def answers(self, images, questions, *args):
+            asked.append(len(questions))
+            return pipe.answers(images, questions, *args)
+
+    assert memoised_answers(Counting(), memo, x, qs, maps, ids, 5, 4, 0, None) == direct
+    assert memoised_answers(Counting(), memo, x[2:], qs[2:], maps[2:], ids[2:], 5, 4, 0,
+                            None) == (direct[0][2:], direct[1][2:])
+    changed = maps.clone()
+    changed[1] = maps[1].flip(0)
+    again = memoised_answers(Counting(), memo, x, qs, changed, ids, 5, 4, 0, None)
+    assert asked == [6, 1] and again[0][1] == pipe.answers(x[1:2], qs[1:2], changed[1:2],
+                                                            ids[1:2], 5, 4, 0)[0][0]
