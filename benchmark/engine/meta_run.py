@@ -108,7 +108,7 @@ def _test_rows(state, data: RunData, test: str, model: VLModel,
     wants_effects = any(metrics.get(m).kind is MetricKind.COUNTERFACTUAL for m in names)
     # the perturbed model's own Δ per object: the counterfactual metrics score a map against
     # the model it explains
-    scope = SimpleNamespace(info=state.info, correct=state.correct,
+    scope = SimpleNamespace(info=state.info, correct=state.correct, cache=state.cache,
                             effects=effects_of(model, recs) if wants_effects else {})
     sub = dataclasses.replace(data, cfg=dataclasses.replace(cfg, metrics=names, gallery=0))
     rows = []
