@@ -101,7 +101,8 @@ class IntegratedGradientsMap(Attribution):
                       BASELINES)
     n_references = Option("n_references", int, 4, "expected gradients: baselines per sample")
     token_max_nodes = Option("token_max_nodes", int, 1025, "question-token IG: most nodes "
-                             "of the adaptive rule per question (0: no token relevance)")
+                             "of the adaptive rule per question, at most max_steps (0: no "
+                             "token relevance)")
     internal_batch_size = Option("internal_batch_size", int, None,
                                  "images per forward along the path (default: "
                                  f"{CHUNK_IMAGES} within the model's --max-batch-images)")
@@ -136,8 +137,10 @@ class IntegratedGradientsMap(Attribution):
                        "completeness_rel_delta": Diagnostic(rel, False),
                        "ig_steps": Diagnostic(steps.double().view(b, k).mean(1), False),
                        "ig_passes": Diagnostic(passes.double().view(b, k).sum(1), False)}
+        # max_steps bounds every path IG integrates, the token path's included
         tokens = token_ig(model, images, text, self.target, self.rel_tolerance,
-                          self.token_max_nodes, limit) if self.token_max_nodes else None
+                          min(self.token_max_nodes, self.max_steps), limit) \
+            if self.token_max_nodes else None
         return Explanation(to_grid(maps.view(b, k, -1).mean(1).float(), model.grid), diagnostics,
                            valid=(rel <= self.rel_tolerance) & done.view(b, k).all(1),
                            tokens=tokens)
