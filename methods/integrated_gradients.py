@@ -107,6 +107,9 @@ class IntegratedGradientsMap(Attribution):
                                  "images per forward along the path (default: "
                                  f"{CHUNK_IMAGES} within the model's --max-batch-images)")
 
+    #: the sanity checks compare maps: no token path on their randomised models
+    sanity_options = {"token_max_nodes": 0}
+
     @property
     def per_sample(self) -> bool:
         """Expected gradients reads other samples of the batch as its references."""
