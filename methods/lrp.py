@@ -10,6 +10,7 @@ from torch import nn
 from zennit.core import stabilize
 
 from benchmark.models.protocol import ATTENTION_KINDS, VLModel
+from benchmark.models.tensors import TextBatch
 from methods import register
 from methods._capture import capture, grads
 from methods.base import (TARGET, Attribution, Explanation, Option, question_tokens,
@@ -79,11 +80,10 @@ def lrp_rules(module: nn.Module, attention: Sequence[nn.Module],
             h.remove()
 
 
-def relevance(model: VLModel, images: torch.Tensor, questions: Sequence[str], target: str,
+def relevance(model: VLModel, images: torch.Tensor, text: TextBatch, target: str,
               epsilon: float) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """((B, C, H, W) pixel relevance, (B, L) relevance of each token embedding or ``None``
-    where the model names no embedding site), both of the score ``target``."""
-    text = model.tokenize(questions)
+    """((B, C, H, W) pixel relevance, (B, L) relevance of each token embedding of ``text`` or
+    ``None`` where the model names no embedding site), both of the score ``target``."""
     site = model.text_embedding_site() if model.rows_are_tokens else None
     attention = [s for kind in ATTENTION_KINDS for s in model.attention_sites(kind)]
     with lrp_rules(model.module, attention, epsilon), capture({"emb": site} if site is not None else {}) as rec:
@@ -132,10 +132,10 @@ class LRP(Attribution):
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> Explanation:
-        pixels, tokens = relevance(model, images, questions, self.target, self.epsilon)
+        text = model.tokenize(questions)
+        pixels, tokens = relevance(model, images, text, self.target, self.epsilon)
         gh, gw = model.grid
         b, _, h, w = pixels.shape
         per_patch = pixels.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
-        text = model.tokenize(questions)
         return Explanation(to_grid(per_patch.flatten(1), model.grid),
                            tokens=None if tokens is None else question_tokens(tokens, model, text))

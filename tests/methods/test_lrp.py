@@ -44,7 +44,7 @@ def test_relevance_is_conserved_through_attention_and_layer_norm(untrained_tiny)
             if name.endswith("bias") or "pos_embed" in name or "cls_token" in name:
                 p.zero_()
     images = _images()
-    pixels, tokens = relevance(model, images, QUESTIONS, "itm", 1e-12)
+    pixels, tokens = relevance(model, images, model.tokenize(QUESTIONS), "itm", 1e-12)
     logit = model.itm_logits(images, QUESTIONS)[:, 1]
     assert torch.allclose(pixels.sum((1, 2, 3)) + tokens.sum(1), logit, rtol=1e-4, atol=1e-5)
     # plain gradient × input does not conserve it: the rules are what make the sum hold
@@ -68,7 +68,7 @@ def test_forward_values_unchanged_and_hooks_removed(untrained_tiny):
 def test_map_is_the_pixel_relevance_per_patch_and_tokens_cover_the_question(untrained_tiny):
     images = _images()
     out = methods.get("lrp").explain(untrained_tiny, images, QUESTIONS)
-    pixels, tokens = relevance(untrained_tiny, images, QUESTIONS, "itm", 1e-6)
+    pixels, tokens = relevance(untrained_tiny, images, untrained_tiny.tokenize(QUESTIONS), "itm", 1e-6)
     assert out.maps.shape == (2, 12, 12)
     assert torch.allclose(out.maps.sum((1, 2)), pixels.sum((1, 2, 3)), rtol=1e-4, atol=1e-6)
     text = untrained_tiny.tokenize(QUESTIONS)
