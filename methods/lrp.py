@@ -86,7 +86,8 @@ def relevance(model: VLModel, images: torch.Tensor, text: TextBatch, target: str
     ``None`` where the model names no embedding site), both of the score ``target``."""
     site = model.text_embedding_site() if model.rows_are_tokens else None
     attention = [s for kind in ATTENTION_KINDS for s in model.attention_sites(kind)]
-    with lrp_rules(model.module, attention, epsilon), capture({"emb": site} if site is not None else {}) as rec:
+    sites = {"emb": site} if site is not None else {}
+    with lrp_rules(model.module, attention, epsilon), capture(sites) as rec:
         x = images.detach().requires_grad_(True)
         score = target_score(model, model.visual_tokens(x), text, target)
         emb = rec.outputs.get("emb", [])

@@ -68,10 +68,10 @@ def test_forward_values_unchanged_and_hooks_removed(untrained_tiny):
 def test_map_is_the_pixel_relevance_per_patch_and_tokens_cover_the_question(untrained_tiny):
     images = _images()
     out = methods.get("lrp").explain(untrained_tiny, images, QUESTIONS)
-    pixels, tokens = relevance(untrained_tiny, images, untrained_tiny.tokenize(QUESTIONS), "itm", 1e-6)
+    text = untrained_tiny.tokenize(QUESTIONS)
+    pixels, tokens = relevance(untrained_tiny, images, text, "itm", 1e-6)
     assert out.maps.shape == (2, 12, 12)
     assert torch.allclose(out.maps.sum((1, 2)), pixels.sum((1, 2, 3)), rtol=1e-4, atol=1e-6)
-    text = untrained_tiny.tokenize(QUESTIONS)
     rows = untrained_tiny.cross_attention_rows(text) > 0
     assert torch.equal(torch.isfinite(out.tokens), rows)
     assert torch.allclose(out.tokens[rows], tokens[rows])
