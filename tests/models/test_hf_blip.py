@@ -32,8 +32,10 @@ def folder(tmp_path_factory):
         text_config=dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=3,
                          num_attention_heads=4, intermediate_size=64, max_position_embeddings=40,
                          encoder_hidden_size=32),
+        # BlipVisionConfig's default initializer_range (1e-10) would leave the random tower
+        # all but constant: the match would ignore the image
         vision_config=dict(hidden_size=32, image_size=64, patch_size=8, num_hidden_layers=2,
-                           num_attention_heads=4, intermediate_size=64))
+                           num_attention_heads=4, intermediate_size=64, initializer_range=0.02))
     torch.manual_seed(0)
     BlipForImageTextRetrieval(cfg).save_pretrained(path)
     tok.save_pretrained(path)

@@ -1,0 +1,72 @@
+"""LAVIS under the suite's ``transformers`` computes what it computed under its own pin (4.26.1):
+one test per fix of :mod:`benchmark.core.lavis_compat`, against the values recorded under 4.26.1
+(``tests/fixtures/lavis_reference.py``)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmark.core import lavis_compat
+from tests.fixtures import lavis_reference as ref
+
+RECORDED = json.loads(ref.RECORD.read_text())
+
+
+def test_the_record_is_lavis_own_transformers():
+    assert RECORDED["transformers"] == "4.26.1"
+
+
+def test_the_moved_helpers_import_from_their_old_place():
+    import lavis.models.blip_models.nlvr_encoder  # noqa: F401  (imports them the old way)
+    from transformers import modeling_utils, pytorch_utils
+
+    for name in lavis_compat.MOVED_HELPERS:
+        assert getattr(modeling_utils, name) is getattr(pytorch_utils, name)
+
+
+def test_seeded_random_weights_are_426s():
+    assert ref.weights_digest(ref.caption_decoder()) == RECORDED["caption_decoder_init"]
+    assert ref.weights_digest(ref.qformer()) == RECORDED["qformer_init"]
+
+
+def test_both_text_decoders_generate():
+    from lavis.models.blip2_models.Qformer import BertLMHeadModel as QformerLM
+    from lavis.models.med import BertLMHeadModel
+
+    assert BertLMHeadModel.can_generate() and QformerLM.can_generate()
+
+
+@pytest.mark.parametrize("mode,options", [
+    ("greedy", {}), ("beam", {"num_beams": 3}),
+    ("nucleus", {"do_sample": True, "top_p": 0.9, "repetition_penalty": 1.1})])
+def test_captions_are_426s_token_for_token(mode, options):
+    decoder = ref.caption_decoder()
+    torch.manual_seed(3)
+    assert ref.captions(decoder, **options) == RECORDED[mode]
+
+
+def test_decoding_reads_its_cache():
+    decoder = ref.caption_decoder()
+    lengths = []
+    hook = decoder.bert.embeddings.register_forward_pre_hook(
+        lambda _, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        cached = ref.captions(decoder)
+    finally:
+        hook.remove()
+    assert lengths[0] == 3 and set(lengths[1:]) == {1}  # the prompt, then one token a step
+    assert cached == ref.captions(decoder, use_cache=False)
+
+
+def test_lavis_missing_is_one_line_saying_how_to_install(tmp_path):
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps salesforce-lavis"):
+        lavis_compat._LavisFinder().find_spec("lavis", [str(tmp_path)])
+
+
+def test_a_fresh_process_gets_the_layer_from_importing_the_package():
+    code = ("import benchmark, lavis.models.med as med, transformers.modeling_utils as mu\n"
+            "print(med.BertLMHeadModel.can_generate(), hasattr(mu, 'prune_linear_layer'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
