@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads, sites
-from methods.base import TARGET, Attribution, Explanation, question_tokens, target_score, to_grid
+from methods.base import (TARGET, Attribution, Explanation, question_mean, question_tokens,
+                          target_score, to_grid)
 
 #: an attention-probability tensor (B, H, S_query, S_key) and the target's gradient w.r.t. it
 AttentionGrad = Tuple[torch.Tensor, torch.Tensor]
@@ -77,6 +78,18 @@ def propagate(image_layers: Sequence[AttentionGrad],
     return Relevance(r_tt, r_ii, r_ti)
 
 
+def propagate_decoder(layers: Sequence[AttentionGrad]) -> torch.Tensor:
+    r"""The self-attention rule through a decoder's layers, in forward order: from
+    :math:`R = I`, :math:`R \mathrel{+}= \bar A R` (Eq. 6). Masked positions need no zeroing:
+    no real row attends to them. Returns (B, T, T)."""
+    attn = layers[0][0]
+    b, _, t, _ = attn.shape
+    r = torch.eye(t, dtype=attn.dtype, device=attn.device).repeat(b, 1, 1)
+    for a, g in layers:
+        r = r + head_mean(a, g) @ r
+    return r
+
+
 def _with_cls_slot(t: torch.Tensor) -> torch.Tensor:
     """(B, H, N, N) → (B, H, 1+N, 1+N) with a zero row and column for the image CLS slot."""
     return F.pad(t, (1, 0, 1, 0))
@@ -115,19 +128,32 @@ class CheferRelevance(Attribution):
     segmentation stream's calls are not image tokens and are not used; the stream addition and
     the output residual over the fusion are covered by the rule's identity term only.
 
+    Decoder-only models (LLaVA-class, ``VLModel.decoder_only``): the image tokens are part of
+    the language model's sequence, so its self-attention carries the rule
+    (:func:`propagate_decoder`, every decoder layer); the map is that :math:`R`'s block from
+    the rows predicting the answer to the image tokens, averaged over the answer's rows, then
+    carried to the patches through the image encoder's :math:`\bar R^{ii}` as Eq. 10 does (the
+    projector maps image token *j* to patch *j*). No question-token relevance.
+
     Options: ``target`` (``"itm"``, ``"itm_prob"``, ``"answer"``).
     """
     per_sample = True
     target = TARGET
 
     def applicable(self, model: VLModel) -> Optional[str]:
-        if len(model.attention_sites("text_cross")) != len(model.attention_sites("text_self")):
+        if not (model.decoder_only or model.reads_first_row):
+            return ("its map is the relevance row of [ENC], the one row a head reads; this "
+                    "model's answer decoder reads every question row")
+        if not model.decoder_only and \
+                len(model.attention_sites("text_cross")) != len(model.attention_sites("text_self")):
             return ("its rules propagate through a cross-attention in every text layer (BLIP's "
                     "layout; BLIP-2's Q-Former has one every other layer)")
         return None
 
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> Explanation:
+        if model.decoder_only:
+            return Explanation(self._decoder_map(model, images, questions))
         text = model.tokenize(questions)
         vit_mods = sites(model, "vision", "vit")
         fusion_mods = sites(model, "fusion", "fusion")
@@ -153,3 +179,19 @@ class CheferRelevance(Attribution):
         rel = propagate(image_layers, text_layers, text.attention_mask)
         return Explanation(to_grid(rel.ti[:, 0, 1:], model.grid),
                            tokens=question_tokens(rel.tt[:, 0], model, text))
+
+    def _decoder_map(self, model: VLModel, images: torch.Tensor,
+                     questions: Sequence[str]) -> torch.Tensor:
+        text = model.tokenize(questions)
+        vit_mods, self_mods = sites(model, "vision", "vit"), sites(model, "text_self", "self")
+        with capture(outputs={**vit_mods, **self_mods}) as rec:
+            score = target_score(model, model.visual_tokens(images), text, self.target)
+            flat = rec.all_last(vit_mods) + rec.all_last(self_mods)
+            pairs = [(a.detach(), g) for a, g in zip(flat, grads(score, flat))]
+        r_ii = torch.eye(pairs[0][0].shape[-1]).repeat(len(questions), 1, 1)
+        for attn, grad in pairs[:len(vit_mods)]:
+            r_ii = r_ii + head_mean(attn, grad) @ r_ii
+        block = model.decoder_block(propagate_decoder(pairs[len(vit_mods):])[:, None])[:, 0]
+        tokens = question_mean(block, model, text)  # (B, 1+N): the answer rows averaged
+        patches = torch.einsum("bj,bjp->bp", tokens, normalise_residual(r_ii))
+        return to_grid(patches[:, 1:], model.grid)

@@ -111,8 +111,9 @@ class LRP(Attribution):
     layers. Relevance is conserved through attention, residual sums and normalisation: the
     pixels, the token embeddings and the biases together hold the score :math:`y` (the ``target``
     option, default the match logit). AttnLRP's softmax rule (Achtibat et al., ICML 2024) is not
-    used: its package, ``lxt`` 2.1, imports ``transformers`` modules added in 4.36 and later
-    (``modeling_attn_mask_utils``, Qwen3, Gemma3), and LAVIS holds ``transformers`` below 4.27.
+    used (its package, ``lxt`` 2.1, needs ``transformers`` 4.36 or later, which the suite now
+    runs: a second rule set for later). Not for decoder-only models: their RMSNorm and gated
+    MLPs are outside these rules.
 
     The map: :math:`M(p)` the pixel relevance summed over the channels and pixels of patch
     :math:`p`. Question-token relevance (``Explanation.tokens``): each token embedding's
@@ -128,6 +129,12 @@ class LRP(Attribution):
 
     per_sample = True
     exploratory = True
+
+    def applicable(self, model: VLModel) -> Optional[str]:
+        if model.decoder_only:
+            return ("its rules cover LayerNorm and element-wise activations, not a decoder's "
+                    "RMSNorm and gated (multiplicative) MLP")
+        return None
     target = TARGET
     epsilon = Option("epsilon", float, 1e-6, "the ε rule's stabiliser on linear layers")
 

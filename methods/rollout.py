@@ -66,6 +66,11 @@ class AttentionRollout(Attribution):
     and :math:`c` is the cross-attention of text layer ``block`` (default: the model's Grad-CAM
     block), averaged over heads and over the model's question rows (BLIP: the real question
     tokens, ``[ENC]`` and ``[SEP]`` excluded; BLIP-2: the query tokens). No gradients are used.
+
+    Decoder-only models (LLaVA-class): the image tokens are part of the language model's
+    sequence, so :math:`c` is the rollout through **every decoder layer**, restricted to the
+    rows predicting the answer and the image-token columns (``VLModel.decoder_block``),
+    averaged over the answer's rows; ``block`` is not used.
     """
     per_sample = True
     block = BLOCK
@@ -73,11 +78,12 @@ class AttentionRollout(Attribution):
     def attribute(self, model: VLModel, images: torch.Tensor,
                   questions: Sequence[str]) -> torch.Tensor:
         block = model.default_block if self.block is None else self.block
-        cross = model.cross_attention_site(block)
+        cross = {"cross": model.cross_attention_site(block)} if not model.decoder_only \
+            else sites(model, "text_self", "self")
         text = model.tokenize(questions)
         vit_mods = sites(model, "vision", "vit")
         fusion_mods = sites(model, "fusion", "fusion")
-        with capture(outputs={**vit_mods, **fusion_mods, "cross": cross}) as rec, torch.no_grad():
+        with capture(outputs={**vit_mods, **fusion_mods, **cross}) as rec, torch.no_grad():
             model.text_hidden(model.visual_tokens(images), text)
         vit = rollout_matrix(rec.all_last(vit_mods))
         if fusion_mods:
@@ -85,5 +91,9 @@ class AttentionRollout(Attribution):
             relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)
         else:
             relevance = vit[:, :, 1:]
-        c = question_mean(rec.last("cross").mean(1), model, text)  # heads, then rows
+        if model.decoder_only:
+            reads = model.decoder_block(rollout_matrix(rec.all_last(cross))[:, None])[:, 0]
+        else:
+            reads = rec.last("cross").mean(1)  # heads
+        c = question_mean(reads, model, text)  # rows
         return to_grid(torch.einsum("bj,bjp->bp", c, relevance), model.grid)

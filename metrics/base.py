@@ -145,6 +145,8 @@ class ModelMetric(Metric):
     needs_trained_model = True
     #: it reads the VQA head (a model without one gets a note)
     needs_answers: ClassVar[bool] = False
+    #: ... or the answer a model writes (``VLModel.writes_answers``)
+    reads_generated: ClassVar[bool] = False
     #: it tracks the match probability, so questions that do not match their image are excluded
     needs_match: ClassVar[bool] = False
     #: keywords it reads that do not depend on the map (:mod:`benchmark.engine.shared`: ``ends``,
@@ -156,7 +158,8 @@ class ModelMetric(Metric):
 
     def applicable(self, model: VLModel) -> Optional[str]:
         reason = super().applicable(model)
-        if reason is None and self.needs_answers and not model.has_answer_head:
+        if reason is None and self.needs_answers and not model.has_answer_head and not (
+                self.reads_generated and model.writes_answers):
             return "the model has no VQA answer head"
         return reason
 

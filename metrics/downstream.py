@@ -43,35 +43,52 @@ def _answers_with_patches(model: VLModel, images: torch.Tensor, questions: Seque
     through the ViT's self-attention); ``"pixels"`` also replaces the dropped patches in the
     image by the deletion substrate before encoding, so nothing of them leaks (and the side
     inputs of ``absent`` read their absent value there, :meth:`VLModel.removing`). ``tokens``:
-    the images' visual tokens when already computed (``tokens`` mode). Returns K lists of B
-    answers, in (B, K) order flattened sample-major.
+    the images' visual tokens when already computed (``tokens`` mode). A model that writes its
+    answer (``VLModel.writes_answers``) answers by greedy decoding, reading only the kept
+    visual tokens in ``tokens`` mode. Returns K lists of B answers, in (B, K) order flattened
+    sample-major.
     """
     if mode not in MODES:
         raise ValueError(f"unknown VQA mode {mode!r}; use one of {', '.join(MODES)}")
     b, k, n = keep.shape
     size = model.images_per_forward(CHUNK_IMAGES)
+    atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
+                      keep.reshape(b * k, n).long()], dim=1)
     with torch.no_grad():
         if mode == "tokens":
-            if tokens is None:
+            x = images.repeat_interleave(k, 0) if model.writes_answers else None
+            view = model.for_batch(b).expanded(k)
+            if tokens is None and not model.writes_answers:
                 tokens = chunked(lambda s, e: model.select(slice(s, e)).visual_tokens(
                     images[s:e]), b, size)
-            tokens = tokens.repeat_interleave(k, 0)
+            tokens = None if tokens is None else tokens.repeat_interleave(k, 0)
         else:
-            gh, gw = model.grid
-            ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
-            shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
-            x = torch.where(shown[:, :, None], images[:, None],
-                            substrate(images)[:, None]).reshape(b * k, *images.shape[1:])
-            view = model.for_batch(b).expanded(k).removing(~keep.reshape(b * k, n), absent)
-            tokens = chunked(lambda s, e: view.select(slice(s, e)).visual_tokens(x[s:e]),
-                             b * k, size)
-        atts = torch.cat([torch.zeros(b * k, 1, dtype=torch.long, device=keep.device),
-                          keep.reshape(b * k, n).long()], dim=1).to(tokens.device)
-        text = model.tokenize(questions).repeat(k)
+            x, view = _kept_pixels(model, images, keep, substrate, absent)
+            if not model.writes_answers:
+                tokens = chunked(lambda s, e: view.select(slice(s, e)).visual_tokens(x[s:e]),
+                                 b * k, size)
+        if model.writes_answers:
+            asked = [q for q in questions for _ in range(k)]
+            return [a for s in range(0, b * k, size) for a in view.select(slice(s, s + size))
+                    .greedy_texts(x[s:s + size], asked[s:s + size], atts[s:s + size])]
+        text, atts = model.tokenize(questions).repeat(k), atts.to(tokens.device)
         idx = chunked(lambda s, e: model.answer_head(
             model.text_hidden(tokens[s:e], text[s:e], atts[s:e])[:, 0]).argmax(-1),
             b * k, size).tolist()
     return [model.answers[i] for i in idx]
+
+
+def _kept_pixels(model: VLModel, images: torch.Tensor, keep: torch.Tensor,
+                 substrate: Substrate, absent: Optional[Dict[str, torch.Tensor]]):
+    """(B·K, C, H, W) images showing only their kept patches (the substrate elsewhere), and the
+    model's view for them."""
+    b, k, n = keep.shape
+    gh, gw = model.grid
+    ph, pw = images.shape[-2] // gh, images.shape[-1] // gw
+    shown = keep.reshape(b, k, gh, gw).repeat_interleave(ph, 2).repeat_interleave(pw, 3)
+    x = torch.where(shown[:, :, None], images[:, None],
+                    substrate(images)[:, None]).reshape(b * k, *images.shape[1:])
+    return x, model.for_batch(b).expanded(k).removing(~keep.reshape(b * k, n), absent)
 
 
 def _scores(preds: list, records: Sequence, k: int, scorer: Callable) -> np.ndarray:
@@ -81,6 +98,7 @@ def _scores(preds: list, records: Sequence, k: int, scorer: Callable) -> np.ndar
 
 class _PatchSubsetVQA(ModelMetric):
     needs_answers = True
+    reads_generated = True
     keep_top = True
     shared = ("tokens",)
     grid = Option("grid", str, "log", "the fractions of patches read: log (ten in equal ratios "
@@ -150,6 +168,7 @@ class VQAPnPSample(ModelMetric):
     patches scaled to the grid (:data:`PNP_FRACTION`). Higher is better."""
 
     needs_answers = True
+    reads_generated = True
     shared = ("tokens",)
     num_patches = Option("num_patches", int, None, "patches per draw (default: PNP-VQA's 20 of "
                          "576, scaled to the grid)", validate=at_least(1))

@@ -209,7 +209,8 @@ def _check_names(cfg) -> None:
                          f"not {cfg.dataset}")
     for family, asked, run in (("method", cfg.method_options, cfg.methods),
                                ("metric", cfg.metric_options, cfg.metrics),
-                               ("model", cfg.model_options, cfg.models)):
+                               ("model", cfg.model_options,
+                                cfg.models + [m.partition(":")[0] for m in cfg.models])):
         stray = sorted(set(asked) - set(run))
         if stray:
             raise UsageError(f"--{family}-option for {', '.join(stray)}, which --{family}s does "

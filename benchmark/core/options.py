@@ -148,7 +148,8 @@ def parse_specs(specs: Sequence[str], family: str,
     out: Dict[str, Dict[str, Any]] = {}
     for spec in specs:
         key, eq, text = spec.partition("=")
-        name, dot, option = key.strip().partition(".") if named else ("", ".", key.strip())
+        # the last dot: a model's name may hold a path with dots (hf-llava:/w/llava-1.5.answer)
+        name, dot, option = key.strip().rpartition(".") if named else ("", ".", key.strip())
         if not (eq and dot and option and (name or not named)):
             raise UnknownOption(f"--{family}-option takes {shape}, e.g. {example}; got {spec!r}")
         owner = f"{family} {name!r}" if named else family

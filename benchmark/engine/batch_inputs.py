@@ -35,8 +35,11 @@ def segmentation(model: VLModel, recs, records, source: str,
 
 
 def fed(model: VLModel, recs, records, cfg: RunConfig) -> VLModel:
-    """``model`` given the batch's side inputs (a fused model's segmentation stream)."""
-    return model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
+    """``model`` given the batch's side inputs: a fused model's segmentation stream, what a
+    model derives from the clean batch (a generative model's answer, :meth:`VLModel.prepared`)."""
+    model = model.given(segmentation=segmentation(model, recs, records, cfg.segmentation, cfg.seed))
+    return model.prepared(images(recs, model), [r.question for r in recs]) if model.prepares \
+        else model
 
 
 def precision(cfg: RunConfig):

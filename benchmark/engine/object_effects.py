@@ -52,9 +52,13 @@ def object_effects(model: VLModel, recs: Sequence, preprocess: Callable, stream:
     x = preprocess(images)
     seg = stream(streams)
     text = model.tokenize([recs[i].question for i in owners])
+    if model.prepares:  # what it derives from the clean image (the answer) holds for each object
+        first = [owners.index(i) for i in sorted(set(owners))]
+        model = model.prepared(x[first], [recs[i].question for i in sorted(set(owners))])
+        model = model.select(torch.tensor([sorted(set(owners)).index(i) for i in owners]))
 
     def run(s: int, e: int) -> torch.Tensor:
-        view = model.given(segmentation=None if seg is None else seg[s:e])
+        view = model.select(slice(s, e)).given(segmentation=None if seg is None else seg[s:e])
         hidden = view.text_hidden(view.visual_tokens(x[s:e]), text[s:e])[:, 0]
         logit = view.match_head(hidden)[:, 1:2]
         answer = view.answer_head(hidden).argmax(-1, keepdim=True) if view.has_answer_head \

@@ -105,8 +105,8 @@ def _effects(model: VLModel, recs, records, cfg: RunConfig) -> Dict[str, Optiona
 
 
 def _predict(model: VLModel, records, cfg: RunConfig) -> Dict[str, str]:
-    """The model's answer to every question (empty strings for a model without a VQA head)."""
-    if not model.answers:
+    """The model's answer to every question (empty strings for a model that gives none)."""
+    if not model.answers_questions:
         return {r.sample_id: "" for r in records}
     out = {}
     for idx in inputs.batches(len(records), model.images_per_forward(cfg.batch_size)):
@@ -159,6 +159,7 @@ def model_options(name: str, cfg: RunConfig) -> dict:
     from benchmark.models.embedded import EMBEDDED
 
     options = {k: getattr(cfg, k) for k in models.reads(name) if getattr(cfg, k)}
+    options.update(cfg.model_options.get(name.partition(":")[0], {}))  # every PATH it loads
     options.update(cfg.model_options.get(name, {}))
     if cfg.fusion and name in EMBEDDED and EMBEDDED[name].config.fused:
         options["model_overrides"] = {"fusion": {**EMBEDDED[name].config.fusion, **cfg.fusion}}

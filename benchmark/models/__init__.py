@@ -96,8 +96,11 @@ def resolve(spec: str) -> List[str]:
 
 def parse_options(specs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
     """``["my-model.width=64", ...]`` → ``{"my-model": {"width": 64}}``, each value parsed by
-    the loader's declared option (one-line errors otherwise)."""
-    return parse_specs(specs, "model", lambda n: _loader(n)[0].options, "MODEL.OPTION=VALUE")
+    the loader's declared option (one-line errors otherwise). A loader with an argument takes
+    its options for every model it loads (``hf-llava.answer=yes``) or for one
+    (``hf-llava:PATH.answer=yes``)."""
+    return parse_specs(specs, "model", lambda n: REGISTRY.get(n.partition(":")[0]).options,
+                       "MODEL.OPTION=VALUE")
 
 
 def reads(name: str) -> Tuple[str, ...]:

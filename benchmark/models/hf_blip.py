@@ -73,16 +73,38 @@ class HFBlipITM(VLModel):
         raise ValueError(f"unknown attention kind {kind!r}")
 
     def randomisation_stages(self) -> List[Tuple[str, List[Member]]]:
-        """``heads``; ``text_layer_{i}`` last to first; ``text_embeddings``; ``vit_norm``;
-        ``vit_block_{i}`` last to first; ``patch_embed`` (patch, class and position embeddings)."""
+        """``heads``, then :meth:`encoder_stages`."""
+        return [("heads", [self.module.itm_head])] + self.encoder_stages()
+
+    def encoder_stages(self) -> List[Tuple[str, List[Member]]]:
+        """``text_layer_{i}`` last to first; ``text_embeddings``; ``vit_norm``; ``vit_block_{i}``
+        last to first; ``patch_embed`` (patch, class and position embeddings)."""
         m, vision = self.module, self.module.vision_model
         layers, blocks = self._text_layers, list(vision.encoder.layers)
-        stages: List[Tuple[str, List[Member]]] = [("heads", [m.itm_head])]
-        stages += [(f"text_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
+        stages = [(f"text_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
         stages += [("text_embeddings", [m.text_encoder.embeddings]),
                    ("vit_norm", [vision.post_layernorm])]
         stages += [(f"vit_block_{i}", [blocks[i]]) for i in reversed(range(len(blocks)))]
         return stages + [("patch_embed", [vision.embeddings])]
+
+
+def mask_cross_attention(text_model: nn.Module) -> None:
+    """Make a BLIP text model's cross-attention read only the keys its encoder mask allows.
+
+    transformers 4.57's BLIP text layer hands its cross-attention the encoder mask under the
+    self-attention mask's name, which the cross-attention then replaces by its own (absent)
+    encoder mask: every key is read, padding and masked-out patches included. A pre-hook hands
+    the mask back under its name (the weights and unmasked forwards are unchanged)."""
+    for layer in text_model.encoder.layer:
+        if getattr(layer, "crossattention", None) is not None:
+            layer.crossattention.self.register_forward_pre_hook(_encoder_mask, with_kwargs=True)
+
+
+def _encoder_mask(_module, args, kwargs):
+    if kwargs.get("encoder_hidden_states") is not None and \
+            kwargs.get("encoder_attention_mask") is None:
+        kwargs["encoder_attention_mask"] = kwargs.get("attention_mask")
+    return args, kwargs
 
 
 def hf_preprocessing(folder: Path, image_size: int) -> Preprocessing:
@@ -113,6 +135,7 @@ def load(path: str, **_) -> HFBlipITM:
 
     folder = Path(path)
     model = BlipForImageTextRetrieval.from_pretrained(folder, local_files_only=True).eval()
+    mask_cross_attention(model.text_encoder)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     vision = model.config.vision_config
     side = vision.image_size // vision.patch_size

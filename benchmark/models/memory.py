@@ -46,12 +46,15 @@ def activation_bytes(model: VLModel) -> int:
     def hook(_module, _inputs, output):
         total[0] += _nbytes(output)
 
+    image = torch.zeros(1, 3, model.image_size, model.image_size, device=model.device)
+    question = ["what is in the image"]
+    with torch.no_grad():  # a model explaining its answer writes it first, outside the count
+        view = model.prepared(image, question) if model.prepares else model
     leaves = [m for m in model.module.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
-        image = torch.zeros(1, 3, model.image_size, model.image_size, device=model.device)
         with torch.no_grad():
-            model.itm_logits(image, ["what is in the image"])
+            view.itm_logits(image, question)
     finally:
         for h in handles:
             h.remove()

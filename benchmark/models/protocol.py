@@ -71,6 +71,18 @@ class VLModel(abc.ABC):
     #: the rows of its cross-attention are the question's tokens (BLIP); BLIP-2's are queries,
     #: so no per-token relevance can be read from them
     rows_are_tokens: ClassVar[bool] = True
+    #: its scores read the text encoder's first (``[ENC]``) output row only (an ITM or VQA
+    #: head); ``False`` where a decoder reads every row (BLIP's VQA answer decoder)
+    reads_first_row: ClassVar[bool] = True
+    #: it derives side inputs from each clean batch (:meth:`prepared`; a generative model's
+    #: answer), which the engine binds before any method or metric reads the batch
+    prepares: ClassVar[bool] = False
+    #: it answers by writing its answer (:meth:`greedy_texts`), not with a head over a list
+    writes_answers: ClassVar[bool] = False
+    #: the text side is a decoder-only language model that reads the image tokens in its
+    #: self-attention: ``text_self`` sites see its whole (B, H, T, T) sequence, ``text_cross``
+    #: sites the block of it from the answer rows to the image tokens (:meth:`decoder_block`)
+    decoder_only: ClassVar[bool] = False
 
     # ------------------------------------------------------------- for subclasses to provide
     @abc.abstractmethod
@@ -105,6 +117,16 @@ class VLModel(abc.ABC):
         row per position of :meth:`tokenize` (``None``: the rows are not the question's)."""
         return None
 
+    def prepared(self, images: torch.Tensor, questions: Sequence[str]) -> "VLModel":
+        """The view with what the model derives from the clean batch bound (see
+        :attr:`prepares`); the model itself where it derives nothing."""
+        return self
+
+    def decoder_block(self, full: torch.Tensor) -> torch.Tensor:
+        """(B, K, T, T) over a decoder-only model's sequence (of its last forward) → the
+        (B, K, R, 1+N) block its ``text_cross`` sites see (``ValueError`` for other models)."""
+        raise ValueError(f"model {self.name!r} is not a decoder-only model")
+
     def fusion_attention(self, calls: Sequence[List[torch.Tensor]]) -> FusionAttention:
         """Decode the recorded calls of the ``"fusion"`` sites (one list per site) into streams."""
         return FusionAttention()
@@ -122,6 +144,11 @@ class VLModel(abc.ABC):
     @property
     def has_answer_head(self) -> bool:
         return len(self.answers) > 0
+
+    @property
+    def answers_questions(self) -> bool:
+        """It answers a question (:meth:`predict_answers`): a VQA head, or an answer it writes."""
+        return self.has_answer_head or self.writes_answers
 
     @property
     def image_size(self) -> int:
@@ -261,6 +288,12 @@ class VLModel(abc.ABC):
         """(B, n_answers) VQA logits; ``image_atts`` (B, 1+N) restricts which patches are read."""
         hidden = self.text_hidden(self.visual_tokens(images), self._text(questions), image_atts)
         return _full(self.answer_head(hidden[:, 0]))
+
+    def greedy_texts(self, images: torch.Tensor, questions: Sequence[str],
+                     image_atts: Optional[torch.Tensor] = None) -> List[str]:
+        """The answers a model that :attr:`writes_answers` writes, reading the visual tokens
+        ``image_atts`` (B, 1+N) allows (``ValueError`` for other models)."""
+        raise ValueError(f"model {self.name!r} does not write its answers")
 
     def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
         with torch.no_grad():

@@ -152,3 +152,16 @@ def test_a_folder_without_a_model_is_one_line_and_an_exit(tmp_path):
                         "--limit", "2", "--out", str(tmp_path / "o")],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and "hf-blip-itm:PATH" in r.stderr
+
+
+def test_masked_patches_are_not_read(model):
+    """``image_atts`` restricts what the cross-attention reads (transformers 4.57 drops BLIP's
+    encoder mask: ``mask_cross_attention`` gives it back): masking patches equals removing them."""
+    x = torch.rand(1, 3, 64, 64)
+    text = model.tokenize(QUESTIONS[:1])
+    tokens = model.visual_tokens(x)
+    keep = torch.ones(1, tokens.shape[1], dtype=torch.long)
+    keep[:, 5:] = 0
+    masked = model.text_hidden(tokens, text, keep)
+    removed = model.text_hidden(tokens[:, :5], text)
+    assert torch.allclose(masked, removed, atol=1e-6)
