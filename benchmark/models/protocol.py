@@ -65,23 +65,19 @@ class VLModel(abc.ABC):
     info: Dict[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)
     max_batch_images: Optional[int] = None
-    #: side inputs the model reads (e.g. ``("segmentation",)``), each described by
-    #: :meth:`side_input_classes`
+    #: side inputs the model reads (e.g. ``("segmentation",)``; :meth:`side_input_classes`)
     side_inputs: ClassVar[Tuple[str, ...]] = ()
-    #: the rows of its cross-attention are the question's tokens (BLIP); BLIP-2's are queries,
-    #: so no per-token relevance can be read from them
+    #: its cross-attention rows are the question's tokens (BLIP; not BLIP-2's queries)
     rows_are_tokens: ClassVar[bool] = True
-    #: its scores read the text encoder's first (``[ENC]``) output row only (an ITM or VQA
-    #: head); ``False`` where a decoder reads every row (BLIP's VQA answer decoder)
+    #: its score reads only the ``[ENC]`` output row (a head; not BLIP's VQA answer decoder)
     reads_first_row: ClassVar[bool] = True
-    #: it derives side inputs from each clean batch (:meth:`prepared`; a generative model's
-    #: answer), which the engine binds before any method or metric reads the batch
+    #: it binds what it derives from each clean batch before any method or metric reads the
+    #: batch (:meth:`prepared`: the answer a generative model writes)
     prepares: ClassVar[bool] = False
     #: it answers by writing its answer (:meth:`greedy_texts`), not with a head over a list
     writes_answers: ClassVar[bool] = False
-    #: the text side is a decoder-only language model that reads the image tokens in its
-    #: self-attention: ``text_self`` sites see its whole (B, H, T, T) sequence, ``text_cross``
-    #: sites the block of it from the answer rows to the image tokens (:meth:`decoder_block`)
+    #: a decoder-only language model reads the image tokens: ``text_self`` sites see its
+    #: (B, H, T, T) attention, ``text_cross`` its answer rows × image tokens (``decoder_block``)
     decoder_only: ClassVar[bool] = False
 
     # ------------------------------------------------------------- for subclasses to provide
@@ -118,13 +114,11 @@ class VLModel(abc.ABC):
         return None
 
     def prepared(self, images: torch.Tensor, questions: Sequence[str]) -> "VLModel":
-        """The view with what the model derives from the clean batch bound (see
-        :attr:`prepares`); the model itself where it derives nothing."""
+        """The view with what it derives from the clean batch bound (:attr:`prepares`)."""
         return self
 
     def decoder_block(self, full: torch.Tensor) -> torch.Tensor:
-        """(B, K, T, T) over a decoder-only model's sequence (of its last forward) → the
-        (B, K, R, 1+N) block its ``text_cross`` sites see (``ValueError`` for other models)."""
+        """(B, K, T, T) over a decoder-only model's last sequence → its ``text_cross`` block."""
         raise ValueError(f"model {self.name!r} is not a decoder-only model")
 
     def fusion_attention(self, calls: Sequence[List[torch.Tensor]]) -> FusionAttention:
@@ -291,8 +285,7 @@ class VLModel(abc.ABC):
 
     def greedy_texts(self, images: torch.Tensor, questions: Sequence[str],
                      image_atts: Optional[torch.Tensor] = None) -> List[str]:
-        """The answers a model that :attr:`writes_answers` writes, reading the visual tokens
-        ``image_atts`` (B, 1+N) allows (``ValueError`` for other models)."""
+        """The answers it writes (:attr:`writes_answers`), reading the ``image_atts`` tokens."""
         raise ValueError(f"model {self.name!r} does not write its answers")
 
     def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
