@@ -1,9 +1,8 @@
 """LAVIS under the suite's ``transformers`` computes what it computed under its own pin (4.26.1):
 one test per fix of :mod:`benchmark.core.lavis_compat`, against the values recorded under 4.26.1
-(``tests/fixtures/lavis_reference.py``)."""
+(``tests/fixtures/lavis_reference.py``). Every CLI test's worker processes import LAVIS through
+the layer too (it is installed by ``import benchmark``)."""
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -65,10 +64,3 @@ def test_decoding_recomputes_the_whole_caption_every_step_as_under_426():
 def test_lavis_missing_is_one_line_saying_how_to_install(tmp_path):
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps salesforce-lavis"):
         lavis_compat._LavisFinder().find_spec("lavis", [str(tmp_path)])
-
-
-def test_a_fresh_process_gets_the_layer_from_importing_the_package():
-    code = ("import benchmark, lavis.models.med as med, transformers.modeling_utils as mu\n"
-            "print(med.BertLMHeadModel.can_generate(), hasattr(mu, 'prune_linear_layer'))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True"]
