@@ -131,15 +131,27 @@ def _missing(path: str, **_) -> Optional[str]:
 @register("hf-blip-itm", missing=_missing, argument="PATH")
 def load(path: str, **_) -> HFBlipITM:
     """``BlipForImageTextRetrieval.from_pretrained(path)`` and its tokenizer, offline."""
-    from transformers import AutoTokenizer, BlipForImageTextRetrieval
+    from transformers import BlipForImageTextRetrieval
+
+    return from_folder(BlipForImageTextRetrieval, HFBlipITM, "hf-blip-itm", path)
+
+
+def from_folder(model_cls: type, adapter_cls: type, name: str, path: str, **fields: Any):
+    """``model_cls.from_pretrained(path)`` (a Hugging Face BLIP, offline, its cross-attention
+    masks handed back) and its tokenizer behind ``adapter_cls``; Grad-CAM's default layer at
+    PNP-VQA's relative depth (7 of 12)."""
+    from transformers import AutoTokenizer
 
     folder = Path(path)
-    model = BlipForImageTextRetrieval.from_pretrained(folder, local_files_only=True).eval()
-    mask_cross_attention(model.text_encoder)
+    model = model_cls.from_pretrained(folder, local_files_only=True).eval()
+    for text in (model.text_encoder, getattr(getattr(model, "text_decoder", None), "bert", None)):
+        if text is not None:
+            mask_cross_attention(text)
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     vision = model.config.vision_config
     side = vision.image_size // vision.patch_size
     layers = model.config.text_config.num_hidden_layers
     info = {"fingerprint": state_hash(model), "source": str(folder.resolve())}
-    return HFBlipITM(model, f"hf-blip-itm:{path}", (side, side), (7 * layers) // 12,
-                     hf_preprocessing(folder, vision.image_size), (), info, tokenizer=tokenizer)
+    return adapter_cls(model, f"{name}:{path}", (side, side), (7 * layers) // 12,
+                       hf_preprocessing(folder, vision.image_size), (), info,
+                       tokenizer=tokenizer, **fields)

@@ -24,9 +24,9 @@ import torch
 
 from benchmark.models import register
 from benchmark.models.answered import OPTIONS, AnswerExplained, answer_logprob_of
-from benchmark.models.hf_blip import HFBlipITM, hf_preprocessing, mask_cross_attention
+from benchmark.models.hf_blip import HFBlipITM, from_folder
 from benchmark.models.protocol import Member
-from benchmark.models.tensors import TextBatch, state_hash
+from benchmark.models.tensors import TextBatch
 
 
 @dataclass
@@ -84,17 +84,7 @@ def _missing(path: str, **_) -> Optional[str]:
 @register("hf-blip-vqa", missing=_missing, argument="PATH", options=OPTIONS)
 def load(path: str, answer: str = "", max_new_tokens: int = 8, **_) -> HFBlipVQA:
     """``BlipForQuestionAnswering.from_pretrained(path)`` and its tokenizer, offline."""
-    from transformers import AutoTokenizer, BlipForQuestionAnswering
+    from transformers import BlipForQuestionAnswering
 
-    folder = Path(path)
-    model = BlipForQuestionAnswering.from_pretrained(folder, local_files_only=True).eval()
-    mask_cross_attention(model.text_encoder)
-    mask_cross_attention(model.text_decoder.bert)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    vision = model.config.vision_config
-    side = vision.image_size // vision.patch_size
-    layers = model.config.text_config.num_hidden_layers
-    info = {"fingerprint": state_hash(model), "source": str(folder.resolve())}
-    return HFBlipVQA(model, f"hf-blip-vqa:{path}", (side, side), (7 * layers) // 12,
-                     hf_preprocessing(folder, vision.image_size), (), info, tokenizer=tokenizer,
-                     fixed_answer=answer, max_new_tokens=max_new_tokens)
+    return from_folder(BlipForQuestionAnswering, HFBlipVQA, "hf-blip-vqa", path,
+                       fixed_answer=answer, max_new_tokens=max_new_tokens)

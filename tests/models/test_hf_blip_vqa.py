@@ -3,10 +3,9 @@ log-probability of the answer its decoder writes, computed as HF computes it."""
 import pytest
 import torch
 
-import datasets
 import methods
 from benchmark import models
-from tests.fixtures.hf_vlm import blip_vqa_folder
+from tests.fixtures.hf_vlm import blip_vqa_folder, synthetic_batch, uncovered_parameters
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +20,7 @@ def model(folder):
 
 @pytest.fixture(scope="module")
 def batch(model):
-    data = datasets.get("synthetic")(split="test", size=3)
-    return model.preprocess([data[i].image for i in range(3)]), \
-        [data[i].question for i in range(3)]
+    return synthetic_batch(model)
 
 
 def hf_model(folder):
@@ -70,14 +67,5 @@ def test_chefer_does_not_apply_and_says_why(model):
 
 
 def test_randomisation_stages_cover_every_parameter_the_score_reads(model, batch):
-    images, questions = batch
-    view = model.prepared(images, questions)
-    model.module.zero_grad()
-    view.itm_logits(images, questions)[:, 1].sum().backward()
-    covered = {id(p) for _, members in model.randomisation_stages() for m in members
-               for p in (m.parameters() if isinstance(m, torch.nn.Module) else [m])}
-    read = [n for n, p in model.module.named_parameters()
-            if p.grad is not None and p.grad.abs().sum() > 0 and id(p) not in covered]
-    model.module.zero_grad()
-    assert read == []
+    assert uncovered_parameters(model, *batch) == []
     assert model.randomisation_stages()[0][0] == "answer_head"

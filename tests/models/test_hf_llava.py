@@ -3,10 +3,9 @@ score is the log-probability of the model's own greedy answer, computed as HF co
 import pytest
 import torch
 
-import datasets
 import methods
 from benchmark import models
-from tests.fixtures.hf_vlm import llava_folder
+from tests.fixtures.hf_vlm import llava_folder, synthetic_batch, uncovered_parameters
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +20,7 @@ def model(folder):
 
 @pytest.fixture(scope="module")
 def batch(model):
-    data = datasets.get("synthetic")(split="test", size=3)
-    questions = [data[i].question for i in range(3)]
-    return model.preprocess([data[i].image for i in range(3)]), questions
+    return synthetic_batch(model)
 
 
 def hf_eager(folder):
@@ -107,16 +104,7 @@ def test_the_sites_leave_the_forward_as_hf_computes_it(model, folder, batch):
 
 
 def test_randomisation_stages_cover_every_parameter_the_score_reads(model, batch):
-    images, questions = batch
-    view = model.prepared(images, questions)
-    model.module.zero_grad()
-    view.itm_logits(images, questions)[:, 1].sum().backward()
-    covered = {id(p) for _, members in model.randomisation_stages() for m in members
-               for p in (m.parameters() if isinstance(m, torch.nn.Module) else [m])}
-    read = [n for n, p in model.module.named_parameters()
-            if p.grad is not None and p.grad.abs().sum() > 0 and id(p) not in covered]
-    model.module.zero_grad()
-    assert read == []
+    assert uncovered_parameters(model, *batch) == []
     assert [s for s, _ in model.randomisation_stages()][:3] == [
         "lm_head", "decoder_norm", "decoder_layer_1"]
 
@@ -128,15 +116,21 @@ def test_a_fixed_answer_is_explained_instead_of_the_greedy_one(folder, batch):
     assert fixed.inputs["answer"].tolist() == [yes] * 3
 
 
+def first_sample(model, batch, method):
+    """``method``'s map of the first sample (flattened), its answer and HF's inputs for it."""
+    images, questions = batch
+    view = model.prepared(images[:1], questions[:1])
+    got = methods.get(method)(view, images[:1], questions[:1])[0].flatten()
+    answer = [t for t in view.inputs["answer"][0].tolist() if t >= 0]
+    return (got, answer) + hf_inputs(model, questions[0], answer)
+
+
 def test_decoder_chefer_equals_the_hand_computation_on_hfs_attentions(model, folder, batch):
     """Chefer's rule through CLIP's read layers and the decoder, from the attentions HF
     returns: the decoder R's answer rows × image columns, row-averaged, through CLIP's R̄."""
-    images, questions = batch
-    view = model.prepared(images[:1], questions[:1])
-    got = methods.get("chefer_relevance")(view, images[:1], questions[:1])[0].flatten()
+    images = batch[0]
+    got, answer, ids, start = first_sample(model, batch, "chefer_relevance")
     hf, lay = hf_eager(folder), model.layout
-    answer = [t for t in view.inputs["answer"][0].tolist() if t >= 0]
-    ids, start = hf_inputs(model, questions[0], answer)
     vis = hf.model.vision_tower(images[:1], output_hidden_states=True, output_attentions=True)
     embeds = hf.get_input_embeddings()(ids).clone()
     cols = slice(lay.image_at, lay.image_at + lay.n_image)
@@ -163,12 +157,9 @@ def test_decoder_chefer_equals_the_hand_computation_on_hfs_attentions(model, fol
 def test_decoder_rollout_equals_the_hand_computation_on_hfs_attentions(model, folder, batch):
     """Rollout through every decoder layer (the answer rows × image columns, row-averaged),
     carried to the patches by CLIP's rollout over its read layers."""
-    images, questions = batch
-    view = model.prepared(images[:1], questions[:1])
-    got = methods.get("rollout")(view, images[:1], questions[:1])[0].flatten()
+    images = batch[0]
+    got, answer, ids, start = first_sample(model, batch, "rollout")
     hf, lay = hf_eager(folder), model.layout
-    answer = [t for t in view.inputs["answer"][0].tolist() if t >= 0]
-    ids, start = hf_inputs(model, questions[0], answer)
     with torch.no_grad():
         vis = hf.model.vision_tower(images[:1], output_attentions=True)
         out = hf(input_ids=ids, pixel_values=images[:1], output_attentions=True)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmark.cli.main import main
@@ -46,6 +47,9 @@ def read_and_remove(out, name, pick=lambda state: state):
     return state
 
 
+# two minutes of the default suite's 25 (three fine-tuning runs); the main run's resume is held
+# by tests/engine/test_resume.py and test_workers.py in the default suite
+@pytest.mark.slow
 def test_finetune_sigkilled_or_stopped_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     """The kill a preempted job gets: SIGKILL once the first checkpoint is on disk, mid-way
     through the next step; the restarted command resumes from that checkpoint. And a clean
