@@ -30,7 +30,7 @@ OPTIONS = (
     Option("answer", str, "", "the answer explained (default: the model's greedy answer)"),
     Option("max_new_tokens", int, 8, "longest greedy answer, in tokens"),
     Option("prompt", str, None, "prompt template with <image> and {question} (default: the "
-           "family's VQA prompt; decoder-only models)"),
+           "family's VQA prompt)"),
 )
 
 

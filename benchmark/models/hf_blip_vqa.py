@@ -81,7 +81,7 @@ def _missing(path: str, **_) -> Optional[str]:
     return None
 
 
-@register("hf-blip-vqa", missing=_missing, argument="PATH", options=OPTIONS)
+@register("hf-blip-vqa", missing=_missing, argument="PATH", options=OPTIONS[:2])  # no prompt
 def load(path: str, answer: str = "", max_new_tokens: int = 8, **_) -> HFBlipVQA:
     """``BlipForQuestionAnswering.from_pretrained(path)`` and its tokenizer, offline."""
     from transformers import BlipForQuestionAnswering
