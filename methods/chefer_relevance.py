@@ -188,7 +188,9 @@ class CheferRelevance(Attribution):
             score = target_score(model, model.visual_tokens(images), text, self.target)
             flat = rec.all_last(vit_mods) + rec.all_last(self_mods)
             pairs = [(a.detach(), g) for a, g in zip(flat, grads(score, flat))]
-        r_ii = torch.eye(pairs[0][0].shape[-1]).repeat(len(questions), 1, 1)
+        first = pairs[0][0]
+        r_ii = torch.eye(first.shape[-1], dtype=first.dtype, device=first.device).repeat(
+            len(questions), 1, 1)
         for attn, grad in pairs[:len(vit_mods)]:
             r_ii = r_ii + head_mean(attn, grad) @ r_ii
         block = model.decoder_block(propagate_decoder(pairs[len(vit_mods):])[:, None])[:, 0]
