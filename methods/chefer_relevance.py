@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from benchmark.models.protocol import VLModel
 from methods import register
 from methods._capture import capture, grads, sites
+from methods.rollout import identity
 from methods.base import (TARGET, Attribution, Explanation, question_mean, question_tokens,
                           target_score, to_grid)
 
@@ -188,9 +189,7 @@ class CheferRelevance(Attribution):
             score = target_score(model, model.visual_tokens(images), text, self.target)
             flat = rec.all_last(vit_mods) + rec.all_last(self_mods)
             pairs = [(a.detach(), g) for a, g in zip(flat, grads(score, flat))]
-        first = pairs[0][0]
-        r_ii = torch.eye(first.shape[-1], dtype=first.dtype, device=first.device).repeat(
-            len(questions), 1, 1)
+        r_ii = identity(model, len(questions)).to(pairs[0][0].dtype)
         for attn, grad in pairs[:len(vit_mods)]:
             r_ii = r_ii + head_mean(attn, grad) @ r_ii
         block = model.decoder_block(propagate_decoder(pairs[len(vit_mods):])[:, None])[:, 0]

@@ -26,6 +26,13 @@ def rollout_matrix(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     return r
 
 
+def identity(model: VLModel, b: int) -> torch.Tensor:
+    """(B, 1+N, 1+N) identity: the image relevance of a model without ``vision`` sites (its
+    image tokens are taken as their patches)."""
+    n = 1 + model.grid[0] * model.grid[1]
+    return torch.eye(n, device=model.device).expand(b, n, n)
+
+
 def _rownorm(x: torch.Tensor) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True).clamp(min=1e-12)
 
@@ -85,7 +92,7 @@ class AttentionRollout(Attribution):
         fusion_mods = sites(model, "fusion", "fusion")
         with capture(outputs={**vit_mods, **fusion_mods, **cross}) as rec, torch.no_grad():
             model.text_hidden(model.visual_tokens(images), text)
-        vit = rollout_matrix(rec.all_last(vit_mods))
+        vit = rollout_matrix(rec.all_last(vit_mods)) if vit_mods else identity(model, images.shape[0])
         if fusion_mods:
             fusion = model.fusion_attention([rec.outputs[k] for k in fusion_mods])
             relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)

@@ -192,7 +192,6 @@ class GenerativeVLM(AnswerExplained):
         """The rows of the ``text_cross`` block: those predicting a token of the answer."""
         return (self.side("answer", text.input_ids.shape[0]) >= 0).float()
 
-    # ------------------------------------------------------------- the answer
     # ------------------------------------------------------------- the sequence
     def _forward(self, image_embeds: torch.Tensor, text: TextBatch, answer: torch.Tensor,
                  image_atts: Optional[torch.Tensor]) -> Tuple[torch.Tensor, int]:
@@ -212,8 +211,12 @@ class GenerativeVLM(AnswerExplained):
                             embeds[:, at + n:]], 1)
         start = ids.shape[1] - answer.shape[1]
         self._set_layout((slice(start - 1, start - 1 + answer.shape[1]), slice(at, at + n)))
-        positions = (counted.cumsum(1) - 1).clamp(min=0)
-        return self.decode(embeds, mask, positions), start
+        return self.decode(embeds, mask, self.positions(ids, counted)), start
+
+    def positions(self, ids: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+        """Position ids of the laid-out sequence ``ids``: 1-D, over the ``counted`` tokens
+        (padding is not counted; masked patches are)."""
+        return (counted.cumsum(1) - 1).clamp(min=0)
 
     def _set_layout(self, layout) -> None:
         for module in self.decoder_attention():
