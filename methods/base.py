@@ -171,7 +171,9 @@ def target_score(model: VLModel, image_embeds: torch.Tensor, text: TextBatch,
                  target: str = "itm") -> torch.Tensor:
     """(B,) scalar explained per sample from the visual tokens: the target named ``target``
     (:mod:`methods.targets`) of the text encoder's ``[ENC]`` output."""
-    return parse_target(target)(model, model.text_hidden(image_embeds, text)[:, 0])
+    explained = parse_target(target)
+    model = explained.bind(model)
+    return explained(model, model.text_hidden(image_embeds, text)[:, 0])
 
 
 def question_tokens(per_row: torch.Tensor, model: VLModel, text: TextBatch

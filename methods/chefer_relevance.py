@@ -144,7 +144,7 @@ class CheferRelevance(Attribution):
     def applicable(self, model: VLModel) -> Optional[str]:
         if not (model.decoder_only or model.reads_first_row):
             return ("its map is the relevance row of [ENC], the one row a head reads; this "
-                    "model's answer decoder reads every question row")
+                    "model's answer is read from every row (of the question, or of the queries)")
         if not model.decoder_only and \
                 len(model.attention_sites("text_cross")) != len(model.attention_sites("text_self")):
             return ("its rules propagate through a cross-attention in every text layer (BLIP's "

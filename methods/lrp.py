@@ -131,9 +131,9 @@ class LRP(Attribution):
     exploratory = True
 
     def applicable(self, model: VLModel) -> Optional[str]:
-        if model.decoder_only:
-            return ("its rules cover LayerNorm and element-wise activations, not a decoder's "
-                    "RMSNorm and gated (multiplicative) MLP")
+        if any(type(m).__name__.endswith("RMSNorm") for m in model.module.modules()):
+            return ("its rules cover LayerNorm and element-wise activations, not a language "
+                    "model's RMSNorm and gated (multiplicative) MLP")
         return None
     target = TARGET
     epsilon = Option("epsilon", float, 1e-6, "the ε rule's stabiliser on linear layers")

@@ -33,6 +33,10 @@ class Target:
     def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def bind(self, model: VLModel) -> VLModel:
+        """The view of ``model`` the score is read from (a target may bind a side input)."""
+        return model
+
 
 def register_target(name: str):
     """Class decorator: register a :class:`Target` subclass under ``name``."""
@@ -73,11 +77,19 @@ class MatchProbability(Target):
 @register_target("answer")
 class AnswerLogit(Target):
     """The VQA head's logit of the predicted answer (``answer``) or of a given one
-    (``answer:WORD``, a word of the model's answer list)."""
+    (``answer:WORD``, a word of the model's answer list). On a model that writes its answer
+    (``VLModel.writes_answers``): the log-probability of the answer it writes, or of ``WORD``."""
 
     takes_argument = True
 
+    def bind(self, model: VLModel) -> VLModel:
+        if self.argument is None or not model.writes_answers:
+            return model
+        return model.given(answer=model.encode_answers([self.argument]))
+
     def __call__(self, model: VLModel, enc_hidden: torch.Tensor) -> torch.Tensor:
+        if model.writes_answers:
+            return model.match_head(enc_hidden)[:, 1]
         if not model.has_answer_head:
             raise InputError(f"target 'answer': model {model.name!r} has no VQA answer head")
         logits = model.answer_head(enc_hidden)

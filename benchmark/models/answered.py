@@ -5,11 +5,12 @@ What is explained is the **answer**: the model's greedy answer to the question o
 image (the one a user sees), or a given one (the ``answer`` model option), bound to each sample
 as the side input ``"answer"`` (token ids, :data:`NO_TOKEN` after its end) by
 :meth:`AnswerExplained.prepared`, which the engine calls before any method or metric reads the
-batch. The score is its log-probability, summed over its tokens (end-of-sequence left out):
-``text_hidden`` carries it in row 0, where an ITM model's ``[ENC]`` output sits, as a (B, 1, 1)
-tensor, and ``match_head`` reads it as the two logits ``(log(1 − p), log p)``. So the ``itm``
-target is the answer's log-probability, ``itm_prob`` and the match probability deletion and
-insertion track are its probability ``p``, and ``itm_nonmatch`` is ``log(1 − p)``.
+batch. The score is its log-probability, summed over its tokens (end-of-sequence left out; an
+empty answer is its end-of-sequence token): ``text_hidden`` carries it in row 0, where an ITM
+model's ``[ENC]`` output sits, as a (B, 1, 1) tensor, and ``match_head`` reads it as the two
+logits ``(log(1 − p), log p)``. So the ``itm`` target is the answer's log-probability,
+``itm_prob`` and the match probability deletion and insertion track are its probability ``p``,
+and ``itm_nonmatch`` is ``log(1 − p)``.
 """
 from __future__ import annotations
 
@@ -84,13 +85,21 @@ class AnswerExplained(VLModel):
     def prepared(self, images: torch.Tensor, questions: Sequence[str]) -> "AnswerExplained":
         """This model with each sample's answer bound: the fixed one, else the greedy one."""
         if self.fixed_answer:
-            rows = [self.tokenizer(self.fixed_answer, add_special_tokens=False).input_ids]
-            rows = rows * len(questions)
-        else:
-            rows = self._memoised_greedy(images, questions)
+            return self.given(answer=self.encode_answers([self.fixed_answer] * len(questions)))
+        # an answer that ends at once is explained through its end-of-sequence token (the
+        # empty answer's log-probability, 0, would explain nothing)
+        rows = self._memoised_greedy(images, questions)
+        return self.given(answer=self.padded([r or [self.eos_id] for r in rows]))
+
+    def encode_answers(self, answers: Sequence[str]) -> torch.Tensor:
+        """(B, A) token ids of given answers, :data:`NO_TOKEN` padded."""
+        return self.padded([self.tokenizer(a, add_special_tokens=False).input_ids
+                            for a in answers])
+
+    def padded(self, rows: List[List[int]]) -> torch.Tensor:
         width = max(len(r) for r in rows)
-        return self.given(answer=torch.tensor([r + [NO_TOKEN] * (width - len(r)) for r in rows],
-                                              dtype=torch.long, device=self.device))
+        return torch.tensor([r + [NO_TOKEN] * (width - len(r)) for r in rows],
+                            dtype=torch.long, device=self.device)
 
     def predict_answers(self, images: torch.Tensor, questions: Sequence[str]) -> List[str]:
         """The greedy answers, decoded (whatever :attr:`fixed_answer` explains)."""

@@ -107,8 +107,9 @@ def prompt_layout(tokenizer, template: str, image_token: int, n_image: int) -> P
 @dataclass
 class GenerativeVLM(AnswerExplained):
     """``module``: the HF model; ``layout``: the prompt's. Subclasses provide
-    :meth:`image_features`, :meth:`embed_tokens`, :meth:`decode`, :meth:`logits`,
-    :meth:`decoder_attention`, :meth:`vision_attention` and the randomisation stages."""
+    :meth:`image_features`, :meth:`vision_attention` and the randomisation stages; the language
+    model's parts default to the layout of HF's ``*ForConditionalGeneration`` VLMs
+    (``module.model.language_model`` a decoder, ``module.lm_head``)."""
 
     layout: Optional[PromptLayout] = None
     rows_are_tokens = False
@@ -120,19 +121,21 @@ class GenerativeVLM(AnswerExplained):
         raise NotImplementedError
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.module.get_input_embeddings()(ids)
 
     def decode(self, embeds: torch.Tensor, mask: torch.Tensor,
                positions: torch.Tensor) -> torch.Tensor:
         """(B, T, D) the language model's last hidden states."""
-        raise NotImplementedError
+        return self.module.model.language_model(inputs_embeds=embeds, attention_mask=mask,
+                                                position_ids=positions,
+                                                use_cache=False).last_hidden_state
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, V) next-token logits of hidden states."""
-        raise NotImplementedError
+        return self.module.lm_head(hidden)
 
     def decoder_attention(self) -> List[nn.Module]:
-        raise NotImplementedError
+        return [layer.self_attn for layer in self.module.model.language_model.layers]
 
     def vision_attention(self) -> List[nn.Module]:
         raise NotImplementedError
@@ -144,7 +147,7 @@ class GenerativeVLM(AnswerExplained):
         put in its place, so that every prompt ends where the answer starts."""
         lay, ids = self.layout, []
         for q in questions:
-            row = self.tokenizer(lay.template.format(question=q)).input_ids
+            row = self.prompt_ids(q)
             if row[lay.image_at] != lay.image_token or row.count(lay.image_token) != 1:
                 raise ValueError(f"model {self.name!r}: question {q!r} moves the prompt's image "
                                  "token; questions may not contain it")
@@ -155,6 +158,10 @@ class GenerativeVLM(AnswerExplained):
         mask = torch.tensor([[1] * at + [0] * (width - len(i)) + [1] * (len(i) - at)
                              for i in ids])
         return TextBatch(input_ids, mask).to(self.device)
+
+    def prompt_ids(self, question: str) -> List[int]:
+        """The prompt's token ids as the model's processor writes them, the image token once."""
+        return self.tokenizer(self.layout.template.format(question=question)).input_ids
 
     def visual_tokens(self, images: torch.Tensor) -> torch.Tensor:
         return F.pad(self.image_features(images), (0, 0, 1, 0))

@@ -44,21 +44,6 @@ class HFLlava(GenerativeVLM):
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         return torch.stack(list(self.module.model.get_image_features(pixel_values=images)))
 
-    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.module.get_input_embeddings()(ids)
-
-    def decode(self, embeds: torch.Tensor, mask: torch.Tensor,
-               positions: torch.Tensor) -> torch.Tensor:
-        return self.module.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                                position_ids=positions,
-                                                use_cache=False).last_hidden_state
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.module.lm_head(hidden)
-
-    def decoder_attention(self) -> List[nn.Module]:
-        return [layer.self_attn for layer in self.module.model.language_model.layers]
-
     def vision_attention(self) -> List[nn.Module]:
         return [layer.self_attn for layer in self._vision_layers]
 

@@ -72,25 +72,10 @@ class HFQwen2VL(GenerativeVLM):
                               grid_thw=self._grid_thw(images.shape[0]))
         return merged.reshape(images.shape[0], -1, merged.shape[-1])
 
-    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.module.get_input_embeddings()(ids)
-
     def positions(self, ids: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
         """(3, B, T) M-RoPE positions (``get_rope_index`` over the counted tokens)."""
         return self.module.model.get_rope_index(ids, self._grid_thw(ids.shape[0]), None,
                                                 counted)[0]
-
-    def decode(self, embeds: torch.Tensor, mask: torch.Tensor,
-               positions: torch.Tensor) -> torch.Tensor:
-        return self.module.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                                position_ids=positions,
-                                                use_cache=False).last_hidden_state
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.module.lm_head(hidden)
-
-    def decoder_attention(self) -> List[nn.Module]:
-        return [layer.self_attn for layer in self.module.model.language_model.layers]
 
     def vision_attention(self) -> List[nn.Module]:
         return []

@@ -54,7 +54,8 @@ def test_the_answer_is_hfs_greedy_generation(model, folder, batch):
                           max_new_tokens=model.max_new_tokens)[0, ids.shape[1]:].tolist()
         out = out[:out.index(model.tokenizer.eos_token_id)] if model.tokenizer.eos_token_id \
             in out else out
-        assert view.inputs["answer"][i][view.inputs["answer"][i] >= 0].tolist() == out
+        assert view.inputs["answer"][i][view.inputs["answer"][i] >= 0].tolist() == (
+            out or [model.tokenizer.eos_token_id])  # an empty answer: its end-of-sequence
 
 
 def test_the_score_is_hfs_log_probability_of_the_answer_batched_or_not(model, folder, batch):
@@ -114,6 +115,20 @@ def test_a_fixed_answer_is_explained_instead_of_the_greedy_one(folder, batch):
     fixed = models.load(f"hf-llava:{folder}", answer="yes").prepared(images, questions)
     yes = fixed.tokenizer("yes", add_special_tokens=False).input_ids
     assert fixed.inputs["answer"].tolist() == [yes] * 3
+
+
+def test_a_methods_answer_target_explains_the_given_answer(folder, model, batch):
+    """``target=answer:yes`` explains the log-probability of "yes", as the model option does;
+    ``target=answer`` the greedy answer's, as ``itm`` does."""
+    images, questions = batch
+    view = model.prepared(images, questions)
+    fixed = models.load(f"hf-llava:{folder}", answer="yes").prepared(images, questions)
+    method = methods.get("gradient_x_input")
+    yes = method(view, images, questions, target="answer:yes")
+    assert torch.allclose(yes, method(fixed, images, questions))
+    assert not torch.allclose(yes, method(view, images, questions))
+    assert torch.equal(method(view, images, questions, target="answer"),
+                       method(view, images, questions))
 
 
 def first_sample(model, batch, method):
