@@ -92,7 +92,8 @@ class AttentionRollout(Attribution):
         fusion_mods = sites(model, "fusion", "fusion")
         with capture(outputs={**vit_mods, **fusion_mods, **cross}) as rec, torch.no_grad():
             model.text_hidden(model.visual_tokens(images), text)
-        vit = rollout_matrix(rec.all_last(vit_mods)) if vit_mods else identity(model, images.shape[0])
+        vit = rollout_matrix(rec.all_last(vit_mods)) if vit_mods \
+            else identity(model, images.shape[0])
         if fusion_mods:
             fusion = model.fusion_attention([rec.outputs[k] for k in fusion_mods])
             relevance = fused_rollout(vit, fusion.visual, fusion.side, fusion.fused)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.models.answered import AnswerExplained, answer_logprob_of
+from benchmark.models.protocol import Member
 from benchmark.models.tensors import TextBatch
 
 #: the attention implementation the adapters load their models with
@@ -109,7 +110,8 @@ class GenerativeVLM(AnswerExplained):
     """``module``: the HF model; ``layout``: the prompt's. Subclasses provide
     :meth:`image_features`, :meth:`vision_attention` and the randomisation stages; the language
     model's parts default to the layout of HF's ``*ForConditionalGeneration`` VLMs
-    (``module.model.language_model`` a decoder, ``module.lm_head``)."""
+    (:attr:`language_model` ``module.model.language_model``, :attr:`lm_head`
+    ``module.lm_head``)."""
 
     layout: Optional[PromptLayout] = None
     rows_are_tokens = False
@@ -120,22 +122,38 @@ class GenerativeVLM(AnswerExplained):
         """(B, N, D) projected patches, raster order."""
         raise NotImplementedError
 
+    @property
+    def language_model(self) -> nn.Module:
+        """The decoder (without its head) that reads the image tokens."""
+        return self.module.model.language_model
+
+    @property
+    def lm_head(self) -> nn.Module:
+        return self.module.lm_head
+
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         return self.module.get_input_embeddings()(ids)
 
     def decode(self, embeds: torch.Tensor, mask: torch.Tensor,
                positions: torch.Tensor) -> torch.Tensor:
         """(B, T, D) the language model's last hidden states."""
-        return self.module.model.language_model(inputs_embeds=embeds, attention_mask=mask,
-                                                position_ids=positions,
-                                                use_cache=False).last_hidden_state
+        return self.language_model(inputs_embeds=embeds, attention_mask=mask,
+                                   position_ids=positions, use_cache=False).last_hidden_state
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, V) next-token logits of hidden states."""
-        return self.module.lm_head(hidden)
+        return self.lm_head(hidden)
 
     def decoder_attention(self) -> List[nn.Module]:
-        return [layer.self_attn for layer in self.module.model.language_model.layers]
+        return [layer.self_attn for layer in self.language_model.layers]
+
+    def decoder_stages(self) -> List[Tuple[str, List[Member]]]:
+        """The language model's randomisation stages, top-down: ``lm_head``; ``decoder_norm``;
+        ``decoder_layer_{i}`` last to first; ``token_embeddings``."""
+        lm, layers = self.language_model, list(self.language_model.layers)
+        return ([("lm_head", [self.lm_head]), ("decoder_norm", [lm.norm])]
+                + [(f"decoder_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
+                + [("token_embeddings", [lm.embed_tokens])])
 
     def vision_attention(self) -> List[nn.Module]:
         raise NotImplementedError

@@ -99,17 +99,13 @@ class HFInstructBlip(GenerativeVLM):
         spliced = F.pad(self.queries(image_embeds, image_atts), (0, 0, 1, 0))
         return super()._forward(spliced, text, answer, None)
 
-    def decode(self, embeds: torch.Tensor, mask: torch.Tensor,
-               positions: torch.Tensor) -> torch.Tensor:
-        return self.module.language_model.model(inputs_embeds=embeds, attention_mask=mask,
-                                                position_ids=positions,
-                                                use_cache=False).last_hidden_state
+    @property
+    def language_model(self) -> nn.Module:
+        return self.module.language_model.model
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.module.language_model.lm_head(hidden)
-
-    def decoder_attention(self) -> List[nn.Module]:
-        return [layer.self_attn for layer in self.module.language_model.model.layers]
+    @property
+    def lm_head(self) -> nn.Module:
+        return self.module.language_model.lm_head
 
     def vision_attention(self) -> List[nn.Module]:
         return [layer.self_attn for layer in self.module.vision_model.encoder.layers]
@@ -127,18 +123,12 @@ class HFInstructBlip(GenerativeVLM):
         return super().attention_sites(kind)
 
     def randomisation_stages(self) -> List[Tuple[str, List[Member]]]:
-        """``lm_head``; ``decoder_norm``; ``decoder_layer_{i}`` last to first;
-        ``token_embeddings``; ``language_projection``; ``qformer_layer_{i}`` last to first;
-        ``qformer_embeddings`` (with the query tokens); ``vision_norm``; ``vision_layer_{i}``
-        last to first; ``vision_embeddings``."""
-        m, lm = self.module, self.module.language_model
-        vision, decoder, qformer = m.vision_model, list(lm.model.layers), self._qformer_layers
-        blocks = list(vision.encoder.layers)
-        stages: List[Tuple[str, List[Member]]] = [("lm_head", [lm.lm_head]),
-                                                  ("decoder_norm", [lm.model.norm])]
-        stages += [(f"decoder_layer_{i}", [decoder[i]]) for i in reversed(range(len(decoder)))]
-        stages += [("token_embeddings", [lm.model.embed_tokens]),
-                   ("language_projection", [m.language_projection])]
+        """The decoder's (:meth:`decoder_stages`); ``language_projection``;
+        ``qformer_layer_{i}`` last to first; ``qformer_embeddings`` (with the query tokens);
+        ``vision_norm``; ``vision_layer_{i}`` last to first; ``vision_embeddings``."""
+        m, qformer = self.module, self._qformer_layers
+        vision, blocks = m.vision_model, list(m.vision_model.encoder.layers)
+        stages = self.decoder_stages() + [("language_projection", [m.language_projection])]
         stages += [(f"qformer_layer_{i}", [qformer[i]]) for i in reversed(range(len(qformer)))]
         stages += [("qformer_embeddings", [m.qformer.embeddings, m.query_tokens]),
                    ("vision_norm", [vision.post_layernorm])]

@@ -48,17 +48,12 @@ class HFLlava(GenerativeVLM):
         return [layer.self_attn for layer in self._vision_layers]
 
     def randomisation_stages(self) -> List[Tuple[str, List[Member]]]:
-        """``lm_head``; ``decoder_norm``; ``decoder_layer_{i}`` last to first;
-        ``token_embeddings``; ``projector``; ``vision_layer_{i}`` (those read) last to first;
-        ``vision_embeddings`` (patch and position embeddings, the pre-norm)."""
-        m, lm = self.module, self.module.model.language_model
+        """The decoder's (:meth:`decoder_stages`); ``projector``; ``vision_layer_{i}`` (those
+        read) last to first; ``vision_embeddings`` (patch and position embeddings, the
+        pre-norm)."""
+        m, blocks = self.module, self._vision_layers
         vision = m.model.vision_tower.vision_model
-        layers, blocks = list(lm.layers), self._vision_layers
-        stages: List[Tuple[str, List[Member]]] = [("lm_head", [m.lm_head]),
-                                                  ("decoder_norm", [lm.norm])]
-        stages += [(f"decoder_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
-        stages += [("token_embeddings", [lm.embed_tokens]),
-                   ("projector", [m.model.multi_modal_projector])]
+        stages = self.decoder_stages() + [("projector", [m.model.multi_modal_projector])]
         stages += [(f"vision_layer_{i}", [blocks[i]]) for i in reversed(range(len(blocks)))]
         return stages + [("vision_embeddings", [vision.embeddings, vision.pre_layrnorm])]
 

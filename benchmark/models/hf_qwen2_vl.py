@@ -81,14 +81,11 @@ class HFQwen2VL(GenerativeVLM):
         return []
 
     def randomisation_stages(self) -> List[Tuple[str, List[Member]]]:
-        """``lm_head``; ``decoder_norm``; ``decoder_layer_{i}`` last to first;
-        ``token_embeddings``; ``merger``; ``vision_block_{i}`` last to first; ``patch_embed``."""
-        m, lm, vision = self.module, self.module.model.language_model, self._vision
-        layers, blocks = list(lm.layers), list(vision.blocks)
-        stages: List[Tuple[str, List[Member]]] = [("lm_head", [m.lm_head]),
-                                                  ("decoder_norm", [lm.norm])]
-        stages += [(f"decoder_layer_{i}", [layers[i]]) for i in reversed(range(len(layers)))]
-        stages += [("token_embeddings", [lm.embed_tokens]), ("merger", [vision.merger])]
+        """The decoder's (:meth:`decoder_stages`); ``merger``; ``vision_block_{i}`` last to
+        first; ``patch_embed``."""
+        vision = self._vision
+        blocks = list(vision.blocks)
+        stages = self.decoder_stages() + [("merger", [vision.merger])]
         stages += [(f"vision_block_{i}", [blocks[i]]) for i in reversed(range(len(blocks)))]
         return stages + [("patch_embed", [vision.patch_embed])]
 
