@@ -93,6 +93,7 @@ def test_gradcam_pointing_reaches_0_70(model):
     assert grad["mean"] >= 0.70, grad
 
 
+@pytest.mark.slow  # 200-400 questions per model: full-size (CI within 25 minutes)
 @pytest.mark.parametrize("model", TRAINED)
 def test_deletion_and_drop_beat_random_with_separated_cis(model):
     s = _curves(model)
@@ -100,6 +101,7 @@ def test_deletion_and_drop_beat_random_with_separated_cis(model):
         assert s[("cross_attn_gradcam", metric, "")]["ci_high"] < s[("random", metric, "")]["ci_low"]
 
 
+@pytest.mark.slow  # 200-400 questions per model: full-size (CI within 25 minutes)
 @pytest.mark.parametrize("model", TRAINED)
 def test_insertion_beats_random(model):
     # the synthetic dataset's insertion start is the mean image (a blurred start keeps its
@@ -109,6 +111,7 @@ def test_insertion_beats_random(model):
         s[("random", "insertion_auc", "")]["ci_high"]
 
 
+@pytest.mark.slow  # 200-400 questions per model: full-size (CI within 25 minutes)
 @pytest.mark.parametrize("model", TRAINED)
 def test_vqa_keep_gradcam_beats_random(model):
     # paired on the same 400 questions (the unpaired CI margin was 0.005: luck, not a check)
@@ -117,6 +120,7 @@ def test_vqa_keep_gradcam_beats_random(model):
     assert test["mean_diff"] > 0.02 and test["p"] < 1e-3, test
 
 
+@pytest.mark.slow  # 200-400 questions per model: full-size (CI within 25 minutes)
 @pytest.mark.parametrize("model", TRAINED)
 def test_vqa_keep_oracle_beats_random(model):
     s = _curves(model)
