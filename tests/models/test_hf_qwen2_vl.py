@@ -6,7 +6,8 @@ import torch
 
 import methods
 from benchmark import models
-from tests.fixtures.hf_vlm import qwen2_vl_folder, synthetic_batch, uncovered_parameters
+from tests.fixtures.hf_vlm import (answer_of, greedy_matches_generate, qwen2_vl_folder,
+                                  score_matches_forward, synthetic_batch, uncovered_parameters)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,6 @@ def hf_inputs(model, images, question, answer):
                 image_grid_thw=out.image_grid_thw), len(ids)
 
 
-def answer_of(view, i):
-    return [t for t in view.inputs["answer"][i].tolist() if t >= 0]
-
-
 def test_the_grid_is_the_merged_patches_and_the_patches_are_the_processors(model, batch):
     images, _ = batch
     assert model.grid == (4, 4) and model.layout.n_image == 16 and images.shape[-1] == 32
@@ -60,29 +57,11 @@ def test_the_grid_is_the_merged_patches_and_the_patches_are_the_processors(model
 
 
 def test_the_answer_is_hfs_greedy_generation(model, folder, batch):
-    images, questions = batch
-    view = model.prepared(images, questions)
-    hf = hf_eager(folder)
-    eos = model.tokenizer.eos_token_id
-    for i, q in enumerate(questions):
-        inputs, start = hf_inputs(model, images[i:i + 1], q, [])
-        out = hf.generate(**inputs, do_sample=False, suppress_tokens=[model.layout.image_token],
-                          max_new_tokens=model.max_new_tokens)[0, start:].tolist()
-        # an empty answer is explained through its end-of-sequence token
-        assert answer_of(view, i) == ((out[:out.index(eos)] if eos in out else out) or [eos])
+    greedy_matches_generate(model, hf_eager(folder), *batch, hf_inputs)
 
 
 def test_the_score_is_hfs_log_probability_of_the_answer_batched_or_not(model, folder, batch):
-    images, questions = batch
-    view = model.prepared(images, questions)
-    batched = view.itm_logits(images, questions)[:, 1]
-    hf = hf_eager(folder)
-    for i, q in enumerate(questions):
-        answer = answer_of(view, i)
-        inputs, start = hf_inputs(model, images[i:i + 1], q, answer)
-        logp = hf(**inputs).logits[0].log_softmax(-1)
-        expected = sum(logp[start - 1 + k, t] for k, t in enumerate(answer))
-        assert torch.allclose(batched[i], expected, atol=1e-5, rtol=1e-5)
+    score_matches_forward(model, hf_eager(folder), *batch, hf_inputs)
 
 
 def test_decoder_gradcam_equals_the_hand_computation_on_hfs_attentions(model, folder, batch):
